@@ -1,0 +1,7 @@
+// Package mqtt turns what devices publish over MQTT into readings: hearth's native
+// topic schema (hearth/v1/<device>/readings) and adapters for what real devices
+// publish (Zigbee2MQTT, Tasmota, Home Assistant MQTT discovery, Homie v4).
+//
+// Decoders are pure functions of topic and payload; the embedded broker (edge/broker)
+// and the external-broker Source in this package feed them.
+package mqtt

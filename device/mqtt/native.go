@@ -1,0 +1,133 @@
+package mqtt
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/hearth-iot/hearth/device"
+)
+
+// NativeReading is one reading in hearth's native JSON payload. A payload is either
+// one object or an array of them (at most MaxNativeBatch), published to
+// hearth/v1/<device>/readings:
+//
+//	{"kind":"fridge","signal":"door","value":1,"boot":7,"seq":42,"ts":1732345678123}
+//
+// kind may be left out when the device was registered with one; ts is the device's
+// wall time in Unix milliseconds, left out when the device has no clock.
+type NativeReading struct {
+	Kind   device.Kind   `json:"kind,omitempty"`
+	Signal device.Signal `json:"signal"`
+	Value  *float64      `json:"value"`
+	Unit   string        `json:"unit,omitempty"`
+	Label  string        `json:"label,omitempty"`
+	Aux    int64         `json:"aux,omitempty"`
+	Boot   uint64        `json:"boot,omitempty"`
+	Seq    uint64        `json:"seq,omitempty"`
+	TS     int64         `json:"ts,omitempty"`
+}
+
+// MaxNativeBatch is the most readings one native payload may carry.
+const MaxNativeBatch = 1000
+
+// Native decodes hearth's native topic schema. KindOf, when set, gives the registered
+// kind of a device (ok=false for a device that is not registered, which is then refused
+// with ErrUnknownDevice).
+type Native struct {
+	KindOf func(deviceID string) (device.Kind, bool)
+}
+
+// Decode implements Decoder.
+func (n Native) Decode(topic string, payload []byte, _ time.Time) ([]device.Reading, error) {
+	id := NativeDeviceFromTopic(topic)
+	if id == "" {
+		return nil, ErrNotMine
+	}
+	if err := device.ValidID(id); err != nil {
+		return nil, fmt.Errorf("%w: topic %q: %v", ErrMalformed, truncate(topic, 128), err)
+	}
+	var regKind device.Kind
+	if n.KindOf != nil {
+		k, ok := n.KindOf(id)
+		if !ok {
+			return nil, fmt.Errorf("%w: %q (topic %q)", ErrUnknownDevice, id, truncate(topic, 128))
+		}
+		regKind = k
+	}
+	var batch []NativeReading
+	p := bytes.TrimSpace(payload)
+	if len(p) > 0 && p[0] == '[' {
+		if err := strictUnmarshal(p, &batch); err != nil {
+			return nil, fmt.Errorf("%w: device %q: %v", ErrMalformed, id, err)
+		}
+		if len(batch) > MaxNativeBatch {
+			return nil, fmt.Errorf("%w: device %q: %d readings in one payload (max %d)", ErrMalformed, id, len(batch), MaxNativeBatch)
+		}
+	} else {
+		var one NativeReading
+		if err := strictUnmarshal(p, &one); err != nil {
+			return nil, fmt.Errorf("%w: device %q: %v", ErrMalformed, id, err)
+		}
+		batch = []NativeReading{one}
+	}
+	out := make([]device.Reading, 0, len(batch))
+	for i, nr := range batch {
+		if nr.Value == nil {
+			return nil, fmt.Errorf("%w: device %q reading %d: no value", ErrMalformed, id, i)
+		}
+		k := nr.Kind
+		if k == "" {
+			k = regKind
+		} else if regKind != "" && k != regKind {
+			return nil, fmt.Errorf("%w: device %q reading %d: kind %q, registered as %q", ErrMalformed, id, i, k, regKind)
+		}
+		r := device.Reading{Device: id, Kind: k, Signal: nr.Signal, Value: *nr.Value, Unit: nr.Unit,
+			Label: nr.Label, Aux: nr.Aux, Boot: nr.Boot, Seq: nr.Seq}
+		if nr.TS != 0 {
+			if nr.TS < 0 || nr.TS > math.MaxInt64/int64(time.Millisecond) {
+				return nil, fmt.Errorf("%w: device %q reading %d: ts %d out of range", ErrMalformed, id, i, nr.TS)
+			}
+			r.DeviceTime = time.UnixMilli(nr.TS)
+		}
+		if err := r.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: reading %d: %v", ErrMalformed, i, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// AppendNative appends the native JSON encoding of rs (an array) to dst.
+func AppendNative(dst []byte, rs []device.Reading) []byte {
+	dst = append(dst, '[')
+	for i := range rs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		r := &rs[i]
+		v := r.Value
+		nr := NativeReading{Kind: r.Kind, Signal: r.Signal, Value: &v, Unit: r.Unit, Label: r.Label,
+			Aux: r.Aux, Boot: r.Boot, Seq: r.Seq}
+		if !r.DeviceTime.IsZero() {
+			nr.TS = r.DeviceTime.UnixMilli()
+		}
+		b, _ := json.Marshal(nr) // cannot fail: plain fields
+		dst = append(dst, b...)
+	}
+	return append(dst, ']')
+}
+
+func strictUnmarshal(p []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(p))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return fmt.Errorf("trailing data after JSON value")
+	}
+	return nil
+}

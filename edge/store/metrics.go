@@ -1,0 +1,65 @@
+package store
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	reg           prometheus.Registerer
+	cs            []prometheus.Collector
+	committed     prometheus.Counter
+	duplicates    prometheus.Counter
+	commits       prometheus.Counter
+	refused       *prometheus.CounterVec
+	evicted       *prometheus.CounterVec
+	corruptions   prometheus.Counter
+	commitSeconds prometheus.Histogram
+	batchSize     prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
+	m := &metrics{
+		reg: reg,
+		committed: prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_store_readings_committed_total",
+			Help: "Readings committed durably to the event log."}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_store_readings_duplicate_total",
+			Help: "Readings a device delivered again (same device, boot and seq): acknowledged, not stored twice."}),
+		commits: prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_store_commits_total",
+			Help: "Group commits (transactions with fsync) of readings."}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_store_readings_refused_total",
+			Help: "Readings the store refused, by reason (quota, write_error, intake_stopped, too_large)."}, []string{"reason"}),
+		evicted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_store_readings_evicted_total",
+			Help: "Raw readings deleted by retention, by reason (age, quota)."}, []string{"reason"}),
+		corruptions: prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_store_corruptions_total",
+			Help: "Corrupt databases moved aside at open."}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hearth_store_commit_seconds",
+			Help: "Duration of one group commit, fsync included.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hearth_store_commit_readings",
+			Help: "Readings per group commit.", Buckets: prometheus.ExponentialBuckets(1, 2, 14)}),
+	}
+	for _, r := range []string{"quota", "write_error", "intake_stopped", "too_large"} {
+		m.refused.WithLabelValues(r)
+	}
+	m.evicted.WithLabelValues("age")
+	m.evicted.WithLabelValues("quota")
+	m.cs = []prometheus.Collector{m.committed, m.duplicates, m.commits, m.refused, m.evicted, m.corruptions,
+		m.commitSeconds, m.batchSize,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hearth_store_queue_readings",
+			Help: "Readings submitted and waiting for the writer."}, func() float64 { return float64(s.Pending()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hearth_store_last_seq",
+			Help: "Sequence of the newest committed event."}, func() float64 { return float64(s.LastSeq()) }),
+	}
+	if reg != nil {
+		for _, c := range m.cs {
+			reg.MustRegister(c)
+		}
+	}
+	return m
+}
+
+func (m *metrics) unregister() {
+	if m.reg == nil {
+		return
+	}
+	for _, c := range m.cs {
+		m.reg.Unregister(c)
+	}
+}

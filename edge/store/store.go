@@ -1,0 +1,604 @@
+package store
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/hearth-iot/hearth/device"
+)
+
+// SchemaVersion is the layout version this code writes (FORMAT.md).
+const SchemaVersion = 1
+
+// magic marks a bbolt file as a hearth store.
+const magic = "hearth-store"
+
+// Bucket names (FORMAT.md documents each).
+var (
+	bucketMeta     = []byte("meta")
+	bucketEvents   = []byte("events")
+	bucketDedupe   = []byte("dedupe")
+	bucketDevices  = []byte("devices")
+	bucketCursors  = []byte("cursors")
+	bucketRollups  = []byte("rollups")
+	bucketState    = []byte("state")
+	bucketTags     = []byte("tags")
+	bucketOutbox   = []byte("outbox")
+	bucketAudit    = []byte("audit")
+	bucketCreds    = []byte("credentials")
+	allBuckets     = [][]byte{bucketMeta, bucketEvents, bucketDedupe, bucketDevices, bucketCursors, bucketRollups, bucketState, bucketTags, bucketOutbox, bucketAudit, bucketCreds}
+	keyMagic       = []byte("magic")
+	keySchema      = []byte("schema")
+	keyInstallID   = []byte("install_id")
+	keySecret      = []byte("secret")
+	keyCreated     = []byte("created")
+	keyCorruptions = []byte("corruptions")
+)
+
+// Options tune a Store. The zero value of each field means its documented default.
+type Options struct {
+	// MaxBatch is the most readings committed in one transaction (default 2000).
+	MaxBatch int
+	// MaxDelay is how long the writer waits for more readings before committing a
+	// batch smaller than MaxBatch (default 0: commit as soon as the previous commit is
+	// done; readings that arrive during an fsync form the next batch).
+	MaxDelay time.Duration
+	// QueueLen bounds the readings waiting for the writer; Submit blocks beyond it
+	// (default 20000).
+	QueueLen int
+	// QuotaBytes bounds the database: raw readings are evicted oldest first to stay
+	// under it, and refused when that is not enough (default 64 MiB; minimum 1 MiB).
+	QuotaBytes int64
+	// MaxAge evicts raw readings older than this by hub time (default 30 days).
+	MaxAge time.Duration
+	// LockTimeout is how long Open waits for the file lock (default 1s).
+	LockTimeout time.Duration
+	// Logger receives the store's logs; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the store's metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
+	// Now is the wall clock (default time.Now).
+	Now func() time.Time
+}
+
+func (o *Options) withDefaults() Options {
+	var v Options
+	if o != nil {
+		v = *o
+	}
+	if v.MaxBatch <= 0 {
+		v.MaxBatch = 2000
+	}
+	if v.QueueLen <= 0 {
+		v.QueueLen = 20000
+	}
+	if v.QuotaBytes <= 0 {
+		v.QuotaBytes = 64 << 20
+	}
+	if v.QuotaBytes < 1<<20 {
+		v.QuotaBytes = 1 << 20
+	}
+	if v.MaxAge <= 0 {
+		v.MaxAge = 30 * 24 * time.Hour
+	}
+	if v.LockTimeout <= 0 {
+		v.LockTimeout = time.Second
+	}
+	if v.Logger == nil {
+		v.Logger = slog.New(slog.DiscardHandler)
+	}
+	if v.Now == nil {
+		v.Now = time.Now
+	}
+	return v
+}
+
+// Store is hearth's durable state: the event log and everything derived from it.
+// It is safe for concurrent use. Readings are written by one writer goroutine that
+// group-commits what callers Submit; everything else goes through View and Update.
+type Store struct {
+	db   *bolt.DB
+	opts Options
+	log  *slog.Logger
+	m    *metrics
+
+	installID string
+	secret    []byte
+
+	queue   chan *request
+	pending atomic.Int64 // readings queued, not yet committed
+	stop    chan struct{}
+	done    chan struct{}
+
+	mu      sync.RWMutex // guards closed and failed
+	closed  bool
+	failed  error // set once when intake stops
+	lastSeq atomic.Uint64
+	devMu   sync.Mutex
+	devices map[string]*DeviceInfo // cache of the devices bucket, written through
+	wm      map[string]watermark   // dedupe watermarks, written through
+
+	Recovered string // path the corrupt file was moved to at Open, or ""
+}
+
+type request struct {
+	rs   []device.Reading
+	done func(error)
+}
+
+type watermark struct{ boot, seq uint64 }
+
+// DeviceInfo is what the store knows of a device.
+type DeviceInfo struct {
+	ID        string      `json:"id"`
+	Kind      device.Kind `json:"kind"`
+	FirstSeen time.Time   `json:"first_seen"`
+	LastSeen  time.Time   `json:"last_seen"`
+	Readings  uint64      `json:"readings"`
+	Dups      uint64      `json:"duplicates"`
+	Boot      uint64      `json:"boot,omitempty"`
+	Seq       uint64      `json:"seq,omitempty"`
+}
+
+// Open opens (or creates) the store at path. A file bbolt cannot read (corrupt or
+// truncated) is moved aside to path.corrupt-<UTC time> and a fresh store is started;
+// Recovered says where it went. A valid bbolt file that is not a hearth store is left
+// untouched and ErrNotHearth returned.
+func Open(path string, o *Options) (*Store, error) {
+	opts := o.withDefaults()
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("store: create directory: %w", err)
+	}
+	recovered := ""
+	db, err := openBolt(path, opts)
+	if err != nil && isCorrupt(err) {
+		moved := fmt.Sprintf("%s.corrupt-%s", path, opts.Now().UTC().Format("20060102T150405Z"))
+		if rerr := os.Rename(path, moved); rerr != nil {
+			return nil, fmt.Errorf("store: %s is corrupt (%v) and could not be moved aside: %w", path, err, rerr)
+		}
+		opts.Logger.Error("database was corrupt: moved aside, starting a fresh store", "component", "store", "path", path, "moved_to", moved, "err", err)
+		recovered = moved
+		db, err = openBolt(path, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, opts: opts, log: opts.Logger.With("component", "store"),
+		queue: make(chan *request, 1024), stop: make(chan struct{}), done: make(chan struct{}),
+		devices: map[string]*DeviceInfo{}, wm: map[string]watermark{}, Recovered: recovered}
+	if err := s.init(recovered != ""); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.m = newMetrics(opts.Registerer, s)
+	if recovered != "" {
+		s.m.corruptions.Inc()
+	}
+	go s.writer()
+	return s, nil
+}
+
+func openBolt(path string, opts Options) (*bolt.DB, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("store: %s: %w (is hearth already running?)", path, ErrLocked)
+		}
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("store: %s: %w", path, err)
+		}
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// corruptErr marks an open error as file corruption.
+type corruptErr struct{ err error }
+
+func (e corruptErr) Error() string { return e.err.Error() }
+func (e corruptErr) Unwrap() error { return e.err }
+
+func isCorrupt(err error) bool {
+	var ce corruptErr
+	return errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) ||
+		errors.Is(err, berrors.ErrVersionMismatch) || errors.As(err, &ce) ||
+		errors.Is(err, berrors.ErrInvalidMapping)
+}
+
+// init creates the buckets of a new store, or checks and loads an existing one.
+func (s *Store) init(recovered bool) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		names := 0
+		_ = tx.ForEach(func(name []byte, _ *bolt.Bucket) error { names++; return nil })
+		meta := tx.Bucket(bucketMeta)
+		if names > 0 && (meta == nil || !bytes.Equal(meta.Get(keyMagic), []byte(magic))) {
+			return fmt.Errorf("store: %s: %w (file left untouched)", s.db.Path(), ErrNotHearth)
+		}
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("store: create bucket %s: %w", b, err)
+			}
+		}
+		meta = tx.Bucket(bucketMeta)
+		if meta.Get(keyMagic) == nil {
+			secret := make([]byte, 32)
+			id := make([]byte, 16)
+			if _, err := rand.Read(secret); err != nil {
+				return err
+			}
+			if _, err := rand.Read(id); err != nil {
+				return err
+			}
+			for k, v := range map[string][]byte{
+				string(keyMagic): []byte(magic), string(keySchema): u64key(SchemaVersion),
+				string(keyInstallID): []byte(hex.EncodeToString(id)), string(keySecret): secret,
+				string(keyCreated): []byte(s.opts.Now().UTC().Format(time.RFC3339)),
+			} {
+				if err := meta.Put([]byte(k), v); err != nil {
+					return err
+				}
+			}
+		}
+		if err := migrate(tx); err != nil {
+			return err
+		}
+		if recovered {
+			n := uint64(0)
+			if v := meta.Get(keyCorruptions); len(v) == 8 {
+				n = binary.BigEndian.Uint64(v)
+			}
+			if err := meta.Put(keyCorruptions, u64key(n+1)); err != nil {
+				return err
+			}
+		}
+		s.installID = string(meta.Get(keyInstallID))
+		s.secret = append([]byte(nil), meta.Get(keySecret)...)
+		if k, _ := tx.Bucket(bucketEvents).Cursor().Last(); k != nil {
+			s.lastSeq.Store(binary.BigEndian.Uint64(k))
+		}
+		if err := tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
+			var d DeviceInfo
+			if err := jsonUnmarshal(v, &d); err != nil {
+				return fmt.Errorf("store: device %q: %w", k, err)
+			}
+			s.devices[d.ID] = &d
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketDedupe).ForEach(func(k, v []byte) error {
+			if len(v) != 16 {
+				return corruptErr{fmt.Errorf("store: dedupe watermark of %q has %d bytes", k, len(v))}
+			}
+			s.wm[string(k)] = watermark{binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])}
+			return nil
+		})
+	})
+}
+
+// InstallID is the random id of this installation, made when the store was created.
+func (s *Store) InstallID() string { return s.installID }
+
+// Secret is the per-install key used to pseudonymise identifiers. Never leaves the hub.
+func (s *Store) Secret() []byte { return append([]byte(nil), s.secret...) }
+
+// Path is the database file.
+func (s *Store) Path() string { return s.db.Path() }
+
+// LastSeq is the sequence of the newest committed event (0 when the log is empty).
+func (s *Store) LastSeq() uint64 { return s.lastSeq.Load() }
+
+// Pending is the number of readings submitted but not yet committed.
+func (s *Store) Pending() int64 { return s.pending.Load() }
+
+// Failed returns the write failure that stopped intake, or nil.
+func (s *Store) Failed() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.failed
+}
+
+// Submit implements device.Sink: rs are committed by the writer in the next group
+// commit, and done is called once they are durable or refused. Submit blocks while
+// more than QueueLen readings wait.
+func (s *Store) Submit(rs []device.Reading, done func(error)) {
+	if len(rs) > s.opts.MaxBatch {
+		s.m.refused.WithLabelValues("too_large").Add(float64(len(rs)))
+		done(fmt.Errorf("store: %d readings: %w (max %d)", len(rs), ErrTooLarge, s.opts.MaxBatch))
+		return
+	}
+	s.mu.RLock()
+	closed, failed := s.closed, s.failed
+	s.mu.RUnlock()
+	switch {
+	case closed:
+		done(ErrClosed)
+		return
+	case failed != nil:
+		s.m.refused.WithLabelValues("intake_stopped").Add(float64(len(rs)))
+		done(fmt.Errorf("store: %w: %v", ErrIntakeStopped, failed))
+		return
+	}
+	// Back-pressure: wait while the queue holds more than QueueLen readings.
+	for s.pending.Load()+int64(len(rs)) > int64(s.opts.QueueLen) && s.pending.Load() > 0 {
+		select {
+		case <-s.stop:
+			done(ErrClosed)
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
+	s.pending.Add(int64(len(rs)))
+	select {
+	case s.queue <- &request{rs: rs, done: done}:
+	case <-s.stop:
+		s.pending.Add(-int64(len(rs)))
+		done(ErrClosed)
+	}
+}
+
+// writer is the single goroutine that commits readings.
+func (s *Store) writer() {
+	defer close(s.done)
+	var batch []*request
+	buf := make([]byte, 0, 256)
+	for {
+		batch = batch[:0]
+		var first *request
+		select {
+		case first = <-s.queue:
+		case <-s.stop:
+			// Drain what was queued before Close.
+			for {
+				select {
+				case r := <-s.queue:
+					batch = append(batch, r)
+					continue
+				default:
+				}
+				break
+			}
+			if len(batch) > 0 {
+				s.commit(batch, &buf)
+			}
+			return
+		}
+		batch = append(batch, first)
+		n := len(first.rs)
+		var timer <-chan time.Time
+		if s.opts.MaxDelay > 0 {
+			timer = time.After(s.opts.MaxDelay)
+		}
+	fill:
+		for n < s.opts.MaxBatch {
+			select {
+			case r := <-s.queue:
+				batch = append(batch, r)
+				n += len(r.rs)
+			default:
+				if timer == nil {
+					break fill
+				}
+				select {
+				case r := <-s.queue:
+					batch = append(batch, r)
+					n += len(r.rs)
+				case <-timer:
+					break fill
+				}
+			}
+		}
+		s.commit(batch, &buf)
+	}
+}
+
+// commit writes one group of requests in one transaction and tells each caller.
+func (s *Store) commit(batch []*request, buf *[]byte) {
+	n := 0
+	for _, r := range batch {
+		n += len(r.rs)
+	}
+	defer s.pending.Add(-int64(n))
+	s.mu.RLock()
+	failed := s.failed
+	s.mu.RUnlock()
+	if failed != nil {
+		err := fmt.Errorf("store: %w: %v", ErrIntakeStopped, failed)
+		s.m.refused.WithLabelValues("intake_stopped").Add(float64(n))
+		for _, r := range batch {
+			r.done(err)
+		}
+		return
+	}
+	start := time.Now()
+	*buf = (*buf)[:0]
+	s.devMu.Lock()
+	var (
+		seq      = s.lastSeq.Load()
+		dups     int
+		touched  = map[string]bool{}
+		wmChange = map[string]watermark{}
+		devNew   = map[string]*DeviceInfo{}
+	)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := s.makeRoom(tx, n); err != nil {
+			return err
+		}
+		ev := tx.Bucket(bucketEvents)
+		ev.FillPercent = 1.0 // append-only keys: pack pages full
+		for _, req := range batch {
+			for i := range req.rs {
+				r := &req.rs[i]
+				if r.Seq != 0 {
+					w, ok := wmChange[r.Device]
+					if !ok {
+						w = s.wm[r.Device]
+					}
+					if r.Boot == w.boot && r.Seq <= w.seq {
+						dups++
+						s.deviceInfo(devNew, r).Dups++
+						touched[r.Device] = true
+						continue
+					}
+					wmChange[r.Device] = watermark{r.Boot, r.Seq}
+				}
+				seq++
+				// bbolt keeps key and value slices until the commit: encode into an
+				// arena that only grows during this transaction, never overwritten.
+				start := len(*buf)
+				*buf = appendReading(*buf, r)
+				*buf = binary.BigEndian.AppendUint64(*buf, seq)
+				val, key := (*buf)[start:len(*buf)-8:len(*buf)-8], (*buf)[len(*buf)-8:]
+				if err := ev.Put(key, val); err != nil {
+					return err
+				}
+				d := s.deviceInfo(devNew, r)
+				if d.FirstSeen.IsZero() {
+					d.FirstSeen = r.HubTime
+				}
+				d.LastSeen = r.HubTime
+				d.Readings++
+				if r.Seq != 0 {
+					d.Boot, d.Seq = r.Boot, r.Seq
+				}
+				touched[r.Device] = true
+			}
+		}
+		dd := tx.Bucket(bucketDedupe)
+		for id, w := range wmChange {
+			v := binary.BigEndian.AppendUint64(u64key(w.boot), w.seq)
+			if err := dd.Put([]byte(id), v); err != nil {
+				return err
+			}
+		}
+		db := tx.Bucket(bucketDevices)
+		for id := range touched {
+			v, err := jsonMarshal(devNew[id])
+			if err != nil {
+				return err
+			}
+			if err := db.Put([]byte(id), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		s.lastSeq.Store(seq)
+		for id, w := range wmChange {
+			s.wm[id] = w
+		}
+		for id, d := range devNew {
+			s.devices[id] = d
+		}
+	}
+	s.devMu.Unlock()
+	s.m.commitSeconds.Observe(time.Since(start).Seconds())
+	switch {
+	case err == nil:
+		s.m.commits.Inc()
+		s.m.committed.Add(float64(n - dups))
+		s.m.duplicates.Add(float64(dups))
+		s.m.batchSize.Observe(float64(n))
+	case errors.Is(err, ErrQuota):
+		s.m.refused.WithLabelValues("quota").Add(float64(n))
+		s.log.Warn("disk quota full: refusing readings", "readings", n, "quota_bytes", s.opts.QuotaBytes)
+	default:
+		s.m.refused.WithLabelValues("write_error").Add(float64(n))
+		s.mu.Lock()
+		if s.failed == nil {
+			s.failed = err
+		}
+		s.mu.Unlock()
+		s.log.Error("write failed: intake stopped", "err", err, "readings", n)
+		err = fmt.Errorf("store: %w: %v", ErrIntakeStopped, err)
+	}
+	for _, r := range batch {
+		r.done(err)
+	}
+}
+
+// deviceInfo returns the copy of r's device record that this commit updates.
+func (s *Store) deviceInfo(devNew map[string]*DeviceInfo, r *device.Reading) *DeviceInfo {
+	if d, ok := devNew[r.Device]; ok {
+		return d
+	}
+	d := &DeviceInfo{ID: r.Device, Kind: r.Kind}
+	if old, ok := s.devices[r.Device]; ok {
+		*d = *old
+	}
+	d.Kind = r.Kind
+	devNew[r.Device] = d
+	return d
+}
+
+// Devices returns what the store knows of each device, by id.
+func (s *Store) Devices() []DeviceInfo {
+	s.devMu.Lock()
+	defer s.devMu.Unlock()
+	out := make([]DeviceInfo, 0, len(s.devices))
+	for _, d := range s.devices {
+		out = append(out, *d)
+	}
+	sortDevices(out)
+	return out
+}
+
+// ReadEvents calls fn for each event after sequence `after`, in order, at most max
+// events (max <= 0: all). It returns the sequence of the last event passed to fn.
+// The reading passed to fn is valid only during the call.
+func (s *Store) ReadEvents(after uint64, max int, fn func(seq uint64, r *device.Reading) error) (uint64, error) {
+	last := after
+	intern := map[string]string{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEvents).Cursor()
+		var r device.Reading
+		n := 0
+		for k, v := c.Seek(u64key(after + 1)); k != nil; k, v = c.Next() {
+			if max > 0 && n >= max {
+				break
+			}
+			seq := binary.BigEndian.Uint64(k)
+			if err := decodeReading(v, &r, intern); err != nil {
+				return fmt.Errorf("store: event %d: %w", seq, err)
+			}
+			if err := fn(seq, &r); err != nil {
+				return err
+			}
+			last = seq
+			n++
+		}
+		return nil
+	})
+	return last, err
+}
+
+// Close stops the writer after committing what was submitted, and closes the file.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.stop)
+	<-s.done
+	s.m.unregister()
+	return s.db.Close()
+}

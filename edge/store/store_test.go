@@ -1,0 +1,231 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/hearth-iot/hearth/device"
+)
+
+func openTest(t *testing.T, path string, o *Options) *Store {
+	t.Helper()
+	s, err := Open(path, o)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func reading(dev string, boot, seq uint64, v float64) device.Reading {
+	return device.Reading{Device: dev, Kind: device.KindFridge, Signal: device.SignalDoor, Value: v,
+		Boot: boot, Seq: seq, DeviceTime: time.Unix(1700000000+int64(seq), 0), HubTime: time.Unix(1700000100+int64(seq), 0)}
+}
+
+func readAll(t *testing.T, s *Store) []device.Reading {
+	t.Helper()
+	var out []device.Reading
+	if _, err := s.ReadEvents(0, 0, func(_ uint64, r *device.Reading) error {
+		out = append(out, *r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestCommitDedupeReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hearth.db")
+	s := openTest(t, path, nil)
+	ctx := context.Background()
+	batch := []device.Reading{reading("fridge1", 7, 1, 1), reading("fridge1", 7, 2, 0), reading("oven", 0, 0, 2200)}
+	batch[2].Kind, batch[2].Signal, batch[2].Unit, batch[2].Label = device.KindOven, device.SignalPower, "W", "bake"
+	if err := device.Commit(ctx, s, batch); err != nil {
+		t.Fatal(err)
+	}
+	// A retransmission of seq 2 plus a new seq 3: only seq 3 is stored.
+	if err := device.Commit(ctx, s, []device.Reading{reading("fridge1", 7, 2, 0), reading("fridge1", 7, 3, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	// A reboot starts a new boot id; seq 1 again is new.
+	if err := device.Commit(ctx, s, []device.Reading{reading("fridge1", 8, 1, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, s)
+	if len(got) != 5 {
+		t.Fatalf("got %d events, want 5: %+v", len(got), got)
+	}
+	if got[2].Label != "bake" || got[2].Value != 2200 || got[2].Unit != "W" || !got[2].DeviceTime.IsZero() == false {
+		t.Errorf("oven reading round trip: %+v", got[2])
+	}
+	if !got[0].DeviceTime.Equal(batch[0].DeviceTime) || !got[0].HubTime.Equal(batch[0].HubTime) {
+		t.Errorf("times: got %v/%v", got[0].DeviceTime, got[0].HubTime)
+	}
+	devs := s.Devices()
+	if len(devs) != 2 || devs[0].ID != "fridge1" || devs[0].Readings != 4 || devs[0].Dups != 1 {
+		t.Errorf("devices: %+v", devs)
+	}
+	id := s.InstallID()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, path, nil)
+	defer s.Close()
+	if s.InstallID() != id {
+		t.Errorf("install id changed across reopen: %s -> %s", id, s.InstallID())
+	}
+	if s.LastSeq() != 5 {
+		t.Errorf("LastSeq after reopen = %d, want 5", s.LastSeq())
+	}
+	// The dedupe watermark survived the reopen.
+	if err := device.Commit(ctx, s, []device.Reading{reading("fridge1", 8, 1, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(readAll(t, s)); n != 5 {
+		t.Errorf("after retransmit across reopen: %d events, want 5", n)
+	}
+}
+
+func TestCursorsAndTx(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "hearth.db"), nil)
+	defer s.Close()
+	if err := s.Update(func(tx *Tx) error {
+		if err := tx.SetCursor("rollup", 42); err != nil {
+			return err
+		}
+		return tx.Put(Rollups, []byte("k"), []byte("v"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	if err := s.Update(func(tx *Tx) error {
+		_ = tx.SetCursor("rollup", 99)
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("Update error = %v", err)
+	}
+	_ = s.View(func(tx *Tx) error {
+		if c := tx.Cursor("rollup"); c != 42 {
+			t.Errorf("cursor = %d, want 42 (rolled-back update must not stick)", c)
+		}
+		if v := tx.Get(Rollups, []byte("k")); string(v) != "v" {
+			t.Errorf("Get = %q", v)
+		}
+		return nil
+	})
+	if s.Failed() != nil {
+		t.Errorf("a callback error must not stop intake: %v", s.Failed())
+	}
+}
+
+func TestCorruptFileMovedAside(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hearth.db")
+	if err := os.WriteFile(path, []byte(strings.Repeat("not a database ", 1000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := openTest(t, path, nil)
+	defer s.Close()
+	if s.Recovered == "" {
+		t.Fatal("Recovered is empty: corrupt file not moved aside")
+	}
+	b, err := os.ReadFile(s.Recovered)
+	if err != nil || !strings.HasPrefix(string(b), "not a database") {
+		t.Fatalf("moved file: %v %q", err, b[:min(20, len(b))])
+	}
+	if err := device.Commit(context.Background(), s, []device.Reading{reading("f", 1, 1, 1)}); err != nil {
+		t.Fatalf("fresh store does not take readings: %v", err)
+	}
+}
+
+func TestForeignBoltFileUntouched(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "other.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("theirs")); return err }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	before, _ := os.ReadFile(path)
+	_, err = Open(path, nil)
+	if !errors.Is(err, ErrNotHearth) {
+		t.Fatalf("Open foreign file: err = %v, want ErrNotHearth", err)
+	}
+	after, _ := os.ReadFile(path)
+	if string(before) != string(after) {
+		t.Error("foreign file was modified")
+	}
+}
+
+func TestLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hearth.db")
+	s := openTest(t, path, nil)
+	defer s.Close()
+	_, err := Open(path, &Options{LockTimeout: 50 * time.Millisecond})
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open: %v, want ErrLocked", err)
+	}
+}
+
+func TestQuotaEvictsOldest(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "hearth.db"), &Options{QuotaBytes: 1 << 20})
+	defer s.Close()
+	ctx := context.Background()
+	var seq uint64
+	for i := 0; i < 40; i++ {
+		rs := make([]device.Reading, 1000)
+		for j := range rs {
+			seq++
+			rs[j] = reading("fridge1", 1, seq, 1)
+		}
+		if err := device.Commit(ctx, s, rs); err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+	}
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Events >= 40000 || st.FirstSeq <= 1 {
+		t.Errorf("nothing evicted: %+v", st)
+	}
+	if st.LastSeq != 40000 {
+		t.Errorf("LastSeq = %d, want 40000 (newest kept)", st.LastSeq)
+	}
+	if st.UsedBytes > 1<<20 {
+		t.Errorf("used %d bytes > quota", st.UsedBytes)
+	}
+}
+
+func TestExpireByAge(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	s := openTest(t, filepath.Join(t.TempDir(), "hearth.db"), &Options{MaxAge: time.Hour, Now: func() time.Time { return now }})
+	defer s.Close()
+	var rs []device.Reading
+	for i := 0; i < 10; i++ {
+		r := reading("f", 1, uint64(i+1), 1)
+		r.HubTime = now.Add(-time.Duration(10-i) * 20 * time.Minute) // 200 min ago .. 20 min ago
+		rs = append(rs, r)
+	}
+	if err := device.Commit(context.Background(), s, rs); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Expire(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 7 { // 200,180,...,80 min old are past the hour; 60 (exactly), 40, 20 stay
+		t.Errorf("expired %d, want 7", n)
+	}
+	if got := len(readAll(t, s)); got != 3 {
+		t.Errorf("%d left, want 3", got)
+	}
+}

@@ -1,0 +1,168 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket names a bucket that derived stages own. The event log, dedupe watermarks,
+// devices and meta belong to the store itself and are not reachable through Tx.
+type Bucket string
+
+// Buckets open to the stages downstream of the log (FORMAT.md says who owns each).
+const (
+	Rollups     Bucket = "rollups"     // edge/rollup records
+	State       Bucket = "state"       // consumers' resumable state (open sessions, detectors)
+	Tags        Bucket = "tags"        // edge/tagging tag states
+	Outbox      Bucket = "outbox"      // sync/outbox batches awaiting delivery
+	Audit       Bucket = "audit"       // audit trail: corruptions, erasures, consent changes
+	Credentials Bucket = "credentials" // edge/broker device credentials (hashes only)
+)
+
+// Tx is a transaction over the store's derived buckets and consumer cursors.
+// It is valid only inside the View or Update call that made it.
+type Tx struct {
+	tx *bolt.Tx
+}
+
+// View runs fn in a read-only transaction.
+func (s *Store) View(fn func(*Tx) error) error {
+	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx}) })
+}
+
+// Update runs fn in a read-write transaction, committed (with fsync) when fn returns
+// nil. A failure to write or sync stops intake, as a failed commit of readings does.
+func (s *Store) Update(fn func(*Tx) error) error {
+	var fnErr error
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		fnErr = fn(&Tx{tx})
+		return fnErr
+	})
+	if err != nil && fnErr == nil && !errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		s.mu.Lock()
+		if s.failed == nil {
+			s.failed = err
+			s.log.Error("write failed: intake stopped", "err", err)
+		}
+		s.mu.Unlock()
+	}
+	return err
+}
+
+func (t *Tx) bucket(b Bucket) *bolt.Bucket {
+	bk := t.tx.Bucket([]byte(b))
+	if bk == nil {
+		panic("store: unknown bucket " + string(b)) // a programming error: Bucket constants only
+	}
+	return bk
+}
+
+// Cursor returns the sequence up to which consumer name has processed the log.
+func (t *Tx) Cursor(name string) uint64 {
+	v := t.tx.Bucket(bucketCursors).Get([]byte(name))
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+// SetCursor records that consumer name has processed the log up to seq.
+func (t *Tx) SetCursor(name string, seq uint64) error {
+	return t.tx.Bucket(bucketCursors).Put([]byte(name), u64key(seq))
+}
+
+// Cursors returns every consumer's cursor.
+func (t *Tx) Cursors() map[string]uint64 {
+	out := map[string]uint64{}
+	_ = t.tx.Bucket(bucketCursors).ForEach(func(k, v []byte) error {
+		if len(v) == 8 {
+			out[string(k)] = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	return out
+}
+
+// Get returns the value of key in b, or nil. It is valid only inside the transaction.
+func (t *Tx) Get(b Bucket, key []byte) []byte { return t.bucket(b).Get(key) }
+
+// Put sets key to val in b.
+func (t *Tx) Put(b Bucket, key, val []byte) error { return t.bucket(b).Put(key, val) }
+
+// Delete removes key from b.
+func (t *Tx) Delete(b Bucket, key []byte) error { return t.bucket(b).Delete(key) }
+
+// ForEach calls fn for every key in b that starts with prefix, in key order, until fn
+// returns an error.
+func (t *Tx) ForEach(b Bucket, prefix []byte, fn func(k, v []byte) error) error {
+	c := t.bucket(b).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if err := fn(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Count returns the number of keys in b.
+func (t *Tx) Count(b Bucket) int { return t.bucket(b).Stats().KeyN }
+
+// NextSeq returns the next sequence number of b (for append-only buckets such as
+// Outbox and Audit, keyed by 8-byte big-endian sequence).
+func (t *Tx) NextSeq(b Bucket) (uint64, error) { return t.bucket(b).NextSequence() }
+
+// Audit appends an entry to the audit trail.
+func (t *Tx) Audit(event string, detail any) error {
+	seq, err := t.NextSeq(Audit)
+	if err != nil {
+		return err
+	}
+	v, err := json.Marshal(struct {
+		Event  string `json:"event"`
+		Detail any    `json:"detail,omitempty"`
+	}{event, detail})
+	if err != nil {
+		return fmt.Errorf("store: audit %s: %w", event, err)
+	}
+	return t.Put(Audit, u64key(seq), v)
+}
+
+// Key returns the 8-byte big-endian key of a sequence number.
+func Key(seq uint64) []byte { return u64key(seq) }
+
+// SeqOf decodes a key made by Key.
+func SeqOf(k []byte) uint64 {
+	if len(k) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k)
+}
+
+func jsonMarshal(v any) ([]byte, error)   { return json.Marshal(v) }
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+func sortDevices(ds []DeviceInfo) { sort.Slice(ds, func(i, j int) bool { return ds[i].ID < ds[j].ID }) }
+
+// migrate brings an older layout up to SchemaVersion, in the same transaction that opens it.
+func migrate(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	v := meta.Get(keySchema)
+	cur := uint64(0)
+	if len(v) == 8 {
+		cur = binary.BigEndian.Uint64(v)
+	}
+	if cur > SchemaVersion {
+		return fmt.Errorf("store: schema %d: %w (this hearth reads up to %d)", cur, ErrSchemaTooNew, SchemaVersion)
+	}
+	// Schema 0 (no schema key) had the same buckets; it only lacked the key.
+	if cur < SchemaVersion {
+		return meta.Put(keySchema, u64key(SchemaVersion))
+	}
+	return nil
+}
