@@ -41,7 +41,8 @@ var (
 	bucketOutbox   = []byte("outbox")
 	bucketAudit    = []byte("audit")
 	bucketCreds    = []byte("credentials")
-	allBuckets     = [][]byte{bucketMeta, bucketEvents, bucketDedupe, bucketDevices, bucketCursors, bucketRollups, bucketState, bucketTags, bucketOutbox, bucketAudit, bucketCreds}
+	bucketTagLog   = []byte("taglog")
+	allBuckets     = [][]byte{bucketMeta, bucketEvents, bucketDedupe, bucketDevices, bucketCursors, bucketRollups, bucketState, bucketTags, bucketTagLog, bucketOutbox, bucketAudit, bucketCreds}
 	keyMagic       = []byte("magic")
 	keySchema      = []byte("schema")
 	keyInstallID   = []byte("install_id")

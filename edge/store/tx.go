@@ -20,6 +20,7 @@ const (
 	Rollups     Bucket = "rollups"     // edge/rollup records
 	State       Bucket = "state"       // consumers' resumable state (open sessions, detectors)
 	Tags        Bucket = "tags"        // edge/tagging tag states
+	TagLog      Bucket = "taglog"      // edge/tagging tag changes, consumed by sync
 	Outbox      Bucket = "outbox"      // sync/outbox batches awaiting delivery
 	Audit       Bucket = "audit"       // audit trail: corruptions, erasures, consent changes
 	Credentials Bucket = "credentials" // edge/broker device credentials (hashes only)
@@ -166,3 +167,21 @@ func migrate(tx *bolt.Tx) error {
 	}
 	return nil
 }
+
+// Range calls fn for every key in b from `from` onwards, in key order, until fn
+// returns an error (ErrStopRange ends the scan without an error).
+func (t *Tx) Range(b Bucket, from []byte, fn func(k, v []byte) error) error {
+	c := t.bucket(b).Cursor()
+	for k, v := c.Seek(from); k != nil; k, v = c.Next() {
+		if err := fn(k, v); err != nil {
+			if errors.Is(err, ErrStopRange) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrStopRange, returned by a Range callback, ends the scan early without an error.
+var ErrStopRange = errors.New("stop range")

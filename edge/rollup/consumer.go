@@ -1,0 +1,220 @@
+package rollup
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/edge/store"
+)
+
+// CursorName is the rollup consumer's cursor in the store.
+const CursorName = "rollup"
+
+// DayStoreKey is the key of a Day in store.Rollups: date, device and signal joined by
+// NUL, so that a window of dates is one range scan.
+func DayStoreKey(k DayKey) []byte {
+	return []byte(k.Date + "\x00" + k.Device + "\x00" + string(k.Signal))
+}
+
+func stateStoreKey(k StateKey) []byte {
+	return []byte("rollup\x00" + k.Device + "\x00" + string(k.Signal))
+}
+
+// Consumer reads the event log from its cursor and persists rollups.
+type Consumer struct {
+	st    *store.Store
+	loc   *time.Location
+	batch int
+	log   *slog.Logger
+
+	processed prometheus.Counter
+	lag       prometheus.GaugeFunc
+	reg       prometheus.Registerer
+}
+
+// ConsumerOptions tune a Consumer.
+type ConsumerOptions struct {
+	Location   *time.Location // local time zone of the household (nil: UTC)
+	Batch      int            // most events per transaction (default 5000)
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// NewConsumer returns a Consumer over st.
+func NewConsumer(st *store.Store, o *ConsumerOptions) *Consumer {
+	var opts ConsumerOptions
+	if o != nil {
+		opts = *o
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = 5000
+	}
+	if opts.Location == nil {
+		opts.Location = time.UTC
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Consumer{st: st, loc: opts.Location, batch: opts.Batch, log: opts.Logger.With("component", "rollup"), reg: opts.Registerer,
+		processed: prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_rollup_events_total", Help: "Events folded into rollups."})}
+	c.lag = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hearth_rollup_lag_events", Help: "Committed events not yet rolled up."},
+		func() float64 {
+			var cur uint64
+			_ = st.View(func(tx *store.Tx) error { cur = tx.Cursor(CursorName); return nil })
+			return float64(st.LastSeq() - cur)
+		})
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(c.processed, c.lag)
+	}
+	return c
+}
+
+// Unregister removes the consumer's metrics.
+func (c *Consumer) Unregister() {
+	if c.reg != nil {
+		c.reg.Unregister(c.processed)
+		c.reg.Unregister(c.lag)
+	}
+}
+
+// Step rolls up at most one batch of new events; it returns how many it processed.
+func (c *Consumer) Step() (int, error) {
+	var cur uint64
+	if err := c.st.View(func(tx *store.Tx) error { cur = tx.Cursor(CursorName); return nil }); err != nil {
+		return 0, err
+	}
+	// Decode outside the write transaction, so the ingest writer is held up only by
+	// the short update below.
+	var rs []device.Reading
+	last, err := c.st.ReadEvents(cur, c.batch, func(_ uint64, r *device.Reading) error {
+		rs = append(rs, *r)
+		return nil
+	})
+	if err != nil || len(rs) == 0 {
+		if err == nil && last > cur { // nothing readable between cursor and last
+			err = c.st.Update(func(tx *store.Tx) error { return tx.SetCursor(CursorName, last) })
+		}
+		return 0, err
+	}
+	err = c.st.Update(func(tx *store.Tx) error {
+		if tx.Cursor(CursorName) != cur {
+			return fmt.Errorf("rollup: cursor moved under us (two consumers?)")
+		}
+		a := NewAggregator(c.loc)
+		a.Load = func(k DayKey) (*Day, bool) { return loadJSON[Day](tx, store.Rollups, DayStoreKey(k)) }
+		a.LoadState = func(k StateKey) (*State, bool) { return loadJSON[State](tx, store.State, stateStoreKey(k)) }
+		for i := range rs {
+			a.Add(&rs[i])
+		}
+		days, states := a.Dirty()
+		for k, d := range days {
+			if err := putJSON(tx, store.Rollups, DayStoreKey(k), d); err != nil {
+				return err
+			}
+		}
+		for k, s := range states {
+			if err := putJSON(tx, store.State, stateStoreKey(k), s); err != nil {
+				return err
+			}
+		}
+		return tx.SetCursor(CursorName, last)
+	})
+	if err != nil {
+		return 0, err
+	}
+	c.processed.Add(float64(len(rs)))
+	return len(rs), nil
+}
+
+// CatchUp steps until the cursor reaches the end of the log.
+func (c *Consumer) CatchUp() (int, error) {
+	total := 0
+	for {
+		n, err := c.Step()
+		total += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
+}
+
+// Run rolls up new events every interval until ctx is cancelled, then catches up once
+// more so that what was committed before shutdown is rolled up.
+func (c *Consumer) Run(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			_, err := c.CatchUp()
+			return err
+		case <-t.C:
+			if _, err := c.CatchUp(); err != nil {
+				c.log.Error("rollup failed", "err", err)
+			}
+		}
+	}
+}
+
+func loadJSON[T any](tx *store.Tx, b store.Bucket, key []byte) (*T, bool) {
+	v := tx.Get(b, key)
+	if v == nil {
+		return nil, false
+	}
+	var x T
+	if err := json.Unmarshal(v, &x); err != nil {
+		return nil, false // unreadable record: start it afresh rather than stall the pipeline
+	}
+	return &x, true
+}
+
+func putJSON(tx *store.Tx, b store.Bucket, key []byte, v any) error {
+	buf, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("rollup: encode %q: %w", key, err)
+	}
+	return tx.Put(b, key, buf)
+}
+
+// Window returns every Day with a date in [from, to] (YYYY-MM-DD, inclusive).
+func Window(tx *store.Tx, from, to string) ([]Day, error) {
+	var out []Day
+	err := tx.Range(store.Rollups, []byte(from), func(k, v []byte) error {
+		date, _, _ := strings.Cut(string(k), "\x00")
+		if date > to {
+			return store.ErrStopRange
+		}
+		var d Day
+		if err := json.Unmarshal(v, &d); err != nil {
+			return fmt.Errorf("rollup: record %q: %w", k, err)
+		}
+		out = append(out, d)
+		return nil
+	})
+	return out, err
+}
+
+// States returns the rollup states of every device's signals.
+func States(tx *store.Tx) (map[StateKey]State, error) {
+	out := map[StateKey]State{}
+	err := tx.ForEach(store.State, []byte("rollup\x00"), func(k, v []byte) error {
+		parts := strings.Split(string(k), "\x00")
+		if len(parts) != 3 {
+			return nil
+		}
+		var s State
+		if err := json.Unmarshal(v, &s); err != nil {
+			return fmt.Errorf("rollup: state %q: %w", k, err)
+		}
+		out[StateKey{Device: parts[1], Signal: device.Signal(parts[2])}] = s
+		return nil
+	})
+	return out, err
+}

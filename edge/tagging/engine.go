@@ -1,0 +1,368 @@
+package tagging
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/edge/rollup"
+	"github.com/hearth-iot/hearth/edge/store"
+)
+
+// Tag statuses.
+const (
+	StatusOK       = "ok"       // scored on enough evidence
+	StatusLearning = "learning" // fewer than min_days of data: scored, never newly active
+	StatusStale    = "stale"    // the last evaluation failed; Error says why
+)
+
+// Tag is the state of one tag: what hearth has learned, and the numbers it rests on.
+type Tag struct {
+	Name        string             `json:"name"`
+	Description string             `json:"description"`
+	Consent     string             `json:"consent"`
+	Score       float64            `json:"score"`
+	Active      bool               `json:"active"`
+	Status      string             `json:"status"`
+	Error       string             `json:"error,omitempty"`
+	Evidence    map[string]float64 `json:"evidence"`
+	Days        int                `json:"days"`     // days with data from the rule's kinds in the window
+	MinDays     int                `json:"min_days"` // days needed before the tag may turn active
+	WindowDays  float64            `json:"window_days"`
+	From        string             `json:"from"` // first date of the window
+	To          string             `json:"to"`   // last date of the window (the data clock's date)
+	FirstSeen   time.Time          `json:"first_seen,omitzero"` // first evaluation that found it active
+	LastSeen    time.Time          `json:"last_seen,omitzero"`  // last evaluation that found it active
+	Expires     time.Time          `json:"expires,omitzero"`    // when an active tag lapses unless confirmed again
+	Evaluated   time.Time          `json:"evaluated"`           // data-clock time of the evaluation
+}
+
+// Change is one entry of the tag log that sync sends upstream.
+type Change struct {
+	Tag    string    `json:"tag"`
+	Score  float64   `json:"score"`
+	Active bool      `json:"active"`
+	Status string    `json:"status"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"` // new, activated, deactivated, score, status
+}
+
+// Options tune an Engine.
+type Options struct {
+	Location *time.Location // household time zone (nil: UTC)
+	// Consent reports whether the household consented to a category; nil: usage only.
+	Consent    func(category string) bool
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Engine evaluates the rules over the store's rollups and records tag changes.
+type Engine struct {
+	st      *store.Store
+	rules   atomic.Pointer[RuleSet]
+	loc     *time.Location
+	consent func(string) bool
+	log     *slog.Logger
+
+	mu   sync.Mutex
+	tags []Tag
+
+	evals   prometheus.Counter
+	errs    prometheus.Counter
+	seconds prometheus.Histogram
+	reg     prometheus.Registerer
+}
+
+// New returns an Engine evaluating rs over st.
+func New(st *store.Store, rs *RuleSet, o *Options) *Engine {
+	var opts Options
+	if o != nil {
+		opts = *o
+	}
+	if opts.Location == nil {
+		opts.Location = time.UTC
+	}
+	if opts.Consent == nil {
+		opts.Consent = func(c string) bool { return c == ConsentUsage }
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{st: st, loc: opts.Location, consent: opts.Consent, log: opts.Logger.With("component", "tagging"), reg: opts.Registerer,
+		evals:   prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_tagging_evaluations_total", Help: "Evaluations of the whole rule set."}),
+		errs:    prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_tagging_rule_errors_total", Help: "Rule evaluations that failed (the tag turned stale)."}),
+		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hearth_tagging_evaluation_seconds", Help: "Duration of one evaluation of the rule set.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+	}
+	e.rules.Store(rs)
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(e.evals, e.errs, e.seconds)
+	}
+	_ = st.View(func(tx *store.Tx) error {
+		return tx.ForEach(store.Tags, nil, func(_, v []byte) error {
+			var t Tag
+			if json.Unmarshal(v, &t) == nil {
+				e.tags = append(e.tags, t)
+			}
+			return nil
+		})
+	})
+	return e
+}
+
+// Unregister removes the engine's metrics.
+func (e *Engine) Unregister() {
+	if e.reg != nil {
+		e.reg.Unregister(e.evals)
+		e.reg.Unregister(e.errs)
+		e.reg.Unregister(e.seconds)
+	}
+}
+
+// SetRules swaps in a new, already validated rule set.
+func (e *Engine) SetRules(rs *RuleSet) { e.rules.Store(rs) }
+
+// Rules returns the rule set in use.
+func (e *Engine) Rules() *RuleSet { return e.rules.Load() }
+
+// Tags returns the tags as last evaluated (or loaded from the store), by name.
+func (e *Engine) Tags() []Tag {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]Tag, len(e.tags))
+	copy(out, e.tags)
+	return out
+}
+
+// DataClock returns the newest event time rolled up so far (zero if none): tags are
+// evaluated as of this time, so a replayed or back-filled history is scored as of
+// its own days, not the wall clock's.
+func DataClock(tx *store.Tx) (time.Time, error) {
+	states, err := rollup.States(tx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var last time.Time
+	for _, s := range states {
+		if s.LastAt.After(last) {
+			last = s.LastAt
+		}
+	}
+	return last, nil
+}
+
+// Evaluate scores every rule as of now (zero: the data clock), persists the tags and
+// logs their changes. A rule whose evaluation fails is marked stale with the error;
+// the others are unaffected.
+func (e *Engine) Evaluate(now time.Time) ([]Tag, error) {
+	start := time.Now()
+	rs := e.rules.Load()
+	var out []Tag
+	err := e.st.Update(func(tx *store.Tx) error {
+		if now.IsZero() {
+			var err error
+			if now, err = DataClock(tx); err != nil {
+				return err
+			}
+			if now.IsZero() {
+				return nil // no data yet
+			}
+		}
+		states, err := rollup.States(tx)
+		if err != nil {
+			return err
+		}
+		maxWin := time.Duration(0)
+		for _, r := range rs.Rules {
+			maxWin = max(maxWin, time.Duration(r.Window))
+		}
+		lnow := now.In(e.loc)
+		all, err := rollup.Window(tx, dateOf(lnow.Add(-maxWin)), dateOf(lnow))
+		if err != nil {
+			return err
+		}
+		for _, r := range rs.Rules {
+			if r.Consent == ConsentSensitive && !e.consent(ConsentSensitive) {
+				continue // never computed without separate consent
+			}
+			from := dateOf(lnow.Add(-time.Duration(r.Window)).Add(24 * time.Hour))
+			w := &window{states: states, now: now, loc: e.loc, kinds: map[device.Kind]bool{}}
+			for i := range all {
+				d := &all[i]
+				if d.Date >= from {
+					w.days = append(w.days, d)
+					w.kinds[d.Kind] = true
+				}
+			}
+			applies := false
+			for _, k := range r.Kinds {
+				applies = applies || w.kinds[k]
+			}
+			if !applies {
+				continue
+			}
+			prev, hadPrev := e.load(tx, r.Name)
+			t := e.evalRule(r, w, prev, hadPrev, now)
+			t.From, t.To = from, dateOf(lnow)
+			if err := e.save(tx, t, prev, hadPrev); err != nil {
+				return err
+			}
+			out = append(out, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.evals.Inc()
+	e.seconds.Observe(time.Since(start).Seconds())
+	if out != nil {
+		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+		e.mu.Lock()
+		e.tags = out
+		e.mu.Unlock()
+	}
+	return out, nil
+}
+
+func dateOf(t time.Time) string { return t.Format(time.DateOnly) }
+
+func (e *Engine) evalRule(r *Rule, w *window, prev Tag, hadPrev bool, now time.Time) Tag {
+	t := Tag{Name: r.Name, Description: r.Description, Consent: r.Consent, MinDays: r.MinDays,
+		WindowDays: time.Duration(r.Window).Hours() / 24, Evaluated: now, Evidence: map[string]float64{},
+		FirstSeen: prev.FirstSeen, LastSeen: prev.LastSeen, Expires: prev.Expires}
+	t.Days = w.dataDays(r.Kinds...)
+	env := w.env()
+	score, err := runFloat(r.score, env)
+	if err == nil {
+		for _, k := range r.evNames {
+			v, evErr := runFloat(r.evidence[k], env)
+			if evErr != nil {
+				err = fmt.Errorf("evidence %s: %w", k, evErr)
+				break
+			}
+			t.Evidence[k] = v
+		}
+	}
+	if err != nil {
+		e.errs.Inc()
+		e.log.Warn("tag evaluation failed: marked stale", "tag", r.Name, "err", err)
+		t.Status, t.Error = StatusStale, err.Error()
+		t.Score, t.Active = prev.Score, prev.Active && hadPrev && now.Before(prev.Expires)
+		return t
+	}
+	t.Score = math.Min(1, math.Max(0, score))
+	t.Status = StatusOK
+	if t.Days < r.MinDays {
+		t.Status = StatusLearning
+	}
+	threshold := r.Activate
+	if hadPrev && prev.Active {
+		threshold = r.Deactivate
+	}
+	confirmed := t.Status == StatusOK && t.Score >= threshold
+	switch {
+	case confirmed:
+		t.Active = true
+		if t.FirstSeen.IsZero() || !prev.Active {
+			t.FirstSeen = now
+		}
+		t.LastSeen = now
+		t.Expires = now.Add(time.Duration(r.Expiry))
+	case t.Status == StatusLearning && prev.Active && now.Before(prev.Expires):
+		t.Active = true // too little recent data to refute it: it stands until it expires
+	default:
+		t.Active = false
+	}
+	return t
+}
+
+// runFloat runs a compiled expression; a result that is not a finite number (a
+// division by zero, an overflow) is an error, not a score.
+func runFloat(p *vm.Program, env map[string]any) (float64, error) {
+	v, err := expr.Run(p, env)
+	if err != nil {
+		return 0, fmt.Errorf("%s", oneLine(err))
+	}
+	f, ok := v.(float64)
+	if !ok {
+		return 0, fmt.Errorf("result %v is not a number", v)
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, fmt.Errorf("result is %v (division by zero?)", f)
+	}
+	return f, nil
+}
+
+func (e *Engine) load(tx *store.Tx, name string) (Tag, bool) {
+	v := tx.Get(store.Tags, []byte(name))
+	if v == nil {
+		return Tag{}, false
+	}
+	var t Tag
+	if json.Unmarshal(v, &t) != nil {
+		return Tag{}, false
+	}
+	return t, true
+}
+
+func (e *Engine) save(tx *store.Tx, t, prev Tag, hadPrev bool) error {
+	v, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	if err := tx.Put(store.Tags, []byte(t.Name), v); err != nil {
+		return err
+	}
+	reason := ""
+	switch {
+	case !hadPrev:
+		reason = "new"
+	case t.Active && !prev.Active:
+		reason = "activated"
+	case !t.Active && prev.Active:
+		reason = "deactivated"
+	case t.Status != prev.Status:
+		reason = "status"
+	case math.Abs(t.Score-prev.Score) >= 0.05:
+		reason = "score"
+	}
+	if reason == "" {
+		return nil
+	}
+	c, err := json.Marshal(Change{Tag: t.Name, Score: t.Score, Active: t.Active, Status: t.Status, At: t.Evaluated, Reason: reason})
+	if err != nil {
+		return err
+	}
+	seq, err := tx.NextSeq(store.TagLog)
+	if err != nil {
+		return err
+	}
+	return tx.Put(store.TagLog, store.Key(seq), c)
+}
+
+// Run evaluates every interval until ctx is cancelled.
+func (e *Engine) Run(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if _, err := e.Evaluate(time.Time{}); err != nil {
+				e.log.Error("evaluation failed", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,274 @@
+package tagging
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/edge/rollup"
+)
+
+// window is the data one evaluation sees: the rollup days of the rule's window.
+type window struct {
+	days   []*rollup.Day
+	states map[rollup.StateKey]rollup.State
+	now    time.Time
+	loc    *time.Location
+	kinds  map[device.Kind]bool
+}
+
+func checkKind(k string) (device.Kind, error) {
+	if !device.Kind(k).Valid() {
+		return "", fmt.Errorf("unknown kind %q", k)
+	}
+	return device.Kind(k), nil
+}
+
+func checkSignal(s string) (device.Signal, error) {
+	if !device.Signal(s).Valid() {
+		return "", fmt.Errorf("unknown signal %q", s)
+	}
+	return device.Signal(s), nil
+}
+
+func checkHours(from, to int) error {
+	if from < 0 || from > 23 || to < 0 || to > 24 {
+		return fmt.Errorf("hours %d..%d out of range 0..24", from, to)
+	}
+	return nil
+}
+
+// each calls fn for every day of kind k and signal s in the window.
+func (w *window) each(k, s string, fn func(d *rollup.Day)) error {
+	kind, err := checkKind(k)
+	if err != nil {
+		return err
+	}
+	sig, err := checkSignal(s)
+	if err != nil {
+		return err
+	}
+	for _, d := range w.days {
+		if d.Kind == kind && d.Signal == sig {
+			fn(d)
+		}
+	}
+	return nil
+}
+
+// dataDays counts distinct dates with any rollup from the given kinds (all when empty).
+func (w *window) dataDays(kinds ...device.Kind) int {
+	seen := map[string]bool{}
+	for _, d := range w.days {
+		if len(kinds) == 0 || containsKind(kinds, d.Kind) {
+			seen[d.Date] = true
+		}
+	}
+	return len(seen)
+}
+
+func containsKind(ks []device.Kind, k device.Kind) bool {
+	for _, x := range ks {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// kitchenByDate sums kitchen activity (activations of binary signals and power
+// cycles of kitchen appliances) within local hours [from, to) per date.
+func (w *window) kitchenByDate(from, to int) map[string]int {
+	out := map[string]int{}
+	for _, d := range w.days {
+		if !d.Kind.Kitchen() {
+			continue
+		}
+		n := 0
+		if d.Signal.Binary() {
+			n = d.TotalActivations(from, to)
+		} else if d.Signal == device.SignalPower {
+			for h := 0; h < 24; h++ {
+				if inHours(h, from, to) {
+					n += int(d.Cycles.Hours[h])
+				}
+			}
+		}
+		if n > 0 {
+			out[d.Date] += n
+		}
+	}
+	return out
+}
+
+func inHours(h, from, to int) bool {
+	if from <= to {
+		return h >= from && h < to
+	}
+	return h >= from || h < to
+}
+
+// cycles counts appliance cycles of kind k, on the weekdays accepted by keep: the
+// starts of an explicit cycle signal where a device reports one, else cycles
+// detected from its power draw (never both for one device).
+func (w *window) cycles(k string, keep func(time.Weekday) bool) (float64, error) {
+	kind, err := checkKind(k)
+	if err != nil {
+		return 0, err
+	}
+	explicit := map[string]bool{}
+	for _, d := range w.days {
+		if d.Kind == kind && d.Signal == device.SignalCycle {
+			explicit[d.Device] = true
+		}
+	}
+	n := 0
+	for _, d := range w.days {
+		if d.Kind != kind || !keep(d.Weekday) {
+			continue
+		}
+		switch {
+		case d.Signal == device.SignalCycle:
+			n += d.TotalActivations(0, 24)
+		case d.Signal == device.SignalPower && !explicit[d.Device]:
+			n += int(d.Cycles.Count)
+		}
+	}
+	return float64(n), nil
+}
+
+func weekend(wd time.Weekday) bool { return wd == time.Saturday || wd == time.Sunday }
+
+// envTemplate gives the compiler the names and types the expressions may use.
+func envTemplate() map[string]any { return (&window{}).env() }
+
+// env returns the functions of the rule language bound to w. docs/tags.md documents
+// each; every function returns a float64.
+func (w *window) env() map[string]any {
+	return map[string]any{
+		// days(): dates in the window with data from any device.
+		"days": func() float64 { return float64(w.dataDays()) },
+		// kind_days(kind): dates with data from devices of kind.
+		"kind_days": func(k string) (float64, error) {
+			kind, err := checkKind(k)
+			return float64(w.dataDays(kind)), err
+		},
+		// count(kind, signal): readings.
+		"count": func(k, s string) (float64, error) {
+			n := 0.0
+			err := w.each(k, s, func(d *rollup.Day) { n += float64(d.Stats.Count) })
+			return n, err
+		},
+		// sum(kind, signal): sum of values (e.g. litres of water).
+		"sum": func(k, s string) (float64, error) {
+			n := 0.0
+			err := w.each(k, s, func(d *rollup.Day) { n += d.Stats.Sum })
+			return n, err
+		},
+		// mean(kind, signal): mean of values.
+		"mean": func(k, s string) (float64, error) {
+			var sum, n float64
+			err := w.each(k, s, func(d *rollup.Day) { sum += d.Stats.Sum; n += float64(d.Stats.Count) })
+			if n == 0 {
+				return 0, err
+			}
+			return sum / n, err
+		},
+		// sessions(kind, signal): on-periods (door openings, uses) that ended.
+		"sessions": func(k, s string) (float64, error) {
+			n := 0.0
+			err := w.each(k, s, func(d *rollup.Day) { n += float64(d.Sessions.Count) })
+			return n, err
+		},
+		// sessions_over(kind, signal, seconds): sessions at least that long (rounded up
+		// to the histogram edges 10, 30, 60, 120, 300, 600, 1800 s).
+		"sessions_over": func(k, s string, sec float64) (float64, error) {
+			n := 0.0
+			err := w.each(k, s, func(d *rollup.Day) { n += float64(d.Sessions.Over(sec)) })
+			return n, err
+		},
+		// session_seconds(kind, signal): total duration of sessions.
+		"session_seconds": func(k, s string) (float64, error) {
+			n := 0.0
+			err := w.each(k, s, func(d *rollup.Day) { n += d.Sessions.TotalSec })
+			return n, err
+		},
+		// activations(kind, signal, from, to): off→on transitions in local hours [from, to) (wraps midnight when from > to).
+		"activations": func(k, s string, from, to int) (float64, error) {
+			if err := checkHours(from, to); err != nil {
+				return 0, err
+			}
+			n := 0.0
+			err := w.each(k, s, func(d *rollup.Day) { n += float64(d.TotalActivations(from, to)) })
+			return n, err
+		},
+		// active_days(kind, signal, from, to, min): dates with at least min activations in hours [from, to).
+		"active_days": func(k, s string, from, to, min int) (float64, error) {
+			if err := checkHours(from, to); err != nil {
+				return 0, err
+			}
+			per := map[string]int{}
+			err := w.each(k, s, func(d *rollup.Day) { per[d.Date] += d.TotalActivations(from, to) })
+			n := 0
+			for _, v := range per {
+				if v >= min {
+					n++
+				}
+			}
+			return float64(n), err
+		},
+		// kitchen_days(from, to, min): dates on which kitchen appliances together had at
+		// least min activations or cycles in local hours [from, to).
+		"kitchen_days": func(from, to, min int) (float64, error) {
+			if err := checkHours(from, to); err != nil {
+				return 0, err
+			}
+			n := 0
+			for _, v := range w.kitchenByDate(from, to) {
+				if v >= min {
+					n++
+				}
+			}
+			return float64(n), nil
+		},
+		// meal_days(meal): dates on which the meal ("breakfast" or "dinner") was
+		// prepared at home, by the built-in meal detector (meals.go).
+		"meal_days": func(meal string) (float64, error) { return w.mealDays(meal) },
+		// cycles(kind): appliance cycles (programme runs) started in the window.
+		"cycles": func(k string) (float64, error) { return w.cycles(k, func(time.Weekday) bool { return true }) },
+		// weekend_cycles(kind): of those, started on Saturday or Sunday.
+		"weekend_cycles": func(k string) (float64, error) { return w.cycles(k, weekend) },
+		// spoiled_items(): items in the fridge past their best-before date now.
+		"spoiled_items": func() float64 {
+			today := w.now.Unix() / 86400
+			n := 0
+			for _, st := range w.states {
+				n += st.SpoiledItems(today)
+			}
+			return float64(n)
+		},
+		// hours_since_activity(): hours since the last activation of any binary signal.
+		"hours_since_activity": func() float64 {
+			var last time.Time
+			for k, st := range w.states {
+				if k.Signal.Binary() && st.LastAt.After(last) {
+					last = st.LastAt
+				}
+			}
+			if last.IsZero() {
+				return 0
+			}
+			return w.now.Sub(last).Hours()
+		},
+		// ratio(a, b): a/b, or 0 when b is 0.
+		"ratio": func(a, b float64) float64 {
+			if b == 0 {
+				return 0
+			}
+			return a / b
+		},
+		// clamp(x): x limited to [0,1].
+		"clamp": func(x float64) float64 { return math.Min(1, math.Max(0, x)) },
+	}
+}

@@ -1,0 +1,199 @@
+package tagging
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm"
+	"gopkg.in/yaml.v3"
+
+	"github.com/hearth-iot/hearth/device"
+)
+
+// Consent categories a rule can belong to. A tag is computed only when the household
+// consented to its category (sync filters what leaves; the engine skips sensitive tags
+// without consent so they are never even computed).
+const (
+	ConsentUsage     = "usage"
+	ConsentSensitive = "sensitive"
+)
+
+// Days is a duration written in days ("28d") or as a Go duration ("36h").
+type Days time.Duration
+
+// UnmarshalYAML accepts "28d", "12h", "90m".
+func (d *Days) UnmarshalYAML(n *yaml.Node) error {
+	s := strings.TrimSpace(n.Value)
+	if v, ok := strings.CutSuffix(s, "d"); ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 {
+			return fmt.Errorf("line %d: %q is not a number of days", n.Line, s)
+		}
+		*d = Days(time.Duration(f * float64(24*time.Hour)))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: %q is not a duration (e.g. 28d, 36h)", n.Line, s)
+	}
+	*d = Days(v)
+	return nil
+}
+
+// Rule is one tag definition from tags.yaml.
+type Rule struct {
+	Name        string            `yaml:"name"`
+	Description string            `yaml:"description"`
+	Kinds       []device.Kind     `yaml:"kinds"`      // the rule applies when the home has any of these
+	Window      Days              `yaml:"window"`     // how far back the score looks
+	MinDays     int               `yaml:"min_days"`   // days with data from Kinds before the tag may be active
+	Score       string            `yaml:"score"`      // expression in [0,1] (clamped)
+	Evidence    map[string]string `yaml:"evidence"`   // named expressions reported beside the score
+	Activate    float64           `yaml:"activate"`   // score at or above which the tag turns active
+	Deactivate  float64           `yaml:"deactivate"` // score below which an active tag turns inactive (hysteresis)
+	Expiry      Days              `yaml:"expiry"`     // an active tag not confirmed for this long expires
+	Consent     string            `yaml:"consent"`    // usage | sensitive
+
+	line     int
+	score    *vm.Program
+	evidence map[string]*vm.Program
+	evNames  []string
+}
+
+// Line is where the rule starts in its file.
+func (r *Rule) Line() int { return r.line }
+
+// RuleSet is a validated, compiled set of rules.
+type RuleSet struct {
+	Rules  []*Rule
+	Source string // file name or "embedded"
+}
+
+type rulesFile struct {
+	Tags []yaml.Node `yaml:"tags"`
+}
+
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$`)
+
+// ErrRules wraps every error in a rules file.
+var ErrRules = errors.New("bad tag rules")
+
+// ParseRules decodes and compiles a rules file. Every error names the rule and its
+// line; all errors are reported together.
+func ParseRules(src []byte, name string) (*RuleSet, error) {
+	var f rulesFile
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrRules, name, err)
+	}
+	var errs []error
+	rs := &RuleSet{Source: name}
+	seen := map[string]int{}
+	for i := range f.Tags {
+		n := &f.Tags[i]
+		r := &Rule{line: n.Line}
+		if err := n.Decode(r); err != nil {
+			errs = append(errs, fmt.Errorf("%s:%d: rule %d: %v", name, n.Line, i+1, err))
+			continue
+		}
+		if err := r.compile(); err != nil {
+			errs = append(errs, fmt.Errorf("%s:%d: rule %q: %v", name, n.Line, r.Name, err))
+			continue
+		}
+		if prev, ok := seen[r.Name]; ok {
+			errs = append(errs, fmt.Errorf("%s:%d: rule %q: already defined at line %d", name, n.Line, r.Name, prev))
+			continue
+		}
+		seen[r.Name] = n.Line
+		rs.Rules = append(rs.Rules, r)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w: %w", ErrRules, errors.Join(errs...))
+	}
+	return rs, nil
+}
+
+func (r *Rule) compile() error {
+	var problems []string
+	if !nameRE.MatchString(r.Name) {
+		problems = append(problems, fmt.Sprintf("name %q must be dotted lower-case words, e.g. habit.late_night_kitchen", r.Name))
+	}
+	if len(r.Kinds) == 0 {
+		problems = append(problems, "kinds: at least one device kind")
+	}
+	for _, k := range r.Kinds {
+		if !k.Valid() {
+			problems = append(problems, fmt.Sprintf("kinds: unknown kind %q", k))
+		}
+	}
+	if r.Window <= 0 {
+		problems = append(problems, "window: must be positive, e.g. 28d")
+	}
+	if r.MinDays < 0 || time.Duration(r.MinDays)*24*time.Hour > time.Duration(r.Window) {
+		problems = append(problems, fmt.Sprintf("min_days: %d must be between 0 and the window", r.MinDays))
+	}
+	if r.Activate <= 0 || r.Activate > 1 {
+		problems = append(problems, fmt.Sprintf("activate: %v must be in (0,1]", r.Activate))
+	}
+	if r.Deactivate == 0 {
+		r.Deactivate = r.Activate
+	}
+	if r.Deactivate < 0 || r.Deactivate > r.Activate {
+		problems = append(problems, fmt.Sprintf("deactivate: %v must be in [0, activate]", r.Deactivate))
+	}
+	if r.Expiry < 0 {
+		problems = append(problems, "expiry: must not be negative")
+	}
+	if r.Expiry == 0 {
+		r.Expiry = Days(7 * 24 * time.Hour)
+	}
+	switch r.Consent {
+	case ConsentUsage, ConsentSensitive:
+	case "":
+		problems = append(problems, "consent: required (usage or sensitive)")
+	default:
+		problems = append(problems, fmt.Sprintf("consent: %q is not usage or sensitive", r.Consent))
+	}
+	if strings.TrimSpace(r.Score) == "" {
+		problems = append(problems, "score: an expression is required")
+	} else if p, err := compileExpr(r.Score); err != nil {
+		problems = append(problems, fmt.Sprintf("score: %v", oneLine(err)))
+	} else {
+		r.score = p
+	}
+	r.evidence = map[string]*vm.Program{}
+	for k, src := range r.Evidence {
+		p, err := compileExpr(src)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("evidence %s: %v", k, oneLine(err)))
+			continue
+		}
+		r.evidence[k] = p
+		r.evNames = append(r.evNames, k)
+	}
+	sort.Strings(r.evNames)
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func compileExpr(src string) (*vm.Program, error) {
+	return expr.Compile(src, expr.Env(envTemplate()), expr.AsFloat64(), expr.MaxNodes(500))
+}
+
+func oneLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
