@@ -48,11 +48,11 @@ func (s *Stats) add(v float64) {
 // Sessions aggregates the "on" periods of a binary signal (door open, appliance
 // active, cycle running), each attributed to the local day and hour it started.
 type Sessions struct {
-	Count      uint32                     `json:"n"`
-	TotalSec   float64                    `json:"total_s"`
-	LongestSec float64                    `json:"longest_s"`
-	Hist       [len(SessionEdges)]uint32  `json:"hist"`
-	Capped     uint32                     `json:"capped,omitempty"`
+	Count      uint32                    `json:"n"`
+	TotalSec   float64                   `json:"total_s"`
+	LongestSec float64                   `json:"longest_s"`
+	Hist       [len(SessionEdges)]uint32 `json:"hist"`
+	Capped     uint32                    `json:"capped,omitempty"`
 }
 
 func (s *Sessions) add(sec float64) {
@@ -96,11 +96,11 @@ type Inventory struct {
 
 // Day is the rollup of one device's signal over one local day.
 type Day struct {
-	Date    string       `json:"date"` // YYYY-MM-DD, local
-	Device  string       `json:"device"`
-	Kind    device.Kind  `json:"kind"`
+	Date    string        `json:"date"` // YYYY-MM-DD, local
+	Device  string        `json:"device"`
+	Kind    device.Kind   `json:"kind"`
 	Signal  device.Signal `json:"signal"`
-	Weekday time.Weekday `json:"weekday"`
+	Weekday time.Weekday  `json:"weekday"`
 
 	Stats Stats `json:"stats"`
 	// Hours holds the per-hour aggregates (index: local hour); hours without data are zero.
@@ -173,7 +173,7 @@ type State struct {
 // persisted, Dirty returns what changed; the caller persists it.
 type Aggregator struct {
 	Loc       *time.Location
-	Load      func(DayKey) (*Day, bool)   // nil or !ok: a new Day
+	Load      func(DayKey) (*Day, bool) // nil or !ok: a new Day
 	LoadState func(StateKey) (*State, bool)
 
 	days   map[DayKey]*Day

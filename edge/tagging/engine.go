@@ -40,8 +40,8 @@ type Tag struct {
 	Days        int                `json:"days"`     // days with data from the rule's kinds in the window
 	MinDays     int                `json:"min_days"` // days needed before the tag may turn active
 	WindowDays  float64            `json:"window_days"`
-	From        string             `json:"from"` // first date of the window
-	To          string             `json:"to"`   // last date of the window (the data clock's date)
+	From        string             `json:"from"`                // first date of the window
+	To          string             `json:"to"`                  // last date of the window (the data clock's date)
 	FirstSeen   time.Time          `json:"first_seen,omitzero"` // first evaluation that found it active
 	LastSeen    time.Time          `json:"last_seen,omitzero"`  // last evaluation that found it active
 	Expires     time.Time          `json:"expires,omitzero"`    // when an active tag lapses unless confirmed again
