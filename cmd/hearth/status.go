@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hearth-iot/hearth/edge/store"
+	"github.com/hearth-iot/hearth/edge/tagging"
+)
+
+// Status is what GET /v1/status returns.
+type Status struct {
+	Version   string      `json:"version"`
+	InstallID string      `json:"install_id"`
+	Uptime    string      `json:"uptime"`
+	Ready     bool        `json:"ready"`
+	NotReady  string      `json:"not_ready,omitempty"`
+	Devices   int         `json:"devices"`
+	Tags      int         `json:"tags"`
+	Store     store.Stats `json:"store"`
+	DataClock time.Time   `json:"data_clock,omitzero"`
+	Raw       Volume      `json:"raw"`      // readings as devices sent them
+	Upstream  Volume      `json:"upstream"` // summaries written by the sync transport
+	Outbox    int         `json:"outbox"`
+}
+
+// Volume counts items and bytes.
+type Volume struct {
+	Items int64 `json:"items"`
+	Bytes int64 `json:"bytes"`
+}
+
+func (a *agent) status() Status {
+	s := Status{Version: versionString(), InstallID: a.st.InstallID(), Uptime: time.Since(a.started).Round(time.Second).String(),
+		Devices: len(a.st.Devices()), Tags: len(a.eng.Tags()), Outbox: a.ob.Pending()}
+	if err := a.ready(); err != nil {
+		s.NotReady = err.Error()
+	} else {
+		s.Ready = true
+	}
+	s.Store, _ = a.st.Stats()
+	_ = a.st.View(func(tx *store.Tx) error { s.DataClock, _ = tagging.DataClock(tx); return nil })
+	for _, d := range a.st.Devices() {
+		s.Raw.Items += int64(d.Readings)
+	}
+	if a.br != nil {
+		s.Raw.Bytes = int64(a.br.PayloadBytes())
+	}
+	s.Upstream.Bytes, s.Upstream.Items = a.sink.Written()
+	return s
+}
+
+func clientFlags(name string, args []string) (*flag.FlagSet, *string, *bool, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:9880", "the running agent's admin.listen address")
+	asJSON := fs.Bool("json", false, "print the API's JSON")
+	return fs, addr, asJSON, nil
+}
+
+func get(ctx context.Context, addr, path string, v any) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach hearth at %s (is `hearth run` running? admin.listen sets the address): %w", addr, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return body, fmt.Errorf("%s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	if v != nil {
+		if err := json.Unmarshal(body, v); err != nil {
+			return body, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return body, nil
+}
+
+func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
+	fs, addr, asJSON, _ := clientFlags("status", args)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var s Status
+	body, err := get(ctx, *addr, "/v1/status", &s)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err = out.Write(body)
+		return err
+	}
+	ready := "ready"
+	if !s.Ready {
+		ready = "NOT READY: " + s.NotReady
+	}
+	fmt.Fprintf(out, "%s · %s · up %s\n", s.Version, ready, s.Uptime)
+	fmt.Fprintf(out, "install %s · %d devices · %d tags\n", s.InstallID, s.Devices, s.Tags)
+	fmt.Fprintf(out, "store: %d events (seq %d..%d), %s used of %s quota, file %s\n", s.Store.Events, s.Store.FirstSeq, s.Store.LastSeq,
+		humanBytes(s.Store.UsedBytes), humanBytes(s.Store.QuotaBytes), humanBytes(s.Store.FileBytes))
+	names := make([]string, 0, len(s.Store.Cursors))
+	for k := range s.Store.Cursors {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		fmt.Fprintf(out, "  cursor %-10s %d\n", k, s.Store.Cursors[k])
+	}
+	if !s.DataClock.IsZero() {
+		fmt.Fprintf(out, "data clock: %s\n", s.DataClock.Format(time.RFC3339))
+	}
+	fmt.Fprintf(out, "raw readings: %d (%s as received) · upstream: %d summaries (%s) · outbox: %d waiting\n",
+		s.Raw.Items, humanBytes(s.Raw.Bytes), s.Upstream.Items, humanBytes(s.Upstream.Bytes), s.Outbox)
+	return nil
+}
+
+func cmdTags(ctx context.Context, args []string, out io.Writer) error {
+	fs, addr, asJSON, _ := clientFlags("tags", args)
+	explain := fs.String("explain", "", "show why tag NAME is what it is")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *explain != "" {
+		var t tagging.Tag
+		body, err := get(ctx, *addr, "/v1/tags/"+*explain, &t)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			_, err = out.Write(body)
+			return err
+		}
+		explainTag(out, t)
+		return nil
+	}
+	var tags []tagging.Tag
+	body, err := get(ctx, *addr, "/v1/tags", &tags)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err = out.Write(body)
+		return err
+	}
+	printTags(out, tags)
+	return nil
+}
+
+func printTags(out io.Writer, tags []tagging.Tag) {
+	if len(tags) == 0 {
+		fmt.Fprintln(out, "  no tags yet: hearth needs data from appliances first")
+		return
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  TAG\tSCORE\tACTIVE\tSTATUS\tDAYS\tEVIDENCE")
+	for _, t := range tags {
+		active := "no"
+		if t.Active {
+			active = "YES"
+		}
+		fmt.Fprintf(tw, "  %s\t%.2f\t%s\t%s\t%d/%d\t%s\n", t.Name, t.Score, active, t.Status, t.Days, t.MinDays, evidence(t.Evidence))
+	}
+	tw.Flush()
+}
+
+func evidence(ev map[string]float64) string {
+	keys := make([]string, 0, len(ev))
+	for k := range ev {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%s", k, trimFloat(ev[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+func trimFloat(f float64) string {
+	s := fmt.Sprintf("%.2f", f)
+	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	return s
+}
+
+func explainTag(out io.Writer, t tagging.Tag) {
+	fmt.Fprintf(out, "%s — %s\n", t.Name, t.Description)
+	fmt.Fprintf(out, "  score %.3f, %s, status %s (consent category %s)\n", t.Score, map[bool]string{true: "ACTIVE", false: "not active"}[t.Active], t.Status, t.Consent)
+	if t.Error != "" {
+		fmt.Fprintf(out, "  error: %s\n", t.Error)
+	}
+	fmt.Fprintf(out, "  window %s .. %s (%.0f days); %d days with data, %d needed to activate\n", t.From, t.To, t.WindowDays, t.Days, t.MinDays)
+	if !t.FirstSeen.IsZero() {
+		fmt.Fprintf(out, "  first seen active %s, last %s, expires %s\n", t.FirstSeen.Format(time.RFC3339), t.LastSeen.Format(time.RFC3339), t.Expires.Format(time.RFC3339))
+	}
+	fmt.Fprintln(out, "  evidence:")
+	keys := make([]string, 0, len(t.Evidence))
+	for k := range t.Evidence {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(out, "    %-20s %s\n", k, trimFloat(t.Evidence[k]))
+	}
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// reportLoop prints what hearth has learned, every interval, for the person at the
+// terminal: the tags with their scores, and what goes upstream against what came in.
+func (a *agent) reportLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.report()
+		}
+	}
+}
+
+func (a *agent) report() {
+	s := a.status()
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n── hearth · up %s · %d devices · %d readings stored", s.Uptime, s.Devices, s.Raw.Items)
+	if !s.DataClock.IsZero() {
+		fmt.Fprintf(&b, " · data clock %s", s.DataClock.In(a.cfg.Location()).Format("Mon 2006-01-02 15:04"))
+	}
+	b.WriteString(" ──\n")
+	printTags(&b, a.eng.Tags())
+	raw := s.Raw.Bytes
+	pct := 0.0
+	if raw > 0 {
+		pct = 100 * float64(s.Upstream.Bytes) / float64(raw)
+	}
+	fmt.Fprintf(&b, "  upstream: %d summaries, %s, against %s of raw readings as received (%.2f%%); %d waiting in the outbox\n",
+		s.Upstream.Items, humanBytes(s.Upstream.Bytes), humanBytes(raw), pct, s.Outbox)
+	_, _ = io.WriteString(a.out, b.String())
+}

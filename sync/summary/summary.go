@@ -1,0 +1,311 @@
+// Package summary builds what hearth sends upstream instead of raw readings: one
+// compact summary per device per closed local day, and the changes of tags. Each
+// passes the household's consent and carries only pseudonymous identifiers; it is put
+// in the outbox in the same transaction that advances the builder's cursors, so a
+// crash neither loses nor repeats a summary.
+package summary
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/edge/rollup"
+	"github.com/hearth-iot/hearth/edge/store"
+	"github.com/hearth-iot/hearth/edge/tagging"
+	"github.com/hearth-iot/hearth/sync/privacy"
+)
+
+// Cursor names in the store.
+const (
+	DaysCursor = "sync.days" // the last local date summarised, as YYYYMMDD
+	TagsCursor = "sync.tags" // the last tag-log entry summarised
+)
+
+// DeviceDay is the summary of one device over one local day.
+type DeviceDay struct {
+	Type      string                    `json:"type"` // "device_day"
+	ID        string                    `json:"id"`   // deterministic message id
+	Household string                    `json:"household"`
+	Device    string                    `json:"device"` // pseudonym
+	Kind      device.Kind               `json:"kind"`
+	Date      string                    `json:"date"`
+	Signals   map[device.Signal]*Signal `json:"signals"`
+}
+
+// Signal summarises one signal of a DeviceDay. Fields that do not apply are left out.
+type Signal struct {
+	N          uint32   `json:"n"`
+	Min        *float64 `json:"min,omitempty"`
+	Max        *float64 `json:"max,omitempty"`
+	Mean       *float64 `json:"mean,omitempty"`
+	Sum        *float64 `json:"sum,omitempty"`
+	Sessions   uint32   `json:"sessions,omitempty"`
+	OnSeconds  float64  `json:"on_s,omitempty"`
+	LongestSec float64  `json:"longest_s,omitempty"`
+	Over60s    uint32   `json:"over_60s,omitempty"`
+	// ByPart counts activations in the four parts of the day: 00-06, 06-12, 12-18, 18-24.
+	ByPart   *[4]uint32        `json:"by_part,omitempty"`
+	Cycles   uint32            `json:"cycles,omitempty"`
+	EnergyWh float64           `json:"energy_wh,omitempty"`
+	Stocked  map[string]uint32 `json:"stocked,omitempty"`
+	Taken    map[string]uint32 `json:"taken,omitempty"`
+}
+
+// TagChange is a tag's change, as sent upstream.
+type TagChange struct {
+	Type      string             `json:"type"` // "tag"
+	ID        string             `json:"id"`
+	Household string             `json:"household"`
+	Tag       string             `json:"tag"`
+	Score     float64            `json:"score"`
+	Active    bool               `json:"active"`
+	Status    string             `json:"status"`
+	Reason    string             `json:"reason"`
+	At        time.Time          `json:"at"`
+	Evidence  map[string]float64 `json:"evidence,omitempty"`
+}
+
+// Options configure a Builder.
+type Options struct {
+	Location   *time.Location
+	Consent    privacy.Consent
+	Registerer prometheus.Registerer
+}
+
+// Builder makes summaries and puts them in the outbox.
+type Builder struct {
+	st        *store.Store
+	loc       *time.Location
+	consent   privacy.Consent
+	pseudo    *privacy.Pseudonymizer
+	household string
+	install   string
+
+	made     *prometheus.CounterVec
+	withheld *prometheus.CounterVec
+	reg      prometheus.Registerer
+}
+
+// NewBuilder returns a Builder over st.
+func NewBuilder(st *store.Store, o *Options) *Builder {
+	var opts Options
+	if o != nil {
+		opts = *o
+	}
+	if opts.Location == nil {
+		opts.Location = time.UTC
+	}
+	p := privacy.NewPseudonymizer(st.Secret())
+	b := &Builder{st: st, loc: opts.Location, consent: opts.Consent, pseudo: p,
+		household: p.ID("household", st.InstallID()), install: st.InstallID(), reg: opts.Registerer,
+		made: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_sync_summaries_total",
+			Help: "Summaries put in the outbox, by type (device_day, tag)."}, []string{"type"}),
+		withheld: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_sync_withheld_total",
+			Help: "Summaries not sent because the household has not consented to their category, by type."}, []string{"type"}),
+	}
+	for _, t := range []string{"device_day", "tag"} {
+		b.made.WithLabelValues(t)
+		b.withheld.WithLabelValues(t)
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(b.made, b.withheld)
+	}
+	return b
+}
+
+// Unregister removes the builder's metrics.
+func (b *Builder) Unregister() {
+	if b.reg != nil {
+		b.reg.Unregister(b.made)
+		b.reg.Unregister(b.withheld)
+	}
+}
+
+func (b *Builder) messageID(parts ...string) string {
+	h := sha256.New()
+	h.Write([]byte(b.install))
+	for _, p := range parts {
+		h.Write([]byte{0})
+		h.Write([]byte(p))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func dateNum(d string) uint64 {
+	n, _ := strconv.ParseUint(strings.ReplaceAll(d, "-", ""), 10, 64)
+	return n
+}
+
+func numDate(n uint64) string {
+	if n == 0 {
+		return ""
+	}
+	s := fmt.Sprintf("%08d", n)
+	return s[:4] + "-" + s[4:6] + "-" + s[6:]
+}
+
+// Step summarises every local day that closed since the last step (a day closes when
+// the data clock has passed it) and every new tag change. It returns the number of
+// summaries put in the outbox.
+func (b *Builder) Step() (int, error) {
+	n := 0
+	err := b.st.Update(func(tx *store.Tx) error {
+		clock, err := tagging.DataClock(tx)
+		if err != nil || clock.IsZero() {
+			return err
+		}
+		today := clock.In(b.loc).Format(time.DateOnly)
+		allSim := true
+		for _, d := range b.st.Devices() {
+			allSim = allSim && privacy.Simulated(d.ID)
+		}
+		// Device days.
+		last := numDate(tx.Cursor(DaysCursor))
+		from := "0000-00-00"
+		if last != "" {
+			from = last + "\x01" // the first key after every key of the last date
+		}
+		days, err := rollup.Window(tx, from, today)
+		if err != nil {
+			return err
+		}
+		byDev := map[[2]string][]rollup.Day{}
+		var newest string
+		for _, d := range days {
+			if d.Date >= today {
+				continue // not closed yet
+			}
+			k := [2]string{d.Date, d.Device}
+			byDev[k] = append(byDev[k], d)
+			newest = max(newest, d.Date)
+		}
+		keys := make([][2]string, 0, len(byDev))
+		for k := range byDev {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool {
+			return keys[i][0] < keys[j][0] || keys[i][0] == keys[j][0] && keys[i][1] < keys[j][1]
+		})
+		for _, k := range keys {
+			if !b.consent.Allows(privacy.Usage) && !privacy.Simulated(k[1]) {
+				b.withheld.WithLabelValues("device_day").Inc()
+				continue
+			}
+			msg := b.deviceDay(k[0], k[1], byDev[k])
+			if err := put(tx, msg); err != nil {
+				return err
+			}
+			b.made.WithLabelValues("device_day").Inc()
+			n++
+		}
+		if newest != "" {
+			if err := tx.SetCursor(DaysCursor, dateNum(newest)); err != nil {
+				return err
+			}
+		}
+		// Tag changes.
+		tagCur := tx.Cursor(TagsCursor)
+		var lastTag uint64
+		var changes []tagging.Change
+		if err := tx.Range(store.TagLog, store.Key(tagCur+1), func(k, v []byte) error {
+			var c tagging.Change
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("summary: tag log %d: %w", store.SeqOf(k), err)
+			}
+			changes = append(changes, c)
+			lastTag = store.SeqOf(k)
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, c := range changes {
+			var t tagging.Tag
+			if v := tx.Get(store.Tags, []byte(c.Tag)); v != nil {
+				_ = json.Unmarshal(v, &t)
+			}
+			if !b.consent.Allows(t.Consent) && !allSim {
+				b.withheld.WithLabelValues("tag").Inc()
+				continue
+			}
+			msg := TagChange{Type: "tag", Household: b.household, Tag: c.Tag, Score: round(c.Score, 3), Active: c.Active,
+				Status: c.Status, Reason: c.Reason, At: c.At.UTC(), Evidence: t.Evidence}
+			msg.ID = b.messageID("tag", c.Tag, c.At.UTC().Format(time.RFC3339Nano), c.Reason)
+			if err := put(tx, msg); err != nil {
+				return err
+			}
+			b.made.WithLabelValues("tag").Inc()
+			n++
+		}
+		if lastTag > 0 {
+			return tx.SetCursor(TagsCursor, lastTag)
+		}
+		return nil
+	})
+	return n, err
+}
+
+func (b *Builder) deviceDay(date, dev string, days []rollup.Day) DeviceDay {
+	out := DeviceDay{Type: "device_day", Household: b.household, Device: b.pseudo.ID("device", dev), Date: date,
+		Signals: map[device.Signal]*Signal{}}
+	out.ID = b.messageID("device_day", dev, date)
+	for i := range days {
+		d := &days[i]
+		out.Kind = d.Kind
+		s := &Signal{N: d.Stats.Count}
+		switch {
+		case d.Signal.Binary():
+			s.Sessions = d.Sessions.Count
+			s.OnSeconds = round(d.Sessions.TotalSec, 0)
+			s.LongestSec = round(d.Sessions.LongestSec, 0)
+			s.Over60s = d.Sessions.Over(60)
+			var parts [4]uint32
+			for h, a := range d.Activations {
+				parts[h/6] += uint32(a)
+			}
+			s.ByPart = &parts
+		case d.Signal == device.SignalWater || d.Signal == device.SignalFilter:
+			s.Sum = ptr(round(d.Stats.Sum, 3))
+		case d.Signal == device.SignalInventory:
+			s.Stocked, s.Taken = d.Inventory.Stocked, d.Inventory.Taken
+		default:
+			s.Min, s.Max, s.Mean = ptr(round(d.Stats.Min, 2)), ptr(round(d.Stats.Max, 2)), ptr(round(d.Stats.Mean(), 2))
+			if d.Signal == device.SignalPower {
+				s.Cycles, s.EnergyWh = d.Cycles.Count, round(d.Cycles.EnergyWh, 1)
+			}
+		}
+		out.Signals[d.Signal] = s
+	}
+	return out
+}
+
+func ptr(v float64) *float64 { return &v }
+
+func round(v float64, places int) float64 {
+	p := math.Pow(10, float64(places))
+	return math.Round(v*p) / p
+}
+
+// put appends one message to the outbox: 8 bytes of enqueue time (Unix ns), then JSON.
+func put(tx *store.Tx, msg any) error {
+	body, err := json.Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("summary: encode: %w", err)
+	}
+	seq, err := tx.NextSeq(store.Outbox)
+	if err != nil {
+		return err
+	}
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(body)), uint64(time.Now().UnixNano()))
+	return tx.Put(store.Outbox, store.Key(seq), append(v, body...))
+}
