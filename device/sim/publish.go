@@ -31,7 +31,8 @@ type PublishOptions struct {
 	Now      func() time.Time
 	Logger   *slog.Logger
 	// OnPublished, if set, is called after each acknowledged publish with its readings
-	// and payload size (for tests and the demo's raw-bytes count).
+	// and payload size (for tests and the demo's raw-bytes count). It is called from
+	// one goroutine per appliance: concurrently, across appliances.
 	OnPublished func(rs []device.Reading, payloadBytes int)
 }
 
@@ -80,27 +81,42 @@ func Publish(ctx context.Context, h *Household, o PublishOptions) error {
 		case <-ctx.Done():
 			return nil
 		}
-		pubs[a.ID] = &appPub{c: c, topic: devmqtt.NativeTopic(a.ID), window: make(chan struct{}, o.Inflight)}
+		pubs[a.ID] = &appPub{c: c, topic: devmqtt.NativeTopic(a.ID)}
 	}
 	log.Info("simulated household publishing", "persona", h.Persona(), "appliances", len(pubs), "from", h.Now().Format(time.DateOnly), "speed", o.Speed)
 
 	realStart, simStart := o.Now(), h.Now()
 	var buf []device.Reading
 	var wg sync.WaitGroup
-	var errMu sync.Mutex
-	var firstErr error
+	errc := make(chan error, len(pubs))
+	for _, p := range pubs {
+		p.queue = make(chan chunk, 4)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.run(ctx, o.Inflight, o.OnPublished); err != nil {
+				errc <- err
+			}
+		}()
+	}
+	finish := func() {
+		for _, p := range pubs {
+			close(p.queue)
+		}
+		wg.Wait()
+	}
 	t := time.NewTicker(o.Tick)
 	defer t.Stop()
 	for {
 		now := o.Now()
-		target := now // caught up: real time
+		var target time.Time
 		if o.Speed > 0 && !math.IsInf(o.Speed, 1) {
 			target = simStart.Add(time.Duration(float64(now.Sub(realStart)) * o.Speed))
 		} else {
 			target = h.Now().Add(24 * time.Hour)
 		}
 		if target.After(now) {
-			target = now
+			target = now // caught up with the present: real time from here on
 		}
 		if !o.Until.IsZero() && target.After(o.Until) {
 			target = o.Until
@@ -115,84 +131,106 @@ func Publish(ctx context.Context, h *Household, o PublishOptions) error {
 				p := pubs[id]
 				for len(rs) > 0 {
 					n := min(len(rs), o.BatchMax)
-					chunk := append([]device.Reading(nil), rs[:n]...)
+					c := chunk{rs: append([]device.Reading(nil), rs[:n]...)}
+					c.payload = devmqtt.AppendNative(nil, c.rs)
 					rs = rs[n:]
-					payload := devmqtt.AppendNative(nil, chunk)
 					select {
-					case p.window <- struct{}{}:
+					case p.queue <- c:
+					case err := <-errc:
+						finish()
+						return err
 					case <-ctx.Done():
-						wg.Wait()
+						finish()
 						return nil
 					}
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						defer func() { <-p.window }()
-						if err := p.publish(ctx, payload); err != nil {
-							errMu.Lock()
-							if firstErr == nil {
-								firstErr = err
-							}
-							errMu.Unlock()
-							return
-						}
-						if o.OnPublished != nil {
-							o.OnPublished(chunk, len(payload))
-						}
-					}()
 				}
 			}
 		}
-		errMu.Lock()
-		err := firstErr
-		errMu.Unlock()
-		if err != nil {
-			wg.Wait()
-			return err
-		}
 		if !o.Until.IsZero() && !h.Now().Before(o.Until) {
-			wg.Wait()
-			return nil
+			finish()
+			select {
+			case err := <-errc:
+				return err
+			default:
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():
-			wg.Wait()
+			finish()
 			return nil
+		case err := <-errc:
+			finish()
+			return err
 		case <-t.C:
 		}
 	}
 }
 
+type chunk struct {
+	rs      []device.Reading
+	payload []byte
+}
+
 type appPub struct {
-	c      paho.Client
-	topic  string
-	window chan struct{}
+	c     paho.Client
+	topic string
+	queue chan chunk
+}
+
+type sent struct {
+	c   chunk
+	tok paho.Token
+}
+
+// run publishes the appliance's chunks in order, keeping up to inflight of them
+// unacknowledged on the wire (as firmware with a send window would), and sends again
+// any that fails; the store de-duplicates by boot and sequence.
+func (p *appPub) run(ctx context.Context, inflight int, onPublished func([]device.Reading, int)) error {
+	var window []sent
+	settle := func(s sent) error {
+		for attempt := 0; ; attempt++ {
+			acked := false
+			select {
+			case <-s.tok.Done():
+				acked = s.tok.Error() == nil
+			case <-time.After(10 * time.Second):
+			case <-ctx.Done():
+				return nil
+			}
+			if acked {
+				if onPublished != nil {
+					onPublished(s.c.rs, len(s.c.payload))
+				}
+				return nil
+			}
+			if attempt >= 5 {
+				return fmt.Errorf("%w: %s after %d attempts: %v", errRefused, p.topic, attempt+1, s.tok.Error())
+			}
+			select {
+			case <-time.After(200 * time.Millisecond):
+			case <-ctx.Done():
+				return nil
+			}
+			s.tok = p.c.Publish(p.topic, 1, false, s.c.payload)
+		}
+	}
+	for c := range p.queue {
+		if len(window) >= inflight {
+			if err := settle(window[0]); err != nil {
+				return err
+			}
+			window = window[1:]
+		}
+		window = append(window, sent{c: c, tok: p.c.Publish(p.topic, 1, false, c.payload)})
+	}
+	for _, s := range window {
+		if err := settle(s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // errRefused is a publish the broker did not acknowledge in time.
 var errRefused = errors.New("sim: publish not acknowledged")
-
-// publish sends payload with QoS 1 and waits for its PUBACK, sending it again (the
-// store de-duplicates by boot and sequence) until acknowledged or ctx ends.
-func (p *appPub) publish(ctx context.Context, payload []byte) error {
-	for attempt := 0; ; attempt++ {
-		tok := p.c.Publish(p.topic, 1, false, payload)
-		select {
-		case <-tok.Done():
-			if tok.Error() == nil {
-				return nil
-			}
-		case <-time.After(10 * time.Second):
-		case <-ctx.Done():
-			return nil
-		}
-		if attempt >= 5 {
-			return fmt.Errorf("%w: %s after %d attempts: %v", errRefused, p.topic, attempt+1, tok.Error())
-		}
-		select {
-		case <-time.After(200 * time.Millisecond):
-		case <-ctx.Done():
-			return nil
-		}
-	}
-}

@@ -132,7 +132,8 @@ type Store struct {
 	lastSeq atomic.Uint64
 	devMu   sync.Mutex
 	devices map[string]*DeviceInfo // cache of the devices bucket, written through
-	wm      map[string]watermark   // dedupe watermarks, written through
+	wm      map[bootKey]*watermark // dedupe state (dedupe.go), written through
+	commitN uint64                 // commits so far, for pruning old boots
 
 	Recovered string // path the corrupt file was moved to at Open, or ""
 }
@@ -141,8 +142,6 @@ type request struct {
 	rs   []device.Reading
 	done func(error)
 }
-
-type watermark struct{ boot, seq uint64 }
 
 // DeviceInfo is what the store knows of a device.
 type DeviceInfo struct {
@@ -181,7 +180,7 @@ func Open(path string, o *Options) (*Store, error) {
 	}
 	s := &Store{db: db, opts: opts, log: opts.Logger.With("component", "store"),
 		queue: make(chan *request, 1024), stop: make(chan struct{}), done: make(chan struct{}),
-		devices: map[string]*DeviceInfo{}, wm: map[string]watermark{}, Recovered: recovered}
+		devices: map[string]*DeviceInfo{}, wm: map[bootKey]*watermark{}, Recovered: recovered}
 	if err := s.init(recovered != ""); err != nil {
 		db.Close()
 		return nil, err
@@ -283,10 +282,13 @@ func (s *Store) init(recovered bool) error {
 			return err
 		}
 		return tx.Bucket(bucketDedupe).ForEach(func(k, v []byte) error {
-			if len(v) != 16 {
-				return corruptErr{fmt.Errorf("store: dedupe watermark of %q has %d bytes", k, len(v))}
+			bk, ok := parseDedupeKey(k)
+			w, err := decodeWatermark(v)
+			if !ok || err != nil {
+				return corruptErr{fmt.Errorf("store: dedupe record %q: %v", k, err)}
 			}
-			s.wm[string(k)] = watermark{binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])}
+			s.wm[bk] = w
+			s.commitN = max(s.commitN, w.used)
 			return nil
 		})
 	})
@@ -428,13 +430,17 @@ func (s *Store) commit(batch []*request, buf *[]byte) {
 	}
 	start := time.Now()
 	*buf = (*buf)[:0]
-	s.devMu.Lock()
+	// Only this goroutine changes s.devices and s.wm, so it reads them without a
+	// lock; devMu guards them only while it publishes the changes below. (Holding
+	// devMu across the transaction would deadlock with a reader of Devices() inside
+	// another Update.)
 	var (
-		seq      = s.lastSeq.Load()
-		dups     int
-		touched  = map[string]bool{}
-		wmChange = map[string]watermark{}
-		devNew   = map[string]*DeviceInfo{}
+		seq        = s.lastSeq.Load()
+		dups       int
+		touched    = map[string]bool{}
+		wmChange   = map[bootKey]*watermark{}
+		devNew     = map[string]*DeviceInfo{}
+		prunedKeys []bootKey
 	)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if err := s.makeRoom(tx, n); err != nil {
@@ -446,17 +452,24 @@ func (s *Store) commit(batch []*request, buf *[]byte) {
 			for i := range req.rs {
 				r := &req.rs[i]
 				if r.Seq != 0 {
-					w, ok := wmChange[r.Device]
+					bk := bootKey{r.Device, r.Boot}
+					w, ok := wmChange[bk]
 					if !ok {
-						w = s.wm[r.Device]
+						if old, ok := s.wm[bk]; ok {
+							w = old.clone()
+						} else {
+							w = &watermark{}
+						}
+						w.used = s.commitN + 1
+						wmChange[bk] = w
 					}
-					if r.Boot == w.boot && r.Seq <= w.seq {
+					if w.seen(r.Seq) {
 						dups++
 						s.deviceInfo(devNew, r).Dups++
 						touched[r.Device] = true
 						continue
 					}
-					wmChange[r.Device] = watermark{r.Boot, r.Seq}
+					w.add(r.Seq)
 				}
 				seq++
 				// bbolt keeps key and value slices until the commit: encode into an
@@ -481,12 +494,16 @@ func (s *Store) commit(batch []*request, buf *[]byte) {
 			}
 		}
 		dd := tx.Bucket(bucketDedupe)
-		for id, w := range wmChange {
-			v := binary.BigEndian.AppendUint64(u64key(w.boot), w.seq)
-			if err := dd.Put([]byte(id), v); err != nil {
+		for bk, w := range wmChange {
+			if err := dd.Put(dedupeKey(bk), w.encode()); err != nil {
 				return err
 			}
 		}
+		pruned, err := s.pruneBoots(dd, wmChange)
+		if err != nil {
+			return err
+		}
+		prunedKeys = pruned
 		db := tx.Bucket(bucketDevices)
 		for id := range touched {
 			v, err := jsonMarshal(devNew[id])
@@ -500,15 +517,20 @@ func (s *Store) commit(batch []*request, buf *[]byte) {
 		return nil
 	})
 	if err == nil {
+		s.devMu.Lock()
 		s.lastSeq.Store(seq)
-		for id, w := range wmChange {
-			s.wm[id] = w
+		s.commitN++
+		for bk, w := range wmChange {
+			s.wm[bk] = w
+		}
+		for _, bk := range prunedKeys {
+			delete(s.wm, bk)
 		}
 		for id, d := range devNew {
 			s.devices[id] = d
 		}
+		s.devMu.Unlock()
 	}
-	s.devMu.Unlock()
 	s.m.commitSeconds.Observe(time.Since(start).Seconds())
 	switch {
 	case err == nil:

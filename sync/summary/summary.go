@@ -28,7 +28,7 @@ import (
 
 // Cursor names in the store.
 const (
-	DaysCursor = "sync.days" // the last local date summarised, as YYYYMMDD
+	DaysCursor = "sync.days" // + NUL + device: the last local date summarised, as YYYYMMDD
 	TagsCursor = "sync.tags" // the last tag-log entry summarised
 )
 
@@ -161,34 +161,45 @@ func numDate(n uint64) string {
 func (b *Builder) Step() (int, error) {
 	n := 0
 	err := b.st.Update(func(tx *store.Tx) error {
-		clock, err := tagging.DataClock(tx)
-		if err != nil || clock.IsZero() {
+		states, err := rollup.States(tx)
+		if err != nil {
 			return err
 		}
-		today := clock.In(b.loc).Format(time.DateOnly)
+		// A device's day is closed once that device's own clock has passed it: devices
+		// report at different paces (a washer may upload a cycle an hour late).
+		devClock := map[string]time.Time{}
+		for k, st := range states {
+			if st.LastAt.After(devClock[k.Device]) {
+				devClock[k.Device] = st.LastAt
+			}
+		}
 		allSim := true
 		for _, d := range b.st.Devices() {
 			allSim = allSim && privacy.Simulated(d.ID)
 		}
-		// Device days.
-		last := numDate(tx.Cursor(DaysCursor))
-		from := "0000-00-00"
-		if last != "" {
-			from = last + "\x01" // the first key after every key of the last date
+		devs := make([]string, 0, len(devClock))
+		for dev := range devClock {
+			devs = append(devs, dev)
 		}
-		days, err := rollup.Window(tx, from, today)
+		sort.Strings(devs)
+		oldest := ""
+		for _, dev := range devs {
+			d := numDate(tx.Cursor(DaysCursor + "\x00" + dev))
+			if oldest == "" || d < oldest {
+				oldest = d
+			}
+		}
+		from := "0000-00-00"
+		if oldest != "" {
+			from = oldest + "\x01" // the first key after every key of that date
+		}
+		days, err := rollup.Window(tx, from, "9999-99-99")
 		if err != nil {
 			return err
 		}
 		byDev := map[[2]string][]rollup.Day{}
-		var newest string
 		for _, d := range days {
-			if d.Date >= today {
-				continue // not closed yet
-			}
-			k := [2]string{d.Date, d.Device}
-			byDev[k] = append(byDev[k], d)
-			newest = max(newest, d.Date)
+			byDev[[2]string{d.Date, d.Device}] = append(byDev[[2]string{d.Date, d.Device}], d)
 		}
 		keys := make([][2]string, 0, len(byDev))
 		for k := range byDev {
@@ -197,20 +208,26 @@ func (b *Builder) Step() (int, error) {
 		sort.Slice(keys, func(i, j int) bool {
 			return keys[i][0] < keys[j][0] || keys[i][0] == keys[j][0] && keys[i][1] < keys[j][1]
 		})
+		newest := map[string]string{}
 		for _, k := range keys {
-			if !b.consent.Allows(privacy.Usage) && !privacy.Simulated(k[1]) {
+			date, dev := k[0], k[1]
+			today := devClock[dev].In(b.loc).Format(time.DateOnly)
+			if date >= today || date <= numDate(tx.Cursor(DaysCursor+"\x00"+dev)) {
+				continue // not closed yet, or already sent
+			}
+			newest[dev] = max(newest[dev], date)
+			if !b.consent.Allows(privacy.Usage) && !privacy.Simulated(dev) {
 				b.withheld.WithLabelValues("device_day").Inc()
 				continue
 			}
-			msg := b.deviceDay(k[0], k[1], byDev[k])
-			if err := put(tx, msg); err != nil {
+			if err := put(tx, b.deviceDay(date, dev, byDev[k])); err != nil {
 				return err
 			}
 			b.made.WithLabelValues("device_day").Inc()
 			n++
 		}
-		if newest != "" {
-			if err := tx.SetCursor(DaysCursor, dateNum(newest)); err != nil {
+		for dev, date := range newest {
+			if err := tx.SetCursor(DaysCursor+"\x00"+dev, dateNum(date)); err != nil {
 				return err
 			}
 		}

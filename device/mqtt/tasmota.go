@@ -1,0 +1,452 @@
+package mqtt
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hearth-iot/hearth/device"
+)
+
+// TasmotaOptions configures a Tasmota decoder. The zero value is Tasmota's default.
+type TasmotaOptions struct {
+	// FullTopics are the FullTopic settings in use, tried in order; each holds
+	// %prefix% and %topic% once, as whole levels, and may hold %hostname% or %id%
+	// (any one level) and literal levels, e.g. "tasmota/%topic%/%prefix%/".
+	// Default: the Tasmota default "%prefix%/%topic%/". The prefixes are Tasmota's
+	// defaults cmnd, stat and tele.
+	FullTopics []string
+	// OnAvailability, when set, is called from Decode for every tele/<topic>/LWT
+	// message, once per mapping of that topic. It must not block.
+	OnAvailability func(Availability)
+}
+
+// Tasmota decodes what Tasmota firmware publishes for the devices mapped with source
+// "tasmota". A mapping's Name is the device's %topic% ("pow1"), or "<topic>/<sensor>"
+// for one sensor object of a SENSOR payload ("ble-hub/LYWSD03-52680f") or one Zigbee
+// device behind a Tasmota Zigbee bridge ("SonoffZB/door_sensor", by its Name, short
+// address or ZbReceived key).
+//
+// Topics (shown with the default FullTopic):
+//
+//   - tele/<topic>/SENSOR (also tele/<topic>/<x>/SENSOR, as with ZbDeviceTopic):
+//     every sensor object yields properties "<sensor>.<field>" in lower case
+//     ("energy.power" W, "energy.total" kWh, "ds18b20.temperature", "am2301.humidity"),
+//     matched in full and then by the field alone ("power", "total", "temperature");
+//     a power or energy given per channel as an array is summed. Top-level switches
+//     ("Switch1":"ON") are properties "switch1". Temperatures follow TempUnit (F is
+//     converted to °C). ZbReceived entries are read for their own mappings with
+//     properties in lower case, where Zigbee "Power" (on/off) is "state", "ActivePower"
+//     is "power" and "Contact" is 1 when open (the IAS zone alarm bit, as Tasmota
+//     reports it). A message whose only devices are unmapped Zigbee devices is
+//     ErrUnknownDevice; unmapped ones beside mapped readings are skipped.
+//   - tele/<topic>/STATE: POWER or POWER1 is property "relay", POWER<n> is "relay<n>"
+//     ("ON"/"OFF" → 1/0).
+//   - stat/<topic>/POWER, stat/<topic>/POWER<n>: the same properties, plain payload.
+//   - tele/<topic>/LWT: "Online"/"Offline": no reading; reported through OnAvailability.
+//   - cmnd/..., stat/<topic>/RESULT and STATUS*, other tele/ topics: nil, nil.
+//
+// DeviceTime: Tasmota's "Time" is local time without a zone unless the device is set
+// to send one. hearth uses "Epoch" (Unix seconds) when present, else "Time" when it
+// carries an offset, else leaves DeviceTime zero for the hub to stamp.
+//
+// Tasmota is immutable after NewTasmota and safe for concurrent use.
+type Tasmota struct {
+	patterns [][]string
+	onAvail  func(Availability)
+	idx      map[string]*binding   // by mapping name
+	topics   map[string][]*binding // by %topic%: the topic's mapping and its sensors'
+}
+
+// NewTasmota returns a decoder for the mappings of source "tasmota" in ms (others are
+// ignored). nil opts means defaults.
+func NewTasmota(ms Mappings, opts *TasmotaOptions) (*Tasmota, error) {
+	var o TasmotaOptions
+	if opts != nil {
+		o = *opts
+	}
+	if len(o.FullTopics) == 0 {
+		o.FullTopics = []string{"%prefix%/%topic%/"}
+	}
+	t := &Tasmota{onAvail: o.OnAvailability, topics: make(map[string][]*binding)}
+	for _, ft := range o.FullTopics {
+		p, err := parseFullTopic(ft)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt tasmota: full topic %q: %v", ft, err)
+		}
+		t.patterns = append(t.patterns, p)
+	}
+	idx, err := indexMappings(ms, SourceTasmota)
+	if err != nil {
+		return nil, err
+	}
+	t.idx = idx
+	for _, name := range sortedKeys(idx) {
+		topic, _, _ := strings.Cut(name, "/")
+		t.topics[topic] = append(t.topics[topic], idx[name])
+	}
+	return t, nil
+}
+
+func parseFullTopic(s string) ([]string, error) {
+	if err := checkTopic(s); err != nil {
+		return nil, err
+	}
+	levels := strings.Split(strings.TrimSuffix(s, "/"), "/")
+	var np, nt int
+	for _, l := range levels {
+		switch l {
+		case "%prefix%":
+			np++
+		case "%topic%":
+			nt++
+		case "%hostname%", "%id%":
+		case "":
+			return nil, errors.New("empty level")
+		default:
+			if strings.Contains(l, "%") {
+				return nil, fmt.Errorf("level %q: tokens must fill a whole level", l)
+			}
+		}
+	}
+	if np != 1 || nt != 1 {
+		return nil, errors.New("want %prefix% and %topic% once each")
+	}
+	return levels, nil
+}
+
+// match returns the prefix, %topic% and the rest of a topic.
+func (t *Tasmota) match(topic string) (prefix, dev, rest string, ok bool) {
+	levels := strings.Split(topic, "/")
+	for _, p := range t.patterns {
+		if len(levels) <= len(p) {
+			continue
+		}
+		prefix, dev, ok = "", "", true
+		for i, l := range p {
+			switch l {
+			case "%prefix%":
+				prefix = levels[i]
+				ok = ok && (prefix == "cmnd" || prefix == "stat" || prefix == "tele")
+			case "%topic%":
+				dev = levels[i]
+				ok = ok && dev != ""
+			case "%hostname%", "%id%":
+				ok = ok && levels[i] != ""
+			default:
+				ok = ok && levels[i] == l
+			}
+			if !ok {
+				break
+			}
+		}
+		if ok {
+			return prefix, dev, strings.Join(levels[len(p):], "/"), true
+		}
+	}
+	return "", "", "", false
+}
+
+// Decode implements Decoder.
+func (t *Tasmota) Decode(topic string, payload []byte, now time.Time) ([]device.Reading, error) {
+	prefix, dev, rest, ok := t.match(topic)
+	if !ok {
+		return nil, ErrNotMine
+	}
+	if err := checkTopic(topic); err != nil {
+		return nil, fmt.Errorf("%w: tasmota: %v", ErrMalformed, err)
+	}
+	var kind string // SENSOR, STATE, LWT, POWER
+	switch prefix {
+	case "tele":
+		levels := strings.Split(rest, "/")
+		last := levels[len(levels)-1]
+		switch {
+		case last == "SENSOR" && len(levels) <= 2:
+			kind = last
+		case (last == "STATE" || last == "LWT") && len(levels) == 1:
+			kind = last
+		}
+	case "stat":
+		if relayProp(rest) != "" {
+			kind = "POWER"
+		}
+	}
+	if kind == "" {
+		return nil, nil // commands, RESULT, STATUS, INFO, ...
+	}
+	bs := t.topics[dev]
+	if len(bs) == 0 {
+		return nil, fmt.Errorf("%w: tasmota topic %q (MQTT topic %q)", ErrUnknownDevice, truncate(dev, 128), truncate(topic, 128))
+	}
+	if err := checkPayload(payload); err != nil {
+		return nil, fmt.Errorf("%w: tasmota topic %q: %v", ErrMalformed, truncate(topic, 128), err)
+	}
+	if kind == "LWT" {
+		return nil, t.lwt(topic, bs, payload, now)
+	}
+	if len(bytes.TrimSpace(payload)) == 0 {
+		return nil, nil
+	}
+	top := t.idx[dev]
+	switch kind {
+	case "POWER":
+		if top == nil {
+			return nil, nil
+		}
+		prop := relayProp(rest)
+		sig, ok := top.signal(prop)
+		if !ok {
+			return nil, nil
+		}
+		r, err := top.reading(sig, textScalar(payload), "", false)
+		if err != nil {
+			return nil, fmt.Errorf("%w: tasmota topic %q: %s: %v", ErrMalformed, truncate(topic, 128), prop, err)
+		}
+		return []device.Reading{r}, nil
+	case "STATE":
+		if top == nil {
+			return nil, nil
+		}
+		return t.state(topic, top, payload)
+	}
+	return t.sensor(topic, dev, top, payload)
+}
+
+// relayProp names the relay of a POWER/POWER<n> command: "relay", "relay2", ...
+func relayProp(cmd string) string {
+	n, ok := strings.CutPrefix(cmd, "POWER")
+	if !ok {
+		return ""
+	}
+	if n == "" || n == "1" {
+		return "relay"
+	}
+	if i, err := strconv.Atoi(n); err == nil && i >= 2 && i <= 32 && strconv.Itoa(i) == n {
+		return "relay" + n
+	}
+	return ""
+}
+
+func (t *Tasmota) lwt(topic string, bs []*binding, payload []byte, now time.Time) error {
+	state := string(bytes.TrimSpace(payload))
+	var online bool
+	switch strings.ToLower(state) {
+	case "online":
+		online = true
+	case "offline":
+	default:
+		return fmt.Errorf("%w: tasmota topic %q: LWT %q is not Online or Offline", ErrMalformed, truncate(topic, 128), truncate(state, 64))
+	}
+	for _, b := range bs {
+		callAvailability(t.onAvail, Availability{Source: SourceTasmota, Name: b.Name, Device: b.Device, Online: online, State: state, At: now})
+	}
+	return nil
+}
+
+func (t *Tasmota) state(topic string, b *binding, payload []byte) ([]device.Reading, error) {
+	obj, err := decodeObject(payload)
+	if err != nil {
+		return nil, fmt.Errorf("%w: tasmota topic %q: %v", ErrMalformed, truncate(topic, 128), err)
+	}
+	devTime := tasmotaTime(obj)
+	var out []device.Reading
+	for _, k := range sortedKeys(obj) {
+		prop := relayProp(k)
+		if prop == "" {
+			continue
+		}
+		sig, ok := b.signal(prop)
+		if !ok {
+			continue
+		}
+		r, err := t.reading(b, prop, sig, obj[k], "")
+		if errors.Is(err, errSkip) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: tasmota topic %q: %s: %v", ErrMalformed, truncate(topic, 128), k, err)
+		}
+		r.DeviceTime = devTime
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// tasmotaSkip are SENSOR keys that are not sensors.
+var tasmotaSkip = map[string]bool{"Time": true, "Epoch": true, "TempUnit": true, "PressureUnit": true,
+	"SpeedUnit": true, "ZbInfo": true, "ZbState": true, "ZbResponse": true, "ZbSend": true, "IrReceived": true,
+	"RfReceived": true, "LwReceived": true}
+
+// zigbeeRenames turn Tasmota's Zigbee attribute names into hearth property names.
+var zigbeeRenames = map[string]string{"power": "state", "activepower": "power", "batterypercentage": "battery"}
+
+func (t *Tasmota) sensor(topic, dev string, top *binding, payload []byte) ([]device.Reading, error) {
+	obj, err := decodeObject(payload)
+	if err != nil {
+		return nil, fmt.Errorf("%w: tasmota topic %q: %v", ErrMalformed, truncate(topic, 128), err)
+	}
+	devTime := tasmotaTime(obj)
+	tempUnit := ""
+	if raw, ok := obj["TempUnit"]; ok {
+		if v, err := jsonScalar(raw); err == nil && v.typ == 's' && (v.s == "F" || v.s == "C") {
+			tempUnit = "°" + v.s
+		}
+	}
+	var (
+		out      []device.Reading
+		mapped   = top != nil
+		unmapped []string
+	)
+	add := func(b *binding, prop, field string, raw json.RawMessage) error {
+		sig, ok := b.signal(prop)
+		if !ok {
+			return nil
+		}
+		unit := ""
+		if sig == device.SignalTemperature {
+			unit = tempUnit
+		}
+		r, err := t.reading(b, prop, sig, raw, unit)
+		if errors.Is(err, errSkip) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%w: tasmota topic %q: %s: %v", ErrMalformed, truncate(topic, 128), truncate(field, 64), err)
+		}
+		r.DeviceTime = devTime
+		out = append(out, r)
+		return nil
+	}
+	for _, k := range sortedKeys(obj) {
+		if tasmotaSkip[k] {
+			continue
+		}
+		raw := obj[k]
+		if k == "ZbReceived" {
+			subs, err := decodeObject(raw)
+			if err != nil {
+				return nil, fmt.Errorf("%w: tasmota topic %q: ZbReceived: %v", ErrMalformed, truncate(topic, 128), err)
+			}
+			for _, sk := range sortedKeys(subs) {
+				fields, err := decodeObject(subs[sk])
+				if err != nil {
+					return nil, fmt.Errorf("%w: tasmota topic %q: ZbReceived %q: %v", ErrMalformed, truncate(topic, 128), truncate(sk, 64), err)
+				}
+				b := t.zigbeeBinding(dev, sk, fields)
+				if b == nil {
+					unmapped = append(unmapped, zigbeeLabel(sk, fields))
+					continue
+				}
+				mapped = true
+				for _, f := range sortedKeys(fields) {
+					prop := strings.ToLower(f)
+					if p, ok := zigbeeRenames[prop]; ok {
+						prop = p
+					}
+					if err := add(b, prop, "ZbReceived."+sk+"."+f, fields[f]); err != nil {
+						return nil, err
+					}
+				}
+			}
+			continue
+		}
+		if v := bytes.TrimSpace(raw); len(v) > 0 && v[0] == '{' {
+			fields, err := decodeObject(raw)
+			if err != nil {
+				return nil, fmt.Errorf("%w: tasmota topic %q: %s: %v", ErrMalformed, truncate(topic, 128), truncate(k, 64), err)
+			}
+			b, prefix := t.idx[dev+"/"+k], ""
+			if b == nil {
+				b, prefix = top, strings.ToLower(k)+"."
+			}
+			if b == nil {
+				continue
+			}
+			mapped = true
+			for _, f := range sortedKeys(fields) {
+				if err := add(b, prefix+strings.ToLower(f), k+"."+f, fields[f]); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		if top != nil {
+			if err := add(top, strings.ToLower(k), k, raw); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if !mapped && len(unmapped) > 0 {
+		return nil, fmt.Errorf("%w: tasmota topic %q: Zigbee device %s has no mapping (name it %q)", ErrUnknownDevice,
+			truncate(dev, 128), strings.Join(unmapped, ", "), dev+"/<Name>")
+	}
+	return out, nil
+}
+
+// zigbeeBinding finds the mapping of a ZbReceived entry by its Name, its short address
+// or its key.
+func (t *Tasmota) zigbeeBinding(dev, key string, fields map[string]json.RawMessage) *binding {
+	for _, f := range []string{"Name", "Device"} {
+		if v, err := jsonScalar(fields[f]); err == nil && v.typ == 's' {
+			if n := strings.TrimSpace(v.s); n != "" {
+				if b := t.idx[dev+"/"+n]; b != nil {
+					return b
+				}
+			}
+		}
+	}
+	return t.idx[dev+"/"+key]
+}
+
+func zigbeeLabel(key string, fields map[string]json.RawMessage) string {
+	if v, err := jsonScalar(fields["Name"]); err == nil && v.typ == 's' && strings.TrimSpace(v.s) != "" {
+		return strconv.Quote(truncate(strings.TrimSpace(v.s), 64)) + " (" + truncate(key, 32) + ")"
+	}
+	return strconv.Quote(truncate(key, 64))
+}
+
+// reading converts one Tasmota JSON value; per-channel arrays of power or energy are
+// summed.
+func (t *Tasmota) reading(b *binding, prop string, sig device.Signal, raw json.RawMessage, unit string) (device.Reading, error) {
+	if v := bytes.TrimSpace(raw); len(v) > 0 && v[0] == '[' && (sig == device.SignalPower || sig == device.SignalEnergy) {
+		var chans []json.RawMessage
+		if err := json.Unmarshal(v, &chans); err != nil || len(chans) == 0 || len(chans) > 32 {
+			return device.Reading{}, fmt.Errorf("%s: want a number or an array of 1..32 numbers", prop)
+		}
+		sum := 0.0
+		for _, c := range chans {
+			s, err := jsonScalar(c)
+			if err != nil {
+				return device.Reading{}, err
+			}
+			if s.typ != 'n' {
+				return device.Reading{}, fmt.Errorf("%s: channel value %s is not a number", prop, s)
+			}
+			sum += s.num
+		}
+		return b.reading(sig, scalar{typ: 'n', num: sum}, unit, false)
+	}
+	v, err := jsonScalar(raw)
+	if err != nil {
+		return device.Reading{}, err
+	}
+	return b.reading(sig, v, unit, false)
+}
+
+// tasmotaTime returns a trustworthy device time: Epoch, or Time with a zone offset.
+func tasmotaTime(obj map[string]json.RawMessage) time.Time {
+	if v, err := jsonScalar(obj["Epoch"]); err == nil && v.typ == 'n' && v.num > 0 && v.num < 1e11 {
+		return time.Unix(int64(v.num), 0)
+	}
+	if v, err := jsonScalar(obj["Time"]); err == nil && v.typ == 's' {
+		if t, err := time.Parse(time.RFC3339, v.s); err == nil {
+			return t
+		}
+	}
+	return time.Time{}
+}

@@ -1,0 +1,242 @@
+package mqtt
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hearth-iot/hearth/device"
+)
+
+// Zigbee2MQTTOptions configures a Zigbee2MQTT decoder. The zero value is the
+// Zigbee2MQTT default.
+type Zigbee2MQTTOptions struct {
+	// BaseTopic is Zigbee2MQTT's mqtt.base_topic. Default "zigbee2mqtt".
+	BaseTopic string
+	// AttributeOutput decodes the per-attribute topics Zigbee2MQTT publishes with
+	// advanced.output "attribute" (<base>/<name>/<property>, plain payload). Leave it
+	// false with the default output "json" and with "attribute_and_json", where the
+	// same values also arrive as JSON and would be counted twice; attribute topics of
+	// mapped devices are then ignored (nil readings, nil error).
+	AttributeOutput bool
+	// OnAvailability, when set, is called from Decode for every
+	// <base>/<name>/availability message of a mapped device. It must not block.
+	OnAvailability func(Availability)
+}
+
+// Zigbee2MQTT decodes what Zigbee2MQTT publishes for the devices mapped with source
+// "zigbee2mqtt", whose Name is the friendly_name (which may contain '/').
+//
+// Topics under the base topic:
+//
+//   - <base>/<name>: the JSON state object. Properties (payload keys) become readings
+//     through the mapping's Signals or DefaultSignals of its kind. contact=true means
+//     the magnet is present (closed): contact is turned into door value 1 when open,
+//     0 when closed. state "ON"/"OFF" and occupancy true/false become 1/0.
+//     temperature °C, humidity %, power W, energy kWh and battery % keep their values.
+//     linkquality and properties no signal names are ignored; null values are skipped.
+//     last_seen, when it carries a zone (ISO_8601) or is epoch milliseconds, becomes
+//     DeviceTime (Zigbee2MQTT stamps it when it heard the device); ISO_8601_local
+//     (no zone) is ignored.
+//   - <base>/<name>/availability: "online"/"offline" or {"state":"online"}: no
+//     reading; reported through OnAvailability.
+//   - <base>/bridge/..., and any topic with a /set or /get level: Zigbee2MQTT's own
+//     topics and commands to devices: nil readings and nil error.
+//   - an empty payload (a retained message being cleared): nil, nil.
+//
+// A name with no mapping is ErrUnknownDevice; a topic outside the base is ErrNotMine.
+// Zigbee2MQTT is immutable after NewZigbee2MQTT and safe for concurrent use.
+type Zigbee2MQTT struct {
+	base    string
+	attr    bool
+	onAvail func(Availability)
+	idx     map[string]*binding
+}
+
+// NewZigbee2MQTT returns a decoder for the mappings of source "zigbee2mqtt" in ms
+// (others are ignored). nil opts means defaults.
+func NewZigbee2MQTT(ms Mappings, opts *Zigbee2MQTTOptions) (*Zigbee2MQTT, error) {
+	var o Zigbee2MQTTOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.BaseTopic == "" {
+		o.BaseTopic = "zigbee2mqtt"
+	}
+	if err := checkBase(o.BaseTopic); err != nil {
+		return nil, fmt.Errorf("mqtt zigbee2mqtt: base topic: %v", err)
+	}
+	idx, err := indexMappings(ms, SourceZigbee2MQTT)
+	if err != nil {
+		return nil, err
+	}
+	return &Zigbee2MQTT{base: o.BaseTopic, attr: o.AttributeOutput, onAvail: o.OnAvailability, idx: idx}, nil
+}
+
+func checkBase(base string) error {
+	if err := checkTopic(base); err != nil {
+		return err
+	}
+	if base == "" || strings.HasPrefix(base, "/") || strings.HasSuffix(base, "/") || strings.Contains(base, "//") {
+		return fmt.Errorf("%q: want levels without leading, trailing or double /", base)
+	}
+	return nil
+}
+
+// Decode implements Decoder.
+func (z *Zigbee2MQTT) Decode(topic string, payload []byte, now time.Time) ([]device.Reading, error) {
+	rest, ok := strings.CutPrefix(topic, z.base+"/")
+	if !ok {
+		return nil, ErrNotMine
+	}
+	if err := checkTopic(topic); err != nil {
+		return nil, fmt.Errorf("%w: zigbee2mqtt: %v", ErrMalformed, err)
+	}
+	if rest == "" {
+		return nil, fmt.Errorf("%w: zigbee2mqtt topic %q: no device name", ErrMalformed, topic)
+	}
+	if rest == "bridge" || strings.HasPrefix(rest, "bridge/") {
+		return nil, nil
+	}
+	levels := strings.Split(rest, "/")
+	for _, l := range levels[1:] {
+		if l == "set" || l == "get" {
+			return nil, nil
+		}
+	}
+	if err := checkPayload(payload); err != nil {
+		return nil, fmt.Errorf("%w: zigbee2mqtt topic %q: %v", ErrMalformed, topic, err)
+	}
+	if name, ok := strings.CutSuffix(rest, "/availability"); ok {
+		return nil, z.availability(topic, name, payload, now)
+	}
+	if b := z.idx[rest]; b != nil {
+		return z.state(topic, b, payload)
+	}
+	if i := strings.LastIndexByte(rest, '/'); i > 0 {
+		if b := z.idx[rest[:i]]; b != nil {
+			if !z.attr {
+				return nil, nil
+			}
+			return z.attribute(topic, b, rest[i+1:], payload)
+		}
+	}
+	return nil, fmt.Errorf("%w: zigbee2mqtt friendly_name %q (topic %q)", ErrUnknownDevice, truncate(rest, 128), truncate(topic, 128))
+}
+
+func (z *Zigbee2MQTT) availability(topic, name string, payload []byte, now time.Time) error {
+	b := z.idx[name]
+	if b == nil {
+		return fmt.Errorf("%w: zigbee2mqtt friendly_name %q (topic %q)", ErrUnknownDevice, truncate(name, 128), truncate(topic, 128))
+	}
+	p := bytes.TrimSpace(payload)
+	state := string(p)
+	if len(p) > 0 && p[0] == '{' {
+		var v struct {
+			State *string `json:"state"`
+		}
+		if err := json.Unmarshal(p, &v); err != nil || v.State == nil {
+			return fmt.Errorf("%w: zigbee2mqtt topic %q: availability %q: want online/offline or {\"state\":\"online\"}", ErrMalformed, topic, truncate(state, 64))
+		}
+		state = *v.State
+	}
+	var online bool
+	switch state {
+	case "online":
+		online = true
+	case "offline":
+	default:
+		return fmt.Errorf("%w: zigbee2mqtt topic %q: availability %q is not online or offline", ErrMalformed, topic, truncate(state, 64))
+	}
+	callAvailability(z.onAvail, Availability{Source: SourceZigbee2MQTT, Name: name, Device: b.Device, Online: online, State: state, At: now})
+	return nil
+}
+
+func (z *Zigbee2MQTT) state(topic string, b *binding, payload []byte) ([]device.Reading, error) {
+	if len(bytes.TrimSpace(payload)) == 0 {
+		return nil, nil
+	}
+	obj, err := decodeObject(payload)
+	if err != nil {
+		return nil, fmt.Errorf("%w: zigbee2mqtt topic %q: %v", ErrMalformed, truncate(topic, 128), err)
+	}
+	var devTime time.Time
+	if raw, ok := obj["last_seen"]; ok {
+		devTime = z2mLastSeen(raw)
+	}
+	var out []device.Reading
+	for _, prop := range b.props {
+		raw, ok := obj[prop]
+		if !ok {
+			continue
+		}
+		v, err := jsonScalar(raw)
+		if err == nil {
+			var r device.Reading
+			r, err = z2mReading(b, prop, b.signals[prop], v)
+			if err == nil {
+				r.DeviceTime = devTime
+				out = append(out, r)
+				continue
+			}
+		}
+		if errors.Is(err, errSkip) {
+			continue
+		}
+		return nil, fmt.Errorf("%w: zigbee2mqtt topic %q: property %q: %v", ErrMalformed, truncate(topic, 128), prop, err)
+	}
+	return out, nil
+}
+
+func (z *Zigbee2MQTT) attribute(topic string, b *binding, prop string, payload []byte) ([]device.Reading, error) {
+	prop = strings.ToLower(prop)
+	sig, ok := b.signal(prop)
+	if !ok || len(bytes.TrimSpace(payload)) == 0 {
+		return nil, nil
+	}
+	r, err := z2mReading(b, prop, sig, textScalar(payload))
+	if errors.Is(err, errSkip) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: zigbee2mqtt topic %q: %v", ErrMalformed, truncate(topic, 128), err)
+	}
+	return []device.Reading{r}, nil
+}
+
+// z2mReading applies Zigbee2MQTT's conventions to one property value.
+func z2mReading(b *binding, prop string, sig device.Signal, v scalar) (device.Reading, error) {
+	if prop == "contact" && v.typ != 'z' {
+		if v.typ != 'b' {
+			return device.Reading{}, fmt.Errorf("contact %s: want true (closed) or false (open)", v)
+		}
+		v.b = !v.b // contact=true: magnet present, door closed
+	}
+	if v.typ == 's' && !sig.Binary() {
+		return device.Reading{}, fmt.Errorf("string %s where a number is expected for signal %s", v, sig)
+	}
+	return b.reading(sig, v, "", false)
+}
+
+// z2mLastSeen reads last_seen in the ISO_8601 (with zone) or epoch (ms) formats.
+func z2mLastSeen(raw json.RawMessage) time.Time {
+	v, err := jsonScalar(raw)
+	if err != nil {
+		return time.Time{}
+	}
+	switch v.typ {
+	case 's':
+		t, err := time.Parse(time.RFC3339Nano, v.s)
+		if err == nil {
+			return t
+		}
+	case 'n':
+		if v.num > 0 && v.num < 1e15 {
+			return time.UnixMilli(int64(v.num))
+		}
+	}
+	return time.Time{}
+}
