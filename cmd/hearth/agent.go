@@ -89,6 +89,7 @@ type agent struct {
 	ob       *outbox.Outbox
 	sink     *transport.File
 	hh       *sim.Household
+	sources  []device.Source // serial ports, external broker
 	simPass  map[string]string
 	adminSrv *http.Server
 
@@ -194,6 +195,9 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (a *agent, err
 			return nil, err
 		}
 	}
+	if a.sources, err = a.extraSources(); err != nil {
+		return nil, err
+	}
 	a.adminSrv = admin.NewServer(admin.Handler(admin.Sources{
 		Gatherer: a.reg, Ready: a.ready, Status: func() any { return a.status() },
 		Devices: func() any { return a.st.Devices() },
@@ -290,6 +294,15 @@ func (a *agent) run(ctx context.Context) error {
 			defer srcs.Done()
 			if err := a.br.Serve(a.brokerLn); err != nil {
 				errc <- err
+			}
+		}()
+	}
+	for _, src := range a.sources {
+		srcs.Add(1)
+		go func() {
+			defer srcs.Done()
+			if err := src.Run(srcCtx, a.in); err != nil {
+				errc <- fmt.Errorf("%s: %w", src.Name(), err)
 			}
 		}()
 	}

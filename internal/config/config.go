@@ -50,20 +50,22 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 
 // Config is hearth.yaml. Field comments are in configs/hearth.yaml.
 type Config struct {
-	DataDir         string   `yaml:"data_dir"`
-	Timezone        string   `yaml:"timezone"`
-	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
-	Log             Log      `yaml:"log"`
-	Store           Store    `yaml:"store"`
-	Ingest          Ingest   `yaml:"ingest"`
-	Broker          Broker   `yaml:"broker"`
-	Admin           Admin    `yaml:"admin"`
-	Rollup          Rollup   `yaml:"rollup"`
-	Tagging         Tagging  `yaml:"tagging"`
-	Sync            Sync     `yaml:"sync"`
-	Consent         Consent  `yaml:"consent"`
-	Sim             Sim      `yaml:"sim"`
-	Report          Report   `yaml:"report"`
+	DataDir         string       `yaml:"data_dir"`
+	Timezone        string       `yaml:"timezone"`
+	ShutdownTimeout Duration     `yaml:"shutdown_timeout"`
+	Log             Log          `yaml:"log"`
+	Store           Store        `yaml:"store"`
+	Ingest          Ingest       `yaml:"ingest"`
+	Broker          Broker       `yaml:"broker"`
+	Admin           Admin        `yaml:"admin"`
+	Rollup          Rollup       `yaml:"rollup"`
+	Tagging         Tagging      `yaml:"tagging"`
+	Sync            Sync         `yaml:"sync"`
+	Consent         Consent      `yaml:"consent"`
+	Sim             Sim          `yaml:"sim"`
+	Report          Report       `yaml:"report"`
+	Serial          []SerialPort `yaml:"serial"`
+	MQTT            MQTT         `yaml:"mqtt"`
 }
 
 type Log struct {
@@ -154,6 +156,7 @@ func Default() Config {
 		Sim: Sim{Enabled: true, Persona: "default", Seed: 1, Speed: 10080, History: Duration(28 * 24 * time.Hour),
 			Kinds: []string{}},
 		Report: Report{Interval: Duration(10 * time.Second)},
+		Serial: []SerialPort{},
 	}
 }
 
@@ -418,6 +421,8 @@ func (c *Config) validate(name string, root *yaml.Node) error {
 			bad("sim.enabled", "the simulated household publishes to the embedded broker: enable broker too")
 		}
 	}
+	c.validateSerial(bad)
+	c.validateMQTT(bad)
 	if len(es) > 0 {
 		return es
 	}

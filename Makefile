@@ -1,0 +1,72 @@
+# hearth — make targets. `make run` runs the agent on embedded defaults; `make test`
+# runs every test, installing what the tests need (Debian packages, when root).
+
+GO       ?= go
+BIN      := bin
+DIST     := dist
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+# Packages whose tests also run on arm64 under qemu-user (pure Go, no sockets to
+# outside programs): the target architecture is tested, not assumed.
+ARM64_TEST_PKGS := ./device/... ./edge/store/... ./edge/rollup/... ./edge/tagging/... ./firmware-proto/... ./sync/...
+FUZZTIME ?= 10s
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all build run test test-unit test-arm64 fuzz lint cross bench deps clean proto proto-check
+
+all: build
+
+## build: the hearth binary for this machine, in bin/
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/hearth ./cmd/hearth
+
+## run: the agent on embedded defaults (broker 127.0.0.1:1883, API 127.0.0.1:9880, store ./data, simulated household)
+run: build
+	./$(BIN)/hearth run
+
+## deps: install what the tests need (mosquitto, mosquitto-clients, qemu-user-static, protobuf-compiler)
+deps:
+	@missing=""; \
+	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	command -v mosquitto_pub >/dev/null 2>&1 || missing="$$missing mosquitto-clients"; \
+	command -v qemu-aarch64-static >/dev/null 2>&1 || missing="$$missing qemu-user-static"; \
+	command -v protoc >/dev/null 2>&1 || missing="$$missing protobuf-compiler"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+## test: lint, every test with the race detector, the arm64 tests under qemu, a short fuzz run, and the proto check
+test: deps lint test-unit test-arm64 fuzz proto-check
+
+test-unit:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-arm64: deps
+	GOARCH=arm64 CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m -exec qemu-aarch64-static $(ARM64_TEST_PKGS)
+
+## fuzz: each decoder fuzz target for FUZZTIME
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzDecoder$$' -fuzztime=$(FUZZTIME) ./firmware-proto/frame
+	$(GO) test -run='^$$' -fuzz='^FuzzZigbee2MQTT$$' -fuzztime=$(FUZZTIME) ./device/mqtt
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## cross: static, stripped linux/arm64 and linux/arm (GOARM=7) binaries in dist/, with their sizes
+cross:
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/hearth-linux-arm64 ./cmd/hearth
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/hearth-linux-armv7 ./cmd/hearth
+	@ls -l $(DIST)/hearth-linux-arm64 $(DIST)/hearth-linux-armv7 | awk '{printf "%-28s %6.2f MB\n", $$9, $$5/1048576}'
+
+## bench: the benchmarks, with allocations
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
+
+clean:
+	rm -rf $(BIN) $(DIST)
+
+include firmware-proto/proto.mk
