@@ -101,8 +101,8 @@ type agent struct {
 // newAgent binds the listeners, opens the store and builds every component. On any
 // error it undoes what it did (closes listeners, removes a data directory it made) so
 // no half-created state is left.
-func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (a *agent, err error) {
-	a = &agent{cfg: cfg, log: log, out: out, reg: prometheus.NewRegistry(), started: time.Now()}
+func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err error) {
+	a := &agent{cfg: cfg, log: log, out: out, reg: prometheus.NewRegistry(), started: time.Now()}
 	var undo []func()
 	defer func() {
 		if err != nil {

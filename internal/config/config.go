@@ -391,7 +391,7 @@ func (c *Config) validate(name string, root *yaml.Node) error {
 		}
 	}
 	checkListen(bad, "admin.listen", c.Admin.Listen)
-	if c.Broker.Enabled && c.Broker.Listen == c.Admin.Listen && c.Admin.Listen != "" {
+	if c.Broker.Enabled && c.Broker.Listen == c.Admin.Listen && !strings.HasSuffix(c.Admin.Listen, ":0") {
 		bad("admin.listen", "%q is also broker.listen", c.Admin.Listen)
 	}
 	for key, d := range map[string]Duration{"rollup.interval": c.Rollup.Interval, "tagging.interval": c.Tagging.Interval,

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func writeFile(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigCheck(t *testing.T) {
+	code, out, _ := runCLI(t, "config", "check", "../../configs/hearth.yaml")
+	if code != 0 || !strings.Contains(out, "ok") {
+		t.Errorf("config check of the shipped file: exit %d, %q", code, out)
+	}
+	dir := t.TempDir()
+	bad := writeFile(t, dir, "bad.yaml", "data_dir: ./x\nbroker:\n  listen: 127.0.0.1:1883\n  max_clientz: 3\nstore:\n  quota_bytes: -1\n")
+	code, _, errs := runCLI(t, "config", "check", bad)
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	for _, want := range []string{`bad.yaml:4: broker.max_clientz: unknown key "max_clientz"`} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs)
+		}
+	}
+	// Every error is listed, not just the first: validation errors too.
+	bad2 := writeFile(t, dir, "bad2.yaml", "store:\n  quota_bytes: -1\ntimezone: Nowhere/Atlantis\n")
+	code, _, errs = runCLI(t, "config", "check", bad2)
+	if code != 1 || !strings.Contains(errs, "bad2.yaml:2: store.quota_bytes") || !strings.Contains(errs, "bad2.yaml:3: timezone") ||
+		!strings.Contains(errs, "2 error(s)") {
+		t.Errorf("exit %d, stderr:\n%s", code, errs)
+	}
+}
+
+// Each bad start is one clear error line naming what and where, exit 1, and leaves
+// no data directory behind.
+func TestRunRefusesBadStarts(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	notDir := writeFile(t, dir, "plainfile", "x")
+	cases := []struct {
+		name, config, want string
+	}{
+		{"missing config", "", "no-such.yaml: no such file or directory"},
+		{"unknown key", "sim:\n  speeed: 5\n", `sim.speeed: unknown key "speeed"`},
+		{"port in use", "broker:\n  listen: " + busy.Addr().String() + "\nadmin:\n  listen: 127.0.0.1:0\n",
+			"broker.listen: " + busy.Addr().String() + " is already in use"},
+		{"data dir not writable", "data_dir: " + filepath.Join(notDir, "data") + "\nbroker:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n",
+			"data_dir: cannot create " + filepath.Join(notDir, "data")},
+		{"bad rules file", "tagging:\n  rules_file: " + filepath.Join(dir, "none.yaml") + "\nbroker:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n",
+			"tagging.rules_file: open " + filepath.Join(dir, "none.yaml")},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfgPath := filepath.Join(dir, "no-such.yaml")
+			dataDir := filepath.Join(t.TempDir(), "data")
+			if c.config != "" {
+				body := c.config
+				if !strings.Contains(body, "data_dir") {
+					body = "data_dir: " + dataDir + "\n" + body
+				}
+				cfgPath = writeFile(t, t.TempDir(), "hearth.yaml", body)
+			}
+			code, _, errs := runCLI(t, "run", "--config", cfgPath)
+			if code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+			if lines := strings.Count(strings.TrimSpace(errs), "\n") + 1; lines != 1 || !strings.Contains(errs, c.want) {
+				t.Errorf("want one line containing %q, got %d line(s):\n%s", c.want, lines, errs)
+			}
+			if _, err := os.Stat(dataDir); err == nil {
+				t.Errorf("data directory %s was left behind", dataDir)
+			}
+		})
+	}
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	if code, out, _ := runCLI(t, "version"); code != 0 || !strings.HasPrefix(out, "hearth ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+	if code, _, errs := runCLI(t, "frobnicate"); code != 2 || !strings.Contains(errs, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: %d %q", code, errs)
+	}
+	if code, _, errs := runCLI(t, "status", "--addr", "127.0.0.1:1"); code != 1 || !strings.Contains(errs, "cannot reach hearth at 127.0.0.1:1") {
+		t.Errorf("status without an agent: %d %q", code, errs)
+	}
+}

@@ -1,0 +1,114 @@
+package summary
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/edge/rollup"
+	"github.com/hearth-iot/hearth/edge/store"
+	"github.com/hearth-iot/hearth/sync/privacy"
+)
+
+func outbox(t *testing.T, st *store.Store) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	_ = st.View(func(tx *store.Tx) error {
+		return tx.ForEach(store.Outbox, nil, func(_, v []byte) error {
+			var m map[string]any
+			if err := json.Unmarshal(v[8:], &m); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, m)
+			return nil
+		})
+	})
+	return out
+}
+
+// Without consent, a real device's days stay home; a simulated device's are written.
+// With consent, both leave, under pseudonyms, each day exactly once.
+func TestConsentAndPseudonyms(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "h.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	day := time.Date(2026, 5, 4, 0, 0, 0, 0, time.UTC)
+	var rs []device.Reading
+	for i, dev := range []string{"kitchen-fridge", privacy.SimPrefix + "fridge"} {
+		for d := 0; d < 3; d++ { // three days: two closed, the third open
+			at := day.AddDate(0, 0, d).Add(8 * time.Hour)
+			rs = append(rs,
+				device.Reading{Device: dev, Kind: device.KindFridge, Signal: device.SignalDoor, Value: 1, Boot: 1, Seq: uint64(d*2 + 1), DeviceTime: at, HubTime: at},
+				device.Reading{Device: dev, Kind: device.KindFridge, Signal: device.SignalDoor, Value: 0, Boot: 1, Seq: uint64(d*2 + 2), DeviceTime: at.Add(time.Duration(30+i) * time.Second), HubTime: at})
+		}
+	}
+	if err := device.Commit(context.Background(), st, rs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rollup.NewConsumer(st, nil).CatchUp(); err != nil {
+		t.Fatal(err)
+	}
+	b := NewBuilder(st, &Options{Consent: privacy.Consent{}})
+	if _, err := b.Step(); err != nil {
+		t.Fatal(err)
+	}
+	msgs := outbox(t, st)
+	if len(msgs) != 2 {
+		t.Fatalf("without consent: %d messages, want the simulated device's 2 closed days: %v", len(msgs), msgs)
+	}
+	simPseudo := privacy.NewPseudonymizer(st.Secret()).ID("device", privacy.SimPrefix+"fridge")
+	for _, m := range msgs {
+		if m["device"] != simPseudo || m["type"] != "device_day" {
+			t.Errorf("unexpected message %v", m)
+		}
+	}
+	// Consent given later: the real device's closed days are not sent retroactively
+	// (the cursor has passed them)… but its next closed day is.
+	b2 := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true}})
+	at := day.AddDate(0, 0, 3).Add(8 * time.Hour)
+	if err := device.Commit(context.Background(), st, []device.Reading{
+		{Device: "kitchen-fridge", Kind: device.KindFridge, Signal: device.SignalDoor, Value: 1, Boot: 1, Seq: 7, DeviceTime: at, HubTime: at},
+		{Device: "kitchen-fridge", Kind: device.KindFridge, Signal: device.SignalDoor, Value: 0, Boot: 1, Seq: 8, DeviceTime: at.Add(10 * time.Second), HubTime: at},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rollup.NewConsumer(st, nil).CatchUp(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b2.Step(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b2.Step(); err != nil { // a second step adds nothing
+		t.Fatal(err)
+	}
+	msgs = outbox(t, st)
+	realPseudo := privacy.NewPseudonymizer(st.Secret()).ID("device", "kitchen-fridge")
+	var realDays []string
+	for _, m := range msgs {
+		raw, _ := json.Marshal(m)
+		if strings.Contains(string(raw), "kitchen-fridge") {
+			t.Fatalf("local id left the home: %s", raw)
+		}
+		if m["device"] == realPseudo {
+			realDays = append(realDays, m["date"].(string))
+			door := m["signals"].(map[string]any)["door"].(map[string]any)
+			if door["sessions"].(float64) != 1 {
+				t.Errorf("real device day %v: door %v", m["date"], door)
+			}
+		}
+	}
+	if len(realDays) != 1 || realDays[0] != "2026-05-06" {
+		t.Errorf("real device days sent: %v, want [2026-05-06]", realDays)
+	}
+	// The simulated fridge reported nothing after day 3, so on its own clock day 3 is
+	// still open: a device's day closes when that device's data has passed it.
+	if n := len(msgs); n != 3 {
+		t.Errorf("%d messages in the outbox, want 3 (sim: 2 closed days, real: 1)", n)
+	}
+}
