@@ -118,6 +118,26 @@ func TestEndToEnd(t *testing.T) {
 	if len(apiTags) < 3 {
 		t.Errorf("/v1/tags: %d tags, want at least 3", len(apiTags))
 	}
+	if got := getText(t, base+"/healthz"); got != "ok\n" {
+		t.Errorf("/healthz = %q", got)
+	}
+	if got := getText(t, base+"/readyz"); got != "ready\n" {
+		t.Errorf("/readyz = %q", got)
+	}
+	var devs []store.DeviceInfo
+	getJSON(t, base+"/v1/devices", &devs)
+	var sum uint64
+	for _, d := range devs {
+		sum += d.Readings
+	}
+	if len(devs) != 3 || sum != uint64(published.Load()) {
+		t.Errorf("/v1/devices: %d devices with %d readings; want 3 with %d", len(devs), sum, published.Load())
+	}
+	var status Status
+	getJSON(t, base+"/v1/status", &status)
+	if !status.Ready || status.Raw.Items != int64(published.Load()) || status.Raw.Bytes == 0 {
+		t.Errorf("/v1/status: %+v", status)
+	}
 	metrics := getText(t, base+"/metrics")
 	if !strings.Contains(metrics, "hearth_store_readings_committed_total ") || !strings.Contains(metrics, "hearth_ingest_readings_total{result=\"committed\"}") {
 		t.Errorf("/metrics lacks the ingest counters")

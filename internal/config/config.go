@@ -18,6 +18,9 @@ import (
 	_ "time/tzdata" // a hub may have no zoneinfo: timezones come with the binary
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/device/sim"
 )
 
 // Duration is a time.Duration written as "90s", "5m", "36h" or "28d".
@@ -419,6 +422,20 @@ func (c *Config) validate(name string, root *yaml.Node) error {
 		}
 		if !c.Broker.Enabled {
 			bad("sim.enabled", "the simulated household publishes to the embedded broker: enable broker too")
+		}
+		known := false
+		var names []string
+		for _, p := range sim.Personas() {
+			known = known || string(p) == c.Sim.Persona
+			names = append(names, string(p))
+		}
+		if !known {
+			bad("sim.persona", "%q is not one of %s", c.Sim.Persona, strings.Join(names, ", "))
+		}
+		for i, k := range c.Sim.Kinds {
+			if !device.Kind(k).Valid() {
+				bad("sim.kinds", "item %d: unknown kind %q", i+1, k)
+			}
 		}
 	}
 	c.validateSerial(bad)
