@@ -235,7 +235,14 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 	if found != days {
-		t.Errorf("found %d fridge day summaries in the sink, want %d", found, days)
+		var dates []string
+		for _, m := range msgs {
+			var dd summary.DeviceDay
+			if json.Unmarshal(m, &dd) == nil && dd.Type == "device_day" {
+				dates = append(dates, dd.Date+"/"+string(dd.Kind))
+			}
+		}
+		t.Errorf("found %d fridge day summaries in the sink, want %d; device days in the sink: %v", found, days, dates)
 	}
 	if tagMsgs == 0 {
 		t.Error("no tag changes in the sink")

@@ -182,16 +182,18 @@ func (b *Builder) Step() (int, error) {
 			devs = append(devs, dev)
 		}
 		sort.Strings(devs)
-		oldest := ""
-		for _, dev := range devs {
-			d := numDate(tx.Cursor(DaysCursor + "\x00" + dev))
-			if oldest == "" || d < oldest {
-				oldest = d
-			}
-		}
+		// Scan from the day after the oldest cursor; a device without one (new, or
+		// never summarised) needs everything.
 		from := "0000-00-00"
-		if oldest != "" {
-			from = oldest + "\x01" // the first key after every key of that date
+		for i, dev := range devs {
+			d := numDate(tx.Cursor(DaysCursor + "\x00" + dev))
+			if d == "" {
+				from = "0000-00-00"
+				break
+			}
+			if i == 0 || d+"\x01" < from {
+				from = d + "\x01" // the first key after every key of that date
+			}
 		}
 		days, err := rollup.Window(tx, from, "9999-99-99")
 		if err != nil {

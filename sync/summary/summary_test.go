@@ -112,3 +112,45 @@ func TestConsentAndPseudonyms(t *testing.T) {
 		t.Errorf("%d messages in the outbox, want 3 (sim: 2 closed days, real: 1)", n)
 	}
 }
+
+// A device that first reports after another device's days were summarised still gets
+// its own earlier days summarised (the scan starts at the oldest cursor, or at the
+// beginning for a device with none).
+func TestLateDeviceDaysAreSummarised(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "h.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	day := time.Date(2026, 5, 4, 0, 0, 0, 0, time.UTC)
+	commitDays := func(dev string, n int) {
+		var rs []device.Reading
+		for d := 0; d < n; d++ {
+			at := day.AddDate(0, 0, d).Add(9 * time.Hour)
+			rs = append(rs, device.Reading{Device: dev, Kind: device.KindOven, Signal: device.SignalActive, Value: 1, Boot: 1, Seq: uint64(d + 1), DeviceTime: at, HubTime: at})
+		}
+		if err := device.Commit(context.Background(), st, rs); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rollup.NewConsumer(st, nil).CatchUp(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true}})
+	commitDays("oven-z", 4) // days 1-3 close
+	if _, err := b.Step(); err != nil {
+		t.Fatal(err)
+	}
+	commitDays("oven-a", 3) // days 1-2 close (sorts first: it has no cursor yet)
+	if _, err := b.Step(); err != nil {
+		t.Fatal(err)
+	}
+	per := map[any]int{}
+	for _, m := range outbox(t, st) {
+		per[m["device"]]++
+	}
+	p := privacy.NewPseudonymizer(st.Secret())
+	if per[p.ID("device", "oven-z")] != 3 || per[p.ID("device", "oven-a")] != 2 {
+		t.Errorf("days summarised per device: z=%d a=%d, want 3 and 2", per[p.ID("device", "oven-z")], per[p.ID("device", "oven-a")])
+	}
+}
