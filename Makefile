@@ -12,7 +12,7 @@ ARM64_TEST_PKGS := ./device/... ./edge/store/... ./edge/rollup/... ./edge/taggin
 FUZZTIME ?= 10s
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test test-unit test-arm64 fuzz lint cross bench deps clean proto proto-check
+.PHONY: all build run test test-unit test-arm64 test-crash bench-mqtt fuzz lint cross bench deps clean proto proto-check
 
 all: build
 
@@ -42,6 +42,12 @@ test: deps lint test-unit test-arm64 fuzz proto-check
 test-unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
 
+## test-crash: the store's crash harness: a writer SIGKILLed at random moments CRASH_CYCLES times,
+## every acknowledged reading checked after each restart (`make test` runs it 20 times)
+CRASH_CYCLES ?= 150
+test-crash:
+	$(GO) test -count=1 -timeout 30m -run='^(TestCrashKill9|TestWriteErrorStopsIntake)$$' -v ./edge/store -crash.cycles=$(CRASH_CYCLES)
+
 test-arm64: deps
 	GOARCH=arm64 CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m -exec qemu-aarch64-static $(ARM64_TEST_PKGS)
 
@@ -49,6 +55,7 @@ test-arm64: deps
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecoder$$' -fuzztime=$(FUZZTIME) ./firmware-proto/frame
 	$(GO) test -run='^$$' -fuzz='^FuzzZigbee2MQTT$$' -fuzztime=$(FUZZTIME) ./device/mqtt
+	$(GO) test -run='^$$' -fuzz='^FuzzSession$$' -fuzztime=$(FUZZTIME) ./device/serial
 
 ## lint: gofmt and go vet
 lint:
@@ -63,8 +70,16 @@ cross:
 	@ls -l $(DIST)/hearth-linux-arm64 $(DIST)/hearth-linux-armv7 | awk '{printf "%-28s %6.2f MB\n", $$9, $$5/1048576}'
 
 ## bench: the benchmarks, with allocations
-bench:
+bench: bench-mqtt
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
+
+## bench-mqtt: N publishers × M QoS 1 messages through the embedded broker into the store, then the
+## same load against a plain mosquitto; prints msgs/s, p50/p99 PUBACK latency, CPU µs/msg, peak RSS, the ratio
+LOAD_PUBLISHERS ?= 4
+LOAD_MESSAGES   ?= 25000
+LOAD_INFLIGHT   ?= 32
+bench-mqtt: build deps
+	$(GO) run ./cmd/hearth-load -hearth $(BIN)/hearth -publishers $(LOAD_PUBLISHERS) -messages $(LOAD_MESSAGES) -inflight $(LOAD_INFLIGHT)
 
 clean:
 	rm -rf $(BIN) $(DIST)

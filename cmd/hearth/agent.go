@@ -78,6 +78,8 @@ type agent struct {
 	started time.Time
 
 	brokerLn net.Listener
+	tlsLn    net.Listener // broker.tls_listen, when set
+	mq       *mqttWiring  // decoders, discovery, registry (mqtt.go)
 	adminLn  net.Listener
 	st       *store.Store
 	in       *ingest.Ingest
@@ -118,10 +120,10 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 	}
 	undo = append(undo, func() { a.adminLn.Close() })
 	if cfg.Broker.Enabled {
-		if a.brokerLn, err = listen("broker.listen", cfg.Broker.Listen); err != nil {
+		if err = a.listenBroker(); err != nil {
 			return nil, err
 		}
-		undo = append(undo, func() { a.brokerLn.Close() })
+		undo = append(undo, a.closeBrokerListeners)
 	}
 	// 2. Tag rules, before anything is written.
 	rules, err := loadRules(cfg.Tagging.RulesFile)
@@ -156,7 +158,8 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 	// 5. The pipeline, sinks first.
 	a.in = ingest.New(a.st, &ingest.Options{MaxSkew: cfg.Ingest.MaxClockSkew.D(), Logger: log, Registerer: a.reg})
 	a.roll = rollup.NewConsumer(a.st, &rollup.ConsumerOptions{Location: loc, Logger: log, Registerer: a.reg})
-	a.eng = tagging.New(a.st, rules, &tagging.Options{Location: loc, Consent: consent.Allows, Logger: log, Registerer: a.reg})
+	a.eng = tagging.New(a.st, rules, &tagging.Options{Location: loc, Consent: consent.Allows, Logger: log, Registerer: a.reg,
+		PeakHours: [2]int{cfg.Tagging.PeakHours[0], cfg.Tagging.PeakHours[1]}})
 	a.sum = summary.NewBuilder(a.st, &summary.Options{Location: loc, Consent: consent, Registerer: a.reg})
 	if a.sink, err = transport.NewFile(filepath.Join(cfg.DataDir, cfg.Sync.Dir)); err != nil {
 		return nil, fmt.Errorf("sync.dir: %w", err)
@@ -188,10 +191,7 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 		}
 	}
 	if cfg.Broker.Enabled {
-		a.br, err = broker.New(broker.Options{Auth: a.creds, Sink: a.in, MaxPacketBytes: cfg.Broker.MaxPacketBytes,
-			MaxClients: cfg.Broker.MaxClients, MaxInflight: cfg.Broker.MaxInflight, SessionExpiry: cfg.Broker.SessionExpiry.D(),
-			Logger: log, Registerer: a.reg})
-		if err != nil {
+		if err = a.buildBroker(); err != nil {
 			return nil, err
 		}
 	}
@@ -210,6 +210,7 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 			return out
 		},
 		TagName: func(v any) string { return v.(tagging.Tag).Name },
+		Routes:  a.registryRoutes(),
 	}))
 	return a, nil
 }
@@ -292,7 +293,7 @@ func (a *agent) run(ctx context.Context) error {
 		srcs.Add(1)
 		go func() {
 			defer srcs.Done()
-			if err := a.br.Serve(a.brokerLn); err != nil {
+			if err := a.br.Serve(a.brokerListeners()...); err != nil {
 				errc <- err
 			}
 		}()

@@ -45,6 +45,10 @@ usage:
   hearth status [--addr HOST:PORT] [--json]       status of the running agent
   hearth tags [--addr HOST:PORT] [--json] [--explain NAME]
                                                   the tags the running agent has learned
+  hearth replay --config FILE --input FILE [--format ha-csv|jsonl] [--json]
+                                                  replay a recorded history through ingest, rollups and tagging
+  hearth device add NAME --kind KIND | list | remove NAME | proposals | accept NAME
+                                                  MQTT devices: credentials and discovery (hearth device for help)
   hearth version                                  print the version
 `
 
@@ -70,6 +74,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdStatus(ctx, args[1:], stdout)
 	case "tags":
 		err = cmdTags(ctx, args[1:], stdout)
+	case "replay":
+		err = cmdReplay(args[1:], stdout, stderr)
+	case "device":
+		err = cmdDevice(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return 0

@@ -1,6 +1,247 @@
 package main
 
-import "github.com/hearth-iot/hearth/device"
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/hearth-iot/hearth/device"
+	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/edge/broker"
+)
+
+// mqttWiring is what the agent builds for MQTT devices: the adapters, Home Assistant
+// discovery, and the accepted proposals it reads through HAState.
+type mqttWiring struct {
+	embedded devmqtt.Router // for the embedded broker: no discovery (device credentials may not teach it)
+	external devmqtt.Router // for the external broker: everything
+	disc     *devmqtt.Discovery
+	ha       *devmqtt.HAState
+
+	mu       sync.Mutex
+	accepted map[string]devmqtt.Proposal // by Mapping.Name, persisted (device.go)
+}
+
+// listenBroker binds broker.listen and broker.tls_listen (the TLS handshake happens
+// on each accepted connection).
+func (a *agent) listenBroker() error {
+	b := a.cfg.Broker
+	var err error
+	if b.Listen != "" {
+		if a.brokerLn, err = listen("broker.listen", b.Listen); err != nil {
+			return err
+		}
+	}
+	if b.TLSListen != "" {
+		cert, cerr := tls.LoadX509KeyPair(b.TLSCertFile, b.TLSKeyFile)
+		if cerr != nil {
+			a.closeBrokerListeners()
+			return fmt.Errorf("broker.tls_cert_file, broker.tls_key_file: %w", cerr)
+		}
+		ln, lerr := listen("broker.tls_listen", b.TLSListen)
+		if lerr != nil {
+			a.closeBrokerListeners()
+			return lerr
+		}
+		a.tlsLn = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	return nil
+}
+
+func (a *agent) closeBrokerListeners() {
+	for _, ln := range []net.Listener{a.brokerLn, a.tlsLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+func (a *agent) brokerListeners() []net.Listener {
+	var lns []net.Listener
+	for _, ln := range []net.Listener{a.brokerLn, a.tlsLn} {
+		if ln != nil {
+			lns = append(lns, ln)
+		}
+	}
+	return lns
+}
+
+// buildBroker loads the persisted device credentials and builds the embedded broker.
+func (a *agent) buildBroker() error {
+	if err := a.wireMQTT(); err != nil {
+		return err
+	}
+	b := a.cfg.Broker
+	var err error
+	a.br, err = broker.New(broker.Options{Auth: a.creds, Sink: a.in, Decoder: a.mq.embedded,
+		MaxPacketBytes: b.MaxPacketBytes, MaxClients: b.MaxClients, MaxInflight: b.MaxInflight,
+		MaxPendingWrites: b.MaxPendingWrites, SessionExpiry: b.SessionExpiry.D(), ConnectTimeout: b.ConnectTimeout.D(),
+		PublishRate: b.PublishRate, PublishBurst: b.PublishBurst,
+		LockoutFailures: b.LockoutFailures, LockoutWindow: b.LockoutWindow.D(),
+		Logger: a.log, Registerer: a.reg})
+	return err
+}
+
+// wireMQTT loads the device registry from the store and builds the decoders, once.
+func (a *agent) wireMQTT() error {
+	if a.mq != nil {
+		return nil
+	}
+	creds, accepted, err := loadRegistry(a.st)
+	if err != nil {
+		return fmt.Errorf("device registry: %w", err)
+	}
+	for _, cr := range creds {
+		a.creds.Set(cr)
+	}
+	m := a.cfg.MQTT
+	mq := &mqttWiring{accepted: map[string]devmqtt.Proposal{}}
+	list := make([]devmqtt.Proposal, 0, len(accepted))
+	for _, p := range accepted {
+		mq.accepted[p.Mapping.Name] = p
+		list = append(list, p)
+	}
+	if mq.ha, err = devmqtt.NewHAState(list, nil); err != nil {
+		return fmt.Errorf("device registry: accepted proposals: %w", err)
+	}
+	z2m, err := devmqtt.NewZigbee2MQTT(m.Mappings, &devmqtt.Zigbee2MQTTOptions{BaseTopic: m.Zigbee2MQTT.BaseTopic,
+		AttributeOutput: m.Zigbee2MQTT.AttributeOutput})
+	if err != nil {
+		return fmt.Errorf("mqtt.zigbee2mqtt: %w", err)
+	}
+	tas, err := devmqtt.NewTasmota(m.Mappings, &devmqtt.TasmotaOptions{FullTopics: m.Tasmota.FullTopics})
+	if err != nil {
+		return fmt.Errorf("mqtt.tasmota: %w", err)
+	}
+	homie, err := devmqtt.NewHomie(m.Mappings, &devmqtt.HomieOptions{BaseTopic: m.Homie.BaseTopic, MaxDevices: m.Homie.MaxDevices,
+		MaxNodes: m.Homie.MaxNodes, MaxProperties: m.Homie.MaxProperties})
+	if err != nil {
+		return fmt.Errorf("mqtt.homie: %w", err)
+	}
+	native := devmqtt.Native{KindOf: a.creds.Kind}
+	// HAState first: an accepted entity may read a Zigbee2MQTT or Tasmota topic.
+	mq.embedded = devmqtt.Router{native, mq.ha, z2m, tas, homie}
+	mq.external = devmqtt.Router{native, mq.ha, z2m, tas, homie}
+	if m.Discovery.Enabled {
+		if mq.disc, err = devmqtt.NewDiscovery(&devmqtt.DiscoveryOptions{Prefix: m.Discovery.Prefix,
+			MaxProposals: m.Discovery.MaxProposals}); err != nil {
+			return fmt.Errorf("mqtt.discovery: %w", err)
+		}
+		mq.external = append(mq.external, mq.disc)
+	}
+	a.mq = mq
+	return nil
+}
 
 // mqttSources builds the external-broker Source when one is configured.
-func (a *agent) mqttSources() ([]device.Source, error) { return nil, nil }
+func (a *agent) mqttSources() ([]device.Source, error) {
+	if err := a.wireMQTT(); err != nil {
+		return nil, err
+	}
+	e := a.cfg.MQTT.External
+	if e.URL == "" {
+		return nil, nil
+	}
+	var pw string
+	if e.PasswordFile != "" {
+		b, err := os.ReadFile(e.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.external.password_file: %w", err)
+		}
+		pw = strings.TrimRight(string(b), "\r\n")
+	}
+	var tc *tls.Config
+	if e.CAFile != "" {
+		pem, err := os.ReadFile(e.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.external.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("mqtt.external.ca_file: %s holds no PEM certificate", e.CAFile)
+		}
+		tc = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	topics := e.Topics
+	if len(topics) == 0 {
+		topics = a.defaultTopics()
+	}
+	src, err := devmqtt.NewExternal(devmqtt.ExternalOptions{URL: e.URL, ClientID: e.ClientID, Username: e.Username, Password: pw,
+		TLS: tc, Topics: topics, Decoder: a.mq.external, MaxInflight: e.MaxInflight, ReconnectMax: e.ReconnectMax.D(),
+		Logger: a.log, Registerer: a.reg})
+	if err != nil {
+		return nil, fmt.Errorf("mqtt.external: %w", err)
+	}
+	return []device.Source{src}, nil
+}
+
+var tasmotaVar = regexp.MustCompile(`%[a-z]+%`)
+
+// defaultTopics are the filters of every configured adapter, plus the state topics
+// of the accepted Home Assistant entities.
+func (a *agent) defaultTopics() []string {
+	m := a.cfg.MQTT
+	seen := map[string]bool{}
+	var out []string
+	add := func(t string) {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	add(devmqtt.NativePrefix + "+/readings")
+	add(m.Zigbee2MQTT.BaseTopic + "/#")
+	for _, ft := range m.Tasmota.FullTopics {
+		for _, prefix := range []string{"tele", "stat"} {
+			t := strings.ReplaceAll(ft, "%prefix%", prefix)
+			t = tasmotaVar.ReplaceAllString(t, "+")
+			add(strings.TrimSuffix(t, "/") + "/#")
+		}
+	}
+	add(m.Homie.BaseTopic + "/#")
+	if m.Discovery.Enabled {
+		add(m.Discovery.Prefix + "/#")
+	}
+	a.mq.mu.Lock()
+	for _, p := range a.mq.accepted {
+		for _, t := range []string{p.StateTopic, p.AvailabilityTopic} {
+			if t != "" && !covered(out, t) {
+				add(t)
+			}
+		}
+	}
+	a.mq.mu.Unlock()
+	return out
+}
+
+// covered reports whether a filter of fs matches topic.
+func covered(fs []string, topic string) bool {
+	for _, f := range fs {
+		if matchFilter(f, topic) {
+			return true
+		}
+	}
+	return false
+}
+
+func matchFilter(filter, topic string) bool {
+	fl, tl := strings.Split(filter, "/"), strings.Split(topic, "/")
+	for i, f := range fl {
+		if f == "#" {
+			return true
+		}
+		if i >= len(tl) || (f != "+" && f != tl[i]) {
+			return false
+		}
+	}
+	return len(fl) == len(tl)
+}
+
+// errNoDiscovery is returned by the proposal routes when discovery is off.
+var errNoDiscovery = errors.New("Home Assistant discovery is off (mqtt.discovery.enabled) or no external broker is configured")

@@ -6,10 +6,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 
 	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/hearth-iot/hearth/device"
 )
@@ -26,33 +28,41 @@ type Authenticator interface {
 	Authenticate(username string, password []byte) (Identity, bool)
 }
 
-// argon2id parameters: OWASP's minimum (19 MiB, 2 passes, 1 lane), affordable on a
-// 512 MB hub for the rare event of a device connecting.
-const (
-	argonTime    = 2
-	argonMemory  = 19 * 1024
-	argonThreads = 1
-	argonKeyLen  = 32
-	saltLen      = 16
-)
+// New credentials are hashed with bcrypt at cost 10 (OWASP's minimum): about 4 KiB of
+// memory per check, where argon2id at OWASP's parameters takes 19 MiB, more than the
+// hub's whole memory budget for hearth (20 MB) when a few devices reconnect at once.
+// Verify still accepts argon2id hashes in PHC form.
+// (A variable only so that tests may use bcrypt's minimum cost.)
+var bcryptCost = 10
 
-// Hash returns an argon2id hash of password in PHC string form.
+// Hash returns a bcrypt hash of password.
 func Hash(password []byte) (string, error) {
-	salt := make([]byte, saltLen)
-	if _, err := rand.Read(salt); err != nil {
+	if len(password) > 72 {
+		return "", errors.New("password longer than 72 bytes")
+	}
+	h, err := bcrypt.GenerateFromPassword(password, bcryptCost)
+	if err != nil {
 		return "", err
 	}
-	key := argon2.IDKey(password, salt, argonTime, argonMemory, argonThreads, argonKeyLen)
-	enc := base64.RawStdEncoding
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
-		enc.EncodeToString(salt), enc.EncodeToString(key)), nil
+	return string(h), nil
 }
 
-// ErrBadHash is returned for a stored hash that is not argon2id PHC form.
-var ErrBadHash = errors.New("not an argon2id hash")
+// ErrBadHash is returned for a stored hash that is neither bcrypt nor argon2id PHC form.
+var ErrBadHash = errors.New("not a bcrypt or argon2id hash")
 
-// Verify reports whether password matches hash, comparing in constant time.
+// Verify reports whether password matches hash (bcrypt, or argon2id in PHC form),
+// comparing in constant time.
 func Verify(hash string, password []byte) (bool, error) {
+	if strings.HasPrefix(hash, "$2") {
+		err := bcrypt.CompareHashAndPassword([]byte(hash), password)
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, bcrypt.ErrMismatchedHashAndPassword):
+			return false, nil
+		}
+		return false, ErrBadHash
+	}
 	parts := strings.Split(hash, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
 		return false, ErrBadHash
@@ -61,7 +71,7 @@ func Verify(hash string, password []byte) (bool, error) {
 	if _, err := fmt.Sscanf(parts[2], "v=%d", &v); err != nil || v != argon2.Version {
 		return false, ErrBadHash
 	}
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m <= 0 || m > 1<<20 || t <= 0 || t > 16 || p <= 0 || p > 16 {
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m <= 0 || m > 64<<10 || t <= 0 || t > 16 || p <= 0 || p > 16 {
 		return false, ErrBadHash
 	}
 	enc := base64.RawStdEncoding
@@ -95,14 +105,22 @@ type Credential struct {
 
 // Credentials is an in-memory credential table, safe for concurrent use. Persistent
 // credentials are loaded into it; simulated devices add ephemeral ones.
+//
+// At most MaxConcurrentChecks password checks run at once (each costs tens of
+// milliseconds of CPU by design); a login flood waits for its turn rather than
+// taking the hub's CPU and memory.
 type Credentials struct {
-	mu sync.RWMutex
-	m  map[string]Credential
+	mu     sync.RWMutex
+	m      map[string]Credential
+	checks chan struct{}
 }
+
+// MaxConcurrentChecks bounds the password checks in progress at once.
+const MaxConcurrentChecks = 2
 
 // NewCredentials returns a table holding cs.
 func NewCredentials(cs ...Credential) *Credentials {
-	c := &Credentials{m: map[string]Credential{}}
+	c := &Credentials{m: map[string]Credential{}, checks: make(chan struct{}, MaxConcurrentChecks)}
 	for _, x := range cs {
 		c.m[x.Device] = x
 	}
@@ -147,6 +165,8 @@ var dummyHash, _ = Hash([]byte("hearth-dummy"))
 
 // Authenticate implements Authenticator.
 func (c *Credentials) Authenticate(username string, password []byte) (Identity, bool) {
+	c.checks <- struct{}{}
+	defer func() { <-c.checks }()
 	c.mu.RLock()
 	cr, ok := c.m[username]
 	c.mu.RUnlock()
@@ -159,6 +179,18 @@ func (c *Credentials) Authenticate(username string, password []byte) (Identity, 
 		return Identity{}, false
 	}
 	return Identity{Device: cr.Device, Kind: cr.Kind}, true
+}
+
+// List returns the stored credentials, sorted by device.
+func (c *Credentials) List() []Credential {
+	c.mu.RLock()
+	out := make([]Credential, 0, len(c.m))
+	for _, cr := range c.m {
+		out = append(out, cr)
+	}
+	c.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Device < out[j].Device })
+	return out
 }
 
 // Kind returns the registered kind of a device.

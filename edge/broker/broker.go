@@ -27,14 +27,27 @@ type Options struct {
 	Decoder devmqtt.Decoder // turns publishes into readings; nil: the native schema
 	Sink    device.Sink     // where readings go (edge/ingest)
 
-	MaxPacketBytes int           // default 64 KiB
-	MaxClients     int           // default 256
-	MaxInflight    int           // QoS 1 publishes awaiting commit per client; default 64
-	SessionExpiry  time.Duration // default 24h
-	// LockoutFailures failed logins from one address within LockoutWindow lock that
-	// address out for LockoutWindow (defaults 5 and 1 minute).
+	MaxPacketBytes   int           // default 64 KiB
+	MaxClients       int           // default 256
+	MaxInflight      int           // QoS 1 publishes awaiting commit per client; default 64
+	MaxPendingWrites int           // packets queued to one client before it is cut off; default 1024
+	SessionExpiry    time.Duration // default 24h
+	// ConnectTimeout is how long a new connection may take to send its CONNECT
+	// (default 10s): a connection that never authenticates holds nothing for long.
+	ConnectTimeout time.Duration
+	// PublishRate is the sustained publishes per second one client may send, with
+	// bursts of PublishBurst (defaults 200 and 400). Beyond it a publish is refused
+	// (MQTT 5: PUBACK 0x97; MQTT 3.1.1: no PUBACK) and counted as rate_limited.
+	PublishRate  float64
+	PublishBurst int
+	// LockoutFailures failed logins from one address, or with one client id, within
+	// LockoutWindow lock that address or client id out for LockoutWindow (defaults 5
+	// and 1 minute).
 	LockoutFailures int
 	LockoutWindow   time.Duration
+	// MaxTopicLevels bounds the levels of a published topic (default 16); deeper
+	// topics are refused as topic_invalid.
+	MaxTopicLevels int
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -53,7 +66,7 @@ type Broker struct {
 	fails  map[string]*failures
 
 	clientMu sync.Mutex
-	inflight map[string]chan struct{} // per-client semaphores, keyed by client id
+	clients  map[*mqtt.Client]*clientState
 	closing  atomic.Bool
 }
 
@@ -80,8 +93,23 @@ func New(o Options) (*Broker, error) {
 	if o.MaxInflight <= 0 {
 		o.MaxInflight = 64
 	}
+	if o.MaxPendingWrites <= 0 {
+		o.MaxPendingWrites = 1024
+	}
 	if o.SessionExpiry <= 0 {
 		o.SessionExpiry = 24 * time.Hour
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	if o.PublishRate <= 0 {
+		o.PublishRate = 200
+	}
+	if o.PublishBurst <= 0 {
+		o.PublishBurst = 400
+	}
+	if o.MaxTopicLevels <= 0 {
+		o.MaxTopicLevels = 16
 	}
 	if o.LockoutFailures <= 0 {
 		o.LockoutFailures = 5
@@ -93,7 +121,7 @@ func New(o Options) (*Broker, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	b := &Broker{opts: o, log: o.Logger.With("component", "broker"), fails: map[string]*failures{},
-		inflight: map[string]chan struct{}{}}
+		clients: map[*mqtt.Client]*clientState{}}
 	b.dec = o.Decoder
 	if b.dec == nil {
 		nat := devmqtt.Native{}
@@ -110,7 +138,7 @@ func New(o Options) (*Broker, error) {
 	caps.MaximumSessionExpiryInterval = uint32(o.SessionExpiry / time.Second)
 	caps.ReceiveMaximum = uint16(min(o.MaxInflight, 65535))
 	caps.MaximumInflight = uint16(min(o.MaxInflight, 65535))
-	caps.MaximumClientWritesPending = 1024
+	caps.MaximumClientWritesPending = int32(min(o.MaxPendingWrites, 1<<30))
 	caps.MaximumQos = 1 // QoS 2 adds a round trip and nothing for readings: devices get QoS 1
 	caps.RetainAvailable = 0
 	caps.MaximumMessageExpiryInterval = int64(o.SessionExpiry / time.Second)
@@ -123,11 +151,18 @@ func New(o Options) (*Broker, error) {
 	return b, nil
 }
 
-// Serve accepts clients on ln (already bound, so that a busy port is reported before
-// anything else starts) until Close.
-func (b *Broker) Serve(ln net.Listener) error {
-	if err := b.srv.AddListener(&boundListener{id: "tcp-" + ln.Addr().String(), ln: ln}); err != nil {
-		return fmt.Errorf("broker: %w", err)
+// Serve accepts clients on lns (already bound, so that a busy port is reported before
+// anything else starts; a TLS listener from crypto/tls.NewListener serves MQTT over
+// TLS) until Close. It returns once the listeners are started.
+func (b *Broker) Serve(lns ...net.Listener) error {
+	if len(lns) == 0 {
+		return errors.New("broker: no listener")
+	}
+	for i, ln := range lns {
+		id := fmt.Sprintf("l%d-%s", i, ln.Addr().String())
+		if err := b.srv.AddListener(&boundListener{id: id, ln: ln, b: b}); err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
 	}
 	return b.srv.Serve()
 }
@@ -149,6 +184,7 @@ func (b *Broker) Close() error {
 type boundListener struct {
 	id   string
 	ln   net.Listener
+	b    *Broker
 	once sync.Once
 }
 
@@ -162,9 +198,27 @@ func (l *boundListener) Serve(establish listeners.EstablishFn) {
 		if err != nil {
 			return
 		}
-		go func() { _ = establish(l.id, conn) }()
+		// A new connection has ConnectTimeout to send its CONNECT (mochi sets no
+		// deadline before it; after it, the keep-alive sets the deadline).
+		_ = conn.SetDeadline(time.Now().Add(l.b.opts.ConnectTimeout))
+		go l.establish(establish, conn)
 	}
 }
+
+// establish serves one connection. A panic in mochi's packet decoding (mochi #501:
+// a truncated MQTT 5 SUBSCRIBE) ends that connection, is counted, and leaves the
+// broker serving everyone else.
+func (l *boundListener) establish(establish listeners.EstablishFn, conn net.Conn) {
+	defer func() {
+		if r := recover(); r != nil {
+			conn.Close()
+			l.b.m.connects.WithLabelValues("panic").Inc()
+			l.b.log.Error("client connection panicked in the MQTT library: connection closed", "remote", conn.RemoteAddr().String(), "panic", fmt.Sprint(r))
+		}
+	}()
+	_ = establish(l.id, conn)
+}
+
 func (l *boundListener) Close(closeClients listeners.CloseFn) {
 	l.once.Do(func() {
 		closeClients(l.id)
@@ -181,7 +235,8 @@ type hook struct {
 func (h *hook) ID() string { return "hearth" }
 
 func (h *hook) Provides(x byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnDisconnect, mqtt.OnSubscribe}, []byte{x})
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnDisconnect,
+		mqtt.OnSubscribe, mqtt.OnPacketRead}, []byte{x})
 }
 
 func remoteIP(cl *mqtt.Client) string {
@@ -192,81 +247,228 @@ func remoteIP(cl *mqtt.Client) string {
 	return host
 }
 
+// locked reports whether key (an address or a client id) is locked out.
+func (b *Broker) locked(key string, now time.Time) bool {
+	f := b.fails[key]
+	return f != nil && now.Before(f.until)
+}
+
+// failed counts a failed login against key.
+func (b *Broker) failed(key string, now time.Time) {
+	f := b.fails[key]
+	if f == nil || now.Sub(f.first) > b.opts.LockoutWindow {
+		if len(b.fails) > 10000 { // bounded: forget everyone rather than grow without end
+			b.fails = map[string]*failures{}
+		}
+		f = &failures{first: now}
+		b.fails[key] = f
+	}
+	f.n++
+	if f.n >= b.opts.LockoutFailures && !now.Before(f.until) {
+		f.until = now.Add(b.opts.LockoutWindow)
+		b.log.Warn("locked out after failed logins", "who", key, "failures", f.n, "for", b.opts.LockoutWindow)
+	}
+}
+
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	b := h.b
-	ip := remoteIP(cl)
+	ip := "addr:" + remoteIP(cl)
+	cid := "client:" + cl.ID
 	now := time.Now()
 	b.lockMu.Lock()
-	f := b.fails[ip]
-	locked := f != nil && now.Before(f.until)
+	locked := b.locked(ip, now) || b.locked(cid, now)
 	b.lockMu.Unlock()
 	if locked {
 		b.m.connects.WithLabelValues("locked_out").Inc()
 		return false
 	}
 	user := string(pk.Connect.Username)
+	if user == "" || !pk.Connect.PasswordFlag {
+		b.m.connects.WithLabelValues("no_credentials").Inc()
+		b.lockMu.Lock()
+		b.failed(ip, now)
+		b.lockMu.Unlock()
+		return false
+	}
 	id, ok := b.opts.Auth.Authenticate(user, pk.Connect.Password)
 	if !ok {
 		b.m.connects.WithLabelValues("bad_credentials").Inc()
 		b.lockMu.Lock()
-		f := b.fails[ip]
-		if f == nil || now.Sub(f.first) > b.opts.LockoutWindow {
-			if len(b.fails) > 10000 { // bounded: forget everyone rather than grow without end
-				b.fails = map[string]*failures{}
-			}
-			f = &failures{first: now}
-			b.fails[ip] = f
-		}
-		f.n++
-		if f.n >= b.opts.LockoutFailures {
-			f.until = now.Add(b.opts.LockoutWindow)
-			b.log.Warn("address locked out after failed logins", "addr", ip, "failures", f.n, "for", b.opts.LockoutWindow)
-		}
+		b.failed(ip, now)
+		b.failed(cid, now)
 		b.lockMu.Unlock()
 		return false
 	}
 	b.lockMu.Lock()
 	delete(b.fails, ip)
+	delete(b.fails, cid)
 	b.lockMu.Unlock()
 	cl.Properties.Username = []byte(id.Device) // the identity used by the ACL
 	b.m.connects.WithLabelValues("accepted").Inc()
 	return true
 }
 
-// OnACLCheck: a device may publish only below hearth/v1/<its id>/, and subscribe to
-// nothing but its own hearth/v1/<its id>/# (for acks and commands).
+// OnACLCheck: a device may publish below hearth/v1/<its id>/, and to the topics of
+// the adapters (Zigbee2MQTT, Tasmota, Homie, Home Assistant state topics) when every
+// reading the publish decodes to is its own (OnPublish checks that); never below
+// another device's hearth/v1/<id>/. It may subscribe to nothing but its own
+// hearth/v1/<its id>/#.
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	dev := string(cl.Properties.Username)
 	if dev == "" {
 		return false
 	}
 	prefix := devmqtt.NativePrefix + dev + "/"
-	if !strings.HasPrefix(topic, prefix) || strings.ContainsAny(topic, "+#") && write {
-		h.b.m.publishes.WithLabelValues("denied").Inc()
-		return false
+	if strings.HasPrefix(topic, prefix) && !(write && strings.ContainsAny(topic, "+#")) {
+		return true
 	}
-	return true
+	if write && !strings.HasPrefix(topic, devmqtt.NativePrefix) && !strings.HasPrefix(topic, "$") {
+		return true
+	}
+	if write {
+		h.b.m.publishes.WithLabelValues("denied").Inc()
+	} else {
+		h.b.m.subscribes.WithLabelValues("denied").Inc()
+	}
+	return false
 }
 
 func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	return pk // mochi applies OnACLCheck(write=false) per filter
 }
 
-func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
-	h.b.clientMu.Lock()
-	delete(h.b.inflight, cl.ID)
-	h.b.clientMu.Unlock()
+// OnPacketRead catches what mochi would drop silently: a PUBLISH whose topic holds
+// a wildcard or is too deep or long. It is counted and the client disconnected
+// (MQTT 5: reason 0x90 topic name invalid).
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline {
+		return pk, nil
+	}
+	t := pk.TopicName
+	if strings.ContainsAny(t, "+#\x00") || len(t) > maxTopicLen || strings.Count(t, "/")+1 > h.b.opts.MaxTopicLevels {
+		h.b.m.publishes.WithLabelValues("topic_invalid").Inc()
+		h.b.logLimited("publish with an invalid topic: client disconnected", "client", cl.ID, "topic", truncate(t, 128))
+		return pk, packets.ErrTopicNameInvalid
+	}
+	return pk, nil
 }
 
-func (b *Broker) semaphore(cl *mqtt.Client) chan struct{} {
+// maxTopicLen bounds a published topic, in bytes.
+const maxTopicLen = 1024
+
+func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if errors.Is(err, packets.ErrPacketTooLarge) {
+		h.b.m.publishes.WithLabelValues("oversized").Inc()
+	}
+	h.b.clientMu.Lock()
+	st := h.b.clients[cl]
+	delete(h.b.clients, cl)
+	h.b.clientMu.Unlock()
+	if st != nil {
+		st.stop()
+	}
+}
+
+// clientState is what the broker keeps per connection: the publishes awaiting
+// commit (at most MaxInflight; the read loop of the client waits beyond that), the
+// acks to write, and the publish-rate bucket.
+type clientState struct {
+	cl   *mqtt.Client
+	sem  chan struct{}       // one token per publish awaiting commit or its ack write
+	acks chan packets.Packet // never blocks: capacity MaxInflight
+	done chan struct{}
+	once sync.Once
+
+	tokens float64 // rate bucket; touched only by the client's read loop
+	last   time.Time
+}
+
+func (st *clientState) stop() { st.once.Do(func() { close(st.done) }) }
+
+// writeAcks writes a client's acks in order on its own goroutine, so a client that
+// stops reading blocks only itself, never the store's commit callback. Acks that are
+// ready together go out in one write: a group commit completes many publishes at
+// once, and one syscall per PUBACK was the broker's largest CPU cost.
+func (b *Broker) writeAcks(st *clientState) {
+	var buf []byte
+	for {
+		var ack packets.Packet
+		select {
+		case ack = <-st.acks:
+		case <-st.done:
+			return
+		}
+		buf = buf[:0]
+		n := 0
+		for {
+			n++
+			if ack.ReasonCode == 0 {
+				// A success PUBACK without properties: 4 bytes in MQTT 3.1.1 and 5
+				// (MQTT 5 allows leaving out reason 0x00 with no properties).
+				buf = append(buf, packets.Puback<<4, 2, byte(ack.PacketID>>8), byte(ack.PacketID))
+			} else {
+				b.flushAcks(st, buf)
+				buf = buf[:0]
+				if err := st.cl.WritePacket(ack); err != nil && !b.closing.Load() {
+					b.logLimited("write PUBACK failed", "client", st.cl.ID, "err", err)
+				}
+			}
+			if n == cap(st.acks) {
+				break
+			}
+			select {
+			case ack = <-st.acks:
+				continue
+			default:
+			}
+			break
+		}
+		b.flushAcks(st, buf)
+		for range n {
+			<-st.sem
+		}
+	}
+}
+
+// flushAcks writes encoded acks to the client's connection under the client's own
+// lock (the one mochi's WritePacket takes), so they never interleave with its writes.
+// mochi buffers a write only while it has publishes queued for the client; hearth
+// forwards no publish to devices (OnPublish rejects every one after handling it), so
+// nothing of mochi's can be waiting in that buffer behind these bytes.
+func (b *Broker) flushAcks(st *clientState, buf []byte) {
+	if len(buf) == 0 || st.cl.Net.Conn == nil {
+		return
+	}
+	st.cl.Lock()
+	_, err := st.cl.Net.Conn.Write(buf)
+	st.cl.Unlock()
+	if err != nil && !b.closing.Load() {
+		b.logLimited("write PUBACK failed", "client", st.cl.ID, "err", err)
+	}
+}
+
+func (b *Broker) state(cl *mqtt.Client) *clientState {
 	b.clientMu.Lock()
 	defer b.clientMu.Unlock()
-	s, ok := b.inflight[cl.ID]
+	st, ok := b.clients[cl]
 	if !ok {
-		s = make(chan struct{}, b.opts.MaxInflight)
-		b.inflight[cl.ID] = s
+		st = &clientState{cl: cl, sem: make(chan struct{}, b.opts.MaxInflight), acks: make(chan packets.Packet, b.opts.MaxInflight),
+			done: make(chan struct{}), tokens: float64(b.opts.PublishBurst), last: time.Now()}
+		b.clients[cl] = st
+		go b.writeAcks(st)
 	}
-	return s
+	return st
+}
+
+// allow takes one token from the client's publish-rate bucket.
+func (b *Broker) allow(st *clientState, now time.Time) bool {
+	st.tokens = min(float64(b.opts.PublishBurst), st.tokens+now.Sub(st.last).Seconds()*b.opts.PublishRate)
+	st.last = now
+	if st.tokens < 1 {
+		return false
+	}
+	st.tokens--
+	return true
 }
 
 // OnPublish decodes a publish and hands it to the sink. It always returns
@@ -279,33 +481,54 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if cl.Net.Inline {
 		return pk, nil
 	}
-	rs, err := b.dec.Decode(pk.TopicName, pk.Payload, time.Now())
+	st := b.state(cl)
+	now := time.Now()
+	if !b.allow(st, now) {
+		b.m.publishes.WithLabelValues("rate_limited").Inc()
+		b.logLimited("client publishes faster than broker.publish_rate: refused", "client", cl.ID)
+		b.reply(st, pk, packets.ErrQuotaExceeded, false, false)
+		return pk, packets.ErrRejectPacket
+	}
+	rs, err := b.dec.Decode(pk.TopicName, pk.Payload, now)
 	if err != nil {
 		reason := "malformed"
-		if errors.Is(err, devmqtt.ErrUnknownDevice) {
+		code := packets.ErrPayloadFormatInvalid
+		switch {
+		case errors.Is(err, devmqtt.ErrUnknownDevice):
 			reason = "unknown_device"
+			code = packets.ErrNotAuthorized
+		case errors.Is(err, devmqtt.ErrNotMine):
+			reason = "unknown_topic"
+			code = packets.ErrTopicNameInvalid
+		case errors.Is(err, devmqtt.ErrLimit):
+			reason = "limit"
+			code = packets.ErrQuotaExceeded
 		}
 		b.m.publishes.WithLabelValues(reason).Inc()
 		b.logLimited("publish refused", "client", cl.ID, "topic", truncate(pk.TopicName, 128), "err", err)
 		// Malformed data will never become valid by sending it again: acknowledge it
-		// as handled (MQTT 5: with reason 0x99 payload format invalid) so that a
-		// broken device does not loop on it. It is counted, never stored.
-		b.ack(cl, pk, packets.ErrPayloadFormatInvalid, true)
+		// as handled (MQTT 5: with the reason) so that a broken device does not loop
+		// on it. It is counted, never stored.
+		b.reply(st, pk, code, true, false)
 		return pk, packets.ErrRejectPacket
 	}
 	for i := range rs {
 		if rs[i].Device != string(cl.Properties.Username) {
 			b.m.publishes.WithLabelValues("denied").Inc()
-			b.ack(cl, pk, packets.ErrNotAuthorized, true)
+			b.reply(st, pk, packets.ErrNotAuthorized, true, false)
 			return pk, packets.ErrRejectPacket
 		}
 	}
+	if len(rs) == 0 {
+		// Availability, an empty retained message, a bridge topic: nothing to keep.
+		b.m.publishes.WithLabelValues("ignored").Inc()
+		b.reply(st, pk, packets.CodeSuccess, true, false)
+		return pk, packets.ErrRejectPacket
+	}
 	b.m.payloadBytes.Add(float64(len(pk.Payload)))
-	sem := b.semaphore(cl)
-	sem <- struct{}{} // back-pressure: at most MaxInflight publishes of this client await commit
+	st.sem <- struct{}{} // back-pressure: at most MaxInflight publishes of this client await commit
 	n := len(rs)
 	b.opts.Sink.Submit(rs, func(err error) {
-		<-sem
 		if err != nil {
 			b.m.publishes.WithLabelValues("refused").Inc()
 			b.m.readings.WithLabelValues("refused").Add(float64(n))
@@ -314,33 +537,46 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 			if strings.Contains(err.Error(), "quota") {
 				code = packets.ErrQuotaExceeded
 			}
-			b.ack(cl, pk, code, false) // never acknowledged to an MQTT 3.1.1 client
+			b.reply(st, pk, code, false, true) // never acknowledged to an MQTT 3.1.1 client
 			return
 		}
-		b.m.publishes.WithLabelValues("committed").Inc()
-		b.m.readings.WithLabelValues("committed").Add(float64(n))
-		b.ack(cl, pk, packets.CodeSuccess, true)
+		b.m.pubCommitted.Inc()
+		b.m.readCommitted.Add(float64(n))
+		b.reply(st, pk, packets.CodeSuccess, true, true)
 	})
 	return pk, packets.ErrRejectPacket
 }
 
-// ack writes the PUBACK of a QoS 1 publish. MQTT 5 clients get code as its reason;
-// an MQTT 3.1.1 client, whose PUBACK carries no reason, gets one only when v3 is true.
-func (b *Broker) ack(cl *mqtt.Client, pk packets.Packet, code packets.Code, v3 bool) {
-	if pk.FixedHeader.Qos == 0 {
+// reply queues the PUBACK of a QoS 1 publish. MQTT 5 clients get code as its
+// reason; an MQTT 3.1.1 client, whose PUBACK carries no reason, gets one only when
+// v3 is true. held says the publish holds a token of st.sem, released once the ack
+// is written (or at once when there is none to write).
+func (b *Broker) reply(st *clientState, pk packets.Packet, code packets.Code, v3, held bool) {
+	if pk.FixedHeader.Qos == 0 || (st.cl.Properties.ProtocolVersion != 5 && !v3) {
+		if held {
+			<-st.sem
+		}
 		return
 	}
 	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID}
-	if cl.Properties.ProtocolVersion == 5 {
+	if st.cl.Properties.ProtocolVersion == 5 {
 		ack.ReasonCode = code.Code
 		if code.Code >= 0x80 {
 			ack.Properties.ReasonString = code.Reason
 		}
-	} else if !v3 {
-		return
 	}
-	if err := cl.WritePacket(ack); err != nil && !b.closing.Load() {
-		b.logLimited("write PUBACK failed", "client", cl.ID, "err", err)
+	if !held {
+		// Not counted in sem: take a token so that acks never exceed its capacity.
+		select {
+		case st.sem <- struct{}{}:
+		case <-st.done:
+			return
+		}
+	}
+	select {
+	case st.acks <- ack:
+	default: // cannot happen: at most cap(sem) acks are queued
+		<-st.sem
 	}
 }
 

@@ -7,30 +7,38 @@ type metrics struct {
 	cs           []prometheus.Collector
 	connects     *prometheus.CounterVec
 	publishes    *prometheus.CounterVec
+	subscribes   *prometheus.CounterVec
 	readings     *prometheus.CounterVec
 	payloadBytes prometheus.Counter
+	// The counters of the hot path, looked up once.
+	pubCommitted, readCommitted prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
 	m := &metrics{reg: reg,
 		connects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_broker_connects_total",
-			Help: "MQTT connection attempts, by result: accepted, bad_credentials, locked_out."}, []string{"result"}),
+			Help: "MQTT connection attempts, by result: accepted, no_credentials, bad_credentials, locked_out, panic (a connection the MQTT library panicked on)."}, []string{"result"}),
 		publishes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_broker_publishes_total",
-			Help: "MQTT publishes, by result: committed, refused (by the store), malformed, unknown_device, denied (ACL)."}, []string{"result"}),
+			Help: "MQTT publishes, by result: committed, ignored (nothing to store: availability, bridge topics), refused (by the store), malformed, unknown_device, unknown_topic, denied (ACL), rate_limited, topic_invalid (wildcard, too deep or long), oversized (packet above max_packet_bytes: connection closed), limit (an adapter's cap)."}, []string{"result"}),
+		subscribes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_broker_subscribes_total",
+			Help: "MQTT subscription filters refused, by result: denied (ACL)."}, []string{"result"}),
 		readings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_broker_readings_total",
 			Help: "Readings carried by publishes, by result: committed, refused."}, []string{"result"}),
 		payloadBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_broker_payload_bytes_total",
 			Help: "Payload bytes of well-formed publishes: the raw data as devices sent it."}),
 	}
-	for _, r := range []string{"accepted", "bad_credentials", "locked_out"} {
+	m.subscribes.WithLabelValues("denied")
+	for _, r := range []string{"accepted", "no_credentials", "bad_credentials", "locked_out", "panic"} {
 		m.connects.WithLabelValues(r)
 	}
-	for _, r := range []string{"committed", "refused", "malformed", "unknown_device", "denied"} {
+	for _, r := range []string{"committed", "ignored", "refused", "malformed", "unknown_device", "unknown_topic", "denied",
+		"rate_limited", "topic_invalid", "oversized", "limit"} {
 		m.publishes.WithLabelValues(r)
 	}
-	m.readings.WithLabelValues("committed")
+	m.pubCommitted = m.publishes.WithLabelValues("committed")
+	m.readCommitted = m.readings.WithLabelValues("committed")
 	m.readings.WithLabelValues("refused")
-	m.cs = []prometheus.Collector{m.connects, m.publishes, m.readings, m.payloadBytes,
+	m.cs = []prometheus.Collector{m.connects, m.publishes, m.subscribes, m.readings, m.payloadBytes,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hearth_broker_clients", Help: "Connected MQTT clients."},
 			func() float64 { return float64(b.Clients()) })}
 	if reg != nil {

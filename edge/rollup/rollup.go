@@ -112,7 +112,27 @@ type Day struct {
 	Inventory   Inventory  `json:"inventory"`
 	First       time.Time  `json:"first"`
 	Last        time.Time  `json:"last"`
+
+	// Starts lists the local minute of the day (0..1439) of each off→on transition of
+	// a binary signal, in arrival order, at most MaxStarts a day: the kitchen-episode
+	// detectors need finer times than Activations' hours. Days written before it
+	// existed have none (the detectors then fall back to Activations).
+	Starts []uint16 `json:"starts,omitempty"`
+	// EnergyWh integrates a power signal as a step function (each reading holds until
+	// the next one of the device, at most MaxPowerHold), split at local hour
+	// boundaries: EnergyWh is the day's total, HourWh (24 entries, or none) per hour.
+	EnergyWh float64   `json:"energy_wh,omitempty"`
+	HourWh   []float64 `json:"hour_wh,omitempty"`
+	// PowerSec is the time covered by that step function on this day.
+	PowerSec float64 `json:"power_s,omitempty"`
 }
+
+// MaxStarts bounds Day.Starts; activations past it still count in Activations.
+const MaxStarts = 720
+
+// MaxPowerHold is the longest a power reading is taken to hold: a device silent for
+// longer is treated as unknown, not as drawing its last value, past this.
+const MaxPowerHold = 12 * time.Hour
 
 // TotalActivations sums Activations over the hours in [from, to), wrapping past midnight
 // when from > to.
@@ -166,7 +186,13 @@ type State struct {
 	LastValue float64        `json:"last_value"`
 	Detector  *CycleDetector `json:"detector,omitempty"`
 	Stock     []Item         `json:"stock,omitempty"`
-	Out       uint64         `json:"out_of_order,omitempty"` // readings older than LastAt (aggregated, not sessionised)
+	// Water since the last filter change (water signal's State only): litres, and
+	// since when they are counted (the change, else the first water reading).
+	// FilterSeen reports whether a filter change was ever seen.
+	SinceLitres float64   `json:"since_l,omitempty"`
+	SinceAt     time.Time `json:"since_at,omitzero"`
+	FilterSeen  bool      `json:"filter_seen,omitempty"`
+	Out         uint64    `json:"out_of_order,omitempty"` // readings older than LastAt (aggregated, not sessionised)
 }
 
 // Aggregator folds readings into Days. It is pure: Load and LoadState supply what was
@@ -245,21 +271,36 @@ func (a *Aggregator) Add(r *device.Reading) {
 		on := r.Value != 0
 		if on && !st.On {
 			d.Activations[h]++
+			d.addStart(t.In(a.Loc))
 			st.On, st.OnSince = true, t
 		} else if !on && st.On {
 			a.closeSession(r.Device, r.Kind, r.Signal, st, t)
 		} else if on && st.On && t.Sub(st.OnSince) > MaxSession {
 			a.closeSession(r.Device, r.Kind, r.Signal, st, st.OnSince.Add(MaxSession))
 			d.Activations[h]++
+			d.addStart(t.In(a.Loc))
 			st.On, st.OnSince = true, t
 		}
 	case r.Signal == device.SignalPower:
+		if !st.LastAt.IsZero() {
+			a.integrate(r.Device, r.Kind, st.LastAt, t, st.LastValue)
+		}
 		if st.Detector == nil {
 			o, _ := CycleDefaults(string(r.Kind))
 			st.Detector = NewCycleDetector(o)
 		}
 		if c, ok := st.Detector.Add(t, r.Value); ok {
 			a.addCycle(r.Device, r.Kind, c)
+		}
+	case r.Signal == device.SignalWater:
+		if st.SinceAt.IsZero() {
+			st.SinceAt = t
+		}
+		st.SinceLitres += r.Value
+	case r.Signal == device.SignalFilter:
+		if r.Value != 0 {
+			ws := a.state(r.Device, device.SignalWater, r.Kind)
+			ws.SinceLitres, ws.SinceAt, ws.FilterSeen = 0, t, true
 		}
 	case r.Signal == device.SignalInventory:
 		cat := r.Label
@@ -284,6 +325,40 @@ func (a *Aggregator) Add(r *device.Reading) {
 		}
 	}
 	st.LastAt, st.LastValue = t, r.Value
+}
+
+func (d *Day) addStart(lt time.Time) {
+	if len(d.Starts) < MaxStarts {
+		d.Starts = append(d.Starts, uint16(lt.Hour()*60+lt.Minute()))
+	}
+}
+
+// integrate adds the energy of watts held over [from, to) (at most MaxPowerHold) to
+// the Days and hours it covers.
+func (a *Aggregator) integrate(dev string, kind device.Kind, from, to time.Time, watts float64) {
+	if to.Sub(from) > MaxPowerHold {
+		to = from.Add(MaxPowerHold)
+	}
+	for from.Before(to) {
+		lt := from.In(a.Loc)
+		next := time.Date(lt.Year(), lt.Month(), lt.Day(), lt.Hour(), 0, 0, 0, a.Loc).Add(time.Hour)
+		if !next.After(from) { // a DST fold: move on by a whole hour
+			next = from.Add(time.Hour)
+		}
+		if next.After(to) {
+			next = to
+		}
+		sec := next.Sub(from).Seconds()
+		d, h := a.day(dev, kind, device.SignalPower, from)
+		if d.HourWh == nil {
+			d.HourWh = make([]float64, 24)
+		}
+		wh := watts * sec / 3600
+		d.EnergyWh += wh
+		d.HourWh[h] += wh
+		d.PowerSec += sec
+		from = next
+	}
 }
 
 // takeItem removes the item of cat with best-before bb (or, failing that, the oldest

@@ -3,16 +3,18 @@ package store
 import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
-	reg           prometheus.Registerer
-	cs            []prometheus.Collector
-	committed     prometheus.Counter
-	duplicates    prometheus.Counter
-	commits       prometheus.Counter
-	refused       *prometheus.CounterVec
-	evicted       *prometheus.CounterVec
-	corruptions   prometheus.Counter
-	commitSeconds prometheus.Histogram
-	batchSize     prometheus.Histogram
+	reg            prometheus.Registerer
+	cs             []prometheus.Collector
+	committed      prometheus.Counter
+	duplicates     prometheus.Counter
+	commits        prometheus.Counter
+	refused        *prometheus.CounterVec
+	evicted        *prometheus.CounterVec
+	corruptions    prometheus.Counter
+	commitSeconds  prometheus.Histogram
+	batchSize      prometheus.Histogram
+	compactions    prometheus.Counter
+	compactedBytes prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
@@ -34,6 +36,10 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 			Help: "Duration of one group commit, fsync included.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hearth_store_commit_readings",
 			Help: "Readings per group commit.", Buckets: prometheus.ExponentialBuckets(1, 2, 14)}),
+		compactions: prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_store_compactions_total",
+			Help: "Compactions of the database file (free pages returned to the disk)."}),
+		compactedBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_store_compaction_freed_bytes_total",
+			Help: "Bytes of file returned to the disk by compaction."}),
 	}
 	for _, r := range []string{"quota", "write_error", "intake_stopped", "too_large"} {
 		m.refused.WithLabelValues(r)
@@ -41,7 +47,7 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 	m.evicted.WithLabelValues("age")
 	m.evicted.WithLabelValues("quota")
 	m.cs = []prometheus.Collector{m.committed, m.duplicates, m.commits, m.refused, m.evicted, m.corruptions,
-		m.commitSeconds, m.batchSize,
+		m.commitSeconds, m.batchSize, m.compactions, m.compactedBytes,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hearth_store_queue_readings",
 			Help: "Readings submitted and waiting for the writer."}, func() float64 { return float64(s.Pending()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hearth_store_last_seq",

@@ -20,35 +20,37 @@ func (s *Store) used(tx *bolt.Tx) int64 {
 	return tx.Size() - int64(st.FreePageN+st.PendingPageN)*int64(s.db.Info().PageSize)
 }
 
-// makeRoom evicts the oldest raw readings when the commit of n readings would take the
-// store over its quota: down to 85% of the quota, so eviction happens in bulk. It
-// returns ErrQuota when evicting every raw reading would not make room.
-func (s *Store) makeRoom(tx *bolt.Tx, n int) error {
+// makeRoom evicts the oldest raw readings when the commit of n readings could take
+// the file near its quota. The file is bounded three ways: bbolt's MaxSize (the quota:
+// a commit that would grow the file past it fails, and its readings are refused);
+// growth in steps of allocSize; and this eviction, which starts when the pages in
+// use reach 80% of the quota less one growth step and deletes down to 65%, so the
+// pages it frees serve the next commits (pages freed by a transaction are reusable
+// only after it). It returns ErrQuota when evicting every raw reading would not make
+// room: what is left is rollups, tags and the outbox, which are never evicted.
+func (s *Store) makeRoom(tx *bolt.Tx, n int) (int, error) {
 	quota := s.opts.QuotaBytes
+	slack := int64(allocSize(s.opts))
 	need := int64(n) * bytesPerReading
 	used := s.used(tx)
-	if used+need <= quota*95/100 {
-		return nil
+	if used+need <= quota*80/100-slack {
+		return 0, nil
 	}
 	ev := tx.Bucket(bucketEvents)
-	target := used + need - quota*85/100
+	target := used + need - (quota*65/100 - slack)
 	evict := int(target/bytesPerReading) + 1
 	c := ev.Cursor()
 	deleted := 0
 	for k, _ := c.First(); k != nil && deleted < evict; k, _ = c.First() {
 		if err := c.Delete(); err != nil {
-			return err
+			return 0, err
 		}
 		deleted++
 	}
-	s.m.evicted.WithLabelValues("quota").Add(float64(deleted))
-	if deleted > 0 {
-		s.log.Info("quota: evicted oldest raw readings", "evicted", deleted, "quota_bytes", quota)
+	if deleted < evict && used+need-int64(deleted)*bytesPerReading > quota-slack {
+		return 0, ErrQuota // the transaction rolls back: nothing is evicted
 	}
-	if deleted < evict && used+need-int64(deleted)*bytesPerReading > quota {
-		return ErrQuota
-	}
-	return nil
+	return deleted, nil
 }
 
 // Expire deletes raw readings whose hub time is older than MaxAge, oldest first, in
@@ -88,7 +90,9 @@ func (s *Store) Expire(now time.Time) (int, error) {
 	}
 }
 
-// Maintain runs retention every interval until ctx is cancelled.
+// Maintain runs retention every interval until ctx is cancelled: it expires raw
+// readings by age, then compacts the file when at least half of it (and at least 1/8
+// of the quota) is free pages, so what retention freed goes back to the disk.
 func (s *Store) Maintain(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -101,6 +105,11 @@ func (s *Store) Maintain(ctx context.Context, interval time.Duration) {
 				s.log.Error("retention failed", "err", err)
 			} else if n > 0 {
 				s.log.Info("retention: expired raw readings", "expired", n, "max_age", s.opts.MaxAge)
+			}
+			if s.mostlyFree() {
+				if _, err := s.Compact(); err != nil {
+					s.log.Warn("compaction failed", "err", err)
+				}
 			}
 		}
 	}
@@ -120,6 +129,8 @@ type Stats struct {
 // Stats returns a snapshot of the store's size and counts.
 func (s *Store) Stats() (Stats, error) {
 	var st Stats
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
 	err := s.db.View(func(tx *bolt.Tx) error {
 		st.FileBytes = tx.Size()
 		st.UsedBytes = s.used(tx)
@@ -134,4 +145,15 @@ func (s *Store) Stats() (Stats, error) {
 		return nil
 	})
 	return st, err
+}
+
+// mostlyFree reports whether compaction would give back at least half the file and
+// at least an eighth of the quota.
+func (s *Store) mostlyFree() bool {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	size := fileSize(s.path)
+	st := s.db.Stats()
+	free := int64(st.FreePageN+st.PendingPageN) * int64(s.db.Info().PageSize)
+	return free >= size/2 && free >= s.opts.QuotaBytes/8
 }

@@ -75,6 +75,10 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the wall clock (default time.Now).
 	Now func() time.Time
+	// SkipCheck skips the page check at Open (Check). The check reads the whole
+	// file (≈0.1 s per 64 MiB here); skip it only where a damaged page may surface
+	// later, at read time, as an error.
+	SkipCheck bool
 }
 
 func (o *Options) withDefaults() Options {
@@ -113,13 +117,21 @@ func (o *Options) withDefaults() Options {
 // It is safe for concurrent use. Readings are written by one writer goroutine that
 // group-commits what callers Submit; everything else goes through View and Update.
 type Store struct {
-	db   *bolt.DB
+	// dbMu is held shared by every View, Update and read, and exclusively by
+	// compaction while it swaps db for the compacted file (compact.go).
+	dbMu      sync.RWMutex
+	db        *bolt.DB
+	path      string
+	compactCh chan compactReq
+
 	opts Options
 	log  *slog.Logger
 	m    *metrics
 
-	installID string
-	secret    []byte
+	installID   string
+	secret      []byte
+	corruptions uint64 // meta "corruptions" as loaded at Open
+	started     time.Time
 
 	queue   chan *request
 	pending atomic.Int64 // readings queued, not yet committed
@@ -134,6 +146,8 @@ type Store struct {
 	devices map[string]*DeviceInfo // cache of the devices bucket, written through
 	wm      map[bootKey]*watermark // dedupe state (dedupe.go), written through
 	commitN uint64                 // commits so far, for pruning old boots
+
+	compactWanted bool // the last commit hit the file's size limit (writer only)
 
 	Recovered string // path the corrupt file was moved to at Open, or ""
 }
@@ -164,37 +178,106 @@ func Open(path string, o *Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("store: create directory: %w", err)
 	}
-	recovered := ""
-	db, err := openBolt(path, opts)
+	removeStaleCompaction(path)
+	s, err := openStore(path, opts, "")
 	if err != nil && isCorrupt(err) {
 		moved := fmt.Sprintf("%s.corrupt-%s", path, opts.Now().UTC().Format("20060102T150405Z"))
+		for i := 2; ; i++ { // never overwrite an earlier one of the same second
+			if _, serr := os.Lstat(moved); errors.Is(serr, fs.ErrNotExist) {
+				break
+			}
+			moved = fmt.Sprintf("%s.corrupt-%s-%d", path, opts.Now().UTC().Format("20060102T150405Z"), i)
+		}
 		if rerr := os.Rename(path, moved); rerr != nil {
 			return nil, fmt.Errorf("store: %s is corrupt (%v) and could not be moved aside: %w", path, err, rerr)
 		}
 		opts.Logger.Error("database was corrupt: moved aside, starting a fresh store", "component", "store", "path", path, "moved_to", moved, "err", err)
-		recovered = moved
-		db, err = openBolt(path, opts)
+		s, err = openStore(path, opts, moved)
 	}
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, opts: opts, log: opts.Logger.With("component", "store"),
-		queue: make(chan *request, 1024), stop: make(chan struct{}), done: make(chan struct{}),
-		devices: map[string]*DeviceInfo{}, wm: map[bootKey]*watermark{}, Recovered: recovered}
-	if err := s.init(recovered != ""); err != nil {
-		db.Close()
-		return nil, err
-	}
 	s.m = newMetrics(opts.Registerer, s)
-	if recovered != "" {
+	s.started = opts.Now()
+	if s.Recovered != "" {
 		s.m.corruptions.Inc()
 	}
 	go s.writer()
 	return s, nil
 }
 
+// openStore opens the file, checks it is a hearth store, checks its pages (Check:
+// bbolt reads a damaged page by panicking, which must not become a boot loop) and
+// loads it. A panic inside bbolt is reported as corruption. recovered is the path a
+// corrupt predecessor was moved to, or "".
+func openStore(path string, opts Options, recovered string) (s *Store, err error) {
+	var db *bolt.DB
+	defer func() {
+		if r := recover(); r != nil {
+			if db != nil {
+				_ = db.Close()
+			}
+			s, err = nil, corruptErr{fmt.Errorf("store: %s: unreadable page: %v", path, r)}
+		}
+	}()
+	db, err = openBolt(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	s = &Store{db: db, path: path, compactCh: make(chan compactReq), opts: opts, log: opts.Logger.With("component", "store"),
+		queue: make(chan *request, 1024), stop: make(chan struct{}), done: make(chan struct{}),
+		devices: map[string]*DeviceInfo{}, wm: map[bootKey]*watermark{}, Recovered: recovered}
+	if err := s.verify(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	if err := s.init(recovered != ""); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// verify refuses a file that is not a hearth store (untouched: ErrNotHearth) and
+// reports one whose pages fail the check as corrupt.
+func (s *Store) verify() error {
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		names := 0
+		_ = tx.ForEach(func(name []byte, _ *bolt.Bucket) error { names++; return nil })
+		meta := tx.Bucket(bucketMeta)
+		if names > 0 && (meta == nil || !bytes.Equal(meta.Get(keyMagic), []byte(magic))) {
+			return fmt.Errorf("store: %s: %w (file left untouched)", s.db.Path(), ErrNotHearth)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if s.opts.SkipCheck {
+		return nil
+	}
+	if err := s.Check(); err != nil {
+		return corruptErr{err}
+	}
+	return nil
+}
+
+// boltOptions: the quota is also bbolt's MaxSize, so the file cannot grow past it
+// whatever the estimates of makeRoom; it grows in steps of 1/32 of the quota (at most
+// bbolt's default 16 MiB), so the last step never overshoots by much.
+func boltOptionsFor(opts Options) *bolt.Options {
+	return &bolt.Options{Timeout: opts.LockTimeout, FreelistType: bolt.FreelistMapType,
+		MaxSize: int(min(opts.QuotaBytes, int64(^uint(0)>>1)))}
+}
+
+func allocSize(opts Options) int { return int(min(max(opts.QuotaBytes/32, 64<<10), 16<<20)) }
+
+func (s *Store) boltOptions() *bolt.Options { return boltOptionsFor(s.opts) }
+
 func openBolt(path string, opts Options) (*bolt.DB, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, FreelistType: bolt.FreelistMapType})
+	db, err := bolt.Open(path, 0o600, boltOptionsFor(opts))
+	if err == nil {
+		db.AllocSize = allocSize(opts)
+	}
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("store: %s: %w (is hearth already running?)", path, ErrLocked)
@@ -265,6 +348,13 @@ func (s *Store) init(recovered bool) error {
 			if err := meta.Put(keyCorruptions, u64key(n+1)); err != nil {
 				return err
 			}
+			if err := (&Tx{tx}).Audit("corrupt_file_moved_aside", map[string]string{"moved_to": s.Recovered,
+				"at": s.opts.Now().UTC().Format(time.RFC3339)}); err != nil {
+				return err
+			}
+		}
+		if v := meta.Get(keyCorruptions); len(v) == 8 {
+			s.corruptions = binary.BigEndian.Uint64(v)
 		}
 		s.installID = string(meta.Get(keyInstallID))
 		s.secret = append([]byte(nil), meta.Get(keySecret)...)
@@ -294,6 +384,10 @@ func (s *Store) init(recovered bool) error {
 	})
 }
 
+// Corruptions is how many times a corrupt file was moved aside at the path of this
+// store, since the store was created (persisted in meta; the fresh store starts at 1).
+func (s *Store) Corruptions() uint64 { return s.corruptions }
+
 // InstallID is the random id of this installation, made when the store was created.
 func (s *Store) InstallID() string { return s.installID }
 
@@ -301,7 +395,7 @@ func (s *Store) InstallID() string { return s.installID }
 func (s *Store) Secret() []byte { return append([]byte(nil), s.secret...) }
 
 // Path is the database file.
-func (s *Store) Path() string { return s.db.Path() }
+func (s *Store) Path() string { return s.path }
 
 // LastSeq is the sequence of the newest committed event (0 when the log is empty).
 func (s *Store) LastSeq() uint64 { return s.lastSeq.Load() }
@@ -364,6 +458,10 @@ func (s *Store) writer() {
 		batch = batch[:0]
 		var first *request
 		select {
+		case req := <-s.compactCh:
+			freed, err := s.compact("requested")
+			req.done <- compactResult{freed, err}
+			continue
 		case first = <-s.queue:
 		case <-s.stop:
 			// Drain what was queued before Close.
@@ -407,6 +505,12 @@ func (s *Store) writer() {
 			}
 		}
 		s.commit(batch, &buf)
+		if s.compactWanted || s.compactDue() {
+			s.compactWanted = false
+			if _, err := s.compact("quota"); err != nil {
+				s.log.Warn("compaction failed", "err", err)
+			}
+		}
 	}
 }
 
@@ -441,9 +545,11 @@ func (s *Store) commit(batch []*request, buf *[]byte) {
 		wmChange   = map[bootKey]*watermark{}
 		devNew     = map[string]*DeviceInfo{}
 		prunedKeys []bootKey
+		evicted    int
 	)
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		if err := s.makeRoom(tx, n); err != nil {
+		var err error
+		if evicted, err = s.makeRoom(tx, n); err != nil {
 			return err
 		}
 		ev := tx.Bucket(bucketEvents)
@@ -534,11 +640,19 @@ func (s *Store) commit(batch []*request, buf *[]byte) {
 	s.m.commitSeconds.Observe(time.Since(start).Seconds())
 	switch {
 	case err == nil:
+		if evicted > 0 {
+			s.m.evicted.WithLabelValues("quota").Add(float64(evicted))
+			s.log.Info("quota: evicted oldest raw readings", "evicted", evicted, "quota_bytes", s.opts.QuotaBytes)
+		}
 		s.m.commits.Inc()
 		s.m.committed.Add(float64(n - dups))
 		s.m.duplicates.Add(float64(dups))
 		s.m.batchSize.Observe(float64(n))
-	case errors.Is(err, ErrQuota):
+	case errors.Is(err, ErrQuota) || errors.Is(err, berrors.ErrMaxSizeReached):
+		// The file is at its quota even after eviction (or fragmented up to it):
+		// refuse, and compact before the next commit.
+		s.compactWanted = true
+		err = fmt.Errorf("store: %d readings: %w (%d bytes)", n, ErrQuota, s.opts.QuotaBytes)
 		s.m.refused.WithLabelValues("quota").Add(float64(n))
 		s.log.Warn("disk quota full: refusing readings", "readings", n, "quota_bytes", s.opts.QuotaBytes)
 	default:
@@ -570,6 +684,18 @@ func (s *Store) deviceInfo(devNew map[string]*DeviceInfo, r *device.Reading) *De
 	return d
 }
 
+// Committed returns the highest sequence n of the device's boot such that the store
+// holds (or has given up waiting for) every reading 1..n: the low dedupe watermark. It
+// is 0 for a boot the store does not know. A serial source answers a Hello with it.
+func (s *Store) Committed(device string, boot uint64) uint64 {
+	s.devMu.Lock()
+	defer s.devMu.Unlock()
+	if w, ok := s.wm[bootKey{dev: device, boot: boot}]; ok {
+		return w.low
+	}
+	return 0
+}
+
 // Devices returns what the store knows of each device, by id.
 func (s *Store) Devices() []DeviceInfo {
 	s.devMu.Lock()
@@ -588,6 +714,8 @@ func (s *Store) Devices() []DeviceInfo {
 func (s *Store) ReadEvents(after uint64, max int, fn func(seq uint64, r *device.Reading) error) (uint64, error) {
 	last := after
 	intern := map[string]string{}
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketEvents).Cursor()
 		var r device.Reading
@@ -623,5 +751,7 @@ func (s *Store) Close() error {
 	close(s.stop)
 	<-s.done
 	s.m.unregister()
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
 	return s.db.Close()
 }

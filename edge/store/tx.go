@@ -9,6 +9,7 @@ import (
 	"sort"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Bucket names a bucket that derived stages own. The event log, dedupe watermarks,
@@ -34,17 +35,36 @@ type Tx struct {
 
 // View runs fn in a read-only transaction.
 func (s *Store) View(fn func(*Tx) error) error {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
 	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx}) })
 }
 
 // Update runs fn in a read-write transaction, committed (with fsync) when fn returns
 // nil. A failure to write or sync stops intake, as a failed commit of readings does.
+//
+// After a write failure Update refuses with ErrIntakeStopped: a failed fsync may have
+// left the page cache and the file disagreeing, so nothing more is written until a
+// restart re-reads the file.
 func (s *Store) Update(fn func(*Tx) error) error {
+	s.mu.RLock()
+	failed := s.failed
+	s.mu.RUnlock()
+	if failed != nil {
+		return fmt.Errorf("store: %w: %v", ErrIntakeStopped, failed)
+	}
 	var fnErr error
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		fnErr = fn(&Tx{tx})
 		return fnErr
 	})
+	if errors.Is(err, berrors.ErrMaxSizeReached) {
+		// The file is at its quota: refused, not a write failure. The writer
+		// evicts raw readings (and compacts) on its next commit.
+		return fmt.Errorf("store: %w (%d bytes): %v", ErrQuota, s.opts.QuotaBytes, err)
+	}
 	if err != nil && fnErr == nil && !errors.Is(err, bolt.ErrDatabaseNotOpen) {
 		s.mu.Lock()
 		if s.failed == nil {
@@ -161,11 +181,16 @@ func migrate(tx *bolt.Tx) error {
 	if cur > SchemaVersion {
 		return fmt.Errorf("store: schema %d: %w (this hearth reads up to %d)", cur, ErrSchemaTooNew, SchemaVersion)
 	}
-	// Schema 0 (no schema key) had the same buckets; it only lacked the key.
-	if cur < SchemaVersion {
-		return meta.Put(keySchema, u64key(SchemaVersion))
+	if cur == SchemaVersion {
+		return nil
 	}
-	return nil
+	// Schema 0 (no schema key) lacked the taglog and credentials buckets, which the
+	// caller has just created; its other buckets and keys are those of schema 1.
+	// Each later migration goes here as one step, cur → cur+1, in this transaction.
+	if err := (&Tx{tx}).Audit("schema_migrated", map[string]uint64{"from": cur, "to": SchemaVersion}); err != nil {
+		return err
+	}
+	return meta.Put(keySchema, u64key(SchemaVersion))
 }
 
 // Range calls fn for every key in b from `from` onwards, in key order, until fn

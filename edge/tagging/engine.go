@@ -62,7 +62,10 @@ type Change struct {
 type Options struct {
 	Location *time.Location // household time zone (nil: UTC)
 	// Consent reports whether the household consented to a category; nil: usage only.
-	Consent    func(category string) bool
+	Consent func(category string) bool
+	// PeakHours are the local hours [from, to) of peak_energy_share (wrapping past
+	// midnight when from > to); zero: 17..21.
+	PeakHours  [2]int
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -73,10 +76,14 @@ type Engine struct {
 	rules   atomic.Pointer[RuleSet]
 	loc     *time.Location
 	consent func(string) bool
+	peak    [2]int
 	log     *slog.Logger
 
 	mu   sync.Mutex
 	tags []Tag
+
+	evalMu sync.Mutex // one evaluation at a time: it owns cache
+	cache  dayCache
 
 	evals   prometheus.Counter
 	errs    prometheus.Counter
@@ -99,7 +106,10 @@ func New(st *store.Store, rs *RuleSet, o *Options) *Engine {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{st: st, loc: opts.Location, consent: opts.Consent, log: opts.Logger.With("component", "tagging"), reg: opts.Registerer,
+	if opts.PeakHours == [2]int{} {
+		opts.PeakHours = [2]int{17, 21}
+	}
+	e := &Engine{st: st, loc: opts.Location, consent: opts.Consent, peak: opts.PeakHours, log: opts.Logger.With("component", "tagging"), reg: opts.Registerer,
 		evals:   prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_tagging_evaluations_total", Help: "Evaluations of the whole rule set."}),
 		errs:    prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_tagging_rule_errors_total", Help: "Rule evaluations that failed (the tag turned stale)."}),
 		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hearth_tagging_evaluation_seconds", Help: "Duration of one evaluation of the rule set.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
@@ -166,6 +176,8 @@ func DataClock(tx *store.Tx) (time.Time, error) {
 // the others are unaffected.
 func (e *Engine) Evaluate(now time.Time) ([]Tag, error) {
 	start := time.Now()
+	e.evalMu.Lock()
+	defer e.evalMu.Unlock()
 	rs := e.rules.Load()
 	var out []Tag
 	err := e.st.Update(func(tx *store.Tx) error {
@@ -187,7 +199,7 @@ func (e *Engine) Evaluate(now time.Time) ([]Tag, error) {
 			maxWin = max(maxWin, time.Duration(r.Window))
 		}
 		lnow := now.In(e.loc)
-		all, err := rollup.Window(tx, dateOf(lnow.Add(-maxWin)), dateOf(lnow))
+		all, err := e.cache.window(tx, dateOf(lnow.Add(-maxWin)), dateOf(lnow))
 		if err != nil {
 			return err
 		}
@@ -196,9 +208,8 @@ func (e *Engine) Evaluate(now time.Time) ([]Tag, error) {
 				continue // never computed without separate consent
 			}
 			from := dateOf(lnow.Add(-time.Duration(r.Window)).Add(24 * time.Hour))
-			w := &window{states: states, now: now, loc: e.loc, kinds: map[device.Kind]bool{}}
-			for i := range all {
-				d := &all[i]
+			w := &window{states: states, now: now, loc: e.loc, peak: e.peak, kinds: map[device.Kind]bool{}}
+			for _, d := range all {
 				if d.Date >= from {
 					w.days = append(w.days, d)
 					w.kinds[d.Kind] = true

@@ -3,6 +3,7 @@ package tagging
 import (
 	"fmt"
 	"math"
+	"sort"
 	"time"
 
 	"github.com/hearth-iot/hearth/device"
@@ -16,6 +17,10 @@ type window struct {
 	now    time.Time
 	loc    *time.Location
 	kinds  map[device.Kind]bool
+	peak   [2]int // configured peak hours [from, to)
+
+	eps   map[string][]episode // per date, computed once (meals.go)
+	meals map[string]float64
 }
 
 func checkKind(k string) (device.Kind, error) {
@@ -85,17 +90,12 @@ func (w *window) kitchenByDate(from, to int) map[string]int {
 		if !d.Kind.Kitchen() {
 			continue
 		}
-		n := 0
-		if d.Signal.Binary() {
-			n = d.TotalActivations(from, to)
-		} else if d.Signal == device.SignalPower {
-			for h := 0; h < 24; h++ {
-				if inHours(h, from, to) {
-					n += int(d.Cycles.Hours[h])
-				}
-			}
+		// Door and active signals only: a programme cycle or a compressor run is not
+		// someone in the kitchen.
+		if d.Signal != device.SignalDoor && d.Signal != device.SignalActive {
+			continue
 		}
-		if n > 0 {
+		if n := d.TotalActivations(from, to); n > 0 {
 			out[d.Date] += n
 		}
 	}
@@ -139,6 +139,145 @@ func (w *window) cycles(k string, keep func(time.Weekday) bool) (float64, error)
 }
 
 func weekend(wd time.Weekday) bool { return wd == time.Saturday || wd == time.Sunday }
+
+// dayType selects dates by weekday: "weekend" (Saturday, Sunday), "weekday", "all".
+func dayType(s string) (func(time.Weekday) bool, error) {
+	switch s {
+	case "weekend":
+		return weekend, nil
+	case "weekday":
+		return func(wd time.Weekday) bool { return !weekend(wd) }, nil
+	case "all":
+		return func(time.Weekday) bool { return true }, nil
+	}
+	return nil, fmt.Errorf("unknown day type %q (have weekend, weekday, all)", s)
+}
+
+// dayCount counts the dates with data from any device whose weekday keep accepts.
+func (w *window) dayCount(keep func(time.Weekday) bool) float64 {
+	seen := map[string]bool{}
+	for _, d := range w.days {
+		if keep(d.Weekday) {
+			seen[d.Date] = true
+		}
+	}
+	return float64(len(seen))
+}
+
+// cookingMinutes sums the use of oven, stove and microwave (active sessions) on the
+// dates keep accepts, in minutes.
+func (w *window) cookingMinutes(keep func(time.Weekday) bool) float64 {
+	sec := 0.0
+	for _, d := range w.days {
+		if d.Signal == device.SignalActive && keep(d.Weekday) &&
+			(d.Kind == device.KindOven || d.Kind == device.KindStove || d.Kind == device.KindMicrowave) {
+			sec += d.Sessions.TotalSec
+		}
+	}
+	return sec / 60
+}
+
+// completeEnergyDays returns the daily energy (Wh) of kind's power signals, by date,
+// for dates whose power readings cover at least 20 h and that are not the data
+// clock's own (unfinished) date, in date order.
+func (w *window) completeEnergyDays(kind device.Kind) []float64 {
+	today := w.now.In(w.loc).Format(time.DateOnly)
+	per := map[string]float64{}
+	cover := map[string]float64{}
+	for _, d := range w.days {
+		if d.Kind == kind && d.Signal == device.SignalPower && d.Date != today {
+			per[d.Date] += d.EnergyWh
+			cover[d.Date] = math.Max(cover[d.Date], d.PowerSec)
+		}
+	}
+	dates := make([]string, 0, len(per))
+	for date := range per {
+		if cover[date] >= 20*3600 {
+			dates = append(dates, date)
+		}
+	}
+	sort.Strings(dates)
+	out := make([]float64, len(dates))
+	for i, date := range dates {
+		out[i] = per[date]
+	}
+	return out
+}
+
+// energyTrend is the least-squares slope of the daily energy of kind over the
+// complete days, per week, relative to their mean (0.1: +10% a week). Fewer than
+// 7 complete days, or no energy: 0.
+func (w *window) energyTrend(kind device.Kind) float64 {
+	ys := w.completeEnergyDays(kind)
+	n := float64(len(ys))
+	if n < 7 {
+		return 0
+	}
+	var sx, sy, sxx, sxy float64
+	for i, y := range ys {
+		x := float64(i)
+		sx += x
+		sy += y
+		sxx += x * x
+		sxy += x * y
+	}
+	den := n*sxx - sx*sx
+	mean := sy / n
+	if den == 0 || mean <= 0 {
+		return 0
+	}
+	slope := (n*sxy - sx*sy) / den
+	return slope * 7 / mean
+}
+
+// peakShare is the share of all appliances' energy in the window that fell in the
+// configured peak hours.
+func (w *window) peakShare() float64 {
+	var peak, total float64
+	for _, d := range w.days {
+		if d.Signal != device.SignalPower || len(d.HourWh) != 24 {
+			continue
+		}
+		for h, wh := range d.HourWh {
+			total += wh
+			if inHours(h, w.peak[0], w.peak[1]) {
+				peak += wh
+			}
+		}
+	}
+	if total == 0 {
+		return 0
+	}
+	return peak / total
+}
+
+// stocked counts items stocked in the window, of category cat ("" for all).
+func (w *window) stocked(cat string) float64 {
+	n := 0
+	for _, d := range w.days {
+		for c, v := range d.Inventory.Stocked {
+			if cat == "" || c == cat {
+				n += int(v)
+			}
+		}
+	}
+	return float64(n)
+}
+
+// water returns, over every device's water signal, the most litres dispensed since
+// a filter change, the days since that change (or since water was first seen), and
+// whether a change was ever seen.
+func (w *window) water() (litres, days float64, seen bool) {
+	for k, st := range w.states {
+		if k.Signal != device.SignalWater || st.SinceAt.IsZero() {
+			continue
+		}
+		if st.SinceLitres >= litres {
+			litres, days, seen = st.SinceLitres, w.now.Sub(st.SinceAt).Hours()/24, st.FilterSeen
+		}
+	}
+	return litres, days, seen
+}
 
 // envTemplate gives the compiler the names and types the expressions may use.
 func envTemplate() map[string]any { return (&window{}).env() }
@@ -260,6 +399,92 @@ func (w *window) env() map[string]any {
 				return 0
 			}
 			return w.now.Sub(last).Hours()
+		},
+		// day_count(type): dates with data from any device, of day type "weekend",
+		// "weekday" or "all".
+		"day_count": func(t string) (float64, error) {
+			keep, err := dayType(t)
+			if err != nil {
+				return 0, err
+			}
+			return w.dayCount(keep), nil
+		},
+		// cooking_minutes(type): minutes of oven, stove and microwave use on dates of
+		// the day type.
+		"cooking_minutes": func(t string) (float64, error) {
+			keep, err := dayType(t)
+			if err != nil {
+				return 0, err
+			}
+			return w.cookingMinutes(keep), nil
+		},
+		// energy_per_day(kind): mean Wh per complete day (≥ 20 h of power readings,
+		// not today) of kind's power signals; 0 without one.
+		"energy_per_day": func(k string) (float64, error) {
+			kind, err := checkKind(k)
+			if err != nil {
+				return 0, err
+			}
+			ys := w.completeEnergyDays(kind)
+			if len(ys) == 0 {
+				return 0, nil
+			}
+			s := 0.0
+			for _, y := range ys {
+				s += y
+			}
+			return s / float64(len(ys)), nil
+		},
+		// energy_days(kind): the number of those complete days.
+		"energy_days": func(k string) (float64, error) {
+			kind, err := checkKind(k)
+			return float64(len(w.completeEnergyDays(kind))), err
+		},
+		// energy_trend(kind): the weekly rise of kind's daily energy relative to its
+		// mean, by least squares over the complete days (0.1 = +10% a week; 0 with
+		// fewer than 7 complete days).
+		"energy_trend": func(k string) (float64, error) {
+			kind, err := checkKind(k)
+			if err != nil {
+				return 0, err
+			}
+			return w.energyTrend(kind), nil
+		},
+		// peak_energy_share(): share of all appliances' energy in the configured peak
+		// hours (tagging.peak_hours in hearth.yaml).
+		"peak_energy_share": func() float64 { return w.peakShare() },
+		// peak_hours(): how many hours the configured peak spans.
+		"peak_hours": func() float64 {
+			n := 0
+			for h := 0; h < 24; h++ {
+				if inHours(h, w.peak[0], w.peak[1]) {
+					n++
+				}
+			}
+			return float64(n)
+		},
+		// energy_wh(): all appliances' energy in the window, Wh.
+		"energy_wh": func() float64 {
+			s := 0.0
+			for _, d := range w.days {
+				s += d.EnergyWh
+			}
+			return s
+		},
+		// stocked(category): food items stocked in the window of that category;
+		// stocked("") counts every category.
+		"stocked": func(c string) float64 { return w.stocked(c) },
+		// water_since_filter(): litres dispensed since the last filter change (since
+		// water was first seen when no change was seen).
+		"water_since_filter": func() float64 { l, _, _ := w.water(); return l },
+		// filter_age_days(): days since that change (or since water was first seen).
+		"filter_age_days": func() float64 { _, d, _ := w.water(); return d },
+		// filter_change_seen(): 1 when a filter change was ever seen, else 0.
+		"filter_change_seen": func() float64 {
+			if _, _, s := w.water(); s {
+				return 1
+			}
+			return 0
 		},
 		// ratio(a, b): a/b, or 0 when b is 0.
 		"ratio": func(a, b float64) float64 {

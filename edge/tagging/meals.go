@@ -2,60 +2,211 @@ package tagging
 
 import (
 	"fmt"
-	"sort"
+	"slices"
+	"time"
+
+	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/edge/rollup"
 )
 
 // Meal detection.
 //
-// A meal is prepared at home on a date when kitchen appliances together show a burst of
-// activity (at least mealMinActivity activations or cycles) within the household's own
-// meal period. The periods are not fixed clock hours: within a broad band for each
-// meal (breakfast 04:00-12:00, dinner 15:00-23:00) the detector finds the 3-hour span
-// in which this household's kitchen is busiest over the window, and counts the dates
-// with a burst inside that span. An early riser's breakfast at 05:30 and a night owl's
-// at 10:30 are both found; nothing is tuned to one house.
+// The detector works from whatever kitchen appliances a home has and learns each
+// household's own meal times; nothing in it names a house or a clock hour other than
+// the broad band of each meal.
+//
+//  1. Kitchen events: every off→on of a door or active signal of a kitchen appliance
+//     (fridge, freezer, microwave, oven, stove, toaster, kettle, dishwasher door,
+//     kitchen cabinets), at its local minute (rollup.Day.Starts; the middle of the
+//     hour for days rolled up before Starts existed). Programme cycles and compressor
+//     power are not kitchen events: no one is in the kitchen for them.
+//  2. Episodes: a date's events, in time order, split wherever two are more than
+//     EpisodeGap (20 min) apart. An episode is meal-like when it has at least
+//     MealMinEvents (3) events, or at least 2 events one of which is a cooking
+//     appliance (microwave, oven, stove, toaster, kettle): one or two fridge openings
+//     on their own are a snack or a drink, not a meal.
+//  3. The household's meal time: within the meal's broad band (breakfast 04:00-13:00,
+//     dinner 15:00-24:00), the centre c (in 10-minute steps) for which the most
+//     dates have a meal-like episode starting within c ± MealTolerance (100 min).
+//     Weekdays and weekend days get their own centre when the window has at least 3
+//     weekend dates with a meal-like episode in the band (weekend breakfast is often
+//     two hours later); otherwise one centre serves all dates.
+//  4. A date had the meal when a meal-like episode starts within its centre ±
+//     MealTolerance (and within the band).
+//
+// meal_days counts those dates; docs/tags.md defines the tags over it.
+var (
+	EpisodeGap    = 20 // minutes
+	MealMinEvents = 3
+	MealTolerance = 100 // minutes
+	MealMinCook   = 2   // events of a meal-like episode with a cooking appliance
+)
 
-const mealMinActivity = 2
-
-type mealBand struct{ from, to, span int }
+type mealBand struct{ from, to int } // minutes of the day, [from, to)
 
 var mealBands = map[string]mealBand{
-	"breakfast": {4, 12, 3},
-	"dinner":    {15, 23, 3},
+	"breakfast": {4 * 60, 13 * 60},
+	"dinner":    {15 * 60, 24 * 60},
 }
 
+// episode is a burst of kitchen activity on one date.
+type episode struct {
+	start, events int
+	cooking       bool
+}
+
+func (e episode) mealLike() bool {
+	return e.events >= MealMinEvents || (e.events >= MealMinCook && e.cooking)
+}
+
+type kitchenEvent struct {
+	minute  int
+	cooking bool
+}
+
+func cookingKind(k device.Kind) bool {
+	switch k {
+	case device.KindMicrowave, device.KindOven, device.KindStove, device.KindToaster, device.KindKettle:
+		return true
+	}
+	return false
+}
+
+// episodes returns each date's kitchen episodes (computed once per window).
+func (w *window) episodes() map[string][]episode {
+	if w.eps != nil {
+		return w.eps
+	}
+	byDate := map[string][]kitchenEvent{}
+	for _, d := range w.days {
+		if !d.Kind.Kitchen() || (d.Signal != device.SignalDoor && d.Signal != device.SignalActive) {
+			continue
+		}
+		cook := cookingKind(d.Kind)
+		evs := byDate[d.Date]
+		if n := d.TotalActivations(0, 24); len(d.Starts) >= n || len(d.Starts) == rollup.MaxStarts {
+			for _, m := range d.Starts {
+				evs = append(evs, kitchenEvent{int(m), cook})
+			}
+		} else {
+			for h, n := range d.Activations {
+				for range n {
+					evs = append(evs, kitchenEvent{h*60 + 30, cook})
+				}
+			}
+		}
+		byDate[d.Date] = evs
+	}
+	w.eps = make(map[string][]episode, len(byDate))
+	for date, evs := range byDate {
+		slices.SortFunc(evs, func(a, b kitchenEvent) int { return a.minute - b.minute })
+		var out []episode
+		cur := episode{start: -1}
+		last := -1000
+		for _, e := range evs {
+			if e.minute-last > EpisodeGap {
+				if cur.start >= 0 {
+					out = append(out, cur)
+				}
+				cur = episode{start: e.minute}
+			}
+			cur.events++
+			cur.cooking = cur.cooking || e.cooking
+			last = e.minute
+		}
+		if cur.start >= 0 {
+			out = append(out, cur)
+		}
+		w.eps[date] = out
+	}
+	return w.eps
+}
+
+// mealDays counts the dates of the window on which the meal was prepared at home.
 func (w *window) mealDays(meal string) (float64, error) {
 	b, ok := mealBands[meal]
 	if !ok {
-		names := make([]string, 0, len(mealBands))
-		for k := range mealBands {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		return 0, fmt.Errorf("unknown meal %q (have %v)", meal, names)
+		return 0, fmt.Errorf("unknown meal %q (have breakfast, dinner)", meal)
 	}
-	// Hourly kitchen activity over the window, to find the household's meal span.
-	var hourly [24]int
-	for h := b.from; h < b.to; h++ {
-		for _, v := range w.kitchenByDate(h, h+1) {
-			hourly[h] += v
-		}
+	if v, ok := w.meals[meal]; ok {
+		return v, nil
 	}
-	best, bestSum := b.from, -1
-	for start := b.from; start+b.span <= b.to; start++ {
-		s := 0
-		for h := start; h < start+b.span; h++ {
-			s += hourly[h]
+	eps := w.episodes()
+	weekendOf := w.weekendDates()
+	// Meal-like episode starts in the band, per date, split by day type.
+	var all, wkend, wkday [][]int
+	for date, es := range eps {
+		var starts []int
+		for _, e := range es {
+			if e.mealLike() && e.start >= b.from && e.start < b.to {
+				starts = append(starts, e.start)
+			}
 		}
-		if s > bestSum {
-			best, bestSum = start, s
+		if len(starts) == 0 {
+			continue
+		}
+		all = append(all, starts)
+		if weekendOf[date] {
+			wkend = append(wkend, starts)
+		} else {
+			wkday = append(wkday, starts)
 		}
 	}
 	n := 0
-	for _, v := range w.kitchenByDate(best, best+b.span) {
-		if v >= mealMinActivity {
+	if len(wkend) >= 3 {
+		n = countNear(wkend, bestCentre(wkend, b), b) + countNear(wkday, bestCentre(wkday, b), b)
+	} else {
+		n = countNear(all, bestCentre(all, b), b)
+	}
+	if w.meals == nil {
+		w.meals = map[string]float64{}
+	}
+	w.meals[meal] = float64(n)
+	return float64(n), nil
+}
+
+func near(starts []int, c int) bool {
+	for _, s := range starts {
+		if s >= c-MealTolerance && s <= c+MealTolerance {
+			return true
+		}
+	}
+	return false
+}
+
+func countNear(dates [][]int, c int, b mealBand) int {
+	n := 0
+	for _, s := range dates {
+		if near(s, c) {
 			n++
 		}
 	}
-	return float64(n), nil
+	return n
+}
+
+// bestCentre is the minute of the day, in the band, near which the most dates have
+// a meal-like episode (the earliest such minute on a tie).
+func bestCentre(dates [][]int, b mealBand) int {
+	best, bestN := b.from, -1
+	for c := b.from; c < b.to; c += 10 {
+		n := 0
+		for _, s := range dates {
+			if near(s, c) {
+				n++
+			}
+		}
+		if n > bestN {
+			best, bestN = c, n
+		}
+	}
+	return best
+}
+
+// weekendDates reports, per date of the window, whether it is a Saturday or Sunday.
+func (w *window) weekendDates() map[string]bool {
+	out := map[string]bool{}
+	for _, d := range w.days {
+		out[d.Date] = d.Weekday == time.Saturday || d.Weekday == time.Sunday
+	}
+	return out
 }

@@ -25,6 +25,10 @@ const (
 	ConsentSensitive = "sensitive"
 )
 
+// MaxWindow is the longest window a rule may look back: the rollups the engine keeps
+// and loads per evaluation (one Day per device, signal and date) are bounded by it.
+const MaxWindow = 366 * 24 * time.Hour
+
 // Days is a duration written in days ("28d") or as a Go duration ("36h").
 type Days time.Duration
 
@@ -136,6 +140,9 @@ func (r *Rule) compile() error {
 	}
 	if r.Window <= 0 {
 		problems = append(problems, "window: must be positive, e.g. 28d")
+	}
+	if time.Duration(r.Window) > MaxWindow {
+		problems = append(problems, fmt.Sprintf("window: %v is longer than the rollup retention of %d days", time.Duration(r.Window), int(MaxWindow.Hours()/24)))
 	}
 	if r.MinDays < 0 || time.Duration(r.MinDays)*24*time.Hour > time.Duration(r.Window) {
 		problems = append(problems, fmt.Sprintf("min_days: %d must be between 0 and the window", r.MinDays))

@@ -9,6 +9,14 @@
 //	GET /v1/devices     JSON list of devices
 //	GET /v1/tags        JSON list of tags
 //	GET /v1/tags/{name} JSON of one tag, with its evidence (404 if unknown)
+//
+// The agent adds the device registry (see cmd/hearth/device.go):
+//
+//	GET    /v1/registry            registered devices (credentials, never hashes) and accepted mappings
+//	POST   /v1/registry            {"device":..,"kind":..}: a new device credential; the password is in the reply, once
+//	DELETE /v1/registry/{device}   remove a device's credential
+//	GET    /v1/proposals           mappings proposed by Home Assistant MQTT discovery
+//	POST   /v1/proposals/accept    {"name":..,"device":..,"kind":..}: accept one, persisted
 package admin
 
 import (
@@ -29,6 +37,9 @@ type Sources struct {
 	Devices  func() any
 	Tags     func() []any
 	TagName  func(v any) string
+	// Routes are further handlers by pattern ("POST /v1/devices"), for what the
+	// agent wires in (cmd/hearth/device.go: device registry and discovery).
+	Routes map[string]http.Handler
 }
 
 // Handler returns the API's handler.
@@ -67,6 +78,9 @@ func Handler(s Sources) http.Handler {
 		}
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no tag named " + name})
 	})
+	for pattern, h := range s.Routes {
+		mux.Handle(pattern, h)
+	}
 	return mux
 }
 

@@ -90,12 +90,21 @@ type Ingest struct {
 }
 
 type Broker struct {
-	Enabled        bool     `yaml:"enabled"`
-	Listen         string   `yaml:"listen"`
-	MaxPacketBytes int      `yaml:"max_packet_bytes"`
-	MaxClients     int      `yaml:"max_clients"`
-	MaxInflight    int      `yaml:"max_inflight"`
-	SessionExpiry  Duration `yaml:"session_expiry"`
+	Enabled          bool     `yaml:"enabled"`
+	Listen           string   `yaml:"listen"`
+	TLSListen        string   `yaml:"tls_listen"`
+	TLSCertFile      string   `yaml:"tls_cert_file"`
+	TLSKeyFile       string   `yaml:"tls_key_file"`
+	MaxPacketBytes   int      `yaml:"max_packet_bytes"`
+	MaxClients       int      `yaml:"max_clients"`
+	MaxInflight      int      `yaml:"max_inflight"`
+	MaxPendingWrites int      `yaml:"max_pending_writes"`
+	SessionExpiry    Duration `yaml:"session_expiry"`
+	ConnectTimeout   Duration `yaml:"connect_timeout"`
+	PublishRate      float64  `yaml:"publish_rate"`
+	PublishBurst     int      `yaml:"publish_burst"`
+	LockoutFailures  int      `yaml:"lockout_failures"`
+	LockoutWindow    Duration `yaml:"lockout_window"`
 }
 
 type Admin struct {
@@ -109,6 +118,7 @@ type Rollup struct {
 type Tagging struct {
 	RulesFile string   `yaml:"rules_file"`
 	Interval  Duration `yaml:"interval"`
+	PeakHours []int    `yaml:"peak_hours"` // [from, to) local hours of energy.peak_hour_use
 }
 
 type Sync struct {
@@ -150,16 +160,19 @@ func Default() Config {
 			MaxBatch: 2000, MaxDelay: 0, QueueLen: 20000},
 		Ingest: Ingest{MaxClockSkew: Duration(5 * time.Minute)},
 		Broker: Broker{Enabled: true, Listen: "127.0.0.1:1883", MaxPacketBytes: 64 << 10, MaxClients: 256,
-			MaxInflight: 64, SessionExpiry: Duration(24 * time.Hour)},
+			MaxInflight: 64, MaxPendingWrites: 1024, SessionExpiry: Duration(24 * time.Hour),
+			ConnectTimeout: Duration(10 * time.Second), PublishRate: 200, PublishBurst: 400,
+			LockoutFailures: 5, LockoutWindow: Duration(time.Minute)},
 		Admin:   Admin{Listen: "127.0.0.1:9880"},
 		Rollup:  Rollup{Interval: Duration(500 * time.Millisecond)},
-		Tagging: Tagging{Interval: Duration(5 * time.Second)},
+		Tagging: Tagging{Interval: Duration(5 * time.Second), PeakHours: []int{17, 21}},
 		Sync: Sync{Interval: Duration(2 * time.Second), Transport: "file", Dir: "outbox",
 			BatchCount: 500, BatchBytes: 256 << 10, BatchAge: Duration(10 * time.Second)},
 		Sim: Sim{Enabled: true, Persona: "default", Seed: 1, Speed: 10080, History: Duration(28 * 24 * time.Hour),
 			Kinds: []string{}},
 		Report: Report{Interval: Duration(10 * time.Second)},
 		Serial: []SerialPort{},
+		MQTT:   DefaultMQTT(),
 	}
 }
 
@@ -379,7 +392,7 @@ func (c *Config) validate(name string, root *yaml.Node) error {
 		bad("ingest.max_clock_skew", "must not be negative")
 	}
 	if c.Broker.Enabled {
-		checkListen(bad, "broker.listen", c.Broker.Listen)
+		c.validateBroker(bad)
 		if c.Broker.MaxPacketBytes < 128 || c.Broker.MaxPacketBytes > 256<<20 {
 			bad("broker.max_packet_bytes", "%d is not between 128 and 268435456", c.Broker.MaxPacketBytes)
 		}
@@ -402,6 +415,9 @@ func (c *Config) validate(name string, root *yaml.Node) error {
 		if d <= 0 {
 			bad(key, "must be positive")
 		}
+	}
+	if p := c.Tagging.PeakHours; len(p) != 2 || p[0] < 0 || p[0] > 23 || p[1] < 0 || p[1] > 24 || p[0] == p[1] {
+		bad("tagging.peak_hours", "%v: want [from, to] local hours, from 0..23, to 0..24, from != to", p)
 	}
 	oneOf("sync.transport", c.Sync.Transport, "file")
 	if c.Sync.BatchCount < 1 {

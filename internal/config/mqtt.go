@@ -1,9 +1,182 @@
 package config
 
+import (
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
+)
+
 // MQTT configures MQTT beyond the embedded broker's listener: the external-broker
 // source and the mappings of real devices' topics (device/mqtt). Documented under
 // `mqtt:` in configs/hearth.yaml.
-type MQTT struct{}
+type MQTT struct {
+	External    MQTTExternal     `yaml:"external"`
+	Zigbee2MQTT MQTTZigbee2MQTT  `yaml:"zigbee2mqtt"`
+	Tasmota     MQTTTasmota      `yaml:"tasmota"`
+	Homie       MQTTHomie        `yaml:"homie"`
+	Discovery   MQTTDiscovery    `yaml:"discovery"`
+	Mappings    devmqtt.Mappings `yaml:"mappings"`
+}
+
+// MQTTExternal is a broker the household already runs (mosquitto with Zigbee2MQTT,
+// say) that hearth subscribes to. URL "" turns it off.
+type MQTTExternal struct {
+	URL          string   `yaml:"url"`
+	ClientID     string   `yaml:"client_id"`
+	Username     string   `yaml:"username"`
+	PasswordFile string   `yaml:"password_file"`
+	CAFile       string   `yaml:"ca_file"`
+	Topics       []string `yaml:"topics"`
+	MaxInflight  int      `yaml:"max_inflight"`
+	ReconnectMax Duration `yaml:"reconnect_max"`
+}
+
+type MQTTZigbee2MQTT struct {
+	BaseTopic       string `yaml:"base_topic"`
+	AttributeOutput bool   `yaml:"attribute_output"`
+}
+
+type MQTTTasmota struct {
+	FullTopics []string `yaml:"full_topics"`
+}
+
+type MQTTHomie struct {
+	BaseTopic     string `yaml:"base_topic"`
+	MaxDevices    int    `yaml:"max_devices"`
+	MaxNodes      int    `yaml:"max_nodes"`
+	MaxProperties int    `yaml:"max_properties"`
+}
+
+type MQTTDiscovery struct {
+	Enabled      bool   `yaml:"enabled"`
+	Prefix       string `yaml:"prefix"`
+	MaxProposals int    `yaml:"max_proposals"`
+}
+
+// DefaultMQTT is the mqtt section when the file says nothing: no external broker,
+// the adapters' own defaults, discovery on, no mappings.
+func DefaultMQTT() MQTT {
+	return MQTT{
+		External: MQTTExternal{ClientID: "hearth", Topics: []string{}, MaxInflight: 256,
+			ReconnectMax: Duration(time.Minute)},
+		Zigbee2MQTT: MQTTZigbee2MQTT{BaseTopic: "zigbee2mqtt"},
+		Tasmota:     MQTTTasmota{FullTopics: []string{"%prefix%/%topic%/"}},
+		Homie:       MQTTHomie{BaseTopic: "homie", MaxDevices: 256, MaxNodes: 32, MaxProperties: 256},
+		Discovery:   MQTTDiscovery{Enabled: true, Prefix: "homeassistant", MaxProposals: 256},
+		Mappings:    devmqtt.Mappings{},
+	}
+}
+
+// validateBroker checks the embedded broker's listeners and limits.
+func (c *Config) validateBroker(bad func(key, format string, a ...any)) {
+	b := &c.Broker
+	if b.Listen == "" && b.TLSListen == "" {
+		bad("broker.listen", "no listener: set broker.listen, broker.tls_listen or both")
+	}
+	if b.Listen != "" {
+		checkListen(bad, "broker.listen", b.Listen)
+	}
+	if b.TLSListen != "" {
+		checkListen(bad, "broker.tls_listen", b.TLSListen)
+		if b.Listen == b.TLSListen && !strings.HasSuffix(b.Listen, ":0") {
+			bad("broker.tls_listen", "%q is also broker.listen", b.TLSListen)
+		}
+		for key, f := range map[string]string{"broker.tls_cert_file": b.TLSCertFile, "broker.tls_key_file": b.TLSKeyFile} {
+			if f == "" {
+				bad(key, "required with broker.tls_listen")
+			} else if _, err := os.Stat(f); err != nil {
+				bad(key, "%v", err)
+			}
+		}
+	} else if b.TLSCertFile != "" || b.TLSKeyFile != "" {
+		bad("broker.tls_listen", "tls_cert_file and tls_key_file are set but tls_listen is empty")
+	}
+	if c.Sim.Enabled && b.Listen == "" {
+		bad("broker.listen", "the simulated household publishes over plain TCP: set broker.listen or disable sim")
+	}
+	if b.MaxPendingWrites < 1 || b.MaxPendingWrites > 1<<20 {
+		bad("broker.max_pending_writes", "%d is not between 1 and 1048576", b.MaxPendingWrites)
+	}
+	if b.ConnectTimeout <= 0 || b.ConnectTimeout.D() > 5*time.Minute {
+		bad("broker.connect_timeout", "must be between 0 and 5m")
+	}
+	if !(b.PublishRate > 0) || b.PublishRate > 1e7 {
+		bad("broker.publish_rate", "%v is not a rate between 0 and 1e7 publishes per second", b.PublishRate)
+	}
+	if b.PublishBurst < 1 {
+		bad("broker.publish_burst", "must be at least 1")
+	}
+	if b.LockoutFailures < 1 {
+		bad("broker.lockout_failures", "must be at least 1")
+	}
+	if b.LockoutWindow <= 0 {
+		bad("broker.lockout_window", "must be positive")
+	}
+}
 
 // validateMQTT checks the mqtt section.
-func (c *Config) validateMQTT(bad func(key, format string, a ...any)) {}
+func (c *Config) validateMQTT(bad func(key, format string, a ...any)) {
+	m := &c.MQTT
+	e := &m.External
+	if e.URL != "" {
+		u, err := url.Parse(e.URL)
+		switch {
+		case err != nil:
+			bad("mqtt.external.url", "%q is not a URL: %v", e.URL, err)
+		case u.Scheme != "tcp" && u.Scheme != "ssl" && u.Scheme != "tls" && u.Scheme != "mqtt" && u.Scheme != "mqtts":
+			bad("mqtt.external.url", "%q: scheme %q is not one of tcp, ssl, tls, mqtt, mqtts", e.URL, u.Scheme)
+		case u.Host == "" || u.Port() == "":
+			bad("mqtt.external.url", "%q: want scheme://host:port, e.g. tcp://192.168.1.10:1883", e.URL)
+		case u.User != nil:
+			bad("mqtt.external.url", "put credentials in username and password_file, not in the URL")
+		}
+		if e.ClientID == "" || len(e.ClientID) > 64 {
+			bad("mqtt.external.client_id", "%q: want 1 to 64 characters (the persistent session is keyed by it)", e.ClientID)
+		}
+		if e.PasswordFile != "" {
+			if _, err := os.Stat(e.PasswordFile); err != nil {
+				bad("mqtt.external.password_file", "%v", err)
+			}
+		}
+		if e.CAFile != "" {
+			if _, err := os.Stat(e.CAFile); err != nil {
+				bad("mqtt.external.ca_file", "%v", err)
+			}
+		}
+	}
+	for i, t := range e.Topics {
+		if t == "" || strings.Contains(t, "#") && !strings.HasSuffix(t, "#") || len(t) > 1024 {
+			bad("mqtt.external.topics", "topics[%d] %q is not an MQTT topic filter", i, t)
+		}
+	}
+	if e.MaxInflight < 1 || e.MaxInflight > 65535 {
+		bad("mqtt.external.max_inflight", "%d is not between 1 and 65535", e.MaxInflight)
+	}
+	if e.ReconnectMax < Duration(time.Second) {
+		bad("mqtt.external.reconnect_max", "must be at least 1s")
+	}
+	if m.Zigbee2MQTT.BaseTopic == "" {
+		bad("mqtt.zigbee2mqtt.base_topic", "must not be empty")
+	}
+	if len(m.Tasmota.FullTopics) == 0 {
+		bad("mqtt.tasmota.full_topics", "at least one FullTopic (Tasmota's default is %%prefix%%/%%topic%%/)")
+	}
+	if m.Homie.BaseTopic == "" {
+		bad("mqtt.homie.base_topic", "must not be empty")
+	}
+	for key, v := range map[string]int{"mqtt.homie.max_devices": m.Homie.MaxDevices, "mqtt.homie.max_nodes": m.Homie.MaxNodes,
+		"mqtt.homie.max_properties": m.Homie.MaxProperties, "mqtt.discovery.max_proposals": m.Discovery.MaxProposals} {
+		if v < 1 || v > 100000 {
+			bad(key, "%d is not between 1 and 100000", v)
+		}
+	}
+	if m.Discovery.Prefix == "" {
+		bad("mqtt.discovery.prefix", "must not be empty")
+	}
+	if err := m.Mappings.Validate(); err != nil {
+		bad("mqtt.mappings", "%v", err)
+	}
+}

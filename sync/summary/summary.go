@@ -81,6 +81,7 @@ type Options struct {
 	Location   *time.Location
 	Consent    privacy.Consent
 	Registerer prometheus.Registerer
+	Now        func() time.Time // hub clock of the daily health message (default time.Now)
 }
 
 // Builder makes summaries and puts them in the outbox.
@@ -91,6 +92,7 @@ type Builder struct {
 	pseudo    *privacy.Pseudonymizer
 	household string
 	install   string
+	now       func() time.Time
 
 	made     *prometheus.CounterVec
 	withheld *prometheus.CounterVec
@@ -106,15 +108,18 @@ func NewBuilder(st *store.Store, o *Options) *Builder {
 	if opts.Location == nil {
 		opts.Location = time.UTC
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	p := privacy.NewPseudonymizer(st.Secret())
 	b := &Builder{st: st, loc: opts.Location, consent: opts.Consent, pseudo: p,
-		household: p.ID("household", st.InstallID()), install: st.InstallID(), reg: opts.Registerer,
+		household: p.ID("household", st.InstallID()), install: st.InstallID(), reg: opts.Registerer, now: opts.Now,
 		made: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_sync_summaries_total",
 			Help: "Summaries put in the outbox, by type (device_day, tag)."}, []string{"type"}),
 		withheld: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_sync_withheld_total",
 			Help: "Summaries not sent because the household has not consented to their category, by type."}, []string{"type"}),
 	}
-	for _, t := range []string{"device_day", "tag"} {
+	for _, t := range []string{"device_day", "tag", "health"} {
 		b.made.WithLabelValues(t)
 		b.withheld.WithLabelValues(t)
 	}
@@ -232,6 +237,11 @@ func (b *Builder) Step() (int, error) {
 			if err := tx.SetCursor(DaysCursor+"\x00"+dev, dateNum(date)); err != nil {
 				return err
 			}
+		}
+		if k, err := b.health(tx, allSim); err != nil { // health.go
+			return err
+		} else {
+			n += k
 		}
 		// Tag changes.
 		tagCur := tx.Cursor(TagsCursor)

@@ -1,0 +1,410 @@
+// Command hearth-load measures MQTT ingest: N publishers × M messages at QoS 1, each
+// with a window of W publishes in flight, through hearth's embedded broker into its
+// durable store — and the same load against a plain mosquitto (no persistence) in
+// the same run. It prints messages/s, p50/p99 publish-to-PUBACK latency, the peak RSS
+// and CPU time per message of the broker process, the ratio of the two throughputs,
+// and checks that every reading is in hearth's store.
+//
+//	hearth-load -hearth bin/hearth [-publishers 4] [-messages 25000] [-inflight 32]
+//
+// Both brokers run as child processes on 127.0.0.1 with free ports; the publishers
+// are raw MQTT 3.1.1 clients in this process (cheap enough not to be the bottleneck).
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "hearth-load:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	name      string
+	msgs      int
+	elapsed   time.Duration
+	lat       []time.Duration
+	cpu       time.Duration // user+system of the broker process during the run
+	peakRSSkB int64
+	anonKB    int64 // RssAnon at the end: the process's own memory
+	fileKB    int64 // RssFile at the end: mapped files (bbolt's mmap of the store) and the binary
+}
+
+func (r result) rate() float64 { return float64(r.msgs) / r.elapsed.Seconds() }
+
+func (r result) pct(p float64) time.Duration {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	return r.lat[min(len(r.lat)-1, int(float64(len(r.lat))*p))]
+}
+
+func (r result) print() {
+	fmt.Printf("%-10s %8d msgs in %7.3fs  %9.0f msgs/s  p50 %8s  p99 %8s  cpu %6.2f µs/msg  peak RSS %6.1f MB (at end: anon %.1f MB, files %.1f MB)\n",
+		r.name, r.msgs, r.elapsed.Seconds(), r.rate(), r.pct(0.50).Round(time.Microsecond), r.pct(0.99).Round(time.Microsecond),
+		float64(r.cpu.Microseconds())/float64(r.msgs), float64(r.peakRSSkB)/1024, float64(r.anonKB)/1024, float64(r.fileKB)/1024)
+}
+
+func run() error {
+	hearthBin := flag.String("hearth", "bin/hearth", "the hearth binary")
+	mosqBin := flag.String("mosquitto", "/usr/sbin/mosquitto", "the mosquitto binary")
+	pubs := flag.Int("publishers", 4, "publishers (one device each)")
+	msgs := flag.Int("messages", 25000, "messages per publisher")
+	inflight := flag.Int("inflight", 32, "QoS 1 publishes in flight per publisher")
+	flag.Parse()
+	if *pubs < 1 || *msgs < 1 || *inflight < 1 || *inflight > 65000 {
+		return errors.New("publishers, messages and inflight must be positive (inflight ≤ 65000)")
+	}
+	dir, err := os.MkdirTemp("", "hearth-load-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	fmt.Printf("load: %d publishers × %d messages, QoS 1, %d in flight each\n", *pubs, *msgs, *inflight)
+	mq, err := runMosquitto(*mosqBin, dir, *pubs, *msgs, *inflight)
+	if err != nil {
+		return fmt.Errorf("mosquitto: %w", err)
+	}
+	h, stored, err := runHearth(*hearthBin, dir, *pubs, *msgs, *inflight)
+	if err != nil {
+		return fmt.Errorf("hearth: %w", err)
+	}
+	mq.print()
+	h.print()
+	fmt.Printf("ratio hearth/mosquitto throughput: %.2f (target ≥ 0.50)\n", h.rate()/mq.rate())
+	fmt.Printf("readings in hearth's store: %d of %d\n", stored, *pubs**msgs)
+	if stored != *pubs**msgs {
+		return fmt.Errorf("%d readings missing from the store", *pubs**msgs-stored)
+	}
+	return nil
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func waitListening(addr string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not listening after %s", addr, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func runMosquitto(bin, dir string, pubs, msgs, inflight int) (result, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return result{}, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	conf := filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_inflight_messages %d\n", port, inflight)), 0o600); err != nil {
+		return result{}, err
+	}
+	cmd := exec.Command(bin, "-c", conf)
+	if err := cmd.Start(); err != nil {
+		return result{}, err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if err := waitListening(addr, 10*time.Second); err != nil {
+		return result{}, err
+	}
+	creds := make([][2]string, pubs)
+	for i := range creds {
+		creds[i] = [2]string{fmt.Sprintf("load-%d", i), "x"}
+	}
+	return load("mosquitto", cmd.Process.Pid, addr, creds, msgs, inflight)
+}
+
+var passwordRE = regexp.MustCompile(`(?m)^MQTT password: (\S+)$`)
+
+func runHearth(bin, dir string, pubs, msgs, inflight int) (result, int, error) {
+	baddr, err := freeAddr()
+	if err != nil {
+		return result{}, 0, err
+	}
+	aaddr, err := freeAddr()
+	if err != nil {
+		return result{}, 0, err
+	}
+	cfgPath := filepath.Join(dir, "hearth.yaml")
+	// publish_rate: the load is a flood by design; the default (200/s per device) would refuse it.
+	cfg := fmt.Sprintf(`data_dir: %s
+log: {level: warn}
+broker:
+  listen: %s
+  max_inflight: %d
+  publish_rate: 10000000
+  publish_burst: 10000000
+admin:
+  listen: %s
+sim:
+  enabled: false
+report:
+  interval: 0s
+`, filepath.Join(dir, "data"), baddr, max(inflight, 64), aaddr)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return result{}, 0, err
+	}
+	creds := make([][2]string, pubs)
+	for i := range creds {
+		id := fmt.Sprintf("load-%d", i)
+		out, err := exec.Command(bin, "device", "add", id, "--kind", "sensor", "--config", cfgPath).CombinedOutput()
+		if err != nil {
+			return result{}, 0, fmt.Errorf("device add: %v: %s", err, out)
+		}
+		m := passwordRE.FindSubmatch(out)
+		if m == nil {
+			return result{}, 0, fmt.Errorf("device add printed no password: %s", out)
+		}
+		creds[i] = [2]string{id, string(m[1])}
+	}
+	cmd := exec.Command(bin, "run", "--config", cfgPath)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return result{}, 0, err
+	}
+	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
+	if err := waitListening(baddr, 10*time.Second); err != nil {
+		return result{}, 0, err
+	}
+	res, err := load("hearth", cmd.Process.Pid, baddr, creds, msgs, inflight)
+	if err != nil {
+		return res, 0, err
+	}
+	// Every PUBACK means committed: the store already holds them.
+	resp, err := http.Get("http://" + aaddr + "/v1/devices")
+	if err != nil {
+		return res, 0, err
+	}
+	defer resp.Body.Close()
+	var devs []struct {
+		ID       string `json:"id"`
+		Readings int    `json:"readings"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&devs); err != nil {
+		return res, 0, err
+	}
+	stored := 0
+	for _, d := range devs {
+		stored += d.Readings
+	}
+	return res, stored, nil
+}
+
+// procStats returns the CPU time and peak RSS (VmHWM, kB) of pid.
+func procStats(pid int) (time.Duration, int64, error) {
+	cpu, m, err := procStatus(pid)
+	return cpu, m["VmHWM"], err
+}
+
+// procStatus returns the CPU time and the kB fields of /proc/pid/status.
+func procStatus(pid int) (time.Duration, map[string]int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, nil, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	cpu := time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
+	b, err = os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, nil, err
+	}
+	m := map[string]int64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if f := strings.Fields(v); ok && len(f) == 2 && f[1] == "kB" {
+			m[k], _ = strconv.ParseInt(f[0], 10, 64)
+		}
+	}
+	return cpu, m, nil
+}
+
+func load(name string, pid int, addr string, creds [][2]string, msgs, inflight int) (result, error) {
+	conns := make([]*publisher, len(creds))
+	for i, c := range creds {
+		p, err := dial(addr, c[0], c[1])
+		if err != nil {
+			return result{}, fmt.Errorf("%s: %w", c[0], err)
+		}
+		defer p.c.Close()
+		conns[i] = p
+	}
+	cpu0, _, err := procStats(pid)
+	if err != nil {
+		return result{}, err
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, len(conns))
+	for i, p := range conns {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = p.run(msgs, inflight) }()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err := errors.Join(errs...); err != nil {
+		return result{}, err
+	}
+	cpu1, st, err := procStatus(pid)
+	if err != nil {
+		return result{}, err
+	}
+	var lat []time.Duration
+	for _, p := range conns {
+		lat = append(lat, p.lat...)
+	}
+	slices.Sort(lat)
+	return result{name: name, msgs: len(conns) * msgs, elapsed: elapsed, lat: lat, cpu: cpu1 - cpu0, peakRSSkB: st["VmHWM"],
+		anonKB: st["RssAnon"], fileKB: st["RssFile"]}, nil
+}
+
+// publisher is one raw MQTT 3.1.1 client.
+type publisher struct {
+	c   net.Conn
+	rd  *bufio.Reader
+	dev string
+	lat []time.Duration
+}
+
+func mqttString(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+	return append(b, s...)
+}
+
+func appendPacket(dst []byte, typ byte, body ...[]byte) []byte {
+	n := 0
+	for _, b := range body {
+		n += len(b)
+	}
+	dst = append(dst, typ)
+	for {
+		d := byte(n % 128)
+		n /= 128
+		if n > 0 {
+			d |= 0x80
+		}
+		dst = append(dst, d)
+		if n == 0 {
+			break
+		}
+	}
+	for _, b := range body {
+		dst = append(dst, b...)
+	}
+	return dst
+}
+
+func dial(addr, user, pw string) (*publisher, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	p := &publisher{c: c, rd: bufio.NewReaderSize(c, 64<<10), dev: user}
+	body := mqttString(nil, "MQTT")
+	body = append(body, 4, 0xC2, 0, 60)
+	body = mqttString(body, user)
+	body = mqttString(body, user)
+	body = mqttString(body, pw)
+	if _, err := c.Write(appendPacket(nil, 0x10, body)); err != nil {
+		return nil, err
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var ack [4]byte
+	if _, err := io.ReadFull(p.rd, ack[:]); err != nil {
+		return nil, fmt.Errorf("CONNACK: %w", err)
+	}
+	if ack[0] != 0x20 || ack[3] != 0 {
+		return nil, fmt.Errorf("CONNACK refused: %x", ack)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	return p, nil
+}
+
+// run publishes msgs readings with at most inflight unacknowledged.
+func (p *publisher) run(msgs, inflight int) error {
+	topic := mqttString(nil, "hearth/v1/"+p.dev+"/readings")
+	sent := make([]atomic.Int64, 65536) // send time by packet id, Unix ns
+	window := make(chan struct{}, inflight)
+	readErr := make(chan error, 1)
+	p.lat = make([]time.Duration, 0, msgs)
+	go func() {
+		var hdr [4]byte
+		for range msgs {
+			if _, err := io.ReadFull(p.rd, hdr[:]); err != nil {
+				readErr <- fmt.Errorf("%s: reading PUBACK: %w", p.dev, err)
+				return
+			}
+			if hdr[0] != 0x40 || hdr[1] != 2 {
+				readErr <- fmt.Errorf("%s: expected PUBACK, got %x", p.dev, hdr)
+				return
+			}
+			id := binary.BigEndian.Uint16(hdr[2:])
+			p.lat = append(p.lat, time.Duration(time.Now().UnixNano()-sent[id].Load()))
+			<-window
+		}
+		readErr <- nil
+	}()
+	w := bufio.NewWriterSize(p.c, 32<<10)
+	var buf, payload []byte
+	for i := range msgs {
+		select {
+		case window <- struct{}{}:
+		case err := <-readErr:
+			return err
+		}
+		id := uint16(i%65535 + 1)
+		payload = fmt.Appendf(payload[:0], `{"signal":"temperature","value":%d,"boot":1,"seq":%d}`, i%100, i+1)
+		buf = appendPacket(buf[:0], 0x32, topic, binary.BigEndian.AppendUint16(nil, id), payload)
+		sent[id].Store(time.Now().UnixNano())
+		if _, err := w.Write(buf); err != nil {
+			return err
+		}
+		if len(window) == cap(window) || i == msgs-1 || w.Buffered() > 16<<10 {
+			if err := w.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := <-readErr; err != nil {
+		return err
+	}
+	return nil
+}

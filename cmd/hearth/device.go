@@ -1,0 +1,613 @@
+package main
+
+// The device registry: MQTT credentials of the devices that connect to the embedded
+// broker, and the Home Assistant discovery proposals the household accepted.
+//
+// Both are kept in the store's credentials bucket (hashes only, never a password):
+//
+//	device/<id>     JSON broker.Credential {device, kind, hash}
+//	accepted/<name> JSON devmqtt.Proposal, the accepted mapping of one HA entity
+//
+// `hearth device` changes them through the running agent's admin API when an agent
+// runs (it holds the store's file lock, and its broker sees a new device at once,
+// without a restart); when no agent answers on admin.listen it opens the store
+// directly. Proposals live in the running agent (learned from retained discovery
+// configs), so `proposals` and `accept` need it.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hearth-iot/hearth/device"
+	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/edge/broker"
+	"github.com/hearth-iot/hearth/edge/store"
+	"github.com/hearth-iot/hearth/internal/config"
+)
+
+const (
+	credPrefix     = "device/"
+	acceptedPrefix = "accepted/"
+)
+
+// errExists and errNotFound are the registry's refusals.
+var (
+	errExists   = errors.New("already registered")
+	errNotFound = errors.New("not registered")
+)
+
+// loadRegistry reads every credential and accepted proposal.
+func loadRegistry(st *store.Store) (creds []broker.Credential, accepted []devmqtt.Proposal, err error) {
+	err = st.View(func(tx *store.Tx) error {
+		if err := tx.ForEach(store.Credentials, []byte(credPrefix), func(k, v []byte) error {
+			var cr broker.Credential
+			if err := json.Unmarshal(v, &cr); err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+			creds = append(creds, cr)
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.ForEach(store.Credentials, []byte(acceptedPrefix), func(k, v []byte) error {
+			var p devmqtt.Proposal
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+			accepted = append(accepted, p)
+			return nil
+		})
+	})
+	return creds, accepted, err
+}
+
+// addCredential makes a device's credential and persists its hash; the password
+// is returned once.
+func addCredential(st *store.Store, dev string, kind device.Kind) (broker.Credential, string, error) {
+	tmp := broker.NewCredentials()
+	cr, pw, err := tmp.Add(dev, kind)
+	if err != nil {
+		return cr, "", err
+	}
+	b, _ := json.Marshal(cr)
+	err = st.Update(func(tx *store.Tx) error {
+		if tx.Get(store.Credentials, []byte(credPrefix+dev)) != nil {
+			return fmt.Errorf("device %q: %w (remove it first to make new credentials)", dev, errExists)
+		}
+		if err := tx.Put(store.Credentials, []byte(credPrefix+dev), b); err != nil {
+			return err
+		}
+		return tx.Audit("device_added", map[string]string{"device": dev, "kind": string(kind), "at": time.Now().UTC().Format(time.RFC3339)})
+	})
+	return cr, pw, err
+}
+
+func removeCredential(st *store.Store, dev string) error {
+	return st.Update(func(tx *store.Tx) error {
+		if tx.Get(store.Credentials, []byte(credPrefix+dev)) == nil {
+			return fmt.Errorf("device %q: %w", dev, errNotFound)
+		}
+		if err := tx.Delete(store.Credentials, []byte(credPrefix+dev)); err != nil {
+			return err
+		}
+		return tx.Audit("device_removed", map[string]string{"device": dev, "at": time.Now().UTC().Format(time.RFC3339)})
+	})
+}
+
+// RegisteredDevice is one entry of GET /v1/registry.
+type RegisteredDevice struct {
+	Device  string      `json:"device"`
+	Kind    device.Kind `json:"kind"`
+	Via     string      `json:"via"`            // "credentials" (embedded broker) or "homeassistant" (accepted proposal)
+	Name    string      `json:"name,omitempty"` // the accepted entity's unique id
+	Signal  string      `json:"signal,omitempty"`
+	Topic   string      `json:"topic,omitempty"`
+	Session bool        `json:"ephemeral,omitempty"` // a simulated device: not persisted
+}
+
+func registryList(creds []broker.Credential, persisted map[string]bool, accepted []devmqtt.Proposal) []RegisteredDevice {
+	out := make([]RegisteredDevice, 0, len(creds)+len(accepted))
+	for _, cr := range creds {
+		out = append(out, RegisteredDevice{Device: cr.Device, Kind: cr.Kind, Via: "credentials", Session: !persisted[cr.Device]})
+	}
+	for _, p := range accepted {
+		out = append(out, RegisteredDevice{Device: p.Mapping.Device, Kind: p.Mapping.Kind, Via: "homeassistant", Name: p.Mapping.Name,
+			Signal: string(p.Signal), Topic: p.StateTopic})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Device < out[j].Device })
+	return out
+}
+
+// addRequest is the body of POST /v1/registry.
+type addRequest struct {
+	Device string      `json:"device"`
+	Kind   device.Kind `json:"kind"`
+}
+
+// addReply is its answer: the only time the password is shown.
+type addReply struct {
+	Device   string      `json:"device"`
+	Kind     device.Kind `json:"kind"`
+	Username string      `json:"username"`
+	Password string      `json:"password"`
+	Topic    string      `json:"topic"`
+}
+
+// acceptRequest is the body of POST /v1/proposals/accept: Name is the proposal's
+// Mapping.Name; Device and Kind, when set, correct the guess.
+type acceptRequest struct {
+	Name   string      `json:"name"`
+	Device string      `json:"device,omitempty"`
+	Kind   device.Kind `json:"kind,omitempty"`
+}
+
+// proposalView is one entry of GET /v1/proposals.
+type proposalView struct {
+	devmqtt.Proposal
+	Accepted bool `json:"accepted"`
+}
+
+func httpError(w http.ResponseWriter, code int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}
+
+func replyJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("request body: %w", err)
+	}
+	return nil
+}
+
+// registryRoutes are the admin API's registry and discovery routes.
+func (a *agent) registryRoutes() map[string]http.Handler {
+	return map[string]http.Handler{
+		"GET /v1/registry": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			creds, accepted, err := loadRegistry(a.st)
+			if err != nil {
+				httpError(w, http.StatusInternalServerError, err)
+				return
+			}
+			persisted := map[string]bool{}
+			for _, cr := range creds {
+				persisted[cr.Device] = true
+			}
+			replyJSON(w, http.StatusOK, registryList(a.creds.List(), persisted, accepted))
+		}),
+		"POST /v1/registry": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var req addRequest
+			if err := decodeBody(r, &req); err != nil {
+				httpError(w, http.StatusBadRequest, err)
+				return
+			}
+			if _, ok := a.creds.Kind(req.Device); ok {
+				httpError(w, http.StatusConflict, fmt.Errorf("device %q: %w", req.Device, errExists))
+				return
+			}
+			cr, pw, err := addCredential(a.st, req.Device, req.Kind)
+			switch {
+			case errors.Is(err, errExists):
+				httpError(w, http.StatusConflict, err)
+				return
+			case err != nil:
+				httpError(w, http.StatusBadRequest, err)
+				return
+			}
+			a.creds.Set(cr) // the running broker accepts it from now on
+			a.log.Info("device added", "component", "registry", "device", cr.Device, "kind", cr.Kind)
+			replyJSON(w, http.StatusCreated, addReply{Device: cr.Device, Kind: cr.Kind, Username: cr.Device, Password: pw,
+				Topic: devmqtt.NativeTopic(cr.Device)})
+		}),
+		"DELETE /v1/registry/{device}": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			dev := r.PathValue("device")
+			err := removeCredential(a.st, dev)
+			switch {
+			case errors.Is(err, errNotFound):
+				httpError(w, http.StatusNotFound, err)
+				return
+			case err != nil:
+				httpError(w, http.StatusInternalServerError, err)
+				return
+			}
+			a.creds.Remove(dev) // new connections are refused; a connected client keeps its session until it disconnects
+			a.log.Info("device removed", "component", "registry", "device", dev)
+			w.WriteHeader(http.StatusNoContent)
+		}),
+		"GET /v1/proposals": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			if a.mq == nil || a.mq.disc == nil {
+				httpError(w, http.StatusNotFound, errNoDiscovery)
+				return
+			}
+			a.mq.mu.Lock()
+			out := []proposalView{}
+			for _, p := range a.mq.disc.Proposals() {
+				_, acc := a.mq.accepted[p.Mapping.Name]
+				out = append(out, proposalView{Proposal: p, Accepted: acc})
+			}
+			a.mq.mu.Unlock()
+			replyJSON(w, http.StatusOK, out)
+		}),
+		"POST /v1/proposals/accept": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if a.mq == nil || a.mq.disc == nil {
+				httpError(w, http.StatusNotFound, errNoDiscovery)
+				return
+			}
+			var req acceptRequest
+			if err := decodeBody(r, &req); err != nil {
+				httpError(w, http.StatusBadRequest, err)
+				return
+			}
+			p, err := a.accept(req)
+			if err != nil {
+				code := http.StatusBadRequest
+				if errors.Is(err, errNotFound) {
+					code = http.StatusNotFound
+				}
+				httpError(w, code, err)
+				return
+			}
+			replyJSON(w, http.StatusOK, p)
+		}),
+	}
+}
+
+// accept persists a proposal (with the request's corrections) and makes HAState read it.
+func (a *agent) accept(req acceptRequest) (devmqtt.Proposal, error) {
+	var p devmqtt.Proposal
+	found := false
+	for _, x := range a.mq.disc.Proposals() {
+		if x.Mapping.Name == req.Name || x.ConfigTopic == req.Name {
+			p, found = x, true
+			break
+		}
+	}
+	if !found {
+		return p, fmt.Errorf("proposal %q: %w (see `hearth device proposals`)", req.Name, errNotFound)
+	}
+	if req.Device != "" {
+		p.Mapping.Device = req.Device
+	}
+	if req.Kind != "" {
+		p.Mapping.Kind = req.Kind
+	}
+	if err := p.Mapping.Validate(); err != nil {
+		return p, fmt.Errorf("proposal %q: %w", req.Name, err)
+	}
+	a.mq.mu.Lock()
+	defer a.mq.mu.Unlock()
+	list := []devmqtt.Proposal{p}
+	for name, x := range a.mq.accepted {
+		if name != p.Mapping.Name {
+			list = append(list, x)
+		}
+	}
+	if err := a.mq.ha.Replace(list); err != nil { // checks it before anything is persisted
+		return p, err
+	}
+	b, _ := json.Marshal(p)
+	if err := a.st.Update(func(tx *store.Tx) error {
+		return tx.Put(store.Credentials, []byte(acceptedPrefix+p.Mapping.Name), b)
+	}); err != nil {
+		_ = a.mq.ha.Replace(list[1:])
+		return p, err
+	}
+	a.mq.accepted[p.Mapping.Name] = p
+	a.log.Info("discovery proposal accepted", "component", "registry", "name", p.Mapping.Name, "device", p.Mapping.Device,
+		"kind", p.Mapping.Kind, "state_topic", p.StateTopic)
+	return p, nil
+}
+
+// ---- the command line ----
+
+const deviceUsage = `usage:
+  hearth device add NAME --kind KIND     register a device; prints its MQTT password once
+  hearth device list [--json]            registered devices
+  hearth device remove NAME              delete a device's credentials
+  hearth device proposals [--json]       mappings proposed by Home Assistant discovery (running agent)
+  hearth device accept NAME [--device ID] [--kind KIND]
+                                         accept a proposal (running agent)
+flags (every subcommand):
+  --addr HOST:PORT   the running agent's admin.listen (default: from --config, else 127.0.0.1:9880)
+  --config FILE      configuration (data_dir, admin.listen) used when no agent runs
+`
+
+// splitArgs parses flags wherever they appear among positional arguments.
+func splitArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func cmdDevice(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, deviceUsage)
+		return fmt.Errorf("%w: device needs a subcommand", errUsage)
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("device "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "", "the running agent's admin.listen address")
+	cfgPath := fs.String("config", "", "configuration file")
+	kind := fs.String("kind", "", "appliance kind (add, accept)")
+	devID := fs.String("device", "", "hearth device id (accept)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := splitArgs(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	cfg := config.Default()
+	if *cfgPath != "" {
+		if cfg, err = config.Load(*cfgPath); err != nil {
+			return err
+		}
+	}
+	if *addr == "" {
+		*addr = cfg.Admin.Listen
+	}
+	c := &registryClient{ctx: ctx, addr: *addr, cfg: cfg}
+	need := func(n int, what string) error {
+		if len(pos) != n {
+			return fmt.Errorf("%w: device %s takes %s, got %q\n%s", errUsage, sub, what, pos, deviceUsage)
+		}
+		return nil
+	}
+	switch sub {
+	case "add":
+		if err := need(1, "one NAME"); err != nil {
+			return err
+		}
+		if *kind == "" {
+			return fmt.Errorf("%w: device add %s: --kind is required (one of %s)", errUsage, pos[0], kindList())
+		}
+		rep, via, err := c.add(pos[0], device.Kind(*kind))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "device %s (%s) registered (%s).\n", rep.Device, rep.Kind, via)
+		fmt.Fprintf(stdout, "MQTT username: %s\nMQTT password: %s\nPublish to:    %s\n", rep.Username, rep.Password, rep.Topic)
+		fmt.Fprintln(stdout, "The password is shown only now; only its hash is kept. Lost it? remove the device and add it again.")
+		return nil
+	case "remove":
+		if err := need(1, "one NAME"); err != nil {
+			return err
+		}
+		via, err := c.remove(pos[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "device %s removed (%s).\n", pos[0], via)
+		return nil
+	case "list":
+		if err := need(0, "no arguments"); err != nil {
+			return err
+		}
+		list, err := c.list()
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeIndented(stdout, list)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "DEVICE\tKIND\tVIA\tDETAIL")
+		for _, d := range list {
+			detail := ""
+			if d.Via == "homeassistant" {
+				detail = d.Name + " " + d.Topic
+			} else if d.Session {
+				detail = "simulated (not persisted)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Device, d.Kind, d.Via, detail)
+		}
+		return tw.Flush()
+	case "proposals":
+		if err := need(0, "no arguments"); err != nil {
+			return err
+		}
+		var ps []proposalView
+		if _, err := c.api(http.MethodGet, "/v1/proposals", nil, &ps); err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeIndented(stdout, ps)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tDEVICE\tKIND\tSIGNAL\tSTATE TOPIC\tACCEPTED\tWHY")
+		for _, p := range ps {
+			why := p.Reason
+			if p.Problem != "" {
+				why = "cannot read: " + p.Problem
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\n", p.Mapping.Name, p.Mapping.Device, p.Mapping.Kind, p.Signal, p.StateTopic, p.Accepted, why)
+		}
+		return tw.Flush()
+	case "accept":
+		if err := need(1, "one proposal NAME"); err != nil {
+			return err
+		}
+		var p devmqtt.Proposal
+		if _, err := c.api(http.MethodPost, "/v1/proposals/accept", acceptRequest{Name: pos[0], Device: *devID, Kind: device.Kind(*kind)}, &p); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "accepted %s: device %s (%s), signal %s from %s\n", p.Mapping.Name, p.Mapping.Device, p.Mapping.Kind, p.Signal, p.StateTopic)
+		return nil
+	}
+	fmt.Fprint(stderr, deviceUsage)
+	return fmt.Errorf("%w: unknown device subcommand %q", errUsage, sub)
+}
+
+func kindList() string {
+	ks := make([]string, 0, len(device.Kinds()))
+	for _, k := range device.Kinds() {
+		ks = append(ks, string(k))
+	}
+	return strings.Join(ks, ", ")
+}
+
+func writeIndented(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// registryClient does registry work through the agent's API, or on the store when
+// no agent runs.
+type registryClient struct {
+	ctx  context.Context
+	addr string
+	cfg  config.Config
+}
+
+// errNoAgent means nothing answers on the admin address.
+var errNoAgent = errors.New("no agent answers")
+
+// api calls the agent; errNoAgent when nothing listens on addr.
+func (c *registryClient) api(method, path string, body, out any) (int, error) {
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.addr+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return 0, fmt.Errorf("%w on %s (is `hearth run` running? admin.listen sets the address): %v", errNoAgent, c.addr, err)
+		}
+		return 0, fmt.Errorf("cannot reach hearth at %s: %w", c.addr, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return resp.StatusCode, errors.New(e.Error)
+		}
+		return resp.StatusCode, fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("%s %s: %w", method, path, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// openStore opens the store for a command when no agent runs.
+func (c *registryClient) openStore() (*store.Store, error) {
+	if _, err := prepareDataDir(c.cfg.DataDir); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(c.cfg.DataDir, c.cfg.Store.File)
+	st, err := store.Open(path, &store.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("no agent on %s, and the store cannot be opened: %w", c.addr, err)
+	}
+	return st, nil
+}
+
+func (c *registryClient) add(dev string, kind device.Kind) (addReply, string, error) {
+	var rep addReply
+	_, err := c.api(http.MethodPost, "/v1/registry", addRequest{Device: dev, Kind: kind}, &rep)
+	if err == nil {
+		return rep, "through the running agent at " + c.addr + "; its broker accepts it now", nil
+	}
+	if !errors.Is(err, errNoAgent) {
+		return rep, "", err
+	}
+	st, err := c.openStore()
+	if err != nil {
+		return rep, "", err
+	}
+	defer st.Close()
+	cr, pw, err := addCredential(st, dev, kind)
+	if err != nil {
+		return rep, "", err
+	}
+	return addReply{Device: cr.Device, Kind: cr.Kind, Username: cr.Device, Password: pw, Topic: devmqtt.NativeTopic(cr.Device)},
+		"in " + st.Path() + "; the agent loads it when it starts", nil
+}
+
+func (c *registryClient) remove(dev string) (string, error) {
+	_, err := c.api(http.MethodDelete, "/v1/registry/"+dev, nil, nil)
+	if err == nil {
+		return "through the running agent", nil
+	}
+	if !errors.Is(err, errNoAgent) {
+		return "", err
+	}
+	st, err := c.openStore()
+	if err != nil {
+		return "", err
+	}
+	defer st.Close()
+	return "in " + st.Path(), removeCredential(st, dev)
+}
+
+func (c *registryClient) list() ([]RegisteredDevice, error) {
+	var list []RegisteredDevice
+	_, err := c.api(http.MethodGet, "/v1/registry", nil, &list)
+	if err == nil {
+		return list, nil
+	}
+	if !errors.Is(err, errNoAgent) {
+		return nil, err
+	}
+	st, err := c.openStore()
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	creds, accepted, err := loadRegistry(st)
+	if err != nil {
+		return nil, err
+	}
+	persisted := map[string]bool{}
+	for _, cr := range creds {
+		persisted[cr.Device] = true
+	}
+	return registryList(creds, persisted, accepted), nil
+}

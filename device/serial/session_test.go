@@ -1,0 +1,109 @@
+package serial
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearth-iot/hearth/firmware-proto/frame"
+	"github.com/hearth-iot/hearth/firmware-proto/fwpb"
+)
+
+// hub drives a session without a port and returns what it answers, in text.
+type hub struct {
+	t    *testing.T
+	s    *Source
+	sink *memSink
+	out  []byte
+}
+
+func newHub(t *testing.T, committed func(string, uint64) uint64) *hub {
+	s, err := New(&Options{Path: "/dev/null", Committed: committed, TimeSync: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hub{t: t, s: s, sink: &memSink{}}
+	s.sess.w = writerFunc(func(p []byte) (int, error) { h.out = append(h.out, p...); return len(p), nil })
+	return h
+}
+
+// send hands the session one frame, lets every batch commit, and returns the answers.
+func (h *hub) send(m proto.Message) string {
+	t, _ := frame.TypeOf(m)
+	b, err := proto.Marshal(m)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.s.sess.handle(inFrame{typ: t, buf: b}, h.sink)
+	for h.s.sess.inflight > 0 {
+		h.s.sess.result(<-h.s.results)
+	}
+	h.s.sess.flush()
+	var got []string
+	frame.NewParser(0).Feed(h.out, func(f frame.Frame) {
+		m, err := f.Decode()
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		switch m := m.(type) {
+		case *fwpb.Ack:
+			got = append(got, fmt.Sprintf("ack %d", m.Seq))
+		case *fwpb.Nack:
+			got = append(got, fmt.Sprintf("nack %s %d", reasonLabel(m.Reason), m.Seq))
+		}
+	})
+	h.out = h.out[:0]
+	return strings.Join(got, ", ")
+}
+
+func readings(seqs ...uint64) *fwpb.Readings {
+	m := &fwpb.Readings{}
+	for _, s := range seqs {
+		m.Readings = append(m.Readings, &fwpb.Reading{Seq: s, Signal: fwpb.Signal_SIGNAL_POWER, Value: float64(s)})
+	}
+	return m
+}
+
+// SPEC.md §9's example, plus an invalid item, a batch before Hello and a hub restart.
+func TestSessionAckRules(t *testing.T) {
+	h := newHub(t, nil)
+	steps := []struct {
+		in   proto.Message
+		want string
+	}{
+		{readings(1), "nack no_session 0"},
+		{&fwpb.Hello{DeviceId: "fridge-1", Kind: "toaster-oven"}, "nack invalid 0"},
+		{&fwpb.Hello{DeviceId: "fridge-1", Kind: "fridge", BootId: 0xB}, "ack 0"},
+		{readings(1), "ack 1"},
+		{readings(3), "ack 1, nack seq_gap 2"}, // 2 lost: 3 stored, ack stays at 1
+		{readings(2, 3), "ack 3"},              // 2 fills the hole; 3 is a duplicate
+		{readings(3), "ack 3"},                 // a retransmission is acked again
+		{&fwpb.Readings{Readings: []*fwpb.Reading{{Seq: 4, Signal: 99}, {Seq: 5, Signal: fwpb.Signal_SIGNAL_DOOR, Value: 1}}},
+			"nack invalid 4, ack 5"}, // 4 refused alone and consumed
+		{&fwpb.Events{Events: []*fwpb.Event{{Seq: 6, Event: &fwpb.Event_Door{Door: &fwpb.DoorEvent{State: fwpb.DoorState_DOOR_STATE_CLOSED}}}}}, "ack 6"},
+		{&fwpb.Inventory{Changes: []*fwpb.InventoryChange{{Seq: 7, Action: fwpb.InventoryAction_INVENTORY_ACTION_REMOVED, Category: "dairy", Quantity: 2}}}, "ack 7"},
+	}
+	for i, st := range steps {
+		if got := h.send(st.in); got != st.want {
+			t.Fatalf("step %d (%T): got %q, want %q", i, st.in, got, st.want)
+		}
+	}
+	if h.sink.n != 6 { // 1, 3, 2, 5, 6, 7
+		t.Errorf("sink got %d readings, want 6", h.sink.n)
+	}
+	// A restarted hub answers the Hello from what the store holds.
+	h2 := newHub(t, func(dev string, boot uint64) uint64 {
+		if dev == "fridge-1" && boot == 0xB {
+			return 7
+		}
+		return 0
+	})
+	if got := h2.send(&fwpb.Hello{DeviceId: "fridge-1", Kind: "fridge", BootId: 0xB}); got != "ack 7" {
+		t.Errorf("after restart: %q, want ack 7", got)
+	}
+	if got := h2.send(readings(7, 8)); got != "ack 8" || h2.sink.n != 1 {
+		t.Errorf("after restart: %q with %d stored, want ack 8 with 1", got, h2.sink.n)
+	}
+}

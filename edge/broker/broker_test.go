@@ -1,0 +1,549 @@
+package broker
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hearth-iot/hearth/device"
+	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/edge/store"
+)
+
+func init() {
+	// Tests hash many passwords under the race detector: bcrypt's minimum cost keeps
+	// them quick; the algorithm and the checks are the same.
+	bcryptCost = 4
+	dummyHash, _ = Hash([]byte("hearth-dummy"))
+}
+
+// waitFor polls cond until it holds or the deadline passes: the one place tests wait.
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func needTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not in PATH: run `make deps` (Debian package mosquitto-clients)", name)
+	}
+	return p
+}
+
+// rig is a broker on 127.0.0.1 with a real store behind it.
+type rig struct {
+	t     testing.TB
+	b     *Broker
+	st    *store.Store
+	reg   *prometheus.Registry
+	creds *Credentials
+	addr  string
+	pw    map[string]string
+}
+
+func newRig(t testing.TB, o Options, sink func(*store.Store) device.Sink) *rig {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	st, err := store.Open(filepath.Join(t.TempDir(), "hearth.db"), &store.Options{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, st: st, reg: reg, creds: NewCredentials(), pw: map[string]string{}}
+	for dev, kind := range map[string]device.Kind{"fridge1": device.KindFridge, "plug1": device.KindPlug, "washer1": device.KindWasher} {
+		_, pw, err := r.creds.Add(dev, kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.pw[dev] = pw
+	}
+	if o.Decoder == nil {
+		ms := devmqtt.Mappings{
+			{Source: devmqtt.SourceZigbee2MQTT, Name: "Fridge door", Device: "fridge1", Kind: device.KindFridge},
+			{Source: devmqtt.SourceTasmota, Name: "pow1", Device: "plug1", Kind: device.KindPlug},
+		}
+		z2m, err := devmqtt.NewZigbee2MQTT(ms, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tas, err := devmqtt.NewTasmota(ms, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Decoder = devmqtt.Router{devmqtt.Native{KindOf: r.creds.Kind}, z2m, tas}
+	}
+	o.Auth = r.creds
+	o.Sink = st
+	if sink != nil {
+		o.Sink = sink(st)
+	}
+	o.Registerer = r.reg
+	if r.b, err = New(o); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.addr = ln.Addr().String()
+	if err := r.b.Serve(ln); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		r.b.Close()
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return r
+}
+
+func (r *rig) port() string { _, p, _ := net.SplitHostPort(r.addr); return p }
+
+// pub runs mosquitto_pub against the rig and returns its combined output and error.
+func (r *rig) pub(args ...string) (string, error) {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, needTool(r.t, "mosquitto_pub"), append([]string{"-h", "127.0.0.1", "-p", r.port()}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (r *rig) pubAs(dev string, args ...string) (string, error) {
+	return r.pub(append([]string{"-u", dev, "-P", r.pw[dev], "-i", dev + "-" + fmt.Sprint(time.Now().UnixNano())}, args...)...)
+}
+
+// count returns the value of a counter with one label value.
+func (r *rig) count(name, label string) float64 {
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetValue() == label {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+func (r *rig) readings() []device.Reading {
+	var out []device.Reading
+	if _, err := r.st.ReadEvents(0, 100000, func(_ uint64, x *device.Reading) error {
+		out = append(out, *x)
+		return nil
+	}); err != nil {
+		r.t.Fatal(err)
+	}
+	return out
+}
+
+func TestMosquittoPubRealPayloads(t *testing.T) {
+	r := newRig(t, Options{}, nil)
+	cases := []struct {
+		dev, topic, payload string
+		want                []device.Reading
+	}{
+		{"fridge1", "hearth/v1/fridge1/readings", `{"signal":"door","value":1,"boot":3,"seq":1}`,
+			[]device.Reading{{Device: "fridge1", Kind: device.KindFridge, Signal: device.SignalDoor, Value: 1}}},
+		// Zigbee2MQTT: contact false means the door is open.
+		{"fridge1", "zigbee2mqtt/Fridge door", `{"battery":100,"contact":false,"device_temperature":26,"linkquality":153,"power_outage_count":6889,"voltage":3035}`,
+			[]device.Reading{{Device: "fridge1", Kind: device.KindFridge, Signal: device.SignalBattery, Value: 100},
+				{Device: "fridge1", Kind: device.KindFridge, Signal: device.SignalDoor, Value: 1}}},
+		{"plug1", "tele/pow1/SENSOR", `{"Time":"2018-02-15T17:37:10","ENERGY":{"TotalStartTime":"2018-11-14T18:39:40","Total":6.294,"Yesterday":5.340,"Today":0.954,"Period":217,"Power":2635,"ApparentPower":2650,"ReactivePower":282,"Factor":0.99,"Voltage":227,"Current":11.661}}`,
+			[]device.Reading{{Device: "plug1", Kind: device.KindPlug, Signal: device.SignalEnergy, Value: 6.294},
+				{Device: "plug1", Kind: device.KindPlug, Signal: device.SignalPower, Value: 2635}}},
+	}
+	want := 0
+	for _, v := range []string{"mqttv311", "mqttv5"} {
+		for _, c := range cases {
+			if out, err := r.pubAs(c.dev, "-V", v, "-q", "1", "-t", c.topic, "-m", c.payload); err != nil {
+				t.Fatalf("%s %s: %v: %s", v, c.topic, err, out)
+			}
+			want += len(c.want)
+		}
+	}
+	// mosquitto_pub returned after its PUBACK: the readings are already committed.
+	got := r.readings()
+	if len(got) != want-1 { // the native reading carries boot 3 seq 1: its second copy is a duplicate
+		t.Fatalf("store holds %d readings, want %d: %+v", len(got), want-1, got)
+	}
+	find := func(w device.Reading) bool {
+		for _, g := range got {
+			if g.Device == w.Device && g.Kind == w.Kind && g.Signal == w.Signal && g.Value == w.Value {
+				return true
+			}
+		}
+		return false
+	}
+	for _, c := range cases {
+		for _, w := range c.want {
+			if !find(w) {
+				t.Errorf("%s: no reading %s/%s/%s=%v in the store", c.topic, w.Device, w.Kind, w.Signal, w.Value)
+			}
+		}
+	}
+	if n := r.count("hearth_broker_publishes_total", "committed"); n != 6 {
+		t.Errorf("committed publishes = %v, want 6", n)
+	}
+}
+
+func TestRefusalsAreCountedAndOthersServed(t *testing.T) {
+	r := newRig(t, Options{MaxPacketBytes: 4096, PublishRate: 5, PublishBurst: 5, LockoutFailures: 100}, nil)
+	type refusal struct {
+		name   string
+		args   []string
+		metric string
+		label  string
+		failed bool // mosquitto_pub exits non-zero
+	}
+	deep := strings.Repeat("a/", 20) + "b"
+	big := strings.Repeat("x", 8000)
+	fridge := func(a ...string) []string {
+		return append([]string{"-u", "fridge1", "-P", r.pw["fridge1"], "-V", "mqttv5", "-q", "1"}, a...)
+	}
+	native := "hearth/v1/fridge1/readings"
+	cases := []refusal{
+		{"no credentials", []string{"-q", "1", "-t", native, "-m", `{"signal":"door","value":1}`}, "hearth_broker_connects_total", "no_credentials", true},
+		{"wrong password", []string{"-u", "fridge1", "-P", "not-it", "-q", "1", "-t", native, "-m", `{"signal":"door","value":1}`}, "hearth_broker_connects_total", "bad_credentials", true},
+		{"unknown user", []string{"-u", "nobody", "-P", "x", "-q", "1", "-t", native, "-m", `{"signal":"door","value":1}`}, "hearth_broker_connects_total", "bad_credentials", true},
+		{"another device's topic", fridge("-t", "hearth/v1/plug1/readings", "-m", `{"signal":"power","value":1}`), "hearth_broker_publishes_total", "denied", false},
+		{"another device's mapped topic", fridge("-t", "tele/pow1/SENSOR", "-m", `{"ENERGY":{"Power":5}}`), "hearth_broker_publishes_total", "denied", false},
+		{"oversized packet", fridge("-t", native, "-m", big), "hearth_broker_publishes_total", "oversized", true},
+		{"malformed JSON", fridge("-t", native, "-m", `{"signal":"door","value":`), "hearth_broker_publishes_total", "malformed", false},
+		{"wrong type", fridge("-t", native, "-m", `{"signal":"door","value":"open"}`), "hearth_broker_publishes_total", "malformed", false},
+		{"NaN", fridge("-t", native, "-m", `{"signal":"temperature","value":NaN}`), "hearth_broker_publishes_total", "malformed", false},
+		{"huge number", fridge("-t", native, "-m", `{"signal":"temperature","value":1e300}`), "hearth_broker_publishes_total", "malformed", false},
+		{"unknown signal", fridge("-t", native, "-m", `{"signal":"mood","value":1}`), "hearth_broker_publishes_total", "malformed", false},
+		{"unmapped device", fridge("-t", "zigbee2mqtt/Somebody else", "-m", `{"contact":true}`), "hearth_broker_publishes_total", "unknown_device", false},
+		{"topic nobody reads", fridge("-t", "random/stuff", "-m", `1`), "hearth_broker_publishes_total", "unknown_topic", false},
+		{"very deep topic", fridge("-t", deep, "-m", `1`), "hearth_broker_publishes_total", "topic_invalid", false},
+	}
+	for _, c := range cases {
+		before := r.count(c.metric, c.label)
+		out, err := r.pub(c.args...)
+		if c.failed && err == nil {
+			t.Errorf("%s: mosquitto_pub succeeded, want a refusal: %s", c.name, out)
+		}
+		if !c.failed && err != nil && !strings.Contains(out, "not authorised") && !strings.Contains(out, "format") {
+			t.Logf("%s: %v: %s", c.name, err, out)
+		}
+		waitFor(t, c.name+" counted as "+c.label, 5*time.Second, func() bool { return r.count(c.metric, c.label) > before })
+	}
+	// A flood: 50 publishes at once from one client, over a rate of 5/s with bursts of 5.
+	var lines strings.Builder
+	for i := range 50 {
+		fmt.Fprintf(&lines, `{"signal":"temperature","value":%d}`+"\n", i)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, needTool(t, "mosquitto_pub"), "-h", "127.0.0.1", "-p", r.port(), "-u", "washer1", "-P", r.pw["washer1"],
+		"-V", "mqttv5", "-q", "1", "-t", "hearth/v1/washer1/readings", "-l")
+	cmd.Stdin = strings.NewReader(lines.String())
+	_, _ = cmd.CombinedOutput()
+	if n := r.count("hearth_broker_publishes_total", "rate_limited"); n < 40 {
+		t.Errorf("rate_limited = %v of a 50-publish flood with burst 5, want ≥ 40", n)
+	}
+	for _, rd := range r.readings() {
+		if rd.Device != "washer1" {
+			t.Errorf("a refused publish reached the store: %+v", rd)
+		}
+	}
+	// The broker still serves a well-behaved device.
+	if out, err := r.pubAs("plug1", "-q", "1", "-t", "hearth/v1/plug1/readings", "-m", `{"signal":"power","value":42}`); err != nil {
+		t.Fatalf("good publish after the refusals: %v: %s", err, out)
+	}
+	found := false
+	for _, rd := range r.readings() {
+		found = found || rd.Device == "plug1" && rd.Value == 42
+	}
+	if !found {
+		t.Error("the good publish is not in the store")
+	}
+}
+
+func TestLockout(t *testing.T) {
+	r := newRig(t, Options{LockoutFailures: 3, LockoutWindow: time.Hour}, nil)
+	for range 3 {
+		if _, err := r.pub("-u", "fridge1", "-P", "guess", "-q", "1", "-t", "hearth/v1/fridge1/readings", "-m", "{}"); err == nil {
+			t.Fatal("a wrong password was accepted")
+		}
+	}
+	// Now even the right password is refused from this address.
+	if out, err := r.pubAs("fridge1", "-q", "1", "-t", "hearth/v1/fridge1/readings", "-m", `{"signal":"door","value":1}`); err == nil {
+		t.Fatalf("locked-out address was let in: %s", out)
+	}
+	if n := r.count("hearth_broker_connects_total", "locked_out"); n != 1 {
+		t.Errorf("locked_out = %v, want 1", n)
+	}
+	if len(r.readings()) != 0 {
+		t.Error("a locked-out client's reading was stored")
+	}
+}
+
+// ---- a raw MQTT client, to see exactly which packets the broker sends ----
+
+type raw struct {
+	t  *testing.T
+	c  net.Conn
+	rd *bufio.Reader
+	v5 bool
+}
+
+func mqttString(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+	return append(b, s...)
+}
+
+func varint(b []byte, n int) []byte {
+	for {
+		d := byte(n % 128)
+		n /= 128
+		if n > 0 {
+			d |= 0x80
+		}
+		b = append(b, d)
+		if n == 0 {
+			return b
+		}
+	}
+}
+
+func packet(typ byte, body []byte) []byte {
+	return append(varint([]byte{typ}, len(body)), body...)
+}
+
+func dialRaw(t *testing.T, addr, user, pw string, v5 bool) *raw {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	r := &raw{t: t, c: c, rd: bufio.NewReader(c), v5: v5}
+	level := byte(4)
+	if v5 {
+		level = 5
+	}
+	body := mqttString(nil, "MQTT")
+	body = append(body, level, 0xC2, 0, 60) // user, password, clean start; keep-alive 60s
+	if v5 {
+		body = append(body, 0) // no properties
+	}
+	body = mqttString(body, user+"-raw")
+	body = mqttString(body, user)
+	body = mqttString(body, pw)
+	r.write(packet(0x10, body))
+	typ, p := r.read()
+	if typ != 0x20 || len(p) < 2 || p[1] != 0 {
+		t.Fatalf("CONNACK: type %#x body %x", typ, p)
+	}
+	return r
+}
+
+func (r *raw) write(b []byte) {
+	if _, err := r.c.Write(b); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// read returns the next packet; the deadline only guards against a hung test.
+func (r *raw) read() (byte, []byte) {
+	r.t.Helper()
+	_ = r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	h, err := r.rd.ReadByte()
+	if err != nil {
+		r.t.Fatalf("read: %v", err)
+	}
+	n, mul := 0, 1
+	for {
+		d, err := r.rd.ReadByte()
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		n += int(d&0x7f) * mul
+		mul *= 128
+		if d&0x80 == 0 {
+			break
+		}
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(r.rd, p); err != nil {
+		r.t.Fatal(err)
+	}
+	return h & 0xF0, p
+}
+
+func (r *raw) publish(id uint16, topic, payload string) {
+	body := mqttString(nil, topic)
+	body = binary.BigEndian.AppendUint16(body, id)
+	if r.v5 {
+		body = append(body, 0)
+	}
+	r.write(packet(0x32, append(body, payload...)))
+}
+
+// ping sends PINGREQ and returns the packets that arrive before its PINGRESP: mochi
+// answers a client's packets in order, so whatever was sent before the ping is
+// either among them or was never sent.
+func (r *raw) ping() [][]byte {
+	r.write([]byte{0xC0, 0})
+	var before [][]byte
+	for {
+		typ, p := r.read()
+		if typ == 0xD0 {
+			return before
+		}
+		before = append(before, append([]byte{typ}, p...))
+	}
+}
+
+// gate is a sink that holds every submission until the test lets it through or fails it.
+type gate struct {
+	next device.Sink
+	mu   sync.Mutex
+	held []func(error)
+	rs   [][]device.Reading
+}
+
+func (g *gate) Submit(rs []device.Reading, done func(error)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.rs = append(g.rs, rs)
+	g.held = append(g.held, done)
+}
+
+func (g *gate) pending() int { g.mu.Lock(); defer g.mu.Unlock(); return len(g.held) }
+
+// release completes the oldest held submission: committed to the real store, or failed.
+func (g *gate) release(fail error) {
+	g.mu.Lock()
+	done, rs := g.held[0], g.rs[0]
+	g.held, g.rs = g.held[1:], g.rs[1:]
+	g.mu.Unlock()
+	if fail != nil {
+		done(fail)
+		return
+	}
+	g.next.Submit(rs, done)
+}
+
+func TestAckOnlyAfterCommit(t *testing.T) {
+	for _, v5 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "mqtt3.1.1", true: "mqtt5"}[v5], func(t *testing.T) {
+			var g *gate
+			r := newRig(t, Options{}, func(st *store.Store) device.Sink { g = &gate{next: st}; return g })
+			c := dialRaw(t, r.addr, "fridge1", r.pw["fridge1"], v5)
+			topic := "hearth/v1/fridge1/readings"
+
+			// 1. Held commit: no PUBACK.
+			c.publish(1, topic, `{"signal":"door","value":1,"boot":1,"seq":1}`)
+			waitFor(t, "the sink to hold the publish", 5*time.Second, func() bool { return g.pending() == 1 })
+			if got := c.ping(); len(got) != 0 {
+				t.Fatalf("broker sent %x before the reading was committed", got)
+			}
+			// 2. The store fails it (quota): MQTT 5 gets 0x97, MQTT 3.1.1 nothing.
+			g.release(fmt.Errorf("store: %w", store.ErrQuota))
+			if v5 {
+				typ, p := c.read()
+				if typ != 0x40 || binary.BigEndian.Uint16(p) != 1 || len(p) < 3 || p[2] != 0x97 {
+					t.Fatalf("after a quota refusal: packet %#x %x, want PUBACK id 1 reason 0x97", typ, p)
+				}
+			} else if got := c.ping(); len(got) != 0 {
+				t.Fatalf("MQTT 3.1.1 client got %x for a refused reading, want no PUBACK", got)
+			}
+			// An I/O failure: MQTT 5 gets 0x80.
+			c.publish(2, topic, `{"signal":"door","value":0,"boot":1,"seq":2}`)
+			waitFor(t, "the sink to hold the second publish", 5*time.Second, func() bool { return g.pending() == 1 })
+			g.release(fmt.Errorf("store: %w", store.ErrIntakeStopped))
+			if v5 {
+				typ, p := c.read()
+				if typ != 0x40 || binary.BigEndian.Uint16(p) != 2 || len(p) < 3 || p[2] != 0x80 {
+					t.Fatalf("after an I/O refusal: packet %#x %x, want PUBACK id 2 reason 0x80", typ, p)
+				}
+			} else if got := c.ping(); len(got) != 0 {
+				t.Fatalf("MQTT 3.1.1 client got %x for a refused reading, want no PUBACK", got)
+			}
+			if n := len(r.readings()); n != 0 {
+				t.Fatalf("%d refused readings in the store", n)
+			}
+			// 3. Committed: PUBACK success, and the reading is in the store before it.
+			c.publish(3, topic, `{"signal":"door","value":1,"boot":1,"seq":3}`)
+			waitFor(t, "the sink to hold the third publish", 5*time.Second, func() bool { return g.pending() == 1 })
+			g.release(nil)
+			typ, p := c.read()
+			if typ != 0x40 || binary.BigEndian.Uint16(p) != 3 || (len(p) > 2 && p[2] != 0) {
+				t.Fatalf("after commit: packet %#x %x, want PUBACK id 3 success", typ, p)
+			}
+			if rs := r.readings(); len(rs) != 1 || rs[0].Seq != 3 {
+				t.Fatalf("store after the PUBACK: %+v, want the reading of seq 3", rs)
+			}
+			if n := r.count("hearth_broker_publishes_total", "refused"); n != 2 {
+				t.Errorf("refused = %v, want 2", n)
+			}
+		})
+	}
+}
+
+// Publishing to a wildcard topic is refused and counted (mochi alone drops it
+// silently, leaving a QoS 1 client waiting for its PUBACK forever).
+func TestWildcardPublishRefused(t *testing.T) {
+	r := newRig(t, Options{}, nil)
+	c := dialRaw(t, r.addr, "fridge1", r.pw["fridge1"], true)
+	c.publish(1, "hearth/v1/fridge1/#", `{"signal":"door","value":1}`)
+	_ = c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := io.ReadAll(c.rd) // the broker closes the connection (after a DISCONNECT 0x90)
+	if err != nil && !errors.Is(err, io.EOF) && !strings.Contains(err.Error(), "reset") {
+		t.Fatalf("connection not closed: %v", err)
+	}
+	if n := r.count("hearth_broker_publishes_total", "topic_invalid"); n != 1 {
+		t.Errorf("topic_invalid = %v, want 1", n)
+	}
+	if out, err := r.pubAs("plug1", "-q", "1", "-t", "hearth/v1/plug1/readings", "-m", `{"signal":"power","value":1}`); err != nil {
+		t.Fatalf("broker stopped serving: %v %s", err, out)
+	}
+}
+
+// mochi #501: a truncated MQTT 5 SUBSCRIBE. Whatever the library does with it, the
+// broker goes on serving others.
+func TestTruncatedSubscribeDoesNotStopTheBroker(t *testing.T) {
+	r := newRig(t, Options{}, nil)
+	c := dialRaw(t, r.addr, "fridge1", r.pw["fridge1"], true)
+	// SUBSCRIBE, packet id 1, properties length claiming 5 bytes, then nothing.
+	c.write([]byte{0x82, 0x03, 0x00, 0x01, 0x05})
+	_ = c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.ReadAll(c.rd)
+	if out, err := r.pubAs("plug1", "-V", "mqttv5", "-q", "1", "-t", "hearth/v1/plug1/readings", "-m", `{"signal":"power","value":7}`); err != nil {
+		t.Fatalf("broker stopped serving after a truncated SUBSCRIBE: %v %s", err, out)
+	}
+	if len(r.readings()) != 1 {
+		t.Fatal("the publish after the truncated SUBSCRIBE is not in the store")
+	}
+}

@@ -1,0 +1,155 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Compaction.
+//
+// bbolt never shrinks its file: pages freed by retention are reused, not returned.
+// Compact copies every live key into path+".compact" (bbolt.Compact, each transaction
+// fsync'd), closes the store's file, renames the copy over it, fsyncs the directory
+// and reopens: freed space goes back to the disk. It runs on the writer goroutine, so
+// no commit of readings is in flight, and only when it can take dbMu exclusively, so
+// no View or Update is either; it never waits for readers (a reader that nested two
+// store calls would otherwise deadlock against it) but retries for up to a second.
+//
+// A crash at any point leaves one whole file at path: before the rename the old one
+// (Open deletes the partial copy), after it the complete copy.
+
+// errCompactBusy means readers held the store for the whole retry window.
+var errCompactBusy = errors.New("store busy: compaction postponed")
+
+type compactReq struct{ done chan compactResult }
+
+type compactResult struct {
+	freed int64
+	err   error
+}
+
+// Compact rewrites the file without its free pages and returns the bytes it gave
+// back to the disk. Readings submitted meanwhile wait for it.
+func (s *Store) Compact() (int64, error) {
+	req := compactReq{done: make(chan compactResult, 1)}
+	select {
+	case s.compactCh <- req:
+	case <-s.stop:
+		return 0, ErrClosed
+	}
+	select {
+	case r := <-req.done:
+		return r.freed, r.err
+	case <-s.done:
+		return 0, ErrClosed
+	}
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// compact runs on the writer goroutine.
+func (s *Store) compact(reason string) (int64, error) {
+	deadline := time.Now().Add(time.Second)
+	for !s.dbMu.TryLock() {
+		if time.Now().After(deadline) {
+			return 0, errCompactBusy
+		}
+		time.Sleep(time.Millisecond)
+	}
+	defer s.dbMu.Unlock()
+	start := time.Now()
+	path := s.path
+	before := fileSize(path)
+	tmp := path + ".compact"
+	_ = os.Remove(tmp)
+	dst, err := bolt.Open(tmp, 0o600, s.boltOptions())
+	if err != nil {
+		return 0, fmt.Errorf("store: compact: create %s: %w", tmp, err)
+	}
+	dst.AllocSize = allocSize(s.opts)
+	if err := bolt.Compact(dst, s.db, 4<<20); err != nil {
+		_ = dst.Close()
+		_ = os.Remove(tmp)
+		return 0, fmt.Errorf("store: compact into %s: %w", tmp, err)
+	}
+	if err := dst.Close(); err != nil {
+		_ = os.Remove(tmp)
+		return 0, fmt.Errorf("store: compact: close %s: %w", tmp, err)
+	}
+	if err := s.db.Close(); err != nil {
+		return 0, s.failWith(fmt.Errorf("store: compact: close %s: %w", path, err))
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		if db, oerr := openBolt(path, s.opts); oerr == nil {
+			s.db = db
+			return 0, fmt.Errorf("store: compact: rename: %w", err)
+		}
+		return 0, s.failWith(fmt.Errorf("store: compact: rename %s: %w", tmp, err))
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		s.log.Warn("compact: fsync of the directory failed", "err", err)
+	}
+	db, err := openBolt(path, s.opts)
+	if err != nil {
+		return 0, s.failWith(fmt.Errorf("store: compact: reopen: %w", err))
+	}
+	s.db = db
+	after := fileSize(path)
+	freed := before - after
+	s.m.compactions.Inc()
+	s.m.compactedBytes.Add(float64(max(freed, 0)))
+	s.log.Info("compacted the database", "reason", reason, "before_bytes", before, "after_bytes", after, "took", time.Since(start))
+	return freed, nil
+}
+
+// failWith stops intake with err (the file could not be reopened) and returns it.
+func (s *Store) failWith(err error) error {
+	s.mu.Lock()
+	if s.failed == nil {
+		s.failed = err
+	}
+	s.mu.Unlock()
+	s.log.Error("intake stopped", "err", err)
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// removeStaleCompaction deletes the partial copy a crash during Compact left.
+func removeStaleCompaction(path string) {
+	if err := os.Remove(path + ".compact"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		_ = err // nothing else to do: the next Compact truncates it
+	}
+}
+
+// compactDue reports whether the file has grown near its quota while holding much
+// free space: the writer compacts it then, before raw readings would be evicted.
+func (s *Store) compactDue() bool {
+	size := fileSize(s.path)
+	if size < s.opts.QuotaBytes*85/100 {
+		return false
+	}
+	st := s.db.Stats()
+	free := int64(st.FreePageN+st.PendingPageN) * int64(s.db.Info().PageSize)
+	return free >= size/4
+}

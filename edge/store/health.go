@@ -1,0 +1,49 @@
+package store
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// Health is the store's account of what it did not keep and why, for the health
+// message that goes upstream (sync/summary) and `hearth status`. Counts are since
+// Since (this start of the store), except Corruptions, which is since the store was
+// created.
+type Health struct {
+	Since         time.Time         `json:"since"`
+	Committed     uint64            `json:"committed"`
+	Duplicates    uint64            `json:"duplicates"`
+	Evicted       map[string]uint64 `json:"evicted"` // by reason: age, quota
+	Refused       map[string]uint64 `json:"refused"` // by reason: quota, write_error, intake_stopped, too_large
+	Corruptions   uint64            `json:"corruptions"`
+	Compactions   uint64            `json:"compactions"`
+	FileBytes     int64             `json:"file_bytes"`
+	QuotaBytes    int64             `json:"quota_bytes"`
+	IntakeStopped bool              `json:"intake_stopped"`
+}
+
+// Health returns the store's counters. It does not touch the database, so it may be
+// called inside a View or Update.
+func (s *Store) Health() Health {
+	h := Health{Since: s.started, Committed: counter(s.m.committed), Duplicates: counter(s.m.duplicates),
+		Evicted: map[string]uint64{}, Refused: map[string]uint64{}, Corruptions: s.corruptions,
+		Compactions: counter(s.m.compactions), FileBytes: fileSize(s.path), QuotaBytes: s.opts.QuotaBytes,
+		IntakeStopped: s.Failed() != nil}
+	for _, r := range []string{"age", "quota"} {
+		h.Evicted[r] = counter(s.m.evicted.WithLabelValues(r))
+	}
+	for _, r := range []string{"quota", "write_error", "intake_stopped", "too_large"} {
+		h.Refused[r] = counter(s.m.refused.WithLabelValues(r))
+	}
+	return h
+}
+
+func counter(c prometheus.Counter) uint64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return 0
+	}
+	return uint64(m.GetCounter().GetValue())
+}

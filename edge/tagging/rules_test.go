@@ -1,0 +1,179 @@
+package tagging_test
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hearth-iot/hearth/configs"
+	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/device/sim"
+	"github.com/hearth-iot/hearth/edge/tagging"
+	"github.com/hearth-iot/hearth/edge/tagging/replay"
+)
+
+func rule(name, score, window string) string {
+	return "tags:\n" +
+		"  - name: habit.good\n    description: ok\n    kinds: [fridge]\n    window: 7d\n    score: days() / 7\n    activate: 0.5\n    consent: usage\n" +
+		"  - name: " + name + "\n    description: under test\n    kinds: [fridge]\n    window: " + window + "\n    score: " + score + "\n    activate: 0.5\n    consent: usage\n"
+}
+
+// Every bad rule is rejected at load with the file, the rule's line and its name.
+func TestBadRulesRejectedWithNameAndLine(t *testing.T) {
+	for _, c := range []struct{ what, score, window, want string }{
+		{"syntax error", `ratio(1,`, "7d", "score:"},
+		{"unknown function", `nonesuch("fridge")`, "7d", "nonesuch"},
+		{"type error", `sessions(1, "door")`, "7d", "score:"},
+		{"string result", `'"high"'`, "7d", "score:"},
+		{"window longer than retention", `days() / 7`, "400d", "longer than the rollup retention"},
+		{"bad window", `days() / 7`, "soon", "soon"},
+	} {
+		_, err := tagging.ParseRules([]byte(rule("habit.bad", c.score, c.window)), "t.yaml")
+		if err == nil {
+			t.Errorf("%s: accepted", c.what)
+			continue
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, c.want) || !strings.Contains(msg, "t.yaml:9") {
+			t.Errorf("%s: error %q does not name line 9 and %q", c.what, msg, c.want)
+		}
+		if c.window != "soon" && !strings.Contains(msg, `"habit.bad"`) {
+			t.Errorf("%s: error %q does not name the rule", c.what, msg)
+		}
+		if strings.Contains(msg, "habit.good") {
+			t.Errorf("%s: the good rule is blamed: %q", c.what, msg)
+		}
+	}
+}
+
+// The shipped rules load and hold the whole standard set.
+func TestStandardSet(t *testing.T) {
+	rs, err := tagging.ParseRules(configs.Tags, "tags.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]*tagging.Rule{}
+	for _, r := range rs.Rules {
+		have[r.Name] = r
+	}
+	for _, n := range []string{"routine.breakfast_at_home", "routine.dinner_at_home", "habit.late_night_kitchen",
+		"habit.weekend_cook", "habit.fridge_door_long_open", "habit.frequent_fridge", "appliance.laundry_weekend",
+		"lifecycle.fridge_filter_due", "energy.peak_hour_use", "food.spoilage_risk", "food.category_preference.dairy",
+		"food.category_preference.fresh_produce", "food.category_preference.meat", "food.category_preference.drinks",
+		"lifecycle.efficiency_decline", "presence.away"} {
+		if have[n] == nil {
+			t.Errorf("standard tag %s missing", n)
+		}
+	}
+	if r := have["presence.away"]; r == nil || r.Consent != tagging.ConsentSensitive {
+		t.Errorf("presence.away must be consent sensitive")
+	}
+	docs, err := os.ReadFile("../../docs/tags.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range have {
+		if !strings.Contains(string(docs), "`"+n+"`") && !strings.HasPrefix(n, "food.category_preference.") {
+			t.Errorf("docs/tags.md does not define %s", n)
+		}
+	}
+}
+
+// A division by zero at run time marks that tag stale with the error; the other tags
+// are evaluated as usual.
+func TestRuntimeErrorMarksOnlyThatTagStale(t *testing.T) {
+	src := "tags:\n" +
+		"  - name: habit.good\n    description: ok\n    kinds: [fridge]\n    window: 7d\n    score: ratio(sessions(\"fridge\", \"door\"), 10)\n    activate: 0.5\n    consent: usage\n" +
+		"  - name: habit.div\n    description: divides by zero\n    kinds: [fridge]\n    window: 7d\n    score: 1 / (days() - days())\n    activate: 0.5\n    consent: usage\n" +
+		"  - name: presence.secret\n    description: sensitive\n    kinds: [fridge]\n    window: 7d\n    score: 1\n    activate: 0.5\n    consent: sensitive\n"
+	rs, err := tagging.ParseRules([]byte(src), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := replay.Open(t.TempDir(), replay.Options{Rules: rs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	at := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	for i := range 12 {
+		for _, v := range []float64{1, 0} {
+			if err := p.Add(device.Reading{Device: "f", Kind: device.KindFridge, Signal: device.SignalDoor, Value: v, DeviceTime: at}); err != nil {
+				t.Fatal(err)
+			}
+			at = at.Add(time.Duration(5+i) * time.Minute)
+		}
+	}
+	tags, err := p.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[string]tagging.Tag{}
+	for _, tg := range tags {
+		by[tg.Name] = tg
+	}
+	if g := by["habit.good"]; g.Status != tagging.StatusLearning && g.Status != tagging.StatusOK || g.Score != 1 {
+		t.Errorf("habit.good: %+v", g)
+	}
+	if d := by["habit.div"]; d.Status != tagging.StatusStale || !strings.Contains(d.Error, "division by zero") {
+		t.Errorf("habit.div: status %q error %q", d.Status, d.Error)
+	}
+	if _, ok := by["presence.secret"]; ok {
+		t.Errorf("a sensitive tag was computed without consent")
+	}
+}
+
+// Meal detection on simulated personas with different meal times (seeds the rules
+// were not tuned on): the breakfast and dinner scores stay within 0.15 of the
+// simulator's truth for each.
+func TestMealsAcrossPersonas(t *testing.T) {
+	rs, err := tagging.ParseRules(configs.Tags, "tags.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, per := range []sim.Persona{sim.PersonaDefault, sim.PersonaEarlyRiser, sim.PersonaNightOwl, sim.PersonaFamily} {
+		hh, err := sim.New(sim.Options{Persona: per, Seed: 4242})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := replay.Open(t.TempDir(), replay.Options{Rules: rs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := hh.Now().AddDate(0, 0, 28)
+		for _, r := range hh.Advance(nil, end) {
+			if err := p.Add(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tags, err := p.Finish()
+		p.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hh.Advance(nil, end.Add(5*time.Hour))
+		truth := hh.Truth()[:28]
+		var br, di float64
+		for _, d := range truth {
+			if d.Breakfast {
+				br++
+			}
+			if d.Dinner {
+				di++
+			}
+		}
+		for _, tg := range tags {
+			want := -1.0
+			switch tg.Name {
+			case "routine.breakfast_at_home":
+				want = br / 28
+			case "routine.dinner_at_home":
+				want = di / 28
+			}
+			if want >= 0 && (tg.Score-want > 0.15 || want-tg.Score > 0.15) {
+				t.Errorf("%s: %s score %.2f, truth %.2f (evidence %v)", per, tg.Name, tg.Score, want, tg.Evidence)
+			}
+		}
+	}
+}

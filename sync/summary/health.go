@@ -1,0 +1,53 @@
+package summary
+
+import (
+	"time"
+
+	"github.com/hearth-iot/hearth/edge/store"
+	"github.com/hearth-iot/hearth/sync/privacy"
+)
+
+// HealthCursor names the cursor holding the last local date (YYYYMMDD) a health
+// message was made for.
+const HealthCursor = "sync.health"
+
+// Health is the daily message about the hub itself: what its store evicted, refused
+// and recovered from. It names no device and carries no reading; like every message
+// it leaves only with the household's usage consent (or from an all-simulated home).
+type Health struct {
+	Type      string       `json:"type"` // "health"
+	ID        string       `json:"id"`
+	Household string       `json:"household"`
+	Date      string       `json:"date"` // local date the message was made
+	At        time.Time    `json:"at"`   // hub time it was made (UTC)
+	Store     store.Health `json:"store"`
+}
+
+// health puts one Health message in the outbox per local day of the hub's clock: the
+// first Step of each day makes it. A hub clock before ingest's trust floor (a Pi
+// without RTC, before NTP) makes none: the date would be meaningless. It returns how
+// many messages it made (0 or 1).
+func (b *Builder) health(tx *store.Tx, allSim bool) (int, error) {
+	now := b.now()
+	if now.Year() < 2020 {
+		return 0, nil
+	}
+	date := now.In(b.loc).Format(time.DateOnly)
+	if dateNum(date) <= tx.Cursor(HealthCursor) {
+		return 0, nil
+	}
+	if err := tx.SetCursor(HealthCursor, dateNum(date)); err != nil {
+		return 0, err
+	}
+	if !b.consent.Allows(privacy.Usage) && !allSim {
+		b.withheld.WithLabelValues("health").Inc()
+		return 0, nil
+	}
+	msg := Health{Type: "health", Household: b.household, Date: date, At: now.UTC(), Store: b.st.Health()}
+	msg.ID = b.messageID("health", date)
+	if err := put(tx, msg); err != nil {
+		return 0, err
+	}
+	b.made.WithLabelValues("health").Inc()
+	return 1, nil
+}
