@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -92,8 +93,10 @@ type agent struct {
 	sink     *transport.File
 	hh       *sim.Household
 	sources  []device.Source // serial ports, external broker
-	simPass  map[string]string
-	adminSrv *http.Server
+
+	rulesDigest [32]byte // sha256 of the rules file as loaded
+	simPass     map[string]string
+	adminSrv    *http.Server
 
 	simMu       sync.Mutex
 	simReadings int64
@@ -129,6 +132,11 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 	rules, err := loadRules(cfg.Tagging.RulesFile)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Tagging.RulesFile != "" {
+		if b, err := os.ReadFile(cfg.Tagging.RulesFile); err == nil {
+			a.rulesDigest = sha256.Sum256(b)
+		}
 	}
 	// 3. The data directory must be writable.
 	made, err := prepareDataDir(cfg.DataDir)
@@ -416,11 +424,10 @@ func (a *agent) watchRules(ctx context.Context) {
 	hup := make(chan os.Signal, 1)
 	notifyHUP(hup)
 	defer stopNotify(hup)
-	var lastMod time.Time
-	if fi, err := os.Stat(path); path != "" && err == nil {
-		lastMod = fi.ModTime()
-	}
-	t := time.NewTicker(2 * time.Second)
+	// The file's content, not its mtime, says whether it changed: an edit within the
+	// mtime's granularity, or between the start-up load and this loop, is still seen.
+	last := a.rulesDigest
+	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		reload := false
@@ -433,14 +440,20 @@ func (a *agent) watchRules(ctx context.Context) {
 			if path == "" {
 				continue
 			}
-			if fi, err := os.Stat(path); err == nil && !fi.ModTime().Equal(lastMod) {
-				lastMod, reload = fi.ModTime(), true
+			if b, err := os.ReadFile(path); err == nil && sha256.Sum256(b) != last {
+				reload = true
 			}
 		}
 		if !reload || path == "" {
 			continue
 		}
-		rs, err := loadRules(path)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			a.log.Error("tag rules not reloaded: keeping the rules in use", "component", "tagging", "file", path, "err", err)
+			continue
+		}
+		last = sha256.Sum256(b) // a bad file is reported once, not every second
+		rs, err := tagging.ParseRules(b, path)
 		if err != nil {
 			a.log.Error("tag rules not reloaded: keeping the rules in use", "component", "tagging", "file", path,
 				"errors", strings.ReplaceAll(err.Error(), "\n", "; "))

@@ -84,9 +84,14 @@ func die(format string, args ...any) {
 func crashChild() {
 	dir := os.Getenv(envDir)
 	cycle, _ := strconv.Atoi(os.Getenv(envCycle))
+	t0 := time.Now()
+	defer func() {}()
 	s, err := store.Open(filepath.Join(dir, "hearth.db"), &store.Options{MaxBatch: 512})
 	if err != nil {
 		die("open: %v", err)
+	}
+	if os.Getenv("CRASHDEBUG") != "" {
+		fmt.Fprintf(os.Stderr, "cycle %d open %v\n", cycle, time.Since(t0))
 	}
 	var outMu sync.Mutex
 	report := func(line string) {

@@ -21,10 +21,10 @@ import (
 //     hour for days rolled up before Starts existed). Programme cycles and compressor
 //     power are not kitchen events: no one is in the kitchen for them.
 //  2. Episodes: a date's events, in time order, split wherever two are more than
-//     EpisodeGap (20 min) apart. An episode is meal-like when it has at least
-//     MealMinEvents (3) events, or at least 2 events one of which is a cooking
-//     appliance (microwave, oven, stove, toaster, kettle): one or two fridge openings
-//     on their own are a snack or a drink, not a meal.
+//     EpisodeGap (20 min) apart. An episode is meal-like when it has at least 3
+//     events; for breakfast, 2 events one of which is a cooking appliance
+//     (microwave, oven, stove, toaster, kettle) are enough too (a kettle and the
+//     fridge); one or two fridge openings on their own are a snack or a drink.
 //  3. The household's meal time: within the meal's broad band (breakfast 04:00-13:00,
 //     dinner 15:00-24:00), the centre c (in 10-minute steps) for which the most
 //     dates have a meal-like episode starting within c ± MealTolerance (100 min).
@@ -35,18 +35,19 @@ import (
 //     MealTolerance (and within the band).
 //
 // meal_days counts those dates; docs/tags.md defines the tags over it.
-var (
-	EpisodeGap    = 20 // minutes
-	MealMinEvents = 3
+const (
+	EpisodeGap    = 20  // minutes
 	MealTolerance = 100 // minutes
-	MealMinCook   = 2   // events of a meal-like episode with a cooking appliance
 )
 
-type mealBand struct{ from, to int } // minutes of the day, [from, to)
+// mealBand is a meal's broad band, [from, to) in minutes of the day, and how big a
+// meal-like episode is: at least minEvents events, or minCook with a cooking
+// appliance among them.
+type mealBand struct{ from, to, minEvents, minCook int }
 
 var mealBands = map[string]mealBand{
-	"breakfast": {4 * 60, 13 * 60},
-	"dinner":    {15 * 60, 24 * 60},
+	"breakfast": {4 * 60, 13 * 60, 3, 2},
+	"dinner":    {15 * 60, 24 * 60, 3, 3},
 }
 
 // episode is a burst of kitchen activity on one date.
@@ -55,8 +56,8 @@ type episode struct {
 	cooking       bool
 }
 
-func (e episode) mealLike() bool {
-	return e.events >= MealMinEvents || (e.events >= MealMinCook && e.cooking)
+func (e episode) mealLike(b mealBand) bool {
+	return e.events >= b.minEvents || (e.events >= b.minCook && e.cooking)
 }
 
 type kitchenEvent struct {
@@ -138,7 +139,7 @@ func (w *window) mealDays(meal string) (float64, error) {
 	for date, es := range eps {
 		var starts []int
 		for _, e := range es {
-			if e.mealLike() && e.start >= b.from && e.start < b.to {
+			if e.mealLike(b) && e.start >= b.from && e.start < b.to {
 				starts = append(starts, e.start)
 			}
 		}
