@@ -482,11 +482,12 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, nil
 	}
 	st := b.state(cl)
+	ref := refOf(&pk)
 	now := time.Now()
 	if !b.allow(st, now) {
 		b.m.publishes.WithLabelValues("rate_limited").Inc()
 		b.logLimited("client publishes faster than broker.publish_rate: refused", "client", cl.ID)
-		b.reply(st, pk, packets.ErrQuotaExceeded, false, false)
+		b.reply(st, ref, packets.ErrQuotaExceeded, false, false)
 		return pk, packets.ErrRejectPacket
 	}
 	rs, err := b.dec.Decode(pk.TopicName, pk.Payload, now)
@@ -509,20 +510,20 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		// Malformed data will never become valid by sending it again: acknowledge it
 		// as handled (MQTT 5: with the reason) so that a broken device does not loop
 		// on it. It is counted, never stored.
-		b.reply(st, pk, code, true, false)
+		b.reply(st, ref, code, true, false)
 		return pk, packets.ErrRejectPacket
 	}
 	for i := range rs {
 		if rs[i].Device != string(cl.Properties.Username) {
 			b.m.publishes.WithLabelValues("denied").Inc()
-			b.reply(st, pk, packets.ErrNotAuthorized, true, false)
+			b.reply(st, ref, packets.ErrNotAuthorized, true, false)
 			return pk, packets.ErrRejectPacket
 		}
 	}
 	if len(rs) == 0 {
 		// Availability, an empty retained message, a bridge topic: nothing to keep.
 		b.m.publishes.WithLabelValues("ignored").Inc()
-		b.reply(st, pk, packets.CodeSuccess, true, false)
+		b.reply(st, ref, packets.CodeSuccess, true, false)
 		return pk, packets.ErrRejectPacket
 	}
 	b.m.payloadBytes.Add(float64(len(pk.Payload)))
@@ -537,12 +538,12 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 			if strings.Contains(err.Error(), "quota") {
 				code = packets.ErrQuotaExceeded
 			}
-			b.reply(st, pk, code, false, true) // never acknowledged to an MQTT 3.1.1 client
+			b.reply(st, ref, code, false, true) // never acknowledged to an MQTT 3.1.1 client
 			return
 		}
 		b.m.pubCommitted.Inc()
 		b.m.readCommitted.Add(float64(n))
-		b.reply(st, pk, packets.CodeSuccess, true, true)
+		b.reply(st, ref, packets.CodeSuccess, true, true)
 	})
 	return pk, packets.ErrRejectPacket
 }
@@ -551,14 +552,23 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 // reason; an MQTT 3.1.1 client, whose PUBACK carries no reason, gets one only when
 // v3 is true. held says the publish holds a token of st.sem, released once the ack
 // is written (or at once when there is none to write).
-func (b *Broker) reply(st *clientState, pk packets.Packet, code packets.Code, v3, held bool) {
-	if pk.FixedHeader.Qos == 0 || (st.cl.Properties.ProtocolVersion != 5 && !v3) {
+// pubRef is what an ack needs of its publish. The commit callback keeps this, not the
+// packet: capturing the whole packets.Packet made every publish copy it to the heap.
+type pubRef struct {
+	id  uint16
+	qos byte
+}
+
+func refOf(pk *packets.Packet) pubRef { return pubRef{id: pk.PacketID, qos: pk.FixedHeader.Qos} }
+
+func (b *Broker) reply(st *clientState, pk pubRef, code packets.Code, v3, held bool) {
+	if pk.qos == 0 || (st.cl.Properties.ProtocolVersion != 5 && !v3) {
 		if held {
 			<-st.sem
 		}
 		return
 	}
-	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID}
+	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.id}
 	if st.cl.Properties.ProtocolVersion == 5 {
 		ack.ReasonCode = code.Code
 		if code.Code >= 0x80 {
