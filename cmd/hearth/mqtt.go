@@ -125,9 +125,10 @@ func (a *agent) wireMQTT() error {
 		return fmt.Errorf("mqtt.homie: %w", err)
 	}
 	native := devmqtt.Native{KindOf: a.creds.Kind}
+	nativePB := devmqtt.NativeProto{KindOf: a.creds.Kind}
 	// HAState first: an accepted entity may read a Zigbee2MQTT or Tasmota topic.
-	mq.embedded = devmqtt.Router{native, mq.ha, z2m, tas, homie}
-	mq.external = devmqtt.Router{native, mq.ha, z2m, tas, homie}
+	mq.embedded = devmqtt.Router{native, nativePB, mq.ha, z2m, tas, homie}
+	mq.external = devmqtt.Router{native, nativePB, mq.ha, z2m, tas, homie}
 	if m.Discovery.Enabled {
 		if mq.disc, err = devmqtt.NewDiscovery(&devmqtt.DiscoveryOptions{Prefix: m.Discovery.Prefix,
 			MaxProposals: m.Discovery.MaxProposals}); err != nil {

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/device/fwconv"
 	"github.com/hearth-iot/hearth/firmware-proto/frame"
 	"github.com/hearth-iot/hearth/firmware-proto/fwpb"
 )
@@ -168,20 +169,20 @@ func (ss *session) handle(f inFrame, sink device.Sink) {
 	case frame.TypeReadings:
 		ss.onBatch(f.typ, ss.readings.BootId, ss.readings.SentMonoMs, len(ss.readings.Readings), func(r *device.Reading, i int, now time.Time, st *bootState) (uint64, error) {
 			it := ss.readings.Readings[i]
-			stamp(r, st.dev, st.kind, st.boot, it.Seq, it.MonoMs, it.WallMs, ss.readings.SentMonoMs, now)
-			return it.Seq, fromReading(r, it)
+			fwconv.Stamp(r, st.dev, st.kind, st.boot, it.Seq, it.MonoMs, it.WallMs, ss.readings.SentMonoMs, now)
+			return it.Seq, fwconv.FromReading(r, it)
 		}, sink)
 	case frame.TypeEvents:
 		ss.onBatch(f.typ, ss.events.BootId, ss.events.SentMonoMs, len(ss.events.Events), func(r *device.Reading, i int, now time.Time, st *bootState) (uint64, error) {
 			it := ss.events.Events[i]
-			stamp(r, st.dev, st.kind, st.boot, it.Seq, it.MonoMs, it.WallMs, ss.events.SentMonoMs, now)
-			return it.Seq, fromEvent(r, it)
+			fwconv.Stamp(r, st.dev, st.kind, st.boot, it.Seq, it.MonoMs, it.WallMs, ss.events.SentMonoMs, now)
+			return it.Seq, fwconv.FromEvent(r, it)
 		}, sink)
 	case frame.TypeInventory:
 		ss.onBatch(f.typ, ss.inv.BootId, ss.inv.SentMonoMs, len(ss.inv.Changes), func(r *device.Reading, i int, now time.Time, st *bootState) (uint64, error) {
 			it := ss.inv.Changes[i]
-			stamp(r, st.dev, st.kind, st.boot, it.Seq, it.MonoMs, it.WallMs, ss.inv.SentMonoMs, now)
-			return it.Seq, fromChange(r, it)
+			fwconv.Stamp(r, st.dev, st.kind, st.boot, it.Seq, it.MonoMs, it.WallMs, ss.inv.SentMonoMs, now)
+			return it.Seq, fwconv.FromChange(r, it)
 		}, sink)
 	}
 }
@@ -277,7 +278,7 @@ func (ss *session) onBatch(typ frame.MsgType, boot, sentMono uint64, n int, conv
 			continue
 		}
 		if err == nil {
-			err = check(r)
+			err = fwconv.Check(r)
 		}
 		if err != nil {
 			m.items.WithLabelValues(itemInvalid).Inc()
@@ -395,7 +396,7 @@ func (ss *session) timeSync() {
 		return
 	}
 	now := ss.s.o.Now()
-	if now.Before(clockFloor) {
+	if now.Before(fwconv.ClockFloor) {
 		return
 	}
 	ss.ts.UnixMs = now.UnixMilli()

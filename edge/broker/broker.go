@@ -124,13 +124,13 @@ func New(o Options) (*Broker, error) {
 		clients: map[*mqtt.Client]*clientState{}}
 	b.dec = o.Decoder
 	if b.dec == nil {
-		nat := devmqtt.Native{}
+		nat, pb := devmqtt.Native{}, devmqtt.NativeProto{}
 		if kc, ok := o.Auth.(interface {
 			Kind(string) (device.Kind, bool)
 		}); ok {
-			nat.KindOf = kc.Kind
+			nat.KindOf, pb.KindOf = kc.Kind, kc.Kind
 		}
-		b.dec = nat
+		b.dec = devmqtt.Router{nat, pb}
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumClients = int64(o.MaxClients)

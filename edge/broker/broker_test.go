@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,10 +17,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/hearth-iot/hearth/device"
 	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
 	"github.com/hearth-iot/hearth/edge/store"
+	"github.com/hearth-iot/hearth/firmware-proto/fwpb"
 )
 
 func init() {
@@ -545,5 +548,41 @@ func TestTruncatedSubscribeDoesNotStopTheBroker(t *testing.T) {
 	}
 	if len(r.readings()) != 1 {
 		t.Fatal("the publish after the truncated SUBSCRIBE is not in the store")
+	}
+}
+
+// The native schema also takes the firmware protocol's protobuf messages: a real
+// mosquitto_pub sends a fwpb.Readings payload from a file.
+func TestMosquittoPubProtobuf(t *testing.T) {
+	r := newRig(t, Options{}, nil)
+	r.b.dec = devmqtt.Router{devmqtt.Native{KindOf: r.creds.Kind}, devmqtt.NativeProto{KindOf: r.creds.Kind}}
+	payload, err := proto.Marshal(&fwpb.Readings{BootId: 9, Readings: []*fwpb.Reading{
+		{Seq: 1, WallMs: time.Now().UnixMilli(), Signal: fwpb.Signal_SIGNAL_DOOR, Value: 1},
+		{Seq: 2, WallMs: time.Now().UnixMilli(), Signal: fwpb.Signal_SIGNAL_TEMPERATURE, Value: 3.5},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "readings.pb")
+	if err := os.WriteFile(file, payload, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := r.pubAs("fridge1", "-q", "1", "-t", "hearth/v1/fridge1/readings/pb", "-f", file); err != nil {
+		t.Fatalf("mosquitto_pub: %v: %s", err, out)
+	}
+	got := r.readings()
+	if len(got) != 2 || got[0].Signal != device.SignalDoor || got[1].Value != 3.5 || got[1].Unit != "°C" || got[0].Boot != 9 || got[1].Seq != 2 {
+		t.Fatalf("store holds %+v", got)
+	}
+	// Garbage on a protobuf topic is refused and counted, never stored.
+	if err := os.WriteFile(file, []byte{0xff, 0xff, 0xff, 0x01}, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = r.pubAs("fridge1", "-q", "1", "-t", "hearth/v1/fridge1/readings/pb", "-f", file)
+	if n := r.count("hearth_broker_publishes_total", "malformed"); n != 1 {
+		t.Errorf("malformed publishes = %v, want 1", n)
+	}
+	if len(r.readings()) != 2 {
+		t.Error("garbage was stored")
 	}
 }
