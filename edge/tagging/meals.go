@@ -21,10 +21,15 @@ import (
 //     hour for days rolled up before Starts existed). Programme cycles and compressor
 //     power are not kitchen events: no one is in the kitchen for them.
 //  2. Episodes: a date's events, in time order, split wherever two are more than
-//     EpisodeGap (20 min) apart. An episode is meal-like when it has at least 3
-//     events; for breakfast, 2 events one of which is a cooking appliance
-//     (microwave, oven, stove, toaster, kettle) are enough too (a kettle and the
-//     fridge); one or two fridge openings on their own are a snack or a drink.
+//     EpisodeGap (20 min) apart; an episode spans from its first event to its last.
+//     Preparing a meal is distinguished from fetching a snack or a drink by how long
+//     the activity lasts, not by how many doors it opens: a dinner episode is
+//     meal-like with at least 2 events spanning DinnerMinSpan (10 min) or more (the
+//     fridge, the oven, the fridge again); a burst of a few minutes is a drink, a
+//     snack (even with the microwave or kettle) or shopping being put away, however
+//     many doors it opens. Breakfast is quick (a kettle and the fridge in three
+//     minutes), so a breakfast episode is meal-like with at least 3 events, or 2 one
+//     of which is a cooking appliance (microwave, oven, stove, toaster, kettle).
 //  3. The household's meal time: within the meal's broad band (breakfast 04:00-13:00,
 //     dinner 15:00-24:00), the centre c (in 10-minute steps) for which the most
 //     dates have a meal-like episode starting within c ± MealTolerance (100 min).
@@ -38,25 +43,29 @@ import (
 const (
 	EpisodeGap    = 20  // minutes
 	MealTolerance = 100 // minutes
+	DinnerMinSpan = 10  // minutes
 )
 
-// mealBand is a meal's broad band, [from, to) in minutes of the day, and how big a
-// meal-like episode is: at least minEvents events, or minCook with a cooking
-// appliance among them.
-type mealBand struct{ from, to, minEvents, minCook int }
+// mealBand is a meal's broad band, [from, to) in minutes of the day, and what a
+// meal-like episode is: one spanning at least minSpan minutes, with at least
+// minEvents events, or minCook with a cooking appliance among them.
+type mealBand struct{ from, to, minEvents, minCook, minSpan int }
 
 var mealBands = map[string]mealBand{
-	"breakfast": {4 * 60, 13 * 60, 3, 2},
-	"dinner":    {15 * 60, 24 * 60, 3, 3},
+	"breakfast": {4 * 60, 13 * 60, 3, 2, 0},
+	"dinner":    {15 * 60, 24 * 60, 2, 2, DinnerMinSpan},
 }
 
 // episode is a burst of kitchen activity on one date.
 type episode struct {
-	start, events int
-	cooking       bool
+	start, end, events int
+	cooking            bool
 }
 
 func (e episode) mealLike(b mealBand) bool {
+	if e.end-e.start < b.minSpan {
+		return false
+	}
 	return e.events >= b.minEvents || (e.events >= b.minCook && e.cooking)
 }
 
@@ -113,6 +122,7 @@ func (w *window) episodes() map[string][]episode {
 			}
 			cur.events++
 			cur.cooking = cur.cooking || e.cooking
+			cur.end = e.minute
 			last = e.minute
 		}
 		if cur.start >= 0 {
@@ -125,17 +135,37 @@ func (w *window) episodes() map[string][]episode {
 
 // mealDays counts the dates of the window on which the meal was prepared at home.
 func (w *window) mealDays(meal string) (float64, error) {
-	b, ok := mealBands[meal]
-	if !ok {
-		return 0, fmt.Errorf("unknown meal %q (have breakfast, dinner)", meal)
-	}
 	if v, ok := w.meals[meal]; ok {
 		return v, nil
+	}
+	dates, err := w.mealDates(meal)
+	if err != nil {
+		return 0, err
+	}
+	if w.meals == nil {
+		w.meals = map[string]float64{}
+	}
+	w.meals[meal] = float64(len(dates))
+	return float64(len(dates)), nil
+}
+
+// datedStarts are the starts of one date's meal-like episodes in a meal's band.
+type datedStarts struct {
+	date   string
+	starts []int
+}
+
+// mealDates returns the dates of the window on which the meal was prepared at home,
+// each with the start minute of its meal episode.
+func (w *window) mealDates(meal string) (map[string]int, error) {
+	b, ok := mealBands[meal]
+	if !ok {
+		return nil, fmt.Errorf("unknown meal %q (have breakfast, dinner)", meal)
 	}
 	eps := w.episodes()
 	weekendOf := w.weekendDates()
 	// Meal-like episode starts in the band, per date, split by day type.
-	var all, wkend, wkday [][]int
+	var all, wkend, wkday []datedStarts
 	for date, es := range eps {
 		var starts []int
 		for _, e := range es {
@@ -146,53 +176,52 @@ func (w *window) mealDays(meal string) (float64, error) {
 		if len(starts) == 0 {
 			continue
 		}
-		all = append(all, starts)
+		ds := datedStarts{date, starts}
+		all = append(all, ds)
 		if weekendOf[date] {
-			wkend = append(wkend, starts)
+			wkend = append(wkend, ds)
 		} else {
-			wkday = append(wkday, starts)
+			wkday = append(wkday, ds)
 		}
 	}
-	n := 0
+	out := map[string]int{}
 	if len(wkend) >= 3 {
-		n = countNear(wkend, bestCentre(wkend, b), b) + countNear(wkday, bestCentre(wkday, b), b)
+		addNear(out, wkend, bestCentre(wkend, b))
+		addNear(out, wkday, bestCentre(wkday, b))
 	} else {
-		n = countNear(all, bestCentre(all, b), b)
+		addNear(out, all, bestCentre(all, b))
 	}
-	if w.meals == nil {
-		w.meals = map[string]float64{}
-	}
-	w.meals[meal] = float64(n)
-	return float64(n), nil
+	return out, nil
 }
 
-func near(starts []int, c int) bool {
+// nearest returns the start in starts nearest to c, and whether it is within
+// MealTolerance of it.
+func nearest(starts []int, c int) (int, bool) {
+	best, bestD := -1, MealTolerance+1
 	for _, s := range starts {
-		if s >= c-MealTolerance && s <= c+MealTolerance {
-			return true
+		if d := max(s-c, c-s); d < bestD {
+			best, bestD = s, d
 		}
 	}
-	return false
+	return best, best >= 0
 }
 
-func countNear(dates [][]int, c int, b mealBand) int {
-	n := 0
-	for _, s := range dates {
-		if near(s, c) {
-			n++
+func addNear(out map[string]int, dates []datedStarts, c int) {
+	for _, d := range dates {
+		if s, ok := nearest(d.starts, c); ok {
+			out[d.date] = s
 		}
 	}
-	return n
 }
 
 // bestCentre is the minute of the day, in the band, near which the most dates have
 // a meal-like episode (the earliest such minute on a tie).
-func bestCentre(dates [][]int, b mealBand) int {
+func bestCentre(dates []datedStarts, b mealBand) int {
 	best, bestN := b.from, -1
 	for c := b.from; c < b.to; c += 10 {
 		n := 0
-		for _, s := range dates {
-			if near(s, c) {
+		for _, d := range dates {
+			if _, ok := nearest(d.starts, c); ok {
 				n++
 			}
 		}
