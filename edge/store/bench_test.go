@@ -174,6 +174,7 @@ func offline7Days(b *testing.B) {
 	rs := make([]device.Reading, 0, batch)
 	maxFile := int64(0)
 	outbox := 0
+	var maxCommit time.Duration
 	t0 := time.Now()
 	for i := 0; i < total; i++ {
 		dev, sec := i%devices, i/devices
@@ -183,9 +184,11 @@ func offline7Days(b *testing.B) {
 		if len(rs) < batch && i != total-1 {
 			continue
 		}
+		c0 := time.Now()
 		if err := device.Commit(context.Background(), s, rs); err != nil {
 			b.Fatalf("reading %d: %v", i, err)
 		}
+		maxCommit = max(maxCommit, time.Since(c0))
 		rs = rs[:0]
 		if (i+1)%(50*batch) == 0 || i == total-1 {
 			if _, err := roll.CatchUp(); err != nil {
@@ -250,6 +253,7 @@ func offline7Days(b *testing.B) {
 	b.ReportMetric(float64(st.Events)/devices/3600, "raw-hours-kept")
 	b.ReportMetric(float64(dayRecords), "rollup-days")
 	b.ReportMetric(float64(boxed), "outbox")
+	b.ReportMetric(float64(maxCommit.Microseconds())/1000, "max-commit-ms")
 }
 
 func fileSizeOf(path string) int64 {

@@ -14,6 +14,10 @@ import (
 // decide how much to evict ahead of a commit.
 const bytesPerReading = 96
 
+// maxEvictPerCommit bounds the raw readings one commit evicts while the file is not
+// yet close to its quota.
+const maxEvictPerCommit = 10000
+
 // used returns the bytes of the file in use: its size less its free pages.
 func (s *Store) used(tx *bolt.Tx) int64 {
 	st := s.db.Stats()
@@ -39,6 +43,12 @@ func (s *Store) makeRoom(tx *bolt.Tx, n int) (int, error) {
 	ev := tx.Bucket(bucketEvents)
 	target := used + need - (quota*65/100 - slack)
 	evict := int(target/bytesPerReading) + 1
+	// Spread a large eviction over several commits (each deletes at least four times
+	// what it adds), so that no commit stalls ingest for long; the 15% between the
+	// start and the target of eviction is the room this takes.
+	if limit := max(4*n, maxEvictPerCommit); evict > limit && used+need <= quota-slack-quota/20 {
+		evict = limit
+	}
 	c := ev.Cursor()
 	deleted := 0
 	for k, _ := c.First(); k != nil && deleted < evict; k, _ = c.First() {

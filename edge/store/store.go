@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -220,6 +221,12 @@ func openStore(path string, opts Options, recovered string) (s *Store, err error
 			s, err = nil, corruptErr{fmt.Errorf("store: %s: unreadable page: %v", path, r)}
 		}
 	}()
+	if err := checkTruncated(path); err != nil {
+		return nil, err
+	}
+	// A damaged page bbolt reads through its mmap can fault: make that a panic
+	// (recovered above as corruption) rather than a crash, on this goroutine.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	db, err = openBolt(path, opts)
 	if err != nil {
 		return nil, err
