@@ -193,3 +193,45 @@ func TestCompactReturnsSpace(t *testing.T) {
 		t.Errorf("LastSeq %d, want %d (dedupe kept across compaction)", s.LastSeq(), seq+1)
 	}
 }
+
+// Retention never deletes what a protected consumer has not processed: with its
+// cursor held back, eviction stops there and new readings are refused; once the
+// consumer catches up, eviction makes room again.
+func TestQuotaSparesUnprocessedReadings(t *testing.T) {
+	const quota = 1 << 20
+	path := filepath.Join(t.TempDir(), "hearth.db")
+	s := openTest(t, path, &Options{QuotaBytes: quota, Protect: []string{"rollup"}})
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Update(func(tx *Tx) error { return tx.SetCursor("rollup", 2000) }); err != nil {
+		t.Fatal(err)
+	}
+	var seq uint64
+	var refused error
+	for i := 0; i < 100 && refused == nil; i++ {
+		rs := make([]device.Reading, 500)
+		for j := range rs {
+			seq++
+			rs[j] = reading("fridge1", 1, seq, 1)
+		}
+		refused = device.Commit(ctx, s, rs)
+	}
+	if !errors.Is(refused, ErrQuota) {
+		t.Fatalf("the quota never refused readings (err %v): eviction must have passed the protected cursor", refused)
+	}
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.FirstSeq != 2001 {
+		t.Fatalf("oldest kept reading is %d, want 2001 (everything up to the cursor evicted, nothing after)", st.FirstSeq)
+	}
+	// The consumer catches up: room is made and readings are taken again.
+	if err := s.Update(func(tx *Tx) error { return tx.SetCursor("rollup", st.LastSeq) }); err != nil {
+		t.Fatal(err)
+	}
+	rs := []device.Reading{reading("fridge1", 1, seq+1, 1)}
+	if err := device.Commit(ctx, s, rs); err != nil {
+		t.Fatalf("after the consumer caught up: %v", err)
+	}
+}

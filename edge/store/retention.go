@@ -49,9 +49,10 @@ func (s *Store) makeRoom(tx *bolt.Tx, n int) (int, error) {
 	if limit := max(4*n, maxEvictPerCommit); evict > limit && used+need <= quota-slack-quota/20 {
 		evict = limit
 	}
+	floor := s.protectedFloor(tx)
 	c := ev.Cursor()
 	deleted := 0
-	for k, _ := c.First(); k != nil && deleted < evict; k, _ = c.First() {
+	for k, _ := c.First(); k != nil && deleted < evict && binary.BigEndian.Uint64(k) <= floor; k, _ = c.First() {
 		if err := c.Delete(); err != nil {
 			return 0, err
 		}
@@ -72,9 +73,10 @@ func (s *Store) Expire(now time.Time) (int, error) {
 		deleted := 0
 		more := false
 		err := s.Update(func(t *Tx) error {
+			floor := s.protectedFloor(t.tx)
 			c := t.tx.Bucket(bucketEvents).Cursor()
 			var r device.Reading
-			for k, v := c.First(); k != nil; k, v = c.First() {
+			for k, v := c.First(); k != nil && binary.BigEndian.Uint64(k) <= floor; k, v = c.First() {
 				if deleted >= 10000 {
 					more = true
 					return nil
@@ -166,4 +168,16 @@ func (s *Store) mostlyFree() bool {
 	st := s.db.Stats()
 	free := int64(st.FreePageN+st.PendingPageN) * int64(s.db.Info().PageSize)
 	return free >= size/2 && free >= s.opts.QuotaBytes/8
+}
+
+// protectedFloor is the highest sequence retention may delete: the lowest cursor of
+// the protected consumers (Options.Protect), or every sequence when none is set.
+func (s *Store) protectedFloor(tx *bolt.Tx) uint64 {
+	floor := ^uint64(0)
+	for _, name := range s.opts.Protect {
+		if cur := (&Tx{tx}).Cursor(name); cur < floor {
+			floor = cur
+		}
+	}
+	return floor
 }

@@ -68,6 +68,11 @@ type Options struct {
 	QuotaBytes int64
 	// MaxAge evicts raw readings older than this by hub time (default 30 days).
 	MaxAge time.Duration
+	// Protect names consumers (cursors) whose unprocessed readings retention must not
+	// delete: eviction and expiry stop at the lowest of their cursors, and when that
+	// is not enough new readings are refused (ErrQuota) rather than a stage losing
+	// input. The agent protects the rollup consumer, so rollups are always whole.
+	Protect []string
 	// LockTimeout is how long Open waits for the file lock (default 1s).
 	LockTimeout time.Duration
 	// Logger receives the store's logs; nil discards them.
