@@ -21,21 +21,13 @@ import (
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/tagging"
 	"github.com/hearth-iot/hearth/internal/config"
+	"github.com/hearth-iot/hearth/internal/poll"
 	"github.com/hearth-iot/hearth/sync/privacy"
 	"github.com/hearth-iot/hearth/sync/summary"
 )
 
-// waitFor polls cond until it holds or the deadline passes: the one place tests wait.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// waitFor is poll.Until: the one way these tests wait.
+var waitFor = poll.Until
 
 func testConfig(t *testing.T) config.Config {
 	cfg := config.Default()

@@ -17,20 +17,11 @@ import (
 	"github.com/hearth-iot/hearth/device/serial/serialtest"
 	"github.com/hearth-iot/hearth/edge/ingest"
 	"github.com/hearth-iot/hearth/edge/store"
+	"github.com/hearth-iot/hearth/internal/poll"
 )
 
-// waitFor polls cond until it holds or the deadline passes. It is the only way these
-// tests wait.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// waitFor is poll.Until: the one way these tests wait.
+var waitFor = poll.Until
 
 // rig is a hub: a real store behind ingest, a serial Source on a symlinked pty.
 type rig struct {

@@ -23,6 +23,7 @@ import (
 	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/firmware-proto/fwpb"
+	"github.com/hearth-iot/hearth/internal/poll"
 )
 
 func init() {
@@ -32,17 +33,8 @@ func init() {
 	dummyHash, _ = Hash([]byte("hearth-dummy"))
 }
 
-// waitFor polls cond until it holds or the deadline passes: the one place tests wait.
-func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// waitFor is poll.Until: the one way these tests wait.
+var waitFor = poll.Until
 
 func needTool(t testing.TB, name string) string {
 	t.Helper()
