@@ -120,7 +120,7 @@ func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		fmt.Fprintf(out, "  cursor %-10s %d\n", k, s.Store.Cursors[k])
+		fmt.Fprintf(out, "  cursor %-24s %d\n", strings.ReplaceAll(k, "\x00", "/"), s.Store.Cursors[k])
 	}
 	if !s.DataClock.IsZero() {
 		fmt.Fprintf(out, "data clock: %s\n", s.DataClock.Format(time.RFC3339))
