@@ -11,9 +11,13 @@ import (
 // A device numbers its readings 1, 2, 3… within each boot (Reading.Boot). For each
 // (device, boot) the store keeps the highest sequence below which it has every reading
 // (low) and the sequences above it that it has too (above, sorted): a retransmission
-// is recognised however readings were reordered or refused in between. Gaps the device
-// never fills are forgotten, oldest first, once more than maxAbove sequences wait
-// above one; a device keeps the state of its maxBoots most recent boots.
+// is recognised however readings were reordered or refused in between. A gap is never
+// given up on — a reading that fills it late is always stored, whatever came after —
+// because a reading counted as a duplicate is acknowledged, and one acknowledged but
+// not stored would be lost. What is bounded instead is the memory of what is present:
+// past maxAbove sequences above a gap, the lowest of them is forgotten, so a
+// retransmission that old is stored a second time (a duplicate is recoverable; a
+// loss is not). A device keeps the state of its maxBoots most recent boots.
 const (
 	maxAbove = 4096
 	maxBoots = 8
@@ -44,8 +48,7 @@ func (w *watermark) add(seq uint64) {
 	} else {
 		i, _ := slices.BinarySearch(w.above, seq)
 		w.above = slices.Insert(w.above, i, seq)
-		if len(w.above) > maxAbove { // forget the oldest gap
-			w.low = w.above[0]
+		if len(w.above) > maxAbove { // forget the oldest present sequence, never a gap
 			w.above = w.above[1:]
 		}
 	}

@@ -145,6 +145,8 @@ type Store struct {
 	done    chan struct{}
 
 	mu      sync.RWMutex // guards closed and failed
+	closeMu sync.RWMutex // held shared by Submit from its check to its enqueue; guards closing
+	closing bool
 	closed  bool
 	failed  error // set once when intake stops
 	lastSeq atomic.Uint64
@@ -452,13 +454,18 @@ func (s *Store) Submit(rs []device.Reading, done func(error)) {
 		case <-time.After(time.Millisecond):
 		}
 	}
-	s.pending.Add(int64(len(rs)))
-	select {
-	case s.queue <- &request{rs: rs, done: done}:
-	case <-s.stop:
-		s.pending.Add(-int64(len(rs)))
+	// Enqueue under the read lock: Close sets closed under the write lock before it
+	// stops the writer, so every request enqueued here is drained and answered by the
+	// writer, and none can slip in after its last drain (and never be answered).
+	s.closeMu.RLock()
+	if s.closing {
+		s.closeMu.RUnlock()
 		done(ErrClosed)
+		return
 	}
+	s.pending.Add(int64(len(rs)))
+	s.queue <- &request{rs: rs, done: done} // the writer runs until Close, which waits for this lock
+	s.closeMu.RUnlock()
 }
 
 // writer is the single goroutine that commits readings.
@@ -760,6 +767,12 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	// No Submit is between its check and its enqueue once closing is set (closeMu is
+	// its own lock: the writer never takes it, so a Submit blocked on a full queue
+	// cannot deadlock with a writer that needs mu).
+	s.closeMu.Lock()
+	s.closing = true
+	s.closeMu.Unlock()
 	close(s.stop)
 	<-s.done
 	s.m.unregister()

@@ -270,16 +270,23 @@ func TestDedupeOutOfOrder(t *testing.T) {
 	}
 }
 
-func TestWatermarkForgetsOldestGap(t *testing.T) {
+func TestWatermarkNeverGivesUpOnAGap(t *testing.T) {
 	w := &watermark{}
 	w.add(1)
-	for q := uint64(3); q < 3+maxAbove+1; q++ { // seq 2 never comes
+	for q := uint64(3); q < 3+maxAbove+10; q++ { // seq 2 never comes, for a long time
 		w.add(q)
 	}
-	if w.low != 3+maxAbove || len(w.above) != 0 {
-		t.Errorf("low=%d above=%d: the gap at 2 was not forgotten", w.low, len(w.above))
+	if w.seen(2) {
+		t.Fatal("a gap counts as seen: its late reading would be acknowledged and never stored")
 	}
-	if !w.seen(2) {
-		t.Error("a forgotten gap must count as seen (never stored late twice)")
+	if len(w.above) != maxAbove {
+		t.Errorf("%d sequences remembered above the gap, want the bound %d", len(w.above), maxAbove)
+	}
+	if w.seen(3) || !w.seen(3+maxAbove+9) {
+		t.Error("the oldest present sequences should be the ones forgotten")
+	}
+	w.add(2) // the gap fills: low catches up with what is remembered after it
+	if !w.seen(2) || w.low != 2 {
+		t.Errorf("after the late fill: low=%d", w.low)
 	}
 }
