@@ -96,6 +96,7 @@ type agent struct {
 
 	rulesDigest [32]byte // sha256 of the rules file as loaded
 	simPass     map[string]string
+	simIDs      map[string]bool // the simulated household's device ids (set before run, read-only after)
 	adminSrv    *http.Server
 
 	simMu       sync.Mutex
@@ -107,7 +108,7 @@ type agent struct {
 // error it undoes what it did (closes listeners, removes a data directory it made) so
 // no half-created state is left.
 func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err error) {
-	a := &agent{cfg: cfg, log: log, out: out, reg: prometheus.NewRegistry(), started: time.Now()}
+	a := &agent{cfg: cfg, log: log, out: out, reg: prometheus.NewRegistry(), started: time.Now(), simIDs: map[string]bool{}}
 	var undo []func()
 	defer func() {
 		if err != nil {
@@ -169,7 +170,7 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 	a.roll = rollup.NewConsumer(a.st, &rollup.ConsumerOptions{Location: loc, Logger: log, Registerer: a.reg})
 	a.eng = tagging.New(a.st, rules, &tagging.Options{Location: loc, Consent: consent.Allows, Logger: log, Registerer: a.reg,
 		PeakHours: [2]int{cfg.Tagging.PeakHours[0], cfg.Tagging.PeakHours[1]}})
-	a.sum = summary.NewBuilder(a.st, &summary.Options{Location: loc, Consent: consent, Registerer: a.reg})
+	a.sum = summary.NewBuilder(a.st, &summary.Options{Location: loc, Consent: consent, Registerer: a.reg, Simulated: a.simulated})
 	if a.sink, err = transport.NewFile(filepath.Join(cfg.DataDir, cfg.Sync.Dir)); err != nil {
 		return nil, fmt.Errorf("sync.dir: %w", err)
 	}
@@ -192,6 +193,7 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 		}
 		a.simPass = map[string]string{}
 		for _, ap := range a.hh.Appliances() {
+			a.simIDs[ap.ID] = true
 			_, pw, err := a.creds.Add(ap.ID, ap.Kind) // ephemeral: lives as long as this process
 			if err != nil {
 				return nil, fmt.Errorf("sim: %w", err)
@@ -464,3 +466,8 @@ func (a *agent) watchRules(ctx context.Context) {
 		a.log.Info("tag rules reloaded", "component", "tagging", "file", path, "rules", len(rs.Rules))
 	}
 }
+
+// simulated reports whether id is a device of the simulated household this agent
+// runs: those carry no personal data, so their summaries need no consent. It is the
+// set the agent built, not a name pattern a real device could imitate.
+func (a *agent) simulated(id string) bool { return a.simIDs[id] }

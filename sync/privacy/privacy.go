@@ -58,10 +58,7 @@ func (c Consent) Allows(category string) bool {
 	return false
 }
 
-// SimPrefix starts the id of every simulated device. Simulated devices carry no
-// personal data: their summaries are written without consent, so the demo shows the
-// whole path.
+// SimPrefix starts the id of every device of the agent's simulated household. It is
+// only a naming convention: whether a device is simulated is decided by the agent from
+// the household it built (summary.Options.Simulated), never from an id's prefix.
 const SimPrefix = "sim-"
-
-// Simulated reports whether a local device id is a simulated device's.
-func Simulated(device string) bool { return strings.HasPrefix(device, SimPrefix) }

@@ -6,9 +6,7 @@
 package summary
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -82,6 +80,11 @@ type Options struct {
 	Consent    privacy.Consent
 	Registerer prometheus.Registerer
 	Now        func() time.Time // hub clock of the daily health message (default time.Now)
+	// Simulated reports whether a local device id is one of this agent's simulated
+	// devices, whose summaries carry no personal data and are written without
+	// consent. The agent answers from the simulated household it built — never from
+	// an id's look, which a real device could imitate. Nil: no device is simulated.
+	Simulated func(device string) bool
 }
 
 // Builder makes summaries and puts them in the outbox.
@@ -90,6 +93,7 @@ type Builder struct {
 	loc       *time.Location
 	consent   privacy.Consent
 	pseudo    *privacy.Pseudonymizer
+	simulated func(string) bool
 	household string
 	install   string
 	now       func() time.Time
@@ -112,7 +116,10 @@ func NewBuilder(st *store.Store, o *Options) *Builder {
 		opts.Now = time.Now
 	}
 	p := privacy.NewPseudonymizer(st.Secret())
-	b := &Builder{st: st, loc: opts.Location, consent: opts.Consent, pseudo: p,
+	if opts.Simulated == nil {
+		opts.Simulated = func(string) bool { return false }
+	}
+	b := &Builder{st: st, loc: opts.Location, consent: opts.Consent, pseudo: p, simulated: opts.Simulated,
 		household: p.ID("household", st.InstallID()), install: st.InstallID(), reg: opts.Registerer, now: opts.Now,
 		made: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_sync_summaries_total",
 			Help: "Summaries put in the outbox, by type (device_day, tag)."}, []string{"type"}),
@@ -137,14 +144,12 @@ func (b *Builder) Unregister() {
 	}
 }
 
+// messageID is a deterministic id for a message: the same summary always gets the
+// same id (the CDP de-duplicates redeliveries on it). It is a keyed HMAC of the parts,
+// so nobody without the install's secret can test guesses of local device ids against
+// it (the install id alone is not secret: it is logged and shown by `hearth status`).
 func (b *Builder) messageID(parts ...string) string {
-	h := sha256.New()
-	h.Write([]byte(b.install))
-	for _, p := range parts {
-		h.Write([]byte{0})
-		h.Write([]byte(p))
-	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	return b.pseudo.ID("message", strings.Join(parts, "\x00"))
 }
 
 func dateNum(d string) uint64 {
@@ -178,9 +183,12 @@ func (b *Builder) Step() (int, error) {
 				devClock[k.Device] = st.LastAt
 			}
 		}
-		allSim := true
-		for _, d := range b.st.Devices() {
-			allSim = allSim && privacy.Simulated(d.ID)
+		// Household-level messages leave without consent only from a hub whose every
+		// device is simulated — and a hub with no device at all is not such a hub.
+		known := b.st.Devices()
+		allSim := len(known) > 0
+		for _, d := range known {
+			allSim = allSim && b.simulated(d.ID)
 		}
 		devs := make([]string, 0, len(devClock))
 		for dev := range devClock {
@@ -223,7 +231,7 @@ func (b *Builder) Step() (int, error) {
 				continue // not closed yet, or already sent
 			}
 			newest[dev] = max(newest[dev], date)
-			if !b.consent.Allows(privacy.Usage) && !privacy.Simulated(dev) {
+			if !b.consent.Allows(privacy.Usage) && !b.simulated(dev) {
 				b.withheld.WithLabelValues("device_day").Inc()
 				continue
 			}

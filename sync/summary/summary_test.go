@@ -54,7 +54,8 @@ func TestConsentAndPseudonyms(t *testing.T) {
 	if _, err := rollup.NewConsumer(st, nil).CatchUp(); err != nil {
 		t.Fatal(err)
 	}
-	b := NewBuilder(st, &Options{Consent: privacy.Consent{}})
+	isSim := func(id string) bool { return id == privacy.SimPrefix+"fridge" }
+	b := NewBuilder(st, &Options{Consent: privacy.Consent{}, Simulated: isSim})
 	if _, err := b.Step(); err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func TestConsentAndPseudonyms(t *testing.T) {
 	}
 	// Consent given later: the real device's closed days are not sent retroactively
 	// (the cursor has passed them)… but its next closed day is.
-	b2 := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true}})
+	b2 := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true}, Simulated: isSim})
 	at := day.AddDate(0, 0, 3).Add(8 * time.Hour)
 	if err := device.Commit(context.Background(), st, []device.Reading{
 		{Device: "kitchen-fridge", Kind: device.KindFridge, Signal: device.SignalDoor, Value: 1, Boot: 1, Seq: 7, DeviceTime: at, HubTime: at},
@@ -152,5 +153,42 @@ func TestLateDeviceDaysAreSummarised(t *testing.T) {
 	p := privacy.NewPseudonymizer(st.Secret())
 	if per[p.ID("device", "oven-z")] != 3 || per[p.ID("device", "oven-a")] != 2 {
 		t.Errorf("days summarised per device: z=%d a=%d, want 3 and 2", per[p.ID("device", "oven-z")], per[p.ID("device", "oven-a")])
+	}
+}
+
+// Whether a device is simulated is the agent's word, not the look of its id: a real
+// device named like a simulated one gets no consent bypass; and a hub with no device
+// is not "all simulated".
+func TestNoConsentBypass(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "h.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	b := NewBuilder(st, &Options{Consent: privacy.Consent{}}) // no simulated devices, no consent
+	if _, err := b.Step(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(outbox(t, st)); n != 0 {
+		t.Fatalf("an empty hub without consent sent %d messages", n)
+	}
+	day := time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC)
+	var rs []device.Reading
+	for d := 0; d < 3; d++ {
+		at := day.AddDate(0, 0, d)
+		rs = append(rs, device.Reading{Device: privacy.SimPrefix + "imposter", Kind: device.KindFridge, Signal: device.SignalDoor,
+			Value: 1, Boot: 1, Seq: uint64(d + 1), DeviceTime: at, HubTime: at})
+	}
+	if err := device.Commit(context.Background(), st, rs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rollup.NewConsumer(st, nil).CatchUp(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Step(); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := outbox(t, st); len(msgs) != 0 {
+		t.Fatalf("a real device named %q left without consent: %v", privacy.SimPrefix+"imposter", msgs)
 	}
 }
