@@ -81,7 +81,7 @@ func (a *agent) buildBroker() error {
 	var err error
 	a.br, err = broker.New(broker.Options{Auth: a.creds, Sink: a.in, Decoder: a.mq.embedded,
 		MaxPacketBytes: b.MaxPacketBytes, MaxClients: b.MaxClients, MaxInflight: b.MaxInflight,
-		MaxPendingWrites: b.MaxPendingWrites, SessionExpiry: b.SessionExpiry.D(), ConnectTimeout: b.ConnectTimeout.D(),
+		MaxPendingWrites: b.MaxPendingWrites, SessionExpiry: b.SessionExpiry.D(), ConnectTimeout: b.ConnectTimeout.D(), MaxConnecting: b.MaxConnecting,
 		PublishRate: b.PublishRate, PublishBurst: b.PublishBurst,
 		LockoutFailures: b.LockoutFailures, LockoutWindow: b.LockoutWindow.D(),
 		Logger: a.log, Registerer: a.reg})

@@ -32,6 +32,11 @@ type Options struct {
 	MaxInflight      int           // QoS 1 publishes awaiting commit per client; default 64
 	MaxPendingWrites int           // packets queued to one client before it is cut off; default 1024
 	SessionExpiry    time.Duration // default 24h
+	// MaxConnecting bounds connections that have not yet authenticated (default 32):
+	// mochi allocates what a CONNECT announces (up to MaxPacketBytes) before reading
+	// it, so unauthenticated connections must not be unbounded on a LAN (mochi #502).
+	// Connections beyond it are closed at once and counted.
+	MaxConnecting int
 	// ConnectTimeout is how long a new connection may take to send its CONNECT
 	// (default 10s): a connection that never authenticates holds nothing for long.
 	ConnectTimeout time.Duration
@@ -65,9 +70,10 @@ type Broker struct {
 	lockMu sync.Mutex
 	fails  map[string]*failures
 
-	clientMu sync.Mutex
-	clients  map[*mqtt.Client]*clientState
-	closing  atomic.Bool
+	clientMu   sync.Mutex
+	clients    map[*mqtt.Client]*clientState
+	closing    atomic.Bool
+	connecting chan struct{} // tokens of connections not yet authenticated (MaxConnecting)
 }
 
 type failures struct {
@@ -99,6 +105,9 @@ func New(o Options) (*Broker, error) {
 	if o.SessionExpiry <= 0 {
 		o.SessionExpiry = 24 * time.Hour
 	}
+	if o.MaxConnecting <= 0 {
+		o.MaxConnecting = 32
+	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 10 * time.Second
 	}
@@ -121,7 +130,7 @@ func New(o Options) (*Broker, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	b := &Broker{opts: o, log: o.Logger.With("component", "broker"), fails: map[string]*failures{},
-		clients: map[*mqtt.Client]*clientState{}}
+		clients: map[*mqtt.Client]*clientState{}, connecting: make(chan struct{}, o.MaxConnecting)}
 	b.dec = o.Decoder
 	if b.dec == nil {
 		nat, pb := devmqtt.Native{}, devmqtt.NativeProto{}
@@ -198,10 +207,19 @@ func (l *boundListener) Serve(establish listeners.EstablishFn) {
 		if err != nil {
 			return
 		}
+		select {
+		case l.b.connecting <- struct{}{}:
+		default:
+			conn.Close()
+			l.b.m.connects.WithLabelValues("too_many_connecting").Inc()
+			l.b.logLimited("too many unauthenticated connections: closed a new one", "remote", conn.RemoteAddr().String(),
+				"max_connecting", l.b.opts.MaxConnecting)
+			continue
+		}
 		// A new connection has ConnectTimeout to send its CONNECT (mochi sets no
 		// deadline before it; after it, the keep-alive sets the deadline).
 		_ = conn.SetDeadline(time.Now().Add(l.b.opts.ConnectTimeout))
-		go l.establish(establish, conn)
+		go l.establish(establish, &gatedConn{Conn: conn, gate: l.b.connecting})
 	}
 }
 
@@ -217,6 +235,21 @@ func (l *boundListener) establish(establish listeners.EstablishFn, conn net.Conn
 		}
 	}()
 	_ = establish(l.id, conn)
+}
+
+// gatedConn holds one of the broker's connecting tokens until its client has
+// authenticated (or failed to) or the connection closes, whichever comes first.
+type gatedConn struct {
+	net.Conn
+	gate chan struct{}
+	once sync.Once
+}
+
+func (g *gatedConn) release() { g.once.Do(func() { <-g.gate }) }
+
+func (g *gatedConn) Close() error {
+	g.release()
+	return g.Conn.Close()
 }
 
 func (l *boundListener) Close(closeClients listeners.CloseFn) {
@@ -271,6 +304,9 @@ func (b *Broker) failed(key string, now time.Time) {
 }
 
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	if g, ok := cl.Net.Conn.(*gatedConn); ok {
+		g.release() // the CONNECT is read: this connection no longer counts as connecting
+	}
 	b := h.b
 	ip := "addr:" + remoteIP(cl)
 	cid := "client:" + cl.ID

@@ -578,3 +578,44 @@ func TestMosquittoPubProtobuf(t *testing.T) {
 		t.Error("garbage was stored")
 	}
 }
+
+// Unauthenticated connections are bounded (mochi #502: it allocates what a CONNECT
+// announces before reading it): past max_connecting, new ones are closed at once and
+// counted; clients already authenticated keep being served; once the stalled ones go,
+// new clients connect again.
+func TestMaxConnecting(t *testing.T) {
+	r := newRig(t, Options{MaxConnecting: 4}, nil)
+	served := dialRaw(t, r.addr, "fridge1", r.pw["fridge1"], false)
+	var stalled []net.Conn
+	for range 4 {
+		c, err := net.Dial("tcp", r.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte{0x10, 0xFA, 0xFF, 0x03, 0x00}); err != nil { // a CONNECT announcing ~64 KiB, never sent
+			t.Fatal(err)
+		}
+		stalled = append(stalled, c)
+	}
+	waitFor(t, "a connection beyond max_connecting to be refused", 5*time.Second, func() bool {
+		c, err := net.Dial("tcp", r.addr)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		_, err = c.Read(make([]byte, 1))
+		return errors.Is(err, io.EOF) && r.count("hearth_broker_connects_total", "too_many_connecting") > 0
+	})
+	served.publish(1, "hearth/v1/fridge1/readings", `{"signal":"door","value":1}`)
+	if typ, _ := served.read(); typ>>4 != 4 {
+		t.Fatalf("an authenticated client was not served while others stalled: packet type %d", typ>>4)
+	}
+	for _, c := range stalled {
+		c.Close()
+	}
+	waitFor(t, "a new client to connect once the stalled ones closed", 5*time.Second, func() bool {
+		_, err := r.pubAs("plug1", "-q", "1", "-t", "hearth/v1/plug1/readings", "-m", `{"signal":"power","value":5}`)
+		return err == nil
+	})
+}

@@ -17,7 +17,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
 	m := &metrics{reg: reg,
 		connects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_broker_connects_total",
-			Help: "MQTT connection attempts, by result: accepted, no_credentials, bad_credentials, locked_out, panic (a connection the MQTT library panicked on)."}, []string{"result"}),
+			Help: "MQTT connection attempts, by result: accepted, no_credentials, bad_credentials, locked_out, panic (a connection the MQTT library panicked on), too_many_connecting (closed at once: broker.max_connecting unauthenticated connections already open)."}, []string{"result"}),
 		publishes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_broker_publishes_total",
 			Help: "MQTT publishes, by result: committed, ignored (nothing to store: availability, bridge topics), refused (by the store), malformed, unknown_device, unknown_topic, denied (ACL), rate_limited, topic_invalid (wildcard, too deep or long), oversized (packet above max_packet_bytes: connection closed), limit (an adapter's cap)."}, []string{"result"}),
 		subscribes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_broker_subscribes_total",
@@ -28,7 +28,7 @@ func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
 			Help: "Payload bytes of well-formed publishes: the raw data as devices sent it."}),
 	}
 	m.subscribes.WithLabelValues("denied")
-	for _, r := range []string{"accepted", "no_credentials", "bad_credentials", "locked_out", "panic"} {
+	for _, r := range []string{"accepted", "no_credentials", "bad_credentials", "locked_out", "panic", "too_many_connecting"} {
 		m.connects.WithLabelValues(r)
 	}
 	for _, r := range []string{"committed", "ignored", "refused", "malformed", "unknown_device", "unknown_topic", "denied",

@@ -101,6 +101,7 @@ type Broker struct {
 	MaxPendingWrites int      `yaml:"max_pending_writes"`
 	SessionExpiry    Duration `yaml:"session_expiry"`
 	ConnectTimeout   Duration `yaml:"connect_timeout"`
+	MaxConnecting    int      `yaml:"max_connecting"`
 	PublishRate      float64  `yaml:"publish_rate"`
 	PublishBurst     int      `yaml:"publish_burst"`
 	LockoutFailures  int      `yaml:"lockout_failures"`
@@ -161,7 +162,7 @@ func Default() Config {
 		Ingest: Ingest{MaxClockSkew: Duration(5 * time.Minute)},
 		Broker: Broker{Enabled: true, Listen: "127.0.0.1:1883", MaxPacketBytes: 64 << 10, MaxClients: 256,
 			MaxInflight: 64, MaxPendingWrites: 1024, SessionExpiry: Duration(24 * time.Hour),
-			ConnectTimeout: Duration(10 * time.Second), PublishRate: 200, PublishBurst: 400,
+			ConnectTimeout: Duration(10 * time.Second), MaxConnecting: 32, PublishRate: 200, PublishBurst: 400,
 			LockoutFailures: 5, LockoutWindow: Duration(time.Minute)},
 		Admin:   Admin{Listen: "127.0.0.1:9880"},
 		Rollup:  Rollup{Interval: Duration(500 * time.Millisecond)},

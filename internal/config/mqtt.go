@@ -100,6 +100,9 @@ func (c *Config) validateBroker(bad func(key, format string, a ...any)) {
 	if b.MaxPendingWrites < 1 || b.MaxPendingWrites > 1<<20 {
 		bad("broker.max_pending_writes", "%d is not between 1 and 1048576", b.MaxPendingWrites)
 	}
+	if b.MaxConnecting < 1 || b.MaxConnecting > 65535 {
+		bad("broker.max_connecting", "%d is not between 1 and 65535", b.MaxConnecting)
+	}
 	if b.ConnectTimeout <= 0 || b.ConnectTimeout.D() > 5*time.Minute {
 		bad("broker.connect_timeout", "must be between 0 and 5m")
 	}
