@@ -11,8 +11,9 @@ import (
 
 // memSink commits everything at once, from another goroutine, as device.Sink says.
 type memSink struct {
-	mu sync.Mutex
-	n  int
+	mu   sync.Mutex
+	n    int
+	last []device.Reading // the readings of every Submit, in order
 }
 
 func (s *memSink) Submit(rs []device.Reading, done func(error)) {
@@ -23,6 +24,7 @@ func (s *memSink) Submit(rs []device.Reading, done func(error)) {
 	}
 	s.mu.Lock()
 	s.n += len(rs)
+	s.last = append(s.last, rs...)
 	s.mu.Unlock()
 	go done(nil)
 }

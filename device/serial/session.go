@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 
@@ -283,12 +284,18 @@ func (ss *session) onBatch(typ frame.MsgType, boot, sentMono uint64, n int, conv
 		if err != nil {
 			m.items.WithLabelValues(itemInvalid).Inc()
 			ss.s.lim.Warn("invalid", "refused an item; sending Nack INVALID", "device", st.dev, "err", err)
-			if seq != 0 && seq <= st.contig+window {
-				st.done(seq) // consumed: the device will not resend it
-				st.ackDue = true
-			}
 			ss.sendNack(fwpb.NackReason_NACK_REASON_INVALID, uint32(typ), st.boot, seq, "")
-			continue
+			if seq == 0 || seq > st.contig+window {
+				continue
+			}
+			// The device frees an item it was told is invalid and never sends it again,
+			// so its sequence must count as consumed durably — in the store's dedupe
+			// state, not only in this session's memory, or after a hub restart the Ack
+			// would stall below it for the rest of the boot. It is stored as what it
+			// is: an error reading (value -1, the reason in the label) from the device.
+			dt := r.DeviceTime
+			*r = device.Reading{Device: st.dev, Kind: st.kind, Signal: device.SignalError, Value: InvalidItemCode,
+				Label: invalidLabel(err), Boot: st.boot, Seq: seq, DeviceTime: dt}
 		}
 		seqs = append(seqs, seq)
 		k++
@@ -431,4 +438,19 @@ func (ss *session) flush() error {
 		out = out[n:]
 	}
 	return nil
+}
+
+// InvalidItemCode is the Value of the error reading the hub stores in place of an item
+// it refused as invalid (Nack INVALID): the item's sequence is then durably consumed.
+const InvalidItemCode = -1
+
+func invalidLabel(err error) string {
+	l := "invalid item: " + err.Error()
+	if len(l) > device.MaxLabelLen {
+		l = l[:device.MaxLabelLen]
+		for !utf8.ValidString(l) {
+			l = l[:len(l)-1]
+		}
+	}
+	return l
 }

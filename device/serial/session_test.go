@@ -2,6 +2,7 @@ package serial
 
 import (
 	"fmt"
+	"github.com/hearth-iot/hearth/device"
 	"strings"
 	"testing"
 
@@ -90,8 +91,19 @@ func TestSessionAckRules(t *testing.T) {
 			t.Fatalf("step %d (%T): got %q, want %q", i, st.in, got, st.want)
 		}
 	}
-	if h.sink.n != 6 { // 1, 3, 2, 5, 6, 7
-		t.Errorf("sink got %d readings, want 6", h.sink.n)
+	if h.sink.n != 7 { // 1, 3, 2, 4 (as an error reading), 5, 6, 7
+		t.Errorf("sink got %d readings, want 7", h.sink.n)
+	}
+	// The invalid item is consumed durably: stored as the device's error reading, so a
+	// restarted hub's store (its dedupe mark) covers its sequence too.
+	var inv *device.Reading
+	for i := range h.sink.last {
+		if h.sink.last[i].Seq == 4 {
+			inv = &h.sink.last[i]
+		}
+	}
+	if inv == nil || inv.Signal != device.SignalError || inv.Value != InvalidItemCode || !strings.HasPrefix(inv.Label, "invalid item: ") {
+		t.Errorf("item 4 was not stored as an error reading: %+v", inv)
 	}
 	// A restarted hub answers the Hello from what the store holds.
 	h2 := newHub(t, func(dev string, boot uint64) uint64 {
