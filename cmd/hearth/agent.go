@@ -170,7 +170,8 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 	a.roll = rollup.NewConsumer(a.st, &rollup.ConsumerOptions{Location: loc, Logger: log, Registerer: a.reg})
 	a.eng = tagging.New(a.st, rules, &tagging.Options{Location: loc, Consent: consent.Allows, Logger: log, Registerer: a.reg,
 		PeakHours: [2]int{cfg.Tagging.PeakHours[0], cfg.Tagging.PeakHours[1]}})
-	a.sum = summary.NewBuilder(a.st, &summary.Options{Location: loc, Consent: consent, Registerer: a.reg, Simulated: a.simulated})
+	a.sum = summary.NewBuilder(a.st, &summary.Options{Location: loc, Consent: consent, Registerer: a.reg, Simulated: a.simulated,
+		CloseGrace: cfg.Sync.DayCloseGrace.D()})
 	if a.sink, err = transport.NewFile(filepath.Join(cfg.DataDir, cfg.Sync.Dir)); err != nil {
 		return nil, fmt.Errorf("sync.dir: %w", err)
 	}

@@ -123,12 +123,13 @@ type Tagging struct {
 }
 
 type Sync struct {
-	Interval   Duration `yaml:"interval"`
-	Transport  string   `yaml:"transport"`
-	Dir        string   `yaml:"dir"`
-	BatchCount int      `yaml:"batch_count"`
-	BatchBytes int      `yaml:"batch_bytes"`
-	BatchAge   Duration `yaml:"batch_age"`
+	Interval      Duration `yaml:"interval"`
+	Transport     string   `yaml:"transport"`
+	Dir           string   `yaml:"dir"`
+	BatchCount    int      `yaml:"batch_count"`
+	BatchBytes    int      `yaml:"batch_bytes"`
+	BatchAge      Duration `yaml:"batch_age"`
+	DayCloseGrace Duration `yaml:"day_close_grace"`
 }
 
 type Consent struct {
@@ -168,7 +169,8 @@ func Default() Config {
 		Rollup:  Rollup{Interval: Duration(500 * time.Millisecond)},
 		Tagging: Tagging{Interval: Duration(5 * time.Second), PeakHours: []int{17, 21}},
 		Sync: Sync{Interval: Duration(2 * time.Second), Transport: "file", Dir: "outbox",
-			BatchCount: 500, BatchBytes: 256 << 10, BatchAge: Duration(10 * time.Second)},
+			BatchCount: 500, BatchBytes: 256 << 10, BatchAge: Duration(10 * time.Second),
+			DayCloseGrace: Duration(2 * time.Hour)},
 		Sim: Sim{Enabled: true, Persona: "default", Seed: 1, Speed: 10080, History: Duration(28 * 24 * time.Hour),
 			Kinds: []string{}},
 		Report: Report{Interval: Duration(10 * time.Second)},
@@ -421,6 +423,9 @@ func (c *Config) validate(name string, root *yaml.Node) error {
 		bad("tagging.peak_hours", "%v: want [from, to] local hours, from 0..23, to 0..24, from != to", p)
 	}
 	oneOf("sync.transport", c.Sync.Transport, "file")
+	if c.Sync.DayCloseGrace <= 0 || c.Sync.DayCloseGrace.D() > 7*24*time.Hour {
+		bad("sync.day_close_grace", "must be between 0 and 7d")
+	}
 	if c.Sync.BatchCount < 1 {
 		bad("sync.batch_count", "must be at least 1")
 	}

@@ -85,6 +85,10 @@ type Options struct {
 	// consent. The agent answers from the simulated household it built — never from
 	// an id's look, which a real device could imitate. Nil: no device is simulated.
 	Simulated func(device string) bool
+	// CloseGrace is how far past a local day's end a device's clock must be before the
+	// day is summarised (default 2h; sync.day_close_grace). Readings for a day that
+	// arrive later still update the rollups on the hub, but not the sent summary.
+	CloseGrace time.Duration
 }
 
 // Builder makes summaries and puts them in the outbox.
@@ -94,6 +98,7 @@ type Builder struct {
 	consent   privacy.Consent
 	pseudo    *privacy.Pseudonymizer
 	simulated func(string) bool
+	grace     time.Duration
 	household string
 	install   string
 	now       func() time.Time
@@ -116,10 +121,13 @@ func NewBuilder(st *store.Store, o *Options) *Builder {
 		opts.Now = time.Now
 	}
 	p := privacy.NewPseudonymizer(st.Secret())
+	if opts.CloseGrace <= 0 {
+		opts.CloseGrace = 2 * time.Hour
+	}
 	if opts.Simulated == nil {
 		opts.Simulated = func(string) bool { return false }
 	}
-	b := &Builder{st: st, loc: opts.Location, consent: opts.Consent, pseudo: p, simulated: opts.Simulated,
+	b := &Builder{st: st, loc: opts.Location, consent: opts.Consent, pseudo: p, simulated: opts.Simulated, grace: opts.CloseGrace,
 		household: p.ID("household", st.InstallID()), install: st.InstallID(), reg: opts.Registerer, now: opts.Now,
 		made: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_sync_summaries_total",
 			Help: "Summaries put in the outbox, by type (device_day, tag)."}, []string{"type"}),
@@ -226,7 +234,10 @@ func (b *Builder) Step() (int, error) {
 		newest := map[string]string{}
 		for _, k := range keys {
 			date, dev := k[0], k[1]
-			today := devClock[dev].In(b.loc).Format(time.DateOnly)
+			// Closed once the device's own clock is CloseGrace past the day's end: a
+			// reading that arrives a little late (a cycle's end, a batch uploaded after
+			// a reconnect) still makes its day's summary.
+			today := devClock[dev].Add(-b.grace).In(b.loc).Format(time.DateOnly)
 			if date >= today || date <= numDate(tx.Cursor(DaysCursor+"\x00"+dev)) {
 				continue // not closed yet, or already sent
 			}

@@ -192,3 +192,53 @@ func TestNoConsentBypass(t *testing.T) {
 		t.Fatalf("a real device named %q left without consent: %v", privacy.SimPrefix+"imposter", msgs)
 	}
 }
+
+// A day closes only once the device's clock is the grace past its end: a reading for
+// it that arrives a little late is in its summary.
+func TestDayCloseGrace(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "h.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	b := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true}, CloseGrace: 2 * time.Hour})
+	day := time.Date(2026, 5, 4, 0, 0, 0, 0, time.UTC)
+	seq := uint64(0)
+	commit := func(at time.Time, v float64) {
+		seq++
+		r := device.Reading{Device: "oven", Kind: device.KindOven, Signal: device.SignalActive, Value: v, Boot: 1, Seq: seq, DeviceTime: at, HubTime: at}
+		if err := device.Commit(context.Background(), st, []device.Reading{r}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rollup.NewConsumer(st, nil).CatchUp(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(day.Add(20*time.Hour), 1)
+	commit(day.Add(25*time.Hour), 0) // 01:00 the next day: within the grace
+	days := func() []map[string]any {
+		var out []map[string]any
+		for _, m := range outbox(t, st) {
+			if m["type"] == "device_day" {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	if n := len(days()); n != 0 {
+		t.Fatalf("the day was summarised %d time(s) inside the grace", n)
+	}
+	commit(day.Add(23*time.Hour), 1) // late, for the first day
+	commit(day.Add(27*time.Hour), 0) // 03:00: past the grace
+	msgs := days()
+	if len(msgs) != 1 || msgs[0]["date"] != "2026-05-04" {
+		t.Fatalf("outbox: %v", msgs)
+	}
+	act := msgs[0]["signals"].(map[string]any)["active"].(map[string]any)
+	if act["n"] != 2.0 {
+		t.Errorf("the first day's summary has %v readings of active, want 2 (the late one included)", act["n"])
+	}
+}
