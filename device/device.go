@@ -181,8 +181,9 @@ func ValidID(id string) error {
 // Sink takes readings durably. edge/ingest implements it.
 //
 // Submit may block while the sink applies back-pressure. done is called exactly once,
-// from another goroutine, after every reading of rs is committed to stable storage
-// (err == nil) or none is (err != nil). Readings a device already delivered
+// after every reading of rs is committed to stable storage (err == nil) or none is
+// (err != nil): from the committing goroutine, or — for a batch refused at once
+// (invalid, too large, store closed) — before Submit returns. done must not block. Readings a device already delivered
 // (same Device, Boot and Seq) count as committed. Submit does not keep rs after done.
 type Sink interface {
 	Submit(rs []Reading, done func(error))
