@@ -12,7 +12,7 @@ ARM64_TEST_PKGS := ./device/... ./edge/store/... ./edge/rollup/... ./edge/taggin
 FUZZTIME ?= 10s
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test test-unit test-arm64 test-crash bench-mqtt fuzz lint cross bench eval deps clean proto proto-check
+.PHONY: all build run test test-unit test-arm64 test-crash bench-mqtt bench-footprint fuzz lint cross bench eval deps clean proto proto-check
 
 all: build
 
@@ -84,6 +84,10 @@ LOAD_MESSAGES   ?= 25000
 LOAD_INFLIGHT   ?= 32
 bench-mqtt: build deps
 	$(GO) run ./cmd/hearth-load -hearth $(BIN)/hearth -publishers $(LOAD_PUBLISHERS) -messages $(LOAD_MESSAGES) -inflight $(LOAD_INFLIGHT)
+
+## bench-footprint: the design's footprint load, 200 devices at 1,000 readings/s in all for 30 s: CPU and RSS
+bench-footprint: build deps
+	$(GO) run ./cmd/hearth-load -hearth $(BIN)/hearth -publishers 200 -messages 150 -rate 5 -inflight 4
 
 clean:
 	rm -rf $(BIN) $(DIST)

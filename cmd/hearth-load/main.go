@@ -72,7 +72,11 @@ func run() error {
 	pubs := flag.Int("publishers", 4, "publishers (one device each)")
 	msgs := flag.Int("messages", 25000, "messages per publisher")
 	inflight := flag.Int("inflight", 32, "QoS 1 publishes in flight per publisher")
+	profile := flag.String("profile", "", "write a CPU profile of hearth, taken over the middle of the load, to this file")
+	rate := flag.Float64("rate", 0, "messages per second per publisher (0: as fast as acknowledgements allow); e.g. -publishers 200 -rate 5 is the footprint load of 200 devices at 1,000 readings/s")
 	flag.Parse()
+	pubRate = *rate
+	profilePath = *profile
 	if *pubs < 1 || *msgs < 1 || *inflight < 1 || *inflight > 65000 {
 		return errors.New("publishers, messages and inflight must be positive (inflight ≤ 65000)")
 	}
@@ -82,7 +86,11 @@ func run() error {
 	}
 	defer os.RemoveAll(dir)
 
-	fmt.Printf("load: %d publishers × %d messages, QoS 1, %d in flight each\n", *pubs, *msgs, *inflight)
+	pace := "as fast as acknowledged"
+	if *rate > 0 {
+		pace = fmt.Sprintf("%.0f msgs/s in all", *rate*float64(*pubs))
+	}
+	fmt.Printf("load: %d publishers × %d messages, QoS 1, %d in flight each, %s\n", *pubs, *msgs, *inflight, pace)
 	mq, err := runMosquitto(*mosqBin, dir, *pubs, *msgs, *inflight)
 	if err != nil {
 		return fmt.Errorf("mosquitto: %w", err)
@@ -172,6 +180,7 @@ broker:
   publish_burst: 10000000
 admin:
   listen: %s
+  pprof: true
 sim:
   enabled: false
 report:
@@ -201,6 +210,9 @@ report:
 	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
 	if err := waitListening(baddr, 10*time.Second); err != nil {
 		return result{}, 0, err
+	}
+	if profilePath != "" {
+		go profileHearth(aaddr, profilePath, msgs, inflight)
 	}
 	res, err := load("hearth", cmd.Process.Pid, baddr, creds, msgs, inflight)
 	if err != nil {
@@ -296,6 +308,37 @@ func load(name string, pid int, addr string, creds [][2]string, msgs, inflight i
 		anonKB: st["RssAnon"], fileKB: st["RssFile"]}, nil
 }
 
+// pubRate is -rate: messages per second per publisher, 0 for as fast as possible;
+// profilePath is -profile.
+var (
+	pubRate     float64
+	profilePath string
+)
+
+// profileHearth fetches a CPU profile from hearth's admin API (admin.pprof) while the
+// load runs: for a paced load, over its middle third; otherwise over 5 seconds.
+func profileHearth(admin, path string, msgs, inflight int) {
+	wait, secs := time.Second, 5
+	if pubRate > 0 {
+		total := float64(msgs) / pubRate
+		wait, secs = time.Duration(total/3*float64(time.Second)), max(1, int(total/3))
+	}
+	time.Sleep(wait)
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(f, resp.Body)
+}
+
 // publisher is one raw MQTT 3.1.1 client.
 type publisher struct {
 	c   net.Conn
@@ -384,7 +427,13 @@ func (p *publisher) run(msgs, inflight int) error {
 	}()
 	w := bufio.NewWriterSize(p.c, 32<<10)
 	var buf, payload []byte
+	start := time.Now()
 	for i := range msgs {
+		if pubRate > 0 { // paced: send message i at start + i/rate
+			if d := time.Until(start.Add(time.Duration(float64(i) / pubRate * float64(time.Second)))); d > 0 {
+				time.Sleep(d)
+			}
+		}
 		select {
 		case window <- struct{}{}:
 		case err := <-readErr:
@@ -397,7 +446,7 @@ func (p *publisher) run(msgs, inflight int) error {
 		if _, err := w.Write(buf); err != nil {
 			return err
 		}
-		if len(window) == cap(window) || i == msgs-1 || w.Buffered() > 16<<10 {
+		if pubRate > 0 || len(window) == cap(window) || i == msgs-1 || w.Buffered() > 16<<10 {
 			if err := w.Flush(); err != nil {
 				return err
 			}

@@ -211,7 +211,7 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 		return nil, err
 	}
 	a.adminSrv = admin.NewServer(admin.Handler(admin.Sources{
-		Gatherer: a.reg, Ready: a.ready, Status: func() any { return a.status() },
+		Gatherer: a.reg, Ready: a.ready, Pprof: cfg.Admin.Pprof, Status: func() any { return a.status() },
 		Devices: func() any { return a.st.Devices() },
 		Tags: func() []any {
 			ts := a.eng.Tags()

@@ -22,6 +22,7 @@ package admin
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +41,8 @@ type Sources struct {
 	// Routes are further handlers by pattern ("POST /v1/devices"), for what the
 	// agent wires in (cmd/hearth/device.go: device registry and discovery).
 	Routes map[string]http.Handler
+	// Pprof serves net/http/pprof under /debug/pprof/.
+	Pprof bool
 }
 
 // Handler returns the API's handler.
@@ -78,6 +81,13 @@ func Handler(s Sources) http.Handler {
 		}
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no tag named " + name})
 	})
+	if s.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	for pattern, h := range s.Routes {
 		mux.Handle(pattern, h)
 	}

@@ -110,6 +110,7 @@ type Broker struct {
 
 type Admin struct {
 	Listen string `yaml:"listen"`
+	Pprof  bool   `yaml:"pprof"`
 }
 
 type Rollup struct {
