@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/hearth-iot/hearth/device"
 	"github.com/hearth-iot/hearth/device/sim"
 	"github.com/hearth-iot/hearth/edge/rollup"
@@ -56,6 +58,9 @@ func testLogger(t *testing.T) *slog.Logger {
 // sink. The door sessions the rollups, the tags and the summaries report equal what
 // the simulation generated.
 func TestEndToEnd(t *testing.T) {
+	// Shutdown leaves nothing running: every goroutine the agent, the broker and the
+	// simulated appliances started has ended once run returns (checked at the end).
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	cfg := testConfig(t)
 	cfg.Consent.Usage = true // a real (not "sim-") device: its summaries need consent
 	a, err := newAgent(cfg, testLogger(t), io.Discard)
