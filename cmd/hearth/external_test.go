@@ -15,6 +15,9 @@ import (
 
 // startMosquitto runs a real mosquitto on 127.0.0.1 with a free port, as the
 // household's own broker.
+// mosquittoInflight is the test broker's max_inflight_messages (mosquitto's default).
+const mosquittoInflight = 20
+
 func startMosquitto(t *testing.T) string {
 	t.Helper()
 	bin := "/usr/sbin/mosquitto"
@@ -32,7 +35,7 @@ func startMosquitto(t *testing.T) string {
 	_, port, _ := net.SplitHostPort(addr)
 	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
 	// max_queued_messages 0: keep everything for hearth's session while it is away.
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n", port)), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nmax_inflight_messages %d\n", port, mosquittoInflight)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-c", conf)
@@ -121,7 +124,13 @@ func TestExternalBrokerDiscoveryAndRestart(t *testing.T) {
 	cfg.Admin.Listen = "127.0.0.1:0"
 	a2, _ := startAgent(t, cfg)
 	waitFor(t, "every reading after the restart", 30*time.Second, func() bool { return a2.st.LastSeq() >= 501 })
-	if got := a2.st.LastSeq(); got > 502 {
-		t.Errorf("store holds %d readings for 501 messages: more duplicates than the one in flight at the stop", got)
+	// Zigbee2MQTT payloads carry no sequence numbers, so the store cannot recognise a
+	// redelivery: messages committed while the agent stopped, whose PUBACK did not
+	// reach mosquitto before the connection closed, come again. That is at most one
+	// in-flight window (the design's "no duplicates beyond one batch per fault").
+	if got := a2.st.LastSeq(); got > 501+mosquittoInflight {
+		t.Errorf("store holds %d readings for 501 messages: more duplicates than one in-flight window (%d)", got, mosquittoInflight)
+	} else {
+		t.Logf("%d readings for 501 messages: %d redelivered at the stop", got, got-501)
 	}
 }

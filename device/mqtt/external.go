@@ -259,9 +259,22 @@ fill:
 			break fill
 		}
 	}
+	// paho queues PUBACKs and then DISCONNECT on separate channels: disconnecting
+	// straight away can drop acks of messages already committed, and the broker would
+	// send them again (stored twice, for payloads without sequence numbers). An
+	// UNSUBSCRIBE travels behind the acks already queued; its UNSUBACK proves the
+	// broker has them.
+	if c.IsConnectionOpen() {
+		if t := c.Unsubscribe(flushTopic); !t.WaitTimeout(2*time.Second) || t.Error() != nil {
+			e.log.Debug("ack flush before disconnect did not complete", "err", t.Error())
+		}
+	}
 	c.Disconnect(250)
 	return refused, nil
 }
+
+// flushTopic is unsubscribed from (never subscribed) only for the UNSUBACK round trip.
+const flushTopic = "hearth/internal/flush-acks"
 
 func decodeResult(err error) string {
 	switch {
