@@ -187,8 +187,18 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 		if len(kinds) == 0 {
 			kinds = nil
 		}
+		// A second run continues the household's story where the store's data ends
+		// (from the next local midnight), under a new boot id: starting again 28 days
+		// back would make every reading older than what the rollups have seen, and
+		// reusing the boot id would make them all look like retransmissions.
+		start := time.Now().Add(-cfg.Sim.History.D())
+		var clock time.Time
+		_ = a.st.View(func(tx *store.Tx) error { clock, _ = tagging.DataClock(tx); return nil })
+		if next := clock.In(loc).AddDate(0, 0, 1); !clock.IsZero() && next.After(start) {
+			start = next
+		}
 		a.hh, err = sim.New(sim.Options{Persona: sim.Persona(cfg.Sim.Persona), Seed: cfg.Sim.Seed,
-			Start: time.Now().Add(-cfg.Sim.History.D()), Location: loc, Kinds: kinds, Prefix: privacy.SimPrefix})
+			Start: start, Location: loc, Kinds: kinds, Prefix: privacy.SimPrefix, Boot: uint64(time.Now().UnixNano())})
 		if err != nil {
 			return nil, fmt.Errorf("sim: %w", err)
 		}

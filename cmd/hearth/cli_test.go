@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/hearth-iot/hearth/device"
 )
 
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -107,5 +111,51 @@ func TestVersionAndUsage(t *testing.T) {
 	}
 	if code, _, errs := runCLI(t, "status", "--addr", "127.0.0.1:1"); code != 1 || !strings.Contains(errs, "cannot reach hearth at 127.0.0.1:1") {
 		t.Errorf("status without an agent: %d %q", code, errs)
+	}
+}
+
+// A second run continues the simulated household where the store's data ends, under a
+// new boot id: its readings are neither older than what was rolled up nor taken for
+// retransmissions of the first run's.
+func TestSimResumesAfterStoredData(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Sim.Enabled = true
+	a1, err := newAgent(cfg, testLogger(t), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := time.Now().Add(-10 * 24 * time.Hour).UTC()
+	if err := device.Commit(context.Background(), a1.st, []device.Reading{{Device: "sim-fridge", Kind: device.KindFridge,
+		Signal: device.SignalDoor, Value: 1, Boot: a1.hh.Boot(), Seq: 1, DeviceTime: last, HubTime: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a1.roll.CatchUp(); err != nil {
+		t.Fatal(err)
+	}
+	boot1 := a1.hh.Boot()
+	closeAgent(t, a1)
+	a2, err := newAgent(cfg, testLogger(t), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAgent(t, a2)
+	want := time.Date(last.Year(), last.Month(), last.Day()+1, 0, 0, 0, 0, time.UTC)
+	if !a2.hh.Now().Equal(want) {
+		t.Errorf("second run starts at %s, want %s (the midnight after the stored data)", a2.hh.Now(), want)
+	}
+	if a2.hh.Boot() == boot1 {
+		t.Error("second run reuses the first run's boot id: its readings would count as duplicates")
+	}
+}
+
+// closeAgent releases what newAgent took without running it.
+func closeAgent(t *testing.T, a *agent) {
+	t.Helper()
+	a.adminLn.Close()
+	for _, ln := range a.brokerListeners() {
+		ln.Close()
+	}
+	if err := a.st.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

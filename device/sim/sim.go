@@ -75,6 +75,10 @@ type Options struct {
 	// oven, stove, microwave, kettle, toaster, dishwasher, kitchen_cabinet.
 	Kinds  []device.Kind
 	Prefix string // device id prefix, e.g. "home1-"
+	// Boot, when not zero, is the boot id the readings carry instead of one derived
+	// from Seed: a household started again (a new run of the agent) is a reboot of
+	// its appliances, whose sequence numbers restart at 1 under a new boot id.
+	Boot uint64
 }
 
 // Household is one simulated home. It is not safe for concurrent use.
@@ -182,6 +186,9 @@ func New(opts Options) (*Household, error) {
 	fh.Write([]byte(p))
 	h.seed1 = uint64(opts.Seed) ^ fh.Sum64()
 	h.boot = splitmix(uint64(opts.Seed) + 0x68656172746862) // "hearthb"
+	if opts.Boot != 0 {
+		h.boot = opts.Boot
+	}
 	if h.boot == 0 {
 		h.boot = 1
 	}
