@@ -16,9 +16,9 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 all: build
 
-## build: the hearth binary for this machine, in bin/
+## build: the hearth binary for this machine, in bin/ (static, as shipped: no libc)
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/hearth ./cmd/hearth
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/hearth ./cmd/hearth
 
 ## run: the agent on embedded defaults (broker 127.0.0.1:1883, API 127.0.0.1:9880, store ./data, simulated household)
 run: build
