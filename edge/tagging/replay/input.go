@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -158,7 +159,7 @@ func parseTime(s string, loc *time.Location) (time.Time, string, error) {
 	for i, l := range haTimeLayouts {
 		if i < 2 {
 			if t, err := time.Parse(l, s); err == nil {
-				return t, "", nil
+				return plausible(t, s)
 			}
 			continue
 		}
@@ -167,14 +168,50 @@ func parseTime(s string, loc *time.Location) (time.Time, string, error) {
 			continue
 		}
 		// time.Date normalises a time in a DST gap forward: detect the change.
+		// Compare the whole local date and time: some zones skipped whole days.
 		naive, _ := time.Parse(l, s)
-		lt := t.In(loc)
-		if lt.Hour() != naive.Hour() || lt.Minute() != naive.Minute() {
+		if t.In(loc).Format("2006-01-02 15:04:05.999999999") != naive.Format("2006-01-02 15:04:05.999999999") {
 			return time.Time{}, "dst_gap", fmt.Errorf("local time %s does not exist in %s (a DST gap)", s, loc)
 		}
-		return t, "", nil
+		return plausible(t, s)
 	}
 	return time.Time{}, "bad_row", fmt.Errorf("time %q is not RFC 3339 (e.g. 2024-03-01T07:30:00Z)", s)
+}
+
+// MaxRows bounds one replay input: replay keeps every reading in memory.
+const MaxRows = 5_000_000
+
+// MaxLineBytes bounds one line of an input file.
+const MaxLineBytes = 1 << 20
+
+// decimalRE is what a numeric state may look like: no hex, NaN or Inf.
+var decimalRE = regexp.MustCompile(`^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$`)
+
+// plausible refuses times before 1990 or after 2200: a clock never set, or garbage.
+func plausible(t time.Time, s string) (time.Time, string, error) {
+	if t.Year() < 1990 || t.Year() >= 2200 {
+		return time.Time{}, "bad_row", fmt.Errorf("time %q is outside 1990..2199", s)
+	}
+	return t, "", nil
+}
+
+// lineLimit fails a read once a line runs past MaxLineBytes, so that one endless
+// line (an unterminated quote) cannot take all memory.
+type lineLimit struct {
+	r   io.Reader
+	run int
+}
+
+func (l *lineLimit) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	for _, b := range p[:n] {
+		if b == '\n' {
+			l.run = 0
+		} else if l.run++; l.run > MaxLineBytes {
+			return 0, fmt.Errorf("a line longer than %d bytes (an unterminated quote?)", MaxLineBytes)
+		}
+	}
+	return n, err
 }
 
 type stamped struct {
@@ -189,7 +226,7 @@ type stamped struct {
 // line; rows older than the previous row of their entity are counted as out of
 // order and kept; the readings are returned in time order.
 func ReadHACSV(r io.Reader, m *Mapping) (*Input, error) {
-	cr := csv.NewReader(bufio.NewReader(r))
+	cr := csv.NewReader(bufio.NewReader(&lineLimit{r: r}))
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
 	in := &Input{Counts: map[string]int{}}
@@ -202,7 +239,6 @@ func ReadHACSV(r io.Reader, m *Mapping) (*Input, error) {
 		if err == io.EOF {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
@@ -210,6 +246,10 @@ func ReadHACSV(r io.Reader, m *Mapping) (*Input, error) {
 				continue
 			}
 			return nil, err
+		}
+		line, _ := cr.FieldPos(0)
+		if in.Rows >= MaxRows {
+			return nil, fmt.Errorf("line %d: more than %d rows: split the export (replay keeps every reading in memory)", line, MaxRows)
 		}
 		if header {
 			header = false
@@ -248,11 +288,19 @@ func ReadHACSV(r io.Reader, m *Mapping) (*Input, error) {
 			v = 0
 		default:
 			f, err := strconv.ParseFloat(state, 64)
-			if err != nil {
-				in.problem(line, "bad_row", "entity %s: state %q is not on/off or a number", ent, state)
+			if err != nil || !decimalRE.MatchString(state) {
+				in.problem(line, "bad_row", "entity %s: state %q is not on/off or a decimal number", ent, state)
 				continue
 			}
 			v = f
+		}
+		if e.Signal.Binary() && v != 0 && v != 1 {
+			in.problem(line, "bad_row", "entity %s: state %q for the on/off signal %s (want on/off, 1/0)", ent, state, e.Signal)
+			continue
+		}
+		if probe := (device.Reading{Device: e.Device, Kind: e.Kind, Signal: e.Signal, Value: v}); probe.Validate() != nil {
+			in.problem(line, "bad_row", "entity %s: %v", ent, probe.Validate())
+			continue
 		}
 		if last, ok := lastOf[ent]; ok && t.Before(last) {
 			in.problem(line, "out_of_order", "entity %s: %s is before its previous row (%s); sorted into place", ent, ts, last.UTC().Format(time.RFC3339))
@@ -292,6 +340,9 @@ func ReadJSONL(r io.Reader, m *Mapping) (*Input, error) {
 		b := bytes.TrimSpace(sc.Bytes())
 		if len(b) == 0 || b[0] == '#' {
 			continue
+		}
+		if in.Rows >= MaxRows {
+			return nil, fmt.Errorf("line %d: more than %d rows: split the input (replay keeps every reading in memory)", line, MaxRows)
 		}
 		in.Rows++
 		var l Line
