@@ -88,6 +88,12 @@ func (n Native) Decode(topic string, payload []byte, _ time.Time) ([]device.Read
 		}
 		r := device.Reading{Device: id, Kind: k, Signal: nr.Signal, Value: *nr.Value, Unit: nr.Unit,
 			Label: nr.Label, Aux: nr.Aux, Boot: nr.Boot, Seq: nr.Seq}
+		if nr.Seq != 0 && nr.Boot == 0 {
+			// Over MQTT there is no session to say which boot a sequence belongs to:
+			// after a reboot the same numbers would be taken for retransmissions,
+			// acknowledged, and dropped.
+			return nil, fmt.Errorf("%w: device %q reading %d: seq %d without a boot id (a device that numbers its readings must send a boot id that changes at every boot)", ErrMalformed, id, i, nr.Seq)
+		}
 		if nr.TS != 0 {
 			if nr.TS < 0 || nr.TS > math.MaxInt64/int64(time.Millisecond) {
 				return nil, fmt.Errorf("%w: device %q reading %d: ts %d out of range", ErrMalformed, id, i, nr.TS)

@@ -34,6 +34,7 @@ func TestNativeDecode(t *testing.T) {
 		{"hearth/v1/fridge1/readings", `{"signal":"door"}`, "no value"},
 		{"hearth/v1/fridge1/readings", `{"signal":"door","value":1e400}`, "malformed"},
 		{"hearth/v1/fridge1/readings", `{"signal":"smell","value":1}`, "unknown signal"},
+		{"hearth/v1/fridge1/readings", `{"signal":"door","value":1,"seq":5}`, "without a boot id"},
 		{"hearth/v1/fridge1/readings", `{"kind":"oven","signal":"door","value":1}`, "registered as"},
 		{"hearth/v1/oven9/readings", `{"signal":"door","value":1}`, "unknown device"},
 		{"hearth/v1/fridge1/readings", "[" + strings.Repeat(`{"signal":"door","value":1},`, MaxNativeBatch) + `{"signal":"door","value":1}]`, "readings in one payload"},

@@ -59,6 +59,12 @@ func (n NativeProto) Decode(topic string, payload []byte, now time.Time) ([]devi
 	}
 	var out []device.Reading
 	add := func(seq, mono uint64, wall int64, boot, sent uint64, conv func(*device.Reading) error) error {
+		if seq != 0 && boot == 0 {
+			// boot_id 0 ("the current session's boot") means something only on a UART
+			// after a Hello; over MQTT it would let a reboot's sequence numbers be
+			// taken for retransmissions, acknowledged and dropped.
+			return fmt.Errorf("seq %d with boot_id 0: over MQTT every batch must carry its boot id", seq)
+		}
 		var r device.Reading
 		fwconv.Stamp(&r, id, kind, boot, seq, mono, wall, sent, now)
 		if err := conv(&r); err != nil {

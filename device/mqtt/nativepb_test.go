@@ -41,6 +41,7 @@ func TestNativeProto(t *testing.T) {
 	if err != nil || len(rs) != 1 || rs[0].Signal != device.SignalInventory || rs[0].Value != -1 || rs[0].Label != "dairy" || rs[0].Aux != 20420 {
 		t.Fatalf("inventory: %+v %v", rs, err)
 	}
+	noBoot, _ := proto.Marshal(&fwpb.Readings{Readings: []*fwpb.Reading{{Seq: 1, Signal: fwpb.Signal_SIGNAL_DOOR, Value: 1}}})
 	badSeq, _ := proto.Marshal(&fwpb.Readings{BootId: 1, Readings: []*fwpb.Reading{{Seq: 1, Signal: fwpb.Signal_SIGNAL_DOOR, Value: 1}, {Seq: 0, Signal: fwpb.Signal_SIGNAL_DOOR, Value: 0}}})
 	for _, c := range []struct {
 		topic   string
@@ -50,6 +51,7 @@ func TestNativeProto(t *testing.T) {
 	}{
 		{"hearth/v1/fridge1/readings/pb", []byte{0xff, 0xff, 0xff}, ErrMalformed, "readings"},
 		{"hearth/v1/fridge1/readings/pb", badSeq, ErrMalformed, "sequence number 0"},
+		{"hearth/v1/fridge1/readings/pb", noBoot, ErrMalformed, "boot_id 0"},
 		{"hearth/v1/oven9/readings/pb", rd, ErrUnknownDevice, "oven9"},
 		{"hearth/v1/fridge1/other/pb", rd, ErrNotMine, ""},
 		{"hearth/v1/fridge1/readings", rd, ErrNotMine, ""},
