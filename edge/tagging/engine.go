@@ -179,8 +179,19 @@ func (e *Engine) Evaluate(now time.Time) ([]Tag, error) {
 	e.evalMu.Lock()
 	defer e.evalMu.Unlock()
 	rs := e.rules.Load()
-	var out []Tag
-	err := e.st.Update(func(tx *store.Tx) error {
+	// Read what the rules need in a read transaction, evaluate outside any
+	// transaction, and only then write the results: a slow rule must never hold the
+	// store's single write transaction, which every reading's commit waits for.
+	type job struct {
+		r       *Rule
+		w       *window
+		from    string
+		prev    Tag
+		hadPrev bool
+	}
+	var jobs []job
+	var lnow time.Time
+	err := e.st.View(func(tx *store.Tx) error {
 		if now.IsZero() {
 			var err error
 			if now, err = DataClock(tx); err != nil {
@@ -198,7 +209,7 @@ func (e *Engine) Evaluate(now time.Time) ([]Tag, error) {
 		for _, r := range rs.Rules {
 			maxWin = max(maxWin, time.Duration(r.Window))
 		}
-		lnow := now.In(e.loc)
+		lnow = now.In(e.loc)
 		all, err := e.cache.window(tx, dateOf(lnow.Add(-maxWin)), dateOf(lnow))
 		if err != nil {
 			return err
@@ -223,17 +234,33 @@ func (e *Engine) Evaluate(now time.Time) ([]Tag, error) {
 				continue
 			}
 			prev, hadPrev := e.load(tx, r.Name)
-			t := e.evalRule(r, w, prev, hadPrev, now)
-			t.From, t.To = from, dateOf(lnow)
-			if err := e.save(tx, t, prev, hadPrev); err != nil {
-				return err
-			}
-			out = append(out, t)
+			jobs = append(jobs, job{r: r, w: w, from: from, prev: prev, hadPrev: hadPrev})
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	var out []Tag
+	for _, j := range jobs {
+		t := e.evalRule(j.r, j.w, j.prev, j.hadPrev, now)
+		t.From, t.To = j.from, dateOf(lnow)
+		out = append(out, t)
+	}
+	if len(out) > 0 {
+		// Only this engine writes tags, one evaluation at a time (evalMu): prev is
+		// still what is stored.
+		err = e.st.Update(func(tx *store.Tx) error {
+			for i, j := range jobs {
+				if err := e.save(tx, out[i], j.prev, j.hadPrev); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	e.evals.Inc()
 	e.seconds.Observe(time.Since(start).Seconds())

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
 	"gopkg.in/yaml.v3"
 
@@ -194,7 +196,71 @@ func (r *Rule) compile() error {
 }
 
 func compileExpr(src string) (*vm.Program, error) {
-	return expr.Compile(src, expr.Env(envTemplate()), expr.AsFloat64(), expr.MaxNodes(500))
+	p, err := expr.Compile(src, expr.Env(envTemplate()), expr.AsFloat64(), expr.MaxNodes(500))
+	if err != nil {
+		return nil, err
+	}
+	g := &guard{env: envTemplate()}
+	node := p.Node()
+	ast.Walk(&node, g)
+	if g.err != nil {
+		return nil, g.err
+	}
+	return p, nil
+}
+
+// mathFuncs are expr's built-in functions a rule may call besides the rule language's
+// own (env.go): all of them run in time proportional to their arguments.
+var mathFuncs = map[string]bool{"abs": true, "ceil": true, "floor": true, "round": true, "max": true, "min": true, "int": true, "float": true}
+
+// guard refuses what could make one evaluation take unbounded time or memory: a
+// rule's evaluation must stay cheap on a hub whatever the rules file says. Loops
+// (map, filter, reduce, count, sum, ranges), variables, closures, collections and
+// string arithmetic (a chain of lets doubling a string reached 335 MB) are not part
+// of the rule language.
+type guard struct {
+	env map[string]any
+	err error
+}
+
+func (g *guard) Visit(n *ast.Node) {
+	if g.err != nil {
+		return
+	}
+	refuse := func(what string) {
+		g.err = fmt.Errorf("%s is not allowed in tag rules (only arithmetic, comparisons and the rule functions)", what)
+	}
+	switch x := (*n).(type) {
+	case *ast.BuiltinNode:
+		if !mathFuncs[x.Name] {
+			refuse(x.Name + "(…)")
+		}
+	case *ast.PredicateNode, *ast.PointerNode:
+		refuse("a predicate (#, {…})")
+	case *ast.VariableDeclaratorNode:
+		refuse("let")
+	case *ast.SequenceNode:
+		refuse("a sequence (;)")
+	case *ast.ArrayNode, *ast.MapNode, *ast.SliceNode:
+		refuse("a collection")
+	case *ast.MemberNode, *ast.ChainNode:
+		refuse("member access")
+	case *ast.BinaryNode:
+		if x.Operator == ".." {
+			refuse("a range")
+		} else if t := x.Type(); t != nil && t.Kind() == reflect.String {
+			refuse("string arithmetic")
+		}
+	case *ast.CallNode:
+		id, ok := x.Callee.(*ast.IdentifierNode)
+		if !ok {
+			refuse("an indirect call")
+			return
+		}
+		if _, ours := g.env[id.Value]; !ours && !mathFuncs[id.Value] {
+			refuse(id.Value + "(…)")
+		}
+	}
 }
 
 func oneLine(err error) string {
