@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hearth-iot/hearth/device"
 )
@@ -192,6 +193,11 @@ func (h *Homie) Decode(topic string, payload []byte, now time.Time) ([]device.Re
 	}
 	if len(lv) == 4 && lv[3] == "set" {
 		return nil, nil
+	}
+	if !utf8.Valid(payload) {
+		// Homie payloads are UTF-8 strings; anything else would end up in labels and
+		// upstream category keys garbled.
+		return nil, fmt.Errorf("%w: homie topic %q: payload is not UTF-8", ErrMalformed, truncate(topic, 128))
 	}
 	if len(lv) == 2 && !strings.HasPrefix(lv[1], "$") {
 		return nil, fmt.Errorf("%w: homie topic %q: a node needs a property or $attribute", ErrMalformed, truncate(topic, 128))

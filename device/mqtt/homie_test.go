@@ -171,6 +171,7 @@ func TestHomieLimits(t *testing.T) {
 	step("homie/fridge/a/y/$datatype", "float", nil)
 	step("homie/fridge/a/z/$datatype", "float", ErrLimit, `"a/z"`, "max 2")
 	step("homie/fridge/a/x/$unit", "°C", nil) // an existing property is still updated
+	step("homie/fridge/a/x/$format", "\xff\xfe,b", ErrMalformed, "not UTF-8")
 	d, _ := h.Device("fridge")
 	if len(d.Properties) != 2 || d.Properties[0].Unit != "°C" || len(d.Nodes) != 1 {
 		t.Errorf("device after limits: %+v", d)

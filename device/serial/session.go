@@ -94,6 +94,7 @@ type result struct {
 type session struct {
 	s     *Source
 	cur   *bootState // the boot of the last accepted Hello
+	bound string     // the device id of the first accepted Hello: the port's appliance
 	boots map[bootKey]*bootState
 	clock uint64
 
@@ -226,6 +227,12 @@ func (ss *session) onHello(h *fwpb.Hello) {
 		err = fmt.Errorf("unknown kind %q", h.Kind)
 	case h.BootId == 0:
 		err = errors.New("boot id 0")
+	case ss.bound != "" && h.DeviceId != ss.bound:
+		// One UART, one appliance: a port that once said it is device A does not
+		// become device B (a hostile or confused firmware minting ids would grow the
+		// store without bound, or write under another device's id). Restart hearth
+		// after moving an appliance to another port.
+		err = fmt.Errorf("device id %q on a port bound to %q", h.DeviceId, ss.bound)
 	}
 	if err != nil {
 		ss.s.m.items.WithLabelValues(itemInvalid).Inc()
@@ -233,6 +240,7 @@ func (ss *session) onHello(h *fwpb.Hello) {
 		ss.sendNack(fwpb.NackReason_NACK_REASON_INVALID, uint32(frame.TypeHello), h.BootId, 0, "bad hello")
 		return
 	}
+	ss.bound = h.DeviceId
 	st := ss.state(h.DeviceId, kind, h.BootId)
 	st.kind = kind
 	if ss.cur != st {

@@ -119,3 +119,21 @@ func TestSessionAckRules(t *testing.T) {
 		t.Errorf("after restart: %q with %d stored, want ack 8 with 1", got, h2.sink.n)
 	}
 }
+
+// A port is bound to the device of its first Hello: another id is refused, and the
+// first device goes on being served.
+func TestSessionBindsPortToOneDevice(t *testing.T) {
+	h := newHub(t, nil)
+	if got := h.send(&fwpb.Hello{DeviceId: "fridge-1", Kind: "fridge", BootId: 0xA}); got != "ack 0" {
+		t.Fatalf("first hello: %q", got)
+	}
+	if got := h.send(&fwpb.Hello{DeviceId: "evil-1", Kind: "fridge", BootId: 0xB}); got != "nack invalid 0" {
+		t.Errorf("hello with another id: %q, want nack invalid 0", got)
+	}
+	if got := h.send(&fwpb.Hello{DeviceId: "fridge-1", Kind: "fridge", BootId: 0xC}); got != "ack 0" {
+		t.Errorf("the bound device rebooting: %q, want ack 0", got)
+	}
+	if got := h.send(readings(1)); got != "ack 1" || h.sink.last[0].Device != "fridge-1" {
+		t.Errorf("readings after the refusal: %q, stored as %q", got, h.sink.last[0].Device)
+	}
+}
