@@ -106,10 +106,8 @@ func (s *Store) pruneBoots(dd interface{ Delete([]byte) error }, changed map[boo
 	var pruned []bootKey
 	for dev := range devs {
 		var boots []bootKey
-		for bk := range s.wm {
-			if bk.dev == dev {
-				boots = append(boots, bk)
-			}
+		for boot := range s.bootsOf[dev] { // this device's boots only, not every device's
+			boots = append(boots, bootKey{dev, boot})
 		}
 		for bk := range changed {
 			if bk.dev == dev {

@@ -151,9 +151,10 @@ type Store struct {
 	failed  error // set once when intake stops
 	lastSeq atomic.Uint64
 	devMu   sync.Mutex
-	devices map[string]*DeviceInfo // cache of the devices bucket, written through
-	wm      map[bootKey]*watermark // dedupe state (dedupe.go), written through
-	commitN uint64                 // commits so far, for pruning old boots
+	devices map[string]*DeviceInfo     // cache of the devices bucket, written through
+	wm      map[bootKey]*watermark     // dedupe state (dedupe.go), written through
+	bootsOf map[string]map[uint64]bool // the boots in wm of each device (writer only)
+	commitN uint64                     // commits so far, for pruning old boots
 
 	compactWanted bool // the last commit hit the file's size limit (writer only)
 
@@ -240,7 +241,7 @@ func openStore(path string, opts Options, recovered string) (s *Store, err error
 	}
 	s = &Store{db: db, path: path, compactCh: make(chan compactReq), opts: opts, log: opts.Logger.With("component", "store"),
 		queue: make(chan *request, 1024), stop: make(chan struct{}), done: make(chan struct{}),
-		devices: map[string]*DeviceInfo{}, wm: map[bootKey]*watermark{}, Recovered: recovered}
+		devices: map[string]*DeviceInfo{}, wm: map[bootKey]*watermark{}, bootsOf: map[string]map[uint64]bool{}, Recovered: recovered}
 	if err := s.verify(); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -392,6 +393,7 @@ func (s *Store) init(recovered bool) error {
 				return corruptErr{fmt.Errorf("store: dedupe record %q: %v", k, err)}
 			}
 			s.wm[bk] = w
+			s.indexBoot(bk)
 			s.commitN = max(s.commitN, w.used)
 			return nil
 		})
@@ -647,9 +649,11 @@ func (s *Store) commit(batch []*request, buf *[]byte) {
 		s.commitN++
 		for bk, w := range wmChange {
 			s.wm[bk] = w
+			s.indexBoot(bk)
 		}
 		for _, bk := range prunedKeys {
 			delete(s.wm, bk)
+			delete(s.bootsOf[bk.dev], bk.boot)
 		}
 		for id, d := range devNew {
 			s.devices[id] = d
@@ -779,4 +783,14 @@ func (s *Store) Close() error {
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
 	return s.db.Close()
+}
+
+// indexBoot records that wm holds bk (writer goroutine and init only).
+func (s *Store) indexBoot(bk bootKey) {
+	b := s.bootsOf[bk.dev]
+	if b == nil {
+		b = map[uint64]bool{}
+		s.bootsOf[bk.dev] = b
+	}
+	b[bk.boot] = true
 }
