@@ -290,3 +290,49 @@ func TestWatermarkNeverGivesUpOnAGap(t *testing.T) {
 		t.Errorf("after the late fill: low=%d", w.low)
 	}
 }
+
+// A device keeps the dedupe state of its maxBoots most recent boots: older ones are
+// pruned (from disk too), the recent ones still recognise retransmissions, and other
+// devices' boots are untouched.
+func TestDedupePrunesOldBoots(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hearth.db")
+	s := openTest(t, path, nil)
+	ctx := context.Background()
+	if err := device.Commit(ctx, s, []device.Reading{reading("other", 1, 1, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	for boot := uint64(1); boot <= maxBoots+3; boot++ {
+		if err := device.Commit(ctx, s, []device.Reading{reading("f", boot, 1, 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(dev string) int {
+		n := 0
+		for bk := range s.wm {
+			if bk.dev == dev {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count("f"); n != maxBoots || len(s.bootsOf["f"]) != maxBoots {
+		t.Fatalf("device f keeps %d boots (index %d), want %d", n, len(s.bootsOf["f"]), maxBoots)
+	}
+	if count("other") != 1 {
+		t.Error("another device's boot was pruned")
+	}
+	s.Close()
+	s = openTest(t, path, nil)
+	defer s.Close()
+	if n := count("f"); n != maxBoots {
+		t.Errorf("after reopening, device f has %d boots on disk, want %d", n, maxBoots)
+	}
+	before := s.LastSeq()
+	// The newest boot still recognises its reading; the oldest, forgotten, does not.
+	if err := device.Commit(ctx, s, []device.Reading{reading("f", maxBoots+3, 1, 1), reading("f", 1, 1, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.LastSeq() - before; got != 1 {
+		t.Errorf("%d readings stored, want 1 (the newest boot's retransmission is a duplicate)", got)
+	}
+}
