@@ -74,6 +74,7 @@ type Broker struct {
 	clients    map[*mqtt.Client]*clientState
 	closing    atomic.Bool
 	connecting chan struct{} // tokens of connections not yet authenticated (MaxConnecting)
+	lastLog    atomic.Int64  // time of the last rate-limited warning (logLimited)
 }
 
 type failures struct {
@@ -640,14 +641,12 @@ func (b *Broker) reply(st *clientState, pk pubRef, code packets.Code, v3, held b
 	}
 }
 
-var lastLog atomic.Int64
-
 // logLimited logs at most one warning a second, so a flooding device cannot flood
 // the log; the metrics count every event.
 func (b *Broker) logLimited(msg string, args ...any) {
 	now := time.Now().UnixNano()
-	last := lastLog.Load()
-	if now-last < int64(time.Second) || !lastLog.CompareAndSwap(last, now) {
+	last := b.lastLog.Load()
+	if now-last < int64(time.Second) || !b.lastLog.CompareAndSwap(last, now) {
 		return
 	}
 	b.log.Warn(msg, args...)
