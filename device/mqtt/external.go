@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/internal/metricset"
 )
 
 // ExternalOptions configure an External source.
@@ -63,7 +64,7 @@ type External struct {
 
 	msgs     *prometheus.CounterVec
 	connects *prometheus.CounterVec
-	cs       []prometheus.Collector
+	set      *metricset.Set
 }
 
 // Results counted by hearth_mqtt_external_messages_total.
@@ -118,13 +119,8 @@ func NewExternal(o ExternalOptions) (*External, error) {
 	for _, r := range []string{"ok", "failed", "lost"} {
 		e.connects.WithLabelValues(r)
 	}
-	e.cs = []prometheus.Collector{e.msgs, e.connects}
-	if o.Registerer != nil {
-		for _, c := range e.cs {
-			if err := o.Registerer.Register(c); err != nil {
-				return nil, fmt.Errorf("mqtt external: metrics: %w", err)
-			}
-		}
+	if e.set, err = metricset.Register(o.Registerer, e.msgs, e.connects); err != nil {
+		return nil, fmt.Errorf("mqtt external: metrics: %w", err)
 	}
 	return e, nil
 }
@@ -133,13 +129,7 @@ func NewExternal(o ExternalOptions) (*External, error) {
 func (e *External) Name() string { return "mqtt external " + e.o.URL }
 
 // Unregister removes the metrics from the registerer given in the options.
-func (e *External) Unregister() {
-	if e.o.Registerer != nil {
-		for _, c := range e.cs {
-			e.o.Registerer.Unregister(c)
-		}
-	}
-}
+func (e *External) Unregister() { e.set.Unregister() }
 
 // Run implements device.Source: it stays subscribed until ctx ends.
 func (e *External) Run(ctx context.Context, sink device.Sink) error {

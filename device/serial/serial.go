@@ -17,6 +17,7 @@ import (
 
 	"github.com/hearth-iot/hearth/device"
 	"github.com/hearth-iot/hearth/firmware-proto/frame"
+	"github.com/hearth-iot/hearth/internal/metricset"
 )
 
 // Options configure a Source. Zero fields take the defaults given.
@@ -74,6 +75,7 @@ type Source struct {
 	log *slog.Logger
 	lim *logLimiter
 	m   *metrics
+	set *metricset.Set // m's collectors, as registered
 
 	// results carries commit outcomes from the sink's done callbacks to Run. Its
 	// capacity is MaxPending, the most batches ever in flight, so done never blocks.
@@ -128,15 +130,9 @@ func New(o *Options) (*Source, error) {
 	s.log = opts.Logger.With("component", "serial", "port", opts.Name)
 	s.lim = newLogLimiter(s.log, 10*time.Second)
 	s.sess.init(s)
-	if opts.Registerer != nil {
-		for _, c := range s.m.cs {
-			if err := opts.Registerer.Register(c); err != nil {
-				for _, c2 := range s.m.cs {
-					opts.Registerer.Unregister(c2)
-				}
-				return nil, fmt.Errorf("serial %s: metrics: %w", opts.Name, err)
-			}
-		}
+	var err error
+	if s.set, err = metricset.Register(opts.Registerer, s.m.cs...); err != nil {
+		return nil, fmt.Errorf("serial %s: metrics: %w", opts.Name, err)
 	}
 	return s, nil
 }
@@ -145,13 +141,7 @@ func New(o *Options) (*Source, error) {
 func (s *Source) Name() string { return "serial:" + s.o.Name }
 
 // Unregister removes the source's metrics from the registerer given to New.
-func (s *Source) Unregister() {
-	if s.o.Registerer != nil {
-		for _, c := range s.m.cs {
-			s.o.Registerer.Unregister(c)
-		}
-	}
-}
+func (s *Source) Unregister() { s.set.Unregister() }
 
 // Run opens the port and serves the device until ctx ends, then returns nil. When the
 // port cannot be opened, or vanishes (a USB adapter unplugged), Run waits with

@@ -1,10 +1,13 @@
 package broker
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hearth-iot/hearth/internal/metricset"
+)
 
 type metrics struct {
-	reg          prometheus.Registerer
-	cs           []prometheus.Collector
+	set          *metricset.Set
 	connects     *prometheus.CounterVec
 	publishes    *prometheus.CounterVec
 	subscribes   *prometheus.CounterVec
@@ -15,7 +18,7 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
-	m := &metrics{reg: reg,
+	m := &metrics{
 		connects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_broker_connects_total",
 			Help: "MQTT connection attempts, by result: accepted, no_credentials, bad_credentials, locked_out, panic (a connection the MQTT library panicked on), too_many_connecting (closed at once: broker.max_connecting unauthenticated connections already open)."}, []string{"result"}),
 		publishes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_broker_publishes_total",
@@ -38,25 +41,13 @@ func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
 	m.pubCommitted = m.publishes.WithLabelValues("committed")
 	m.readCommitted = m.readings.WithLabelValues("committed")
 	m.readings.WithLabelValues("refused")
-	m.cs = []prometheus.Collector{m.connects, m.publishes, m.subscribes, m.readings, m.payloadBytes,
+	m.set = metricset.Must(reg, m.connects, m.publishes, m.subscribes, m.readings, m.payloadBytes,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hearth_broker_clients", Help: "Connected MQTT clients."},
-			func() float64 { return float64(b.Clients()) })}
-	if reg != nil {
-		for _, c := range m.cs {
-			reg.MustRegister(c)
-		}
-	}
+			func() float64 { return float64(b.Clients()) }))
 	return m
 }
 
-func (m *metrics) unregister() {
-	if m.reg == nil {
-		return
-	}
-	for _, c := range m.cs {
-		m.reg.Unregister(c)
-	}
-}
+func (m *metrics) unregister() { m.set.Unregister() }
 
 // PayloadBytes is the total payload of well-formed publishes so far.
 func (b *Broker) PayloadBytes() float64 { return counterValue(b.m.payloadBytes) }

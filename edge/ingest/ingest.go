@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/internal/metricset"
 )
 
 // TrustFloor is the earliest time a clock is believed to have been set.
@@ -56,8 +57,7 @@ type Ingest struct {
 	readings *prometheus.CounterVec
 	batches  prometheus.Counter
 	latency  prometheus.Histogram
-	cs       []prometheus.Collector
-	reg      prometheus.Registerer
+	set      *metricset.Set
 }
 
 // ErrRejected wraps every refusal by ingest itself (as opposed to the store).
@@ -79,7 +79,6 @@ func New(next device.Sink, o *Options) *Ingest {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	in := &Ingest{next: next, maxSkew: opts.MaxSkew, now: opts.Now, log: opts.Logger.With("component", "ingest"),
-		reg: opts.Registerer,
 		readings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_ingest_readings_total",
 			Help: "Readings handed to ingest, by result: ingested (accepted and passed to the store), committed, refused (by the store), invalid, clock (device time untrusted, hub time used)."},
 			[]string{"result"}),
@@ -92,23 +91,12 @@ func New(next device.Sink, o *Options) *Ingest {
 	for _, r := range []string{"ingested", "committed", "refused", "invalid", "clock"} {
 		in.readings.WithLabelValues(r)
 	}
-	in.cs = []prometheus.Collector{in.readings, in.batches, in.latency}
-	if opts.Registerer != nil {
-		for _, c := range in.cs {
-			opts.Registerer.MustRegister(c)
-		}
-	}
+	in.set = metricset.Must(opts.Registerer, in.readings, in.batches, in.latency)
 	return in
 }
 
 // Unregister removes the metrics from the registerer given to New.
-func (in *Ingest) Unregister() {
-	if in.reg != nil {
-		for _, c := range in.cs {
-			in.reg.Unregister(c)
-		}
-	}
-}
+func (in *Ingest) Unregister() { in.set.Unregister() }
 
 // Submit implements device.Sink. A batch with any invalid reading is refused whole,
 // so nothing is ever stored half.

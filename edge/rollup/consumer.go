@@ -12,6 +12,7 @@ import (
 
 	"github.com/hearth-iot/hearth/device"
 	"github.com/hearth-iot/hearth/edge/store"
+	"github.com/hearth-iot/hearth/internal/metricset"
 )
 
 // CursorName is the rollup consumer's cursor in the store.
@@ -36,7 +37,7 @@ type Consumer struct {
 
 	processed prometheus.Counter
 	lag       prometheus.GaugeFunc
-	reg       prometheus.Registerer
+	set       *metricset.Set
 }
 
 // ConsumerOptions tune a Consumer.
@@ -62,7 +63,7 @@ func NewConsumer(st *store.Store, o *ConsumerOptions) *Consumer {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Consumer{st: st, loc: opts.Location, batch: opts.Batch, log: opts.Logger.With("component", "rollup"), reg: opts.Registerer,
+	c := &Consumer{st: st, loc: opts.Location, batch: opts.Batch, log: opts.Logger.With("component", "rollup"),
 		processed: prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_rollup_events_total", Help: "Events folded into rollups."})}
 	c.lag = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hearth_rollup_lag_events", Help: "Committed events not yet rolled up."},
 		func() float64 {
@@ -70,19 +71,12 @@ func NewConsumer(st *store.Store, o *ConsumerOptions) *Consumer {
 			_ = st.View(func(tx *store.Tx) error { cur = tx.Cursor(CursorName); return nil })
 			return float64(st.LastSeq() - cur)
 		})
-	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(c.processed, c.lag)
-	}
+	c.set = metricset.Must(opts.Registerer, c.processed, c.lag)
 	return c
 }
 
 // Unregister removes the consumer's metrics.
-func (c *Consumer) Unregister() {
-	if c.reg != nil {
-		c.reg.Unregister(c.processed)
-		c.reg.Unregister(c.lag)
-	}
-}
+func (c *Consumer) Unregister() { c.set.Unregister() }
 
 // Step rolls up at most one batch of new events; it returns how many it processed.
 func (c *Consumer) Step() (int, error) {

@@ -1,10 +1,13 @@
 package store
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hearth-iot/hearth/internal/metricset"
+)
 
 type metrics struct {
-	reg            prometheus.Registerer
-	cs             []prometheus.Collector
+	set            *metricset.Set
 	committed      prometheus.Counter
 	duplicates     prometheus.Counter
 	commits        prometheus.Counter
@@ -19,7 +22,6 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 	m := &metrics{
-		reg: reg,
 		committed: prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_store_readings_committed_total",
 			Help: "Readings committed durably to the event log."}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_store_readings_duplicate_total",
@@ -46,26 +48,14 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 	}
 	m.evicted.WithLabelValues("age")
 	m.evicted.WithLabelValues("quota")
-	m.cs = []prometheus.Collector{m.committed, m.duplicates, m.commits, m.refused, m.evicted, m.corruptions,
+	m.set = metricset.Must(reg, m.committed, m.duplicates, m.commits, m.refused, m.evicted, m.corruptions,
 		m.commitSeconds, m.batchSize, m.compactions, m.compactedBytes,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hearth_store_queue_readings",
 			Help: "Readings submitted and waiting for the writer."}, func() float64 { return float64(s.Pending()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hearth_store_last_seq",
 			Help: "Sequence of the newest committed event."}, func() float64 { return float64(s.LastSeq()) }),
-	}
-	if reg != nil {
-		for _, c := range m.cs {
-			reg.MustRegister(c)
-		}
-	}
+	)
 	return m
 }
 
-func (m *metrics) unregister() {
-	if m.reg == nil {
-		return
-	}
-	for _, c := range m.cs {
-		m.reg.Unregister(c)
-	}
-}
+func (m *metrics) unregister() { m.set.Unregister() }

@@ -18,6 +18,7 @@ import (
 	"github.com/hearth-iot/hearth/device"
 	"github.com/hearth-iot/hearth/edge/rollup"
 	"github.com/hearth-iot/hearth/edge/store"
+	"github.com/hearth-iot/hearth/internal/metricset"
 )
 
 // Tag statuses.
@@ -88,7 +89,7 @@ type Engine struct {
 	evals   prometheus.Counter
 	errs    prometheus.Counter
 	seconds prometheus.Histogram
-	reg     prometheus.Registerer
+	set     *metricset.Set
 }
 
 // New returns an Engine evaluating rs over st.
@@ -109,15 +110,13 @@ func New(st *store.Store, rs *RuleSet, o *Options) *Engine {
 	if opts.PeakHours == [2]int{} {
 		opts.PeakHours = [2]int{17, 21}
 	}
-	e := &Engine{st: st, loc: opts.Location, consent: opts.Consent, peak: opts.PeakHours, log: opts.Logger.With("component", "tagging"), reg: opts.Registerer,
+	e := &Engine{st: st, loc: opts.Location, consent: opts.Consent, peak: opts.PeakHours, log: opts.Logger.With("component", "tagging"),
 		evals:   prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_tagging_evaluations_total", Help: "Evaluations of the whole rule set."}),
 		errs:    prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_tagging_rule_errors_total", Help: "Rule evaluations that failed (the tag turned stale)."}),
 		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hearth_tagging_evaluation_seconds", Help: "Duration of one evaluation of the rule set.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 	}
 	e.rules.Store(rs)
-	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(e.evals, e.errs, e.seconds)
-	}
+	e.set = metricset.Must(opts.Registerer, e.evals, e.errs, e.seconds)
 	_ = st.View(func(tx *store.Tx) error {
 		return tx.ForEach(store.Tags, nil, func(_, v []byte) error {
 			var t Tag
@@ -131,13 +130,7 @@ func New(st *store.Store, rs *RuleSet, o *Options) *Engine {
 }
 
 // Unregister removes the engine's metrics.
-func (e *Engine) Unregister() {
-	if e.reg != nil {
-		e.reg.Unregister(e.evals)
-		e.reg.Unregister(e.errs)
-		e.reg.Unregister(e.seconds)
-	}
-}
+func (e *Engine) Unregister() { e.set.Unregister() }
 
 // SetRules swaps in a new, already validated rule set.
 func (e *Engine) SetRules(rs *RuleSet) { e.rules.Store(rs) }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hearth-iot/hearth/edge/store"
+	"github.com/hearth-iot/hearth/internal/metricset"
 	"github.com/hearth-iot/hearth/sync/transport"
 )
 
@@ -41,7 +42,7 @@ type Outbox struct {
 	delivered *prometheus.CounterVec
 	failures  prometheus.Counter
 	pending   prometheus.GaugeFunc
-	reg       prometheus.Registerer
+	set       *metricset.Set
 }
 
 // New returns an Outbox delivering from st through tr.
@@ -64,7 +65,7 @@ func New(st *store.Store, tr transport.Transport, o *Options) *Outbox {
 	}
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval, bo.MaxElapsedTime = time.Second, 10*time.Minute, 0
-	ob := &Outbox{st: st, tr: tr, opts: opts, log: opts.Logger.With("component", "outbox", "transport", tr.Name()), bo: bo, reg: opts.Registerer,
+	ob := &Outbox{st: st, tr: tr, opts: opts, log: opts.Logger.With("component", "outbox", "transport", tr.Name()), bo: bo,
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_outbox_delivered_total",
 			Help: "Delivered to the transport and acknowledged: messages and bytes."}, []string{"unit"}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_outbox_failures_total",
@@ -74,20 +75,12 @@ func New(st *store.Store, tr transport.Transport, o *Options) *Outbox {
 		func() float64 { return float64(ob.Pending()) })
 	ob.delivered.WithLabelValues("messages")
 	ob.delivered.WithLabelValues("bytes")
-	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(ob.delivered, ob.failures, ob.pending)
-	}
+	ob.set = metricset.Must(opts.Registerer, ob.delivered, ob.failures, ob.pending)
 	return ob
 }
 
 // Unregister removes the outbox's metrics.
-func (o *Outbox) Unregister() {
-	if o.reg != nil {
-		o.reg.Unregister(o.delivered)
-		o.reg.Unregister(o.failures)
-		o.reg.Unregister(o.pending)
-	}
-}
+func (o *Outbox) Unregister() { o.set.Unregister() }
 
 // Pending is the number of messages in the outbox.
 func (o *Outbox) Pending() int {

@@ -21,6 +21,7 @@ import (
 	"github.com/hearth-iot/hearth/edge/rollup"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/tagging"
+	"github.com/hearth-iot/hearth/internal/metricset"
 	"github.com/hearth-iot/hearth/sync/privacy"
 )
 
@@ -105,7 +106,7 @@ type Builder struct {
 
 	made     *prometheus.CounterVec
 	withheld *prometheus.CounterVec
-	reg      prometheus.Registerer
+	set      *metricset.Set
 }
 
 // NewBuilder returns a Builder over st.
@@ -128,7 +129,7 @@ func NewBuilder(st *store.Store, o *Options) *Builder {
 		opts.Simulated = func(string) bool { return false }
 	}
 	b := &Builder{st: st, loc: opts.Location, consent: opts.Consent, pseudo: p, simulated: opts.Simulated, grace: opts.CloseGrace,
-		household: p.ID("household", st.InstallID()), install: st.InstallID(), reg: opts.Registerer, now: opts.Now,
+		household: p.ID("household", st.InstallID()), install: st.InstallID(), now: opts.Now,
 		made: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_sync_summaries_total",
 			Help: "Summaries put in the outbox, by type (device_day, tag)."}, []string{"type"}),
 		withheld: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_sync_withheld_total",
@@ -138,19 +139,12 @@ func NewBuilder(st *store.Store, o *Options) *Builder {
 		b.made.WithLabelValues(t)
 		b.withheld.WithLabelValues(t)
 	}
-	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(b.made, b.withheld)
-	}
+	b.set = metricset.Must(opts.Registerer, b.made, b.withheld)
 	return b
 }
 
 // Unregister removes the builder's metrics.
-func (b *Builder) Unregister() {
-	if b.reg != nil {
-		b.reg.Unregister(b.made)
-		b.reg.Unregister(b.withheld)
-	}
-}
+func (b *Builder) Unregister() { b.set.Unregister() }
 
 // messageID is a deterministic id for a message: the same summary always gets the
 // same id (the CDP de-duplicates redeliveries on it). It is a keyed HMAC of the parts,

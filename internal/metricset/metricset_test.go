@@ -1,0 +1,35 @@
+package metricset
+
+import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func TestRegisterUnregisterAndRollback(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	a := prometheus.NewCounter(prometheus.CounterOpts{Name: "a_total", Help: "a"})
+	b := prometheus.NewCounter(prometheus.CounterOpts{Name: "b_total", Help: "b"})
+	s := Must(reg, a, b)
+	s.Unregister()
+	// Unregistered, the same names register again.
+	s = Must(reg, a, b)
+	// A clash fails the whole set and leaves nothing of it registered.
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "c_total", Help: "c"})
+	b2 := prometheus.NewCounter(prometheus.CounterOpts{Name: "b_total", Help: "b"})
+	if _, err := Register(reg, c, b2); err == nil {
+		t.Fatal("a duplicate metric registered")
+	}
+	if !reg.Unregister(prometheus.NewCounter(prometheus.CounterOpts{Name: "b_total", Help: "b"})) {
+		t.Error("the first set's b_total was lost")
+	}
+	if reg.Unregister(c) {
+		t.Error("c_total stayed registered after its set failed")
+	}
+	s.Unregister()
+	var nilSet *Set
+	nilSet.Unregister() // no panic
+	if n, err := Register(nil, a); err != nil || n == nil {
+		t.Errorf("nil registerer: %v", err)
+	}
+}
