@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,67 +14,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/internal/mosquittotest"
+	"github.com/hearth-iot/hearth/internal/poll"
 )
 
 // waitUntil polls cond until it holds or the deadline passes: the one place these tests wait.
-func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// waitUntil is poll.Until: the one way these tests wait.
+var waitUntil = poll.Until
 
-// startMosquitto runs a real mosquitto on 127.0.0.1 with a free port and returns its address.
-func startMosquitto(t *testing.T) string {
-	t.Helper()
-	bin := "/usr/sbin/mosquitto"
-	if _, err := os.Stat(bin); err != nil {
-		p, err := exec.LookPath("mosquitto")
-		if err != nil {
-			t.Fatal("mosquitto not installed: run `make deps` (Debian package mosquitto)")
-		}
-		bin = p
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "mosquitto.conf")
-	// max_queued_messages 0: no limit on what a persistent session keeps while its
-	// client is away (mosquitto's default of 1000 would drop the rest).
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nlog_dest stderr\n", port)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", conf)
-	var logBuf strings.Builder
-	cmd.Stderr = &logBuf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("mosquitto log:\n%s", logBuf.String())
-		}
-	})
-	waitUntil(t, "mosquitto to listen", 10*time.Second, func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return addr
-}
+func startMosquitto(t *testing.T) string { return mosquittotest.Start(t) }
 
 // memSink records committed readings; fail, while positive, refuses that many submissions.
 type memSink struct {
