@@ -130,15 +130,11 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 		undo = append(undo, a.closeBrokerListeners)
 	}
 	// 2. Tag rules, before anything is written.
-	rules, err := loadRules(cfg.Tagging.RulesFile)
+	rules, digest, err := readRules(cfg.Tagging.RulesFile)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Tagging.RulesFile != "" {
-		if b, err := os.ReadFile(cfg.Tagging.RulesFile); err == nil {
-			a.rulesDigest = sha256.Sum256(b)
-		}
-	}
+	a.rulesDigest = digest
 	// 3. The data directory must be writable.
 	made, err := prepareDataDir(cfg.DataDir)
 	if err != nil {
@@ -270,14 +266,23 @@ func prepareDataDir(dir string) (made bool, err error) {
 }
 
 func loadRules(path string) (*tagging.RuleSet, error) {
+	rs, _, err := readRules(path)
+	return rs, err
+}
+
+// readRules parses the rules file (the built-in rules when path is empty) and returns
+// the sha256 of the bytes it parsed, which watchRules compares to see a change.
+func readRules(path string) (*tagging.RuleSet, [32]byte, error) {
 	if path == "" {
-		return tagging.ParseRules(configs.Tags, "tags.yaml (built in)")
+		rs, err := tagging.ParseRules(configs.Tags, "tags.yaml (built in)")
+		return rs, [32]byte{}, err
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("tagging.rules_file: %w", err)
+		return nil, [32]byte{}, fmt.Errorf("tagging.rules_file: %w", err)
 	}
-	return tagging.ParseRules(b, path)
+	rs, err := tagging.ParseRules(b, path)
+	return rs, sha256.Sum256(b), err
 }
 
 func (a *agent) ready() error {
@@ -461,13 +466,10 @@ func (a *agent) watchRules(ctx context.Context) {
 		if !reload || path == "" {
 			continue
 		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			a.log.Error("tag rules not reloaded: keeping the rules in use", "component", "tagging", "file", path, "err", err)
-			continue
+		rs, digest, err := readRules(path)
+		if digest != ([32]byte{}) {
+			last = digest // a bad file is reported once, not every second
 		}
-		last = sha256.Sum256(b) // a bad file is reported once, not every second
-		rs, err := tagging.ParseRules(b, path)
 		if err != nil {
 			a.log.Error("tag rules not reloaded: keeping the rules in use", "component", "tagging", "file", path,
 				"errors", strings.ReplaceAll(err.Error(), "\n", "; "))
