@@ -73,10 +73,12 @@ func run() error {
 	msgs := flag.Int("messages", 25000, "messages per publisher")
 	inflight := flag.Int("inflight", 32, "QoS 1 publishes in flight per publisher")
 	profile := flag.String("profile", "", "write a CPU profile of hearth, taken over the middle of the load, to this file")
+	heap := flag.String("heapprofile", "", "write a heap profile of hearth, taken as the load ends, to this file")
 	rate := flag.Float64("rate", 0, "messages per second per publisher (0: as fast as acknowledgements allow); e.g. -publishers 200 -rate 5 is the footprint load of 200 devices at 1,000 readings/s")
 	flag.Parse()
 	pubRate = *rate
 	profilePath = *profile
+	heapPath = *heap
 	if *pubs < 1 || *msgs < 1 || *inflight < 1 || *inflight > 65000 {
 		return errors.New("publishers, messages and inflight must be positive (inflight ≤ 65000)")
 	}
@@ -155,7 +157,7 @@ func runMosquitto(bin, dir string, pubs, msgs, inflight int) (result, error) {
 	for i := range creds {
 		creds[i] = [2]string{fmt.Sprintf("load-%d", i), "x"}
 	}
-	return load("mosquitto", cmd.Process.Pid, addr, creds, msgs, inflight)
+	return load("mosquitto", cmd.Process.Pid, addr, creds, msgs, inflight, nil)
 }
 
 var passwordRE = regexp.MustCompile(`(?m)^MQTT password: (\S+)$`)
@@ -211,12 +213,21 @@ report:
 	if err := waitListening(baddr, 10*time.Second); err != nil {
 		return result{}, 0, err
 	}
+	var started func()
 	if profilePath != "" {
-		go profileHearth(aaddr, profilePath, msgs, inflight)
+		started = func() { go profileHearth(aaddr, profilePath, msgs, inflight) }
 	}
-	res, err := load("hearth", cmd.Process.Pid, baddr, creds, msgs, inflight)
+	res, err := load("hearth", cmd.Process.Pid, baddr, creds, msgs, inflight, started)
 	if err != nil {
 		return res, 0, err
+	}
+	if heapPath != "" {
+		// The profile, and beside it the text form with the runtime's MemStats.
+		for url, path := range map[string]string{"heap": heapPath, "heap?debug=1": heapPath + ".txt"} {
+			if err := fetch("http://"+aaddr+"/debug/pprof/"+url, path); err != nil {
+				fmt.Fprintln(os.Stderr, "heap profile:", err)
+			}
+		}
 	}
 	// Every PUBACK means committed: the store already holds them.
 	resp, err := http.Get("http://" + aaddr + "/v1/devices")
@@ -235,7 +246,27 @@ report:
 	for _, d := range devs {
 		stored += d.Readings
 	}
+	if commits := metricValue(aaddr, "hearth_store_commits_total"); commits > 0 {
+		fmt.Printf("hearth store: %.0f commits, %.1f readings per commit\n", commits, float64(stored)/commits)
+	}
 	return res, stored, nil
+}
+
+// metricValue reads one unlabelled sample from hearth's /metrics, or 0.
+func metricValue(admin, name string) float64 {
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
 }
 
 // procStats returns the CPU time and peak RSS (VmHWM, kB) of pid.
@@ -269,7 +300,9 @@ func procStatus(pid int) (time.Duration, map[string]int64, error) {
 	return cpu, m, nil
 }
 
-func load(name string, pid int, addr string, creds [][2]string, msgs, inflight int) (result, error) {
+// load connects every publisher, then runs them all; started, if set, is called when
+// the last has connected and the messages begin.
+func load(name string, pid int, addr string, creds [][2]string, msgs, inflight int, started func()) (result, error) {
 	conns := make([]*publisher, len(creds))
 	for i, c := range creds {
 		p, err := dial(addr, c[0], c[1])
@@ -284,6 +317,9 @@ func load(name string, pid int, addr string, creds [][2]string, msgs, inflight i
 		return result{}, err
 	}
 	start := time.Now()
+	if started != nil {
+		started()
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(conns))
 	for i, p := range conns {
@@ -313,6 +349,7 @@ func load(name string, pid int, addr string, creds [][2]string, msgs, inflight i
 var (
 	pubRate     float64
 	profilePath string
+	heapPath    string
 )
 
 // profileHearth fetches a CPU profile from hearth's admin API (admin.pprof) while the
@@ -337,6 +374,24 @@ func profileHearth(admin, path string, msgs, inflight int) {
 	}
 	defer f.Close()
 	_, _ = io.Copy(f, resp.Body)
+}
+
+// fetch writes the body of url to path.
+func fetch(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // publisher is one raw MQTT 3.1.1 client.
