@@ -38,7 +38,22 @@ type Consumer struct {
 	processed prometheus.Counter
 	lag       prometheus.GaugeFunc
 	set       *metricset.Set
+
+	// days and states hold the records the last steps wrote, decoded, so that the
+	// next step need not read and decode them again: at 200 devices and a step every
+	// 500ms, decoding each device's Day from JSON was most of the consumer's work. The
+	// consumer is the only writer of both buckets; the caches are dropped whenever a
+	// step fails (its aggregator changed the cached records in place) and when they
+	// outgrow maxCached.
+	days   map[DayKey]*Day
+	states map[StateKey]*State
+
+	// failStep, in tests, fails a step after its aggregator has changed the records.
+	failStep func() error
 }
+
+// maxCached bounds Consumer.days and Consumer.states (a Day is about 1.5 KB).
+const maxCached = 1024
 
 // ConsumerOptions tune a Consumer.
 type ConsumerOptions struct {
@@ -97,17 +112,36 @@ func (c *Consumer) Step() (int, error) {
 		}
 		return 0, err
 	}
+	var (
+		days   map[DayKey]*Day
+		states map[StateKey]*State
+	)
 	err = c.st.Update(func(tx *store.Tx) error {
 		if tx.Cursor(CursorName) != cur {
 			return fmt.Errorf("rollup: cursor moved under us (two consumers?)")
 		}
 		a := NewAggregator(c.loc)
-		a.Load = func(k DayKey) (*Day, bool) { return loadJSON[Day](tx, store.Rollups, DayStoreKey(k)) }
-		a.LoadState = func(k StateKey) (*State, bool) { return loadJSON[State](tx, store.State, stateStoreKey(k)) }
+		a.Load = func(k DayKey) (*Day, bool) {
+			if d, ok := c.days[k]; ok {
+				return d, true
+			}
+			return loadJSON[Day](tx, store.Rollups, DayStoreKey(k))
+		}
+		a.LoadState = func(k StateKey) (*State, bool) {
+			if st, ok := c.states[k]; ok {
+				return st, true
+			}
+			return loadJSON[State](tx, store.State, stateStoreKey(k))
+		}
 		for i := range rs {
 			a.Add(&rs[i])
 		}
-		days, states := a.Dirty()
+		days, states = a.Dirty()
+		if c.failStep != nil {
+			if err := c.failStep(); err != nil {
+				return err
+			}
+		}
 		for k, d := range days {
 			if err := putJSON(tx, store.Rollups, DayStoreKey(k), d); err != nil {
 				return err
@@ -121,10 +155,32 @@ func (c *Consumer) Step() (int, error) {
 		return tx.SetCursor(CursorName, last)
 	})
 	if err != nil {
+		c.days, c.states = nil, nil
 		return 0, err
 	}
+	c.remember(days, states)
 	c.processed.Add(float64(len(rs)))
 	return len(rs), nil
+}
+
+// remember keeps the records a step has just committed for the next steps.
+func (c *Consumer) remember(days map[DayKey]*Day, states map[StateKey]*State) {
+	if c.days == nil || len(c.days)+len(days) > maxCached {
+		c.days = make(map[DayKey]*Day, len(days))
+	}
+	if c.states == nil || len(c.states)+len(states) > maxCached {
+		c.states = make(map[StateKey]*State, len(states))
+	}
+	for k, d := range days {
+		if len(c.days) < maxCached {
+			c.days[k] = d
+		}
+	}
+	for k, st := range states {
+		if len(c.states) < maxCached {
+			c.states[k] = st
+		}
+	}
 }
 
 // CatchUp steps until the cursor reaches the end of the log.
