@@ -1,13 +1,15 @@
 // Command hearth-load measures MQTT ingest: N publishers × M messages at QoS 1, each
 // with a window of W publishes in flight, through hearth's embedded broker into its
-// durable store — and the same load against a plain mosquitto (no persistence) in
+// durable store — and the same load against a plain mosquitto (no persistence) and a
+// bare mochi-mqtt broker (the library hearth's broker is built on, nothing stored) in
 // the same run. It prints messages/s, p50/p99 publish-to-PUBACK latency, the peak RSS
-// and CPU time per message of the broker process, the ratio of the two throughputs,
-// and checks that every reading is in hearth's store.
+// and CPU time per message of each broker process, the ratio of hearth's throughput to
+// mosquitto's, what hearth costs over bare mochi, and checks that every reading is in
+// hearth's store.
 //
 //	hearth-load -hearth bin/hearth [-publishers 4] [-messages 25000] [-inflight 32]
 //
-// Both brokers run as child processes on 127.0.0.1 with free ports; the publishers
+// The brokers run as child processes on 127.0.0.1 with free ports; the publishers
 // are raw MQTT 3.1.1 clients in this process (cheap enough not to be the bottleneck).
 package main
 
@@ -51,6 +53,8 @@ type result struct {
 	fileKB    int64 // RssFile at the end: mapped files (bbolt's mmap of the store) and the binary
 }
 
+func (r result) cpuPerMsg() float64 { return float64(r.cpu.Microseconds()) / float64(r.msgs) }
+
 func (r result) rate() float64 { return float64(r.msgs) / r.elapsed.Seconds() }
 
 func (r result) pct(p float64) time.Duration {
@@ -63,7 +67,7 @@ func (r result) pct(p float64) time.Duration {
 func (r result) print() {
 	fmt.Printf("%-10s %8d msgs in %7.3fs  %9.0f msgs/s  p50 %8s  p99 %8s  cpu %6.2f µs/msg  peak RSS %6.1f MB (at end: anon %.1f MB, files %.1f MB)\n",
 		r.name, r.msgs, r.elapsed.Seconds(), r.rate(), r.pct(0.50).Round(time.Microsecond), r.pct(0.99).Round(time.Microsecond),
-		float64(r.cpu.Microseconds())/float64(r.msgs), float64(r.peakRSSkB)/1024, float64(r.anonKB)/1024, float64(r.fileKB)/1024)
+		r.cpuPerMsg(), float64(r.peakRSSkB)/1024, float64(r.anonKB)/1024, float64(r.fileKB)/1024)
 }
 
 func run() error {
@@ -74,8 +78,13 @@ func run() error {
 	inflight := flag.Int("inflight", 32, "QoS 1 publishes in flight per publisher")
 	profile := flag.String("profile", "", "write a CPU profile of hearth, taken over the middle of the load, to this file")
 	heap := flag.String("heapprofile", "", "write a heap profile of hearth, taken as the load ends, to this file")
+	bare := flag.Bool("mochi", true, "also run the load against a bare mochi-mqtt broker (the library hearth's broker is built on, nothing stored): the floor hearth builds on")
+	serve := flag.String("serve-mochi", "", "(internal) serve a bare mochi-mqtt broker on this address until interrupted")
 	rate := flag.Float64("rate", 0, "messages per second per publisher (0: as fast as acknowledgements allow); e.g. -publishers 200 -rate 5 is the footprint load of 200 devices at 1,000 readings/s")
 	flag.Parse()
+	if *serve != "" {
+		return serveMochi(*serve, *inflight)
+	}
 	pubRate = *rate
 	profilePath = *profile
 	heapPath = *heap
@@ -97,13 +106,26 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("mosquitto: %w", err)
 	}
+	var mochi result
+	if *bare {
+		if mochi, err = runMochi(*pubs, *msgs, *inflight); err != nil {
+			return fmt.Errorf("bare mochi: %w", err)
+		}
+	}
 	h, stored, err := runHearth(*hearthBin, dir, *pubs, *msgs, *inflight)
 	if err != nil {
 		return fmt.Errorf("hearth: %w", err)
 	}
 	mq.print()
+	if *bare {
+		mochi.print()
+	}
 	h.print()
 	fmt.Printf("ratio hearth/mosquitto throughput: %.2f (target ≥ 0.50)\n", h.rate()/mq.rate())
+	if *bare {
+		fmt.Printf("hearth over bare mochi: CPU %+.2f µs/msg, peak RSS %+.1f MB\n",
+			h.cpuPerMsg()-mochi.cpuPerMsg(), float64(h.peakRSSkB-mochi.peakRSSkB)/1024)
+	}
 	fmt.Printf("readings in hearth's store: %d of %d\n", stored, *pubs**msgs)
 	if stored != *pubs**msgs {
 		return fmt.Errorf("%d readings missing from the store", *pubs**msgs-stored)
