@@ -619,3 +619,59 @@ func TestMaxConnecting(t *testing.T) {
 		return err == nil
 	})
 }
+
+// A device's publish is hearth's to store, not a message to pass on: mochi must not
+// forward it to a subscriber of the same topic (here the device itself, which its ACL
+// lets subscribe below its own prefix), nor retain it for a later subscriber, and the
+// only PUBACK is hearth's, after the commit.
+func TestPublishNeitherForwardedNorRetained(t *testing.T) {
+	for _, v5 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "mqtt3.1.1", true: "mqtt5"}[v5], func(t *testing.T) {
+			r := newRig(t, Options{}, nil)
+			c := dialRaw(t, r.addr, "fridge1", r.pw["fridge1"], v5)
+			topic := "hearth/v1/fridge1/readings"
+			c.subscribe(1, "hearth/v1/fridge1/#")
+			// Retain flag set (0x33: PUBLISH, QoS 1, retain).
+			body := mqttString(nil, topic)
+			body = binary.BigEndian.AppendUint16(body, 7)
+			if v5 {
+				body = append(body, 0)
+			}
+			c.write(packet(0x33, append(body, `{"signal":"door","value":1,"boot":1,"seq":1}`...)))
+			typ, p := c.read()
+			if typ != 0x40 || binary.BigEndian.Uint16(p) != 7 {
+				t.Fatalf("first packet after the publish: %#x %x, want hearth's PUBACK for id 7", typ, p)
+			}
+			if rs := r.readings(); len(rs) != 1 {
+				t.Fatalf("%d readings in the store after the PUBACK, want 1", len(rs))
+			}
+			if got := c.ping(); len(got) != 0 {
+				t.Fatalf("the subscriber got %x: the publish was forwarded or acknowledged twice", got)
+			}
+			// A later subscriber gets no retained copy.
+			c2 := dialRaw(t, r.addr, "fridge1", r.pw["fridge1"], v5)
+			c2.subscribe(1, "hearth/v1/fridge1/#")
+			if got := c2.ping(); len(got) != 0 {
+				t.Fatalf("a new subscriber got %x: the publish was retained", got)
+			}
+		})
+	}
+}
+
+// subscribe sends SUBSCRIBE for filter at QoS 1 and waits for its SUBACK.
+func (r *raw) subscribe(id uint16, filter string) {
+	r.t.Helper()
+	body := binary.BigEndian.AppendUint16(nil, id)
+	if r.v5 {
+		body = append(body, 0)
+	}
+	body = append(mqttString(body, filter), 1)
+	r.write(packet(0x82, body))
+	typ, p := r.read()
+	if typ != 0x90 {
+		r.t.Fatalf("SUBSCRIBE %s: got %#x %x, want SUBACK", filter, typ, p)
+	}
+	if code := p[len(p)-1]; code >= 0x80 {
+		r.t.Fatalf("SUBSCRIBE %s refused: reason %#x", filter, code)
+	}
+}
