@@ -48,9 +48,15 @@ type Consumer struct {
 	days   map[DayKey]*Day
 	states map[StateKey]*State
 
+	buf []device.Reading // decoded events, reused from step to step
+
 	// failStep, in tests, fails a step after its aggregator has changed the records.
 	failStep func() error
 }
+
+// maxKeptBuf bounds the decoded events a Consumer keeps for its next step (a
+// Reading is about 160 bytes): a catch-up of a long backlog does not pin its batch.
+const maxKeptBuf = 1024
 
 // maxCached bounds Consumer.days and Consumer.states (a Day is about 1.5 KB).
 const maxCached = 1024
@@ -101,11 +107,14 @@ func (c *Consumer) Step() (int, error) {
 	}
 	// Decode outside the write transaction, so the ingest writer is held up only by
 	// the short update below.
-	var rs []device.Reading
+	rs := c.buf[:0]
 	last, err := c.st.ReadEvents(cur, c.batch, func(_ uint64, r *device.Reading) error {
 		rs = append(rs, *r)
 		return nil
 	})
+	if cap(rs) <= maxKeptBuf {
+		c.buf = rs[:0] // the next step decodes into the same array
+	}
 	if err != nil || len(rs) == 0 {
 		if err == nil && last > cur { // nothing readable between cursor and last
 			err = c.st.Update(func(tx *store.Tx) error { return tx.SetCursor(CursorName, last) })
