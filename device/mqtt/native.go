@@ -59,53 +59,65 @@ func (n Native) Decode(topic string, payload []byte, _ time.Time) ([]device.Read
 		}
 		regKind = k
 	}
-	var batch []NativeReading
 	p := bytes.TrimSpace(payload)
 	if len(p) > 0 && p[0] == '[' {
+		var batch []NativeReading
 		if err := strictUnmarshal(p, &batch); err != nil {
 			return nil, fmt.Errorf("%w: device %q: %v", ErrMalformed, id, err)
 		}
 		if len(batch) > MaxNativeBatch {
 			return nil, fmt.Errorf("%w: device %q: %d readings in one payload (max %d)", ErrMalformed, id, len(batch), MaxNativeBatch)
 		}
-	} else {
-		var one NativeReading
-		if err := strictUnmarshal(p, &one); err != nil {
-			return nil, fmt.Errorf("%w: device %q: %v", ErrMalformed, id, err)
-		}
-		batch = []NativeReading{one}
-	}
-	out := make([]device.Reading, 0, len(batch))
-	for i, nr := range batch {
-		if nr.Value == nil {
-			return nil, fmt.Errorf("%w: device %q reading %d: no value", ErrMalformed, id, i)
-		}
-		k := nr.Kind
-		if k == "" {
-			k = regKind
-		} else if regKind != "" && k != regKind {
-			return nil, fmt.Errorf("%w: device %q reading %d: kind %q, registered as %q", ErrMalformed, id, i, k, regKind)
-		}
-		r := device.Reading{Device: id, Kind: k, Signal: nr.Signal, Value: *nr.Value, Unit: nr.Unit,
-			Label: nr.Label, Aux: nr.Aux, Boot: nr.Boot, Seq: nr.Seq}
-		if nr.Seq != 0 && nr.Boot == 0 {
-			// Over MQTT there is no session to say which boot a sequence belongs to:
-			// after a reboot the same numbers would be taken for retransmissions,
-			// acknowledged, and dropped.
-			return nil, fmt.Errorf("%w: device %q reading %d: seq %d without a boot id (a device that numbers its readings must send a boot id that changes at every boot)", ErrMalformed, id, i, nr.Seq)
-		}
-		if nr.TS != 0 {
-			if nr.TS < 0 || nr.TS > math.MaxInt64/int64(time.Millisecond) {
-				return nil, fmt.Errorf("%w: device %q reading %d: ts %d out of range", ErrMalformed, id, i, nr.TS)
+		out := make([]device.Reading, len(batch))
+		for i := range batch {
+			if err := batch[i].reading(id, regKind, i, &out[i]); err != nil {
+				return nil, err
 			}
-			r.DeviceTime = time.UnixMilli(nr.TS)
 		}
-		if err := r.Validate(); err != nil {
-			return nil, fmt.Errorf("%w: reading %d: %v", ErrMalformed, i, err)
-		}
-		out = append(out, r)
+		return out, nil
+	}
+	// One reading, the common case: no batch slice in between.
+	var one NativeReading
+	if err := strictUnmarshal(p, &one); err != nil {
+		return nil, fmt.Errorf("%w: device %q: %v", ErrMalformed, id, err)
+	}
+	out := make([]device.Reading, 1)
+	if err := one.reading(id, regKind, 0, &out[0]); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// reading fills r from nr, the i-th reading of device id (registered as regKind, or
+// "" when the registry is not consulted), or says what is wrong with it.
+func (nr *NativeReading) reading(id string, regKind device.Kind, i int, r *device.Reading) error {
+	if nr.Value == nil {
+		return fmt.Errorf("%w: device %q reading %d: no value", ErrMalformed, id, i)
+	}
+	k := nr.Kind
+	if k == "" {
+		k = regKind
+	} else if regKind != "" && k != regKind {
+		return fmt.Errorf("%w: device %q reading %d: kind %q, registered as %q", ErrMalformed, id, i, k, regKind)
+	}
+	*r = device.Reading{Device: id, Kind: k, Signal: nr.Signal, Value: *nr.Value, Unit: nr.Unit,
+		Label: nr.Label, Aux: nr.Aux, Boot: nr.Boot, Seq: nr.Seq}
+	if nr.Seq != 0 && nr.Boot == 0 {
+		// Over MQTT there is no session to say which boot a sequence belongs to:
+		// after a reboot the same numbers would be taken for retransmissions,
+		// acknowledged, and dropped.
+		return fmt.Errorf("%w: device %q reading %d: seq %d without a boot id (a device that numbers its readings must send a boot id that changes at every boot)", ErrMalformed, id, i, nr.Seq)
+	}
+	if nr.TS != 0 {
+		if nr.TS < 0 || nr.TS > math.MaxInt64/int64(time.Millisecond) {
+			return fmt.Errorf("%w: device %q reading %d: ts %d out of range", ErrMalformed, id, i, nr.TS)
+		}
+		r.DeviceTime = time.UnixMilli(nr.TS)
+	}
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("%w: reading %d: %v", ErrMalformed, i, err)
+	}
+	return nil
 }
 
 // AppendNative appends the native JSON encoding of rs (an array) to dst.

@@ -54,10 +54,6 @@ type Consumer struct {
 	failStep func() error
 }
 
-// maxKeptBuf bounds the decoded events a Consumer keeps for its next step (a
-// Reading is about 160 bytes): a catch-up of a long backlog does not pin its batch.
-const maxKeptBuf = 1024
-
 // maxCached bounds Consumer.days and Consumer.states (a Day is about 1.5 KB).
 const maxCached = 1024
 
@@ -112,9 +108,7 @@ func (c *Consumer) Step() (int, error) {
 		rs = append(rs, *r)
 		return nil
 	})
-	if cap(rs) <= maxKeptBuf {
-		c.buf = rs[:0] // the next step decodes into the same array
-	}
+	c.buf = rs[:0] // the next step decodes into the same array (at most Batch readings of ~160 B)
 	if err != nil || len(rs) == 0 {
 		if err == nil && last > cur { // nothing readable between cursor and last
 			err = c.st.Update(func(tx *store.Tx) error { return tx.SetCursor(CursorName, last) })
