@@ -414,9 +414,13 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 type clientState struct {
 	cl   *mqtt.Client
 	sem  chan struct{} // one token per publish awaiting commit or its ack write
-	acks chan ackItem  // never blocks: capacity MaxInflight
 	done chan struct{}
 	once sync.Once
+
+	mu      sync.Mutex
+	acks    []ackItem // queued for the client's flusher; at most cap(sem)
+	spare   []ackItem // the flusher's last batch, reused
+	flusher bool      // a flushAcks goroutine runs for this client
 
 	tokens float64 // rate bucket; touched only by the client's read loop
 	last   time.Time
@@ -424,10 +428,6 @@ type clientState struct {
 
 func (st *clientState) stop() { st.once.Do(func() { close(st.done) }) }
 
-// writeAcks writes a client's acks in order on its own goroutine, so a client that
-// stops reading blocks only itself, never the store's commit callback. Acks that are
-// ready together go out in one write: a group commit completes many publishes at
-// once, and one syscall per PUBACK was the broker's largest CPU cost.
 // ackItem is one PUBACK to write: a few bytes per slot, where a queued packets.Packet
 // took 800 (64 slots a client: 50 KB each, 10 MB for 200 devices).
 type ackItem struct {
@@ -447,45 +447,60 @@ func (a ackItem) packet(v byte) packets.Packet {
 	return ack
 }
 
+// queueAck queues ack for st's connection. Acks are written in order by one
+// goroutine per client that runs only while the client has acks to write: a client
+// that stops reading blocks only its own flusher, never the store's commit callback;
+// acks that are ready together go out in one write (a group commit completes many
+// publishes at once, and one syscall per PUBACK was the broker's largest CPU cost);
+// and an idle device costs no goroutine (one per device for its whole connection was
+// 200 stacks at the footprint load).
+func (b *Broker) queueAck(st *clientState, ack ackItem) {
+	st.mu.Lock()
+	st.acks = append(st.acks, ack)
+	start := !st.flusher
+	st.flusher = true
+	st.mu.Unlock()
+	if start {
+		go b.writeAcks(st)
+	}
+}
+
+// writeAcks writes st's queued acks until none are left, then ends.
 func (b *Broker) writeAcks(st *clientState) {
 	var buf []byte
 	v := st.cl.Properties.ProtocolVersion
 	for {
-		var ack ackItem
-		select {
-		case ack = <-st.acks:
-		case <-st.done:
+		st.mu.Lock()
+		batch := st.acks
+		if len(batch) == 0 {
+			st.flusher = false
+			st.mu.Unlock()
 			return
 		}
+		st.acks, st.spare = st.spare[:0], nil
+		st.mu.Unlock()
+
 		buf = buf[:0]
-		n := 0
-		for {
-			n++
+		for _, ack := range batch {
 			if v != 5 || ack.code.Code == 0 {
 				// A success PUBACK without properties: 4 bytes in MQTT 3.1.1 and 5
 				// (MQTT 5 allows leaving out reason 0x00 with no properties).
 				buf = append(buf, packets.Puback<<4, 2, byte(ack.id>>8), byte(ack.id))
-			} else {
-				b.flushAcks(st, buf)
-				buf = buf[:0]
-				if err := st.cl.WritePacket(ack.packet(v)); err != nil && !b.closing.Load() {
-					b.logLimited("write PUBACK failed", "client", st.cl.ID, "err", err)
-				}
-			}
-			if n == cap(st.acks) {
-				break
-			}
-			select {
-			case ack = <-st.acks:
 				continue
-			default:
 			}
-			break
+			b.flushAcks(st, buf)
+			buf = buf[:0]
+			if err := st.cl.WritePacket(ack.packet(v)); err != nil && !b.closing.Load() {
+				b.logLimited("write PUBACK failed", "client", st.cl.ID, "err", err)
+			}
 		}
 		b.flushAcks(st, buf)
-		for range n {
+		for range batch {
 			<-st.sem
 		}
+		st.mu.Lock()
+		st.spare = batch[:0]
+		st.mu.Unlock()
 	}
 }
 
@@ -511,10 +526,9 @@ func (b *Broker) state(cl *mqtt.Client) *clientState {
 	defer b.clientMu.Unlock()
 	st, ok := b.clients[cl]
 	if !ok {
-		st = &clientState{cl: cl, sem: make(chan struct{}, b.opts.MaxInflight), acks: make(chan ackItem, b.opts.MaxInflight),
+		st = &clientState{cl: cl, sem: make(chan struct{}, b.opts.MaxInflight),
 			done: make(chan struct{}), tokens: float64(b.opts.PublishBurst), last: time.Now()}
 		b.clients[cl] = st
-		go b.writeAcks(st)
 	}
 	return st
 }
@@ -614,7 +628,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 // Returning packets.ErrRejectPacket does the same, but mochi's hook chain then logs
 // the rejection at debug level with the whole 800-byte packet as an argument, built
 // even when debug is off: a heap copy of every publish (a fifth of all allocation in
-// a burst). TestAckAfterCommit and the PUBACK tests catch mochi acknowledging early.
+// a burst). TestAckOnlyAfterCommit and TestPublishNeitherForwardedNorRetained catch mochi acknowledging early.
 func handled(pk packets.Packet) (packets.Packet, error) {
 	pk.Ignore = true
 	pk.FixedHeader.Qos = 0
@@ -622,10 +636,6 @@ func handled(pk packets.Packet) (packets.Packet, error) {
 	return pk, nil
 }
 
-// reply queues the PUBACK of a QoS 1 publish. MQTT 5 clients get code as its
-// reason; an MQTT 3.1.1 client, whose PUBACK carries no reason, gets one only when
-// v3 is true. held says the publish holds a token of st.sem, released once the ack
-// is written (or at once when there is none to write).
 // pubRef is what an ack needs of its publish. The commit callback keeps this, not the
 // packet: capturing the whole packets.Packet made every publish copy it to the heap.
 type pubRef struct {
@@ -635,6 +645,10 @@ type pubRef struct {
 
 func refOf(pk *packets.Packet) pubRef { return pubRef{id: pk.PacketID, qos: pk.FixedHeader.Qos} }
 
+// reply queues the PUBACK of a QoS 1 publish. MQTT 5 clients get code as its
+// reason; an MQTT 3.1.1 client, whose PUBACK carries no reason, gets one only when
+// v3 is true. held says the publish holds a token of st.sem, released once the ack
+// is written (or at once when there is none to write).
 func (b *Broker) reply(st *clientState, pk pubRef, code packets.Code, v3, held bool) {
 	if pk.qos == 0 || (st.cl.Properties.ProtocolVersion != 5 && !v3) {
 		if held {
@@ -651,11 +665,7 @@ func (b *Broker) reply(st *clientState, pk pubRef, code packets.Code, v3, held b
 			return
 		}
 	}
-	select {
-	case st.acks <- ack:
-	default: // cannot happen: at most cap(sem) acks are queued
-		<-st.sem
-	}
+	b.queueAck(st, ack)
 }
 
 // logLimited logs at most one warning a second, so a flooding device cannot flood
