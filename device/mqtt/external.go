@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -27,6 +29,8 @@ type ExternalOptions struct {
 	TLS      *tls.Config // for ssl://; nil: system roots
 	// Topics are the filters subscribed to, at QoS 1.
 	Topics []string
+	// MaxExtraSubscriptions bounds the topics Subscribe adds beyond Topics (default 256).
+	MaxExtraSubscriptions int
 	// Decoder turns messages into readings (a Router of the adapters).
 	Decoder Decoder
 	// MaxInflight bounds the messages received but not yet committed (default 256).
@@ -58,9 +62,22 @@ type ExternalOptions struct {
 //
 // Reconnects back off from 1s to ReconnectMax with jitter; subscriptions are renewed
 // on every (re)connect, and messages the broker resends before that are handled too.
+//
+// # Subscriptions added at run time
+//
+// Subscribe adds topics (the state topic of a Home Assistant entity accepted while
+// hearth runs, say) to those of the options. They are remembered for the life of the
+// External and subscribed to again on every (re)connect with the configured filters:
+// a broker restarted without persistence, or a session it expired, has forgotten
+// them. There is no unsubscribe: a topic stays subscribed until hearth restarts.
 type External struct {
 	o   ExternalOptions
 	log *slog.Logger
+
+	mu     sync.Mutex
+	extra  []string        // added by Subscribe, in order
+	added  map[string]bool // the same, as a set
+	client paho.Client     // the current session's client; nil between sessions
 
 	msgs     *prometheus.CounterVec
 	connects *prometheus.CounterVec
@@ -100,13 +117,16 @@ func NewExternal(o ExternalOptions) (*External, error) {
 	if o.MaxInflight <= 0 {
 		o.MaxInflight = 256
 	}
+	if o.MaxExtraSubscriptions <= 0 {
+		o.MaxExtraSubscriptions = 256
+	}
 	if o.ReconnectMax <= 0 {
 		o.ReconnectMax = time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &External{o: o, log: o.Logger.With("component", "mqtt.external", "broker", u.Host),
+	e := &External{o: o, log: o.Logger.With("component", "mqtt.external", "broker", u.Host), added: make(map[string]bool),
 		msgs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_mqtt_external_messages_total",
 			Help: "Messages from the external broker, by result: committed, ignored (nothing to store), refused (by the store; sent again), malformed, unknown_device, unknown_topic, limit."},
 			[]string{"result"}),
@@ -119,7 +139,10 @@ func NewExternal(o ExternalOptions) (*External, error) {
 	for _, r := range []string{"ok", "failed", "lost"} {
 		e.connects.WithLabelValues(r)
 	}
-	if e.set, err = metricset.Register(o.Registerer, e.msgs, e.connects); err != nil {
+	added := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hearth_mqtt_external_added_topics",
+		Help: "Topics subscribed to beyond the configured filters (accepted Home Assistant entities' state topics); at most max_extra_subscriptions."},
+		func() float64 { e.mu.Lock(); defer e.mu.Unlock(); return float64(len(e.extra)) })
+	if e.set, err = metricset.Register(o.Registerer, e.msgs, e.connects, added); err != nil {
 		return nil, fmt.Errorf("mqtt external: metrics: %w", err)
 	}
 	return e, nil
@@ -195,10 +218,6 @@ func (e *External) session(ctx context.Context, sink device.Sink) (refused error
 			m.Ack()
 		})
 	}
-	subs := make(map[string]byte, len(e.o.Topics))
-	for _, t := range e.o.Topics {
-		subs[t] = 1
-	}
 	opts := paho.NewClientOptions().AddBroker(e.o.URL).SetClientID(e.o.ClientID).
 		SetUsername(e.o.Username).SetPassword(e.o.Password).
 		SetCleanSession(false).SetAutoAckDisabled(true).SetOrderMatters(false).
@@ -208,7 +227,11 @@ func (e *External) session(ctx context.Context, sink device.Sink) (refused error
 		SetKeepAlive(30 * time.Second).SetDefaultPublishHandler(handle).
 		SetOnConnectHandler(func(c paho.Client) {
 			e.connects.WithLabelValues("ok").Inc()
-			e.log.Info("connected to external broker; subscribing", "topics", strings.Join(e.o.Topics, " "))
+			// Every time, with the topics added so far: a new session (broker restarted,
+			// session expired) has none of them. A topic Subscribe adds after this
+			// snapshot, it subscribes itself: the connection is open by now.
+			subs, added := e.subscriptions()
+			e.log.Info("connected to external broker; subscribing", "topics", strings.Join(e.o.Topics, " "), "added_topics", added)
 			tok := c.SubscribeMultiple(subs, nil) // nil: the default handler above
 			go func() {
 				if tok.WaitTimeout(30*time.Second) && tok.Error() != nil {
@@ -227,6 +250,8 @@ func (e *External) session(ctx context.Context, sink device.Sink) (refused error
 		opts.SetTLSConfig(e.o.TLS)
 	}
 	c := paho.NewClient(opts)
+	e.setClient(c)
+	defer e.setClient(nil)
 	tok := c.Connect() // with ConnectRetry, completes once connected (or on Disconnect)
 	go func() {
 		if tok.Wait() && tok.Error() != nil {
@@ -261,6 +286,158 @@ fill:
 	}
 	c.Disconnect(250)
 	return refused, nil
+}
+
+// subscriptions are the filters of the options and the topics added (how many), at
+// QoS 1.
+func (e *External) subscriptions() (subs map[string]byte, added int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	subs = make(map[string]byte, len(e.o.Topics)+len(e.extra))
+	for _, t := range e.o.Topics {
+		subs[t] = 1
+	}
+	for _, t := range e.extra {
+		subs[t] = 1
+	}
+	return subs, len(e.extra)
+}
+
+func (e *External) setClient(c paho.Client) {
+	e.mu.Lock()
+	e.client = c
+	e.mu.Unlock()
+}
+
+// subackTimeout bounds how long Subscribe waits for the broker's SUBACK.
+const subackTimeout = 10 * time.Second
+
+// Subscribe adds topics to those subscribed to, at QoS 1, for as long as the External
+// lives: on every (re)connect from now on, and at once when connected (it then waits
+// up to 10s for the broker's SUBACK). A topic a configured filter already matches, or
+// one added before, is skipped.
+//
+// Topics are topic names, as devices publish them: one with a wildcard (+ or #) or a
+// NUL, longer than 1024 bytes, not UTF-8 or empty is refused, as is going beyond
+// MaxExtraSubscriptions (ErrLimit); then none of topics is added.
+// When the broker refuses a subscription (its ACL, typically) that topic is forgotten
+// again and the error says so. Safe for concurrent use, before or during Run.
+func (e *External) Subscribe(topics ...string) error {
+	for _, t := range topics {
+		if t == "" {
+			return errors.New("mqtt external: cannot subscribe to an empty topic")
+		}
+		if err := checkTopic(t); err != nil {
+			return fmt.Errorf("mqtt external: cannot subscribe to %q: %v", truncate(t, 128), err)
+		}
+	}
+	e.mu.Lock()
+	var add []string
+	for _, t := range topics {
+		if e.added[t] || slices.Contains(add, t) || e.coveredLocked(t) {
+			continue
+		}
+		add = append(add, t)
+	}
+	if len(add) == 0 {
+		e.mu.Unlock()
+		return nil
+	}
+	if n := len(e.extra) + len(add); n > e.o.MaxExtraSubscriptions {
+		e.mu.Unlock()
+		return fmt.Errorf("%w: mqtt external: subscribing to %q would make %d topics beyond the configured filters (max %d)",
+			ErrLimit, truncate(add[0], 128), n, e.o.MaxExtraSubscriptions)
+	}
+	for _, t := range add {
+		e.added[t] = true
+	}
+	e.extra = append(e.extra, add...)
+	c := e.client
+	e.mu.Unlock()
+	e.log.Info("subscribing to added topics", "topics", strings.Join(add, " "))
+	// Not connected: the next connect subscribes to them (see the connect handler).
+	if c == nil || !c.IsConnectionOpen() {
+		return nil
+	}
+	subs := make(map[string]byte, len(add))
+	for _, t := range add {
+		subs[t] = 1
+	}
+	tok := c.SubscribeMultiple(subs, nil)
+	if !tok.WaitTimeout(subackTimeout) {
+		e.log.Warn("no SUBACK yet for added topics; they are subscribed again on the next connect", "topics", strings.Join(add, " "))
+		return nil
+	}
+	if err := tok.Error(); err != nil {
+		// The connection went down meanwhile: the next connect subscribes.
+		e.log.Warn("subscribing to added topics failed; they are subscribed again on the next connect", "err", err)
+		return nil
+	}
+	var refused []string
+	for t, q := range tok.(*paho.SubscribeToken).Result() {
+		if q == 0x80 {
+			refused = append(refused, t)
+		}
+	}
+	if len(refused) == 0 {
+		return nil
+	}
+	slices.Sort(refused)
+	e.mu.Lock()
+	e.extra = slices.DeleteFunc(e.extra, func(t string) bool { return slices.Contains(refused, t) })
+	for _, t := range refused {
+		delete(e.added, t)
+	}
+	e.mu.Unlock()
+	return fmt.Errorf("mqtt external: the broker refused the subscription to %q (its ACL for this client?)", truncate(refused[0], 128))
+}
+
+func (e *External) coveredLocked(topic string) bool {
+	for _, f := range e.o.Topics {
+		if MatchFilter(f, topic) {
+			return true
+		}
+	}
+	return false
+}
+
+// Added returns the topics Subscribe added, in the order added.
+func (e *External) Added() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.extra)
+}
+
+// MatchFilter reports whether the topic name matches the subscription filter, with
+// MQTT's wildcards: + is one whole level, # (last) the rest including none ("a/#"
+// matches "a"). A topic starting with $ is not matched by a filter starting with a
+// wildcard. A shared subscription ($share/<group>/<filter>) is matched by its filter.
+func MatchFilter(filter, topic string) bool {
+	if rest, ok := strings.CutPrefix(filter, "$share/"); ok {
+		_, f, ok := strings.Cut(rest, "/")
+		if !ok {
+			return false
+		}
+		filter = f
+	}
+	if strings.HasPrefix(topic, "$") && (strings.HasPrefix(filter, "+") || strings.HasPrefix(filter, "#")) {
+		return false
+	}
+	for {
+		fl, frest, fmore := strings.Cut(filter, "/")
+		if fl == "#" {
+			return !fmore
+		}
+		tl, trest, tmore := strings.Cut(topic, "/")
+		if fl != "+" && fl != tl {
+			return false
+		}
+		if !fmore || !tmore {
+			// "a/#" matches "a": the filter's next, last level is #.
+			return fmore == tmore || !tmore && frest == "#"
+		}
+		filter, topic = frest, trest
+	}
 }
 
 // flushTopic is unsubscribed from (never subscribed) only for the UNSUBACK round trip.

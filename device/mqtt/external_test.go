@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -193,4 +194,218 @@ func TestExternalOptionsChecked(t *testing.T) {
 			t.Errorf("NewExternal(%+v) accepted", o)
 		}
 	}
+}
+
+func TestMatchFilter(t *testing.T) {
+	for _, c := range []struct {
+		filter, topic string
+		want          bool
+	}{
+		// MQTT 3.1.1 §4.7.1.
+		{"sport/tennis/player1/#", "sport/tennis/player1", true},
+		{"sport/tennis/player1/#", "sport/tennis/player1/ranking", true},
+		{"sport/tennis/player1/#", "sport/tennis/player1/score/wimbledon", true},
+		{"sport/#", "sport", true},
+		{"#", "sport/tennis", true},
+		{"sport/tennis/+", "sport/tennis/player1", true},
+		{"sport/tennis/+", "sport/tennis/player1/ranking", false},
+		{"sport/+", "sport", false},
+		{"sport/+", "sport/", true},
+		{"+/+", "/finance", true},
+		{"/+", "/finance", true},
+		{"+", "/finance", false},
+		{"+/tennis/#", "sport/tennis", true},
+		// §4.7.2: wildcards at the first level do not match $ topics.
+		{"#", "$SYS/broker/uptime", false},
+		{"+/broker/uptime", "$SYS/broker/uptime", false},
+		{"$SYS/#", "$SYS/broker/uptime", true},
+		// Plain filters, case and levels.
+		{"zigbee2mqtt/#", "esphome/kitchen/sensor/fridge_temp/state", false},
+		{"tele/+/SENSOR", "tele/plug1/SENSOR", true},
+		{"tele/+/SENSOR", "tele/plug1/sensor", false},
+		{"a/b", "a/b", true},
+		{"a/b", "a", false},
+		{"a", "a/b", false},
+		{"a/b", "a/b/", false},
+		{"$share/hearth/shellies/#", "shellies/plug1/relay/0/power", true},
+		{"$share/hearth", "hearth", false},
+	} {
+		if got := MatchFilter(c.filter, c.topic); got != c.want {
+			t.Errorf("MatchFilter(%q, %q) = %v, want %v", c.filter, c.topic, got, c.want)
+		}
+	}
+}
+
+// Subscribe refuses what is not a topic name, skips what a configured filter already
+// matches, and holds no more than MaxExtraSubscriptions, all or nothing.
+func TestExternalSubscribeChecked(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e, err := NewExternal(ExternalOptions{URL: "tcp://127.0.0.1:1", ClientID: "hearth-test", Topics: []string{"zigbee2mqtt/#", "tele/+/SENSOR"},
+		Decoder: Router{}, MaxExtraSubscriptions: 3, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("a", 1025)
+	for _, c := range []struct{ topic, want string }{
+		{"kitchen/sensor/+/state", `"kitchen/sensor/+/state"`},
+		{"kitchen/#", `"kitchen/#"`},
+		{"kitchen/\x00/state", "NUL"},
+		{long, "1025 bytes"},
+		{"kitchen/\xff", "UTF-8"},
+		{"", "empty"},
+	} {
+		err := e.Subscribe("ok/first", c.topic)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Subscribe(%q): %v, want an error with %q", truncate(c.topic, 40), err, c.want)
+		}
+	}
+	if got := e.Added(); len(got) != 0 {
+		t.Fatalf("after refusals, added %q, want nothing (all or nothing)", got)
+	}
+	// Covered by zigbee2mqtt/# and tele/+/SENSOR: nothing to add, nothing counted.
+	if err := e.Subscribe("zigbee2mqtt/0x00158d00029b063b", "tele/plug1/SENSOR"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Subscribe("kitchen/sensor/fridge_temp/state", "kitchen/status", "kitchen/sensor/fridge_temp/state"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Subscribe("kitchen/status"); err != nil { // again: already there
+		t.Fatal(err)
+	}
+	if got, want := e.Added(), []string{"kitchen/sensor/fridge_temp/state", "kitchen/status"}; !slices.Equal(got, want) {
+		t.Fatalf("added %q, want %q", got, want)
+	}
+	// Two more would make 4 of 3: neither is added.
+	err = e.Subscribe("shellies/plug1/relay/0/power", "shellies/plug1/online")
+	if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "shellies/plug1/relay/0/power") || !strings.Contains(err.Error(), "max 3") {
+		t.Fatalf("beyond the limit: %v, want ErrLimit naming the topic and the maximum", err)
+	}
+	if err := e.Subscribe("shellies/plug1/relay/0/power"); err != nil {
+		t.Fatalf("the third: %v", err)
+	}
+	if got := e.Added(); len(got) != 3 {
+		t.Fatalf("added %q, want 3 topics", got)
+	}
+	if n := gauge(t, reg, "hearth_mqtt_external_added_topics"); n != 3 {
+		t.Errorf("hearth_mqtt_external_added_topics = %v, want 3", n)
+	}
+}
+
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return 0
+}
+
+// An ESPHome fridge thermometer, as its firmware announces it: its state topic is
+// under none of the configured filters.
+const (
+	esphomeFridgeConfigTopic = "homeassistant/sensor/kitchen/fridge_temp/config"
+	esphomeFridgeConfig      = `{"dev_cla":"temperature","unit_of_meas":"°C","stat_cla":"measurement","name":"Fridge Temp","stat_t":"esphome/kitchen/sensor/fridge_temp/state","avty_t":"esphome/kitchen/status","uniq_id":"ESPsensorfridge_temp","dev":{"ids":"a4cf12a1b2c3","name":"kitchen","sw":"esphome v2023.2.0","mdl":"esp32dev","mf":"espressif"}}`
+	esphomeFridgeState       = "esphome/kitchen/sensor/fridge_temp/state"
+)
+
+// esphomeFridge is the HAState reading the accepted ESPHome thermometer.
+func esphomeFridge(t *testing.T) *HAState {
+	t.Helper()
+	d, err := NewDiscovery(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(t, d, esphomeFridgeConfigTopic, []byte(esphomeFridgeConfig))
+	p := proposalFor(t, d, esphomeFridgeConfigTopic)
+	if p.StateTopic != esphomeFridgeState || p.Signal != device.SignalTemperature {
+		t.Fatalf("proposal %+v", p)
+	}
+	st, err := NewHAState([]Proposal{p}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// kickSession connects as clientID with a clean session: the broker drops hearth's
+// connection and forgets its session and subscriptions, as a broker restarted
+// without persistence does. hearth reconnects into a new, empty session (and may
+// take the client id back before mosquitto_pub is done: its exit status is not
+// the test's business; the caller checks hearth lost its connection).
+func kickSession(t *testing.T, addr, clientID string) {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "mosquitto_pub", "-h", host, "-p", port, "-i", clientID, "-q", "1",
+		"-t", "kick/"+clientID, "-m", "x").CombinedOutput()
+	t.Logf("mosquitto_pub -i %s (clean session): %v %s", clientID, err, out)
+}
+
+func publish(t *testing.T, addr, topic, payload string) {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "mosquitto_pub", "-h", host, "-p", port, "-q", "1", "-t", topic, "-m", payload).CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_pub -t %s: %v: %s", topic, err, out)
+	}
+}
+
+// A topic added while connected is subscribed at once (Subscribe returns after the
+// SUBACK), and again after the broker lost the session.
+func TestExternalSubscribeAtRunTime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts mosquitto")
+	}
+	addr := startMosquitto(t)
+	z2m, err := NewZigbee2MQTT(Mappings{{Source: SourceZigbee2MQTT, Name: "Fridge door", Device: "fridge1", Kind: device.KindFridge}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	e, err := NewExternal(ExternalOptions{URL: "tcp://" + addr, ClientID: "hearth-test", Topics: []string{"zigbee2mqtt/#"},
+		Decoder: Router{esphomeFridge(t), z2m}, ReconnectMax: 2 * time.Second, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{values: map[float64]int{}}
+	stop := run(t, e, sink)
+	defer stop()
+	waitUntil(t, "the configured subscription", 10*time.Second, func() bool {
+		publishBurst(t, addr, -1, 0)
+		return sink.distinct() > 0
+	})
+	publish(t, addr, esphomeFridgeState, "4.25") // not subscribed yet: the broker drops it
+	if err := e.Subscribe(esphomeFridgeState); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, addr, esphomeFridgeState, "4.5") // once: the SUBACK came before Subscribe returned
+	waitUntil(t, "the reading on the added topic", 10*time.Second, func() bool {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		return sink.values[4.5] == 1
+	})
+	sink.mu.Lock()
+	early := sink.values[4.25]
+	sink.mu.Unlock()
+	if early != 0 {
+		t.Errorf("a message published before Subscribe arrived: the topic was subscribed before it was added")
+	}
+
+	kickSession(t, addr, "hearth-test")
+	waitUntil(t, "the connection taken over", 20*time.Second, func() bool { return counter(t, reg, "hearth_mqtt_external_connects_total", "lost") >= 1 })
+	waitUntil(t, "the reconnect", 20*time.Second, func() bool { return counter(t, reg, "hearth_mqtt_external_connects_total", "ok") >= 2 })
+	waitUntil(t, "a reading on the added topic in the new session", 20*time.Second, func() bool {
+		publish(t, addr, esphomeFridgeState, "5.5")
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		return sink.values[5.5] > 0
+	})
 }
