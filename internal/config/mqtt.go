@@ -30,8 +30,11 @@ type MQTTExternal struct {
 	PasswordFile string   `yaml:"password_file"`
 	CAFile       string   `yaml:"ca_file"`
 	Topics       []string `yaml:"topics"`
-	MaxInflight  int      `yaml:"max_inflight"`
-	ReconnectMax Duration `yaml:"reconnect_max"`
+	// MaxExtraSubscriptions bounds the topics subscribed to beyond Topics: the state
+	// topics of accepted Home Assistant entities that no filter of Topics covers.
+	MaxExtraSubscriptions int      `yaml:"max_extra_subscriptions"`
+	MaxInflight           int      `yaml:"max_inflight"`
+	ReconnectMax          Duration `yaml:"reconnect_max"`
 }
 
 type MQTTZigbee2MQTT struct {
@@ -60,7 +63,7 @@ type MQTTDiscovery struct {
 // the adapters' own defaults, discovery on, no mappings.
 func DefaultMQTT() MQTT {
 	return MQTT{
-		External: MQTTExternal{ClientID: "hearth", Topics: []string{}, MaxInflight: 256,
+		External: MQTTExternal{ClientID: "hearth", Topics: []string{}, MaxExtraSubscriptions: 256, MaxInflight: 256,
 			ReconnectMax: Duration(time.Minute)},
 		Zigbee2MQTT: MQTTZigbee2MQTT{BaseTopic: "zigbee2mqtt"},
 		Tasmota:     MQTTTasmota{FullTopics: []string{"%prefix%/%topic%/"}},
@@ -154,6 +157,9 @@ func (c *Config) validateMQTT(bad func(key, format string, a ...any)) {
 		if t == "" || strings.Contains(t, "#") && !strings.HasSuffix(t, "#") || len(t) > 1024 {
 			bad("mqtt.external.topics", "topics[%d] %q is not an MQTT topic filter", i, t)
 		}
+	}
+	if e.MaxExtraSubscriptions < 1 || e.MaxExtraSubscriptions > 100000 {
+		bad("mqtt.external.max_extra_subscriptions", "%d is not between 1 and 100000", e.MaxExtraSubscriptions)
 	}
 	if e.MaxInflight < 1 || e.MaxInflight > 65535 {
 		bad("mqtt.external.max_inflight", "%d is not between 1 and 65535", e.MaxInflight)
