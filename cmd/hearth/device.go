@@ -307,6 +307,12 @@ func (a *agent) accept(req acceptRequest) (devmqtt.Proposal, error) {
 	if err := a.mq.ha.Replace(list); err != nil { // checks it before anything is persisted
 		return p, err
 	}
+	if a.mq.onAccept != nil { // subscribes to its state topic on the external broker (mqtt.go)
+		if err := a.mq.onAccept(p); err != nil {
+			_ = a.mq.ha.Replace(list[1:])
+			return p, err
+		}
+	}
 	b, _ := json.Marshal(p)
 	if err := a.st.Update(func(tx *store.Tx) error {
 		return tx.Put(store.Credentials, []byte(acceptedPrefix+p.Mapping.Name), b)

@@ -5,9 +5,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -26,6 +28,11 @@ type mqttWiring struct {
 
 	mu       sync.Mutex
 	accepted map[string]devmqtt.Proposal // by Mapping.Name, persisted (device.go)
+
+	// onAccept, when set (an external broker is configured), is called by accept
+	// (device.go) with mu held, after HAState took the proposal and before it is
+	// persisted; an error refuses the acceptance.
+	onAccept func(devmqtt.Proposal) error
 }
 
 // listenBroker binds broker.listen and broker.tls_listen (the TLS handshake happens
@@ -174,18 +181,46 @@ func (a *agent) mqttSources() ([]device.Source, error) {
 		topics = a.defaultTopics()
 	}
 	src, err := devmqtt.NewExternal(devmqtt.ExternalOptions{URL: e.URL, ClientID: e.ClientID, Username: e.Username, Password: pw,
-		TLS: tc, Topics: topics, Decoder: a.mq.external, MaxInflight: e.MaxInflight, ReconnectMax: e.ReconnectMax.D(),
-		Logger: a.log, Registerer: a.reg})
+		TLS: tc, Topics: topics, MaxExtraSubscriptions: e.MaxExtraSubscriptions, Decoder: a.mq.external,
+		MaxInflight: e.MaxInflight, ReconnectMax: e.ReconnectMax.D(), Logger: a.log, Registerer: a.reg})
 	if err != nil {
 		return nil, fmt.Errorf("mqtt.external: %w", err)
 	}
+	// The entities accepted before this start, then each one accepted while it runs.
+	a.mq.mu.Lock()
+	defer a.mq.mu.Unlock()
+	for _, name := range slices.Sorted(maps.Keys(a.mq.accepted)) {
+		if err := subscribeEntity(src, a.mq.accepted[name]); err != nil {
+			src.Unregister()
+			return nil, err
+		}
+	}
+	a.mq.onAccept = func(p devmqtt.Proposal) error { return subscribeEntity(src, p) }
 	return []device.Source{src}, nil
+}
+
+// subscribeEntity subscribes the external source to an accepted Home Assistant
+// entity's state topic, unless a configured filter covers it (src skips those).
+//
+// Its availability topic is not subscribed to: HAState reads it only for an
+// OnAvailability callback, and the agent sets none, so those messages would only
+// be counted as ignored.
+func subscribeEntity(src *devmqtt.External, p devmqtt.Proposal) error {
+	err := src.Subscribe(p.StateTopic)
+	switch {
+	case errors.Is(err, devmqtt.ErrLimit):
+		return fmt.Errorf("mqtt.external.max_extra_subscriptions: accepted Home Assistant entity %q (state topic %q): %w",
+			p.Mapping.Name, p.StateTopic, err)
+	case err != nil:
+		return fmt.Errorf("accepted Home Assistant entity %q: state topic: %w", p.Mapping.Name, err)
+	}
+	return nil
 }
 
 var tasmotaVar = regexp.MustCompile(`%[a-z]+%`)
 
-// defaultTopics are the filters of every configured adapter, plus the state topics
-// of the accepted Home Assistant entities.
+// defaultTopics are the filters of every configured adapter. The state topics of
+// accepted Home Assistant entities are added by subscribeEntity.
 func (a *agent) defaultTopics() []string {
 	m := a.cfg.MQTT
 	seen := map[string]bool{}
@@ -209,39 +244,7 @@ func (a *agent) defaultTopics() []string {
 	if m.Discovery.Enabled {
 		add(m.Discovery.Prefix + "/#")
 	}
-	a.mq.mu.Lock()
-	for _, p := range a.mq.accepted {
-		for _, t := range []string{p.StateTopic, p.AvailabilityTopic} {
-			if t != "" && !covered(out, t) {
-				add(t)
-			}
-		}
-	}
-	a.mq.mu.Unlock()
 	return out
-}
-
-// covered reports whether a filter of fs matches topic.
-func covered(fs []string, topic string) bool {
-	for _, f := range fs {
-		if matchFilter(f, topic) {
-			return true
-		}
-	}
-	return false
-}
-
-func matchFilter(filter, topic string) bool {
-	fl, tl := strings.Split(filter, "/"), strings.Split(topic, "/")
-	for i, f := range fl {
-		if f == "#" {
-			return true
-		}
-		if i >= len(tl) || (f != "+" && f != tl[i]) {
-			return false
-		}
-	}
-	return len(fl) == len(tl)
 }
 
 // errNoDiscovery is returned by the proposal routes when discovery is off.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -109,8 +110,22 @@ type Broker struct {
 }
 
 type Admin struct {
-	Listen string `yaml:"listen"`
-	Pprof  bool   `yaml:"pprof"`
+	Listen    string `yaml:"listen"`
+	TokenFile string `yaml:"token_file"` // "": admin.token in data_dir (see AdminTokenFile)
+	Pprof     bool   `yaml:"pprof"`
+}
+
+// DefaultTokenFile is the admin token's file name in data_dir when admin.token_file
+// is empty.
+const DefaultTokenFile = "admin.token"
+
+// AdminTokenFile is the file holding the admin API's bearer token: admin.token_file,
+// or admin.token in data_dir when that is empty.
+func (c *Config) AdminTokenFile() string {
+	if c.Admin.TokenFile != "" {
+		return c.Admin.TokenFile
+	}
+	return filepath.Join(c.DataDir, DefaultTokenFile)
 }
 
 type Rollup struct {
@@ -411,6 +426,10 @@ func (c *Config) validate(name string, root *yaml.Node) error {
 		}
 	}
 	checkListen(bad, "admin.listen", c.Admin.Listen)
+	if f := c.Admin.TokenFile; f != "" && (strings.TrimSpace(f) != f || strings.HasSuffix(f, string(os.PathSeparator))) {
+		bad("admin.token_file", "%q is not a file path (no surrounding spaces, no trailing %c); empty means %s in data_dir",
+			f, os.PathSeparator, DefaultTokenFile)
+	}
 	if c.Broker.Enabled && c.Broker.Listen == c.Admin.Listen && !strings.HasSuffix(c.Admin.Listen, ":0") {
 		bad("admin.listen", "%q is also broker.listen", c.Admin.Listen)
 	}

@@ -70,3 +70,28 @@ func TestMissingFile(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// admin.token_file defaults to admin.token in data_dir; set, it is used as given;
+// a value that cannot name a file is an error on its line.
+func TestAdminTokenFile(t *testing.T) {
+	cfg, err := Parse([]byte("data_dir: /var/lib/hearth\n"), "a.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.AdminTokenFile(); got != filepath.Join("/var/lib/hearth", "admin.token") {
+		t.Errorf("default AdminTokenFile = %q", got)
+	}
+	cfg, err = Parse([]byte("data_dir: /var/lib/hearth\nadmin:\n  token_file: /etc/hearth/admin.token\n"), "b.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.AdminTokenFile(); got != "/etc/hearth/admin.token" {
+		t.Errorf("AdminTokenFile = %q, want the configured file", got)
+	}
+	for _, bad := range []string{"/etc/hearth/", "' /etc/hearth/admin.token'"} {
+		_, err := Parse([]byte("admin:\n  listen: 127.0.0.1:9880\n  token_file: "+bad+"\n"), "c.yaml")
+		if err == nil || !strings.Contains(err.Error(), "c.yaml:3: admin.token_file: ") {
+			t.Errorf("token_file %s: %v, want an error on line 3", bad, err)
+		}
+	}
+}
