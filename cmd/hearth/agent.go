@@ -98,6 +98,7 @@ type agent struct {
 	simPass     map[string]string
 	simIDs      map[string]bool // the simulated household's device ids (set before run, read-only after)
 	adminSrv    *http.Server
+	tokenFile   string // admin.token_file as resolved: the admin API's bearer token
 
 	simMu       sync.Mutex
 	simReadings int64
@@ -158,6 +159,17 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 		_ = a.st.Update(func(tx *store.Tx) error {
 			return tx.Audit("store_corrupt", map[string]string{"moved_to": a.st.Recovered, "at": time.Now().UTC().Format(time.RFC3339)})
 		})
+	}
+	// 4b. The admin token, after the store's lock is held: two agents starting on one
+	// fresh data_dir cannot both write it.
+	a.tokenFile = cfg.AdminTokenFile()
+	token, created, err := admin.LoadOrCreateToken(a.tokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("admin.token_file: %w", err)
+	}
+	if created {
+		undo = append(undo, func() { os.Remove(a.tokenFile) })
+		log.Info("admin token made", "component", "admin", "file", a.tokenFile)
 	}
 	loc := cfg.Location()
 	consent := privacy.Consent{Usage: cfg.Consent.Usage, Sensitive: cfg.Consent.Sensitive}
@@ -227,8 +239,10 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 			}
 			return out
 		},
-		TagName: func(v any) string { return v.(tagging.Tag).Name },
-		Routes:  a.registryRoutes(),
+		TagName:    func(v any) string { return v.(tagging.Tag).Name },
+		Routes:     a.registryRoutes(),
+		Token:      token,
+		Registerer: a.reg,
 	}))
 	return a, nil
 }
@@ -357,7 +371,7 @@ func (a *agent) run(ctx context.Context) error {
 		go func() { defer rep.Done(); a.reportLoop(srcCtx, a.cfg.Report.Interval.D()) }()
 	}
 	log.Info("hearth running", "version", version, "admin", a.adminLn.Addr().String(), "broker", addrOf(a.brokerLn),
-		"store", a.st.Path(), "install_id", a.st.InstallID(), "simulated_household", a.hh != nil)
+		"admin_token_file", a.tokenFile, "store", a.st.Path(), "install_id", a.st.InstallID(), "simulated_household", a.hh != nil)
 
 	var runErr error
 	select {

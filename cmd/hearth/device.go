@@ -13,6 +13,10 @@ package main
 // without a restart); when no agent answers on admin.listen it opens the store
 // directly. Proposals live in the running agent (learned from retained discovery
 // configs), so `proposals` and `accept` need it.
+//
+// Every registry and proposal route needs the admin token: `hearth device` reads it
+// from admin.token_file of the configuration (admin.token in data_dir by default),
+// or from --token-file, and sends it as "Authorization: Bearer ...".
 
 import (
 	"bytes"
@@ -22,6 +26,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"path/filepath"
 	"sort"
@@ -34,6 +39,7 @@ import (
 	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
 	"github.com/hearth-iot/hearth/edge/broker"
 	"github.com/hearth-iot/hearth/edge/store"
+	"github.com/hearth-iot/hearth/internal/admin"
 	"github.com/hearth-iot/hearth/internal/config"
 )
 
@@ -337,7 +343,9 @@ const deviceUsage = `usage:
                                          accept a proposal (running agent)
 flags (every subcommand):
   --addr HOST:PORT   the running agent's admin.listen (default: from --config, else 127.0.0.1:9880)
-  --config FILE      configuration (data_dir, admin.listen) used when no agent runs
+  --config FILE      configuration (data_dir, admin.listen, admin.token_file); data_dir is used when no agent runs
+  --token-file FILE  the agent's admin token (default: admin.token_file from --config, else ./data/admin.token);
+                     readable by the user hearth runs as and by root
 `
 
 // splitArgs parses flags wherever they appear among positional arguments.
@@ -366,6 +374,7 @@ func cmdDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "", "the running agent's admin.listen address")
 	cfgPath := fs.String("config", "", "configuration file")
+	tokenFile := fs.String("token-file", "", "the agent's admin token file (default: admin.token_file of the configuration)")
 	kind := fs.String("kind", "", "appliance kind (add, accept)")
 	devID := fs.String("device", "", "hearth device id (accept)")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -382,7 +391,10 @@ func cmdDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *addr == "" {
 		*addr = cfg.Admin.Listen
 	}
-	c := &registryClient{ctx: ctx, addr: *addr, cfg: cfg}
+	if *tokenFile == "" {
+		*tokenFile = cfg.AdminTokenFile()
+	}
+	c := &registryClient{ctx: ctx, addr: *addr, cfg: cfg, tokenFile: *tokenFile, cmd: "device " + sub}
 	need := func(n int, what string) error {
 		if len(pos) != n {
 			return fmt.Errorf("%w: device %s takes %s, got %q\n%s", errUsage, sub, what, pos, deviceUsage)
@@ -491,9 +503,27 @@ func writeIndented(w io.Writer, v any) error {
 // registryClient does registry work through the agent's API, or on the store when
 // no agent runs.
 type registryClient struct {
-	ctx  context.Context
-	addr string
-	cfg  config.Config
+	ctx       context.Context
+	addr      string
+	cfg       config.Config
+	tokenFile string // the agent's admin.token_file
+	cmd       string // "device add", for errors
+}
+
+// token reads the admin token. A missing file yields "" (no agent may ever have
+// started: the request then fails only if an agent answers); an unreadable one an
+// error that says what to do.
+func (c *registryClient) token() (string, error) {
+	tok, err := admin.ReadToken(c.tokenFile)
+	switch {
+	case err == nil:
+		return tok, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return "", nil
+	case errors.Is(err, fs.ErrPermission):
+		return "", fmt.Errorf("%s: admin token %s: permission denied — run as the user hearth runs as, or as root", c.cmd, c.tokenFile)
+	}
+	return "", fmt.Errorf("%s: admin token: %w", c.cmd, err)
 }
 
 // errNoAgent means nothing answers on the admin address.
@@ -513,6 +543,12 @@ func (c *registryClient) api(method, path string, body, out any) (int, error) {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	// A token that cannot be read is reported only if an agent answers: with none,
+	// the command works on the store (whose directory the same user must reach).
+	tok, tokErr := c.token()
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) {
@@ -524,6 +560,17 @@ func (c *registryClient) api(method, path string, body, out any) (int, error) {
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return resp.StatusCode, err
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		switch {
+		case tokErr != nil:
+			return resp.StatusCode, tokErr
+		case tok == "":
+			return resp.StatusCode, fmt.Errorf("%s: the agent at %s needs its admin token, and %s does not exist: pass --config with the agent's configuration, or --token-file",
+				c.cmd, c.addr, c.tokenFile)
+		}
+		return resp.StatusCode, fmt.Errorf("%s: the agent at %s refused the admin token in %s (is it this agent's admin.token_file? pass --config with its configuration, or --token-file)",
+			c.cmd, c.addr, c.tokenFile)
 	}
 	if resp.StatusCode >= 300 {
 		var e struct {

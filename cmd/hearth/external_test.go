@@ -45,10 +45,11 @@ func TestExternalBrokerDiscoveryAndRestart(t *testing.T) {
 	a, stop := startAgent(t, cfg)
 	admin := a.adminLn.Addr().String()
 	waitFor(t, "the discovery proposal", 10*time.Second, func() bool {
-		out, err := hearthCLI(t, "device", "proposals", "--addr", admin)
+		out, err := hearthCLI(t, "device", "proposals", "--addr", admin, "--token-file", a.tokenFile)
 		return err == nil && strings.Contains(out, z2mContactName)
 	})
-	out, err := hearthCLI(t, "device", "accept", z2mContactName, "--device", "front-door", "--kind", "entry_door", "--addr", admin)
+	out, err := hearthCLI(t, "device", "accept", z2mContactName, "--device", "front-door", "--kind", "entry_door", "--addr", admin,
+		"--token-file", a.tokenFile)
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}

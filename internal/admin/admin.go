@@ -2,6 +2,8 @@
 // devices, tags and status as JSON. `hearth status` and `hearth tags` are its clients:
 // the running agent owns the store's file lock, so other processes ask it.
 //
+// These read-only routes are open (Prometheus scrapes them):
+//
 //	GET /healthz        200 "ok" while the process serves
 //	GET /readyz         200 when every component is up and intake is open, else 503 with why
 //	GET /metrics        Prometheus text format
@@ -10,23 +12,36 @@
 //	GET /v1/tags        JSON list of tags
 //	GET /v1/tags/{name} JSON of one tag, with its evidence (404 if unknown)
 //
-// The agent adds the device registry (see cmd/hearth/device.go):
+// The agent adds the device registry (see cmd/hearth/device.go). These routes, and a
+// request of any method other than GET or HEAD to any path, need the admin token
+// (see [LoadOrCreateToken]) as "Authorization: Bearer <token>"; without it the reply
+// is 401 with a JSON error and "WWW-Authenticate: Bearer", counted in
+// hearth_admin_unauthorized_total{route}. A web page in the household's browser can
+// send a "simple" cross-origin POST to 127.0.0.1 without a preflight, but it cannot
+// add that header nor read the token, so it cannot mint credentials (CSRF):
 //
 //	GET    /v1/registry            registered devices (credentials, never hashes) and accepted mappings
 //	POST   /v1/registry            {"device":..,"kind":..}: a new device credential; the password is in the reply, once
 //	DELETE /v1/registry/{device}   remove a device's credential
 //	GET    /v1/proposals           mappings proposed by Home Assistant MQTT discovery
 //	POST   /v1/proposals/accept    {"name":..,"device":..,"kind":..}: accept one, persisted
+//
+// /debug/pprof/ is served only with admin.pprof (off by default), without the token.
 package admin
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hearth-iot/hearth/internal/metricset"
 )
 
 // Sources are what the API reports; each function is called per request and must be
@@ -39,13 +54,21 @@ type Sources struct {
 	Tags     func() []any
 	TagName  func(v any) string
 	// Routes are further handlers by pattern ("POST /v1/devices"), for what the
-	// agent wires in (cmd/hearth/device.go: device registry and discovery).
+	// agent wires in (cmd/hearth/device.go: device registry and discovery). Every
+	// one of them needs Token, whatever its method.
 	Routes map[string]http.Handler
+	// Token is the bearer token that Routes, and every request whose method is not
+	// GET or HEAD, must carry. Empty: no such request is let through.
+	Token string
+	// Registerer takes hearth_admin_unauthorized_total; nil: not registered.
+	Registerer prometheus.Registerer
 	// Pprof serves net/http/pprof under /debug/pprof/.
 	Pprof bool
 }
 
-// Handler returns the API's handler.
+// Handler returns the API's handler. It registers hearth_admin_unauthorized_total
+// with s.Registerer, and panics if that name is taken there (one handler per
+// registry).
 func Handler(s Sources) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -88,10 +111,65 @@ func Handler(s Sources) http.Handler {
 		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_admin_unauthorized_total",
+		Help: "Admin API requests refused for a missing or wrong bearer token, by route pattern (\"unmatched\": no route)."},
+		[]string{"route"})
+	protected := make(map[string]bool, len(s.Routes))
 	for pattern, h := range s.Routes {
 		mux.Handle(pattern, h)
+		protected[pattern] = true
+		refused.WithLabelValues(pattern) // reported as 0 from the start
 	}
-	return mux
+	metricset.Must(s.Registerer, refused)
+	return &guard{mux: mux, protected: protected, want: sha256.Sum256([]byte(s.Token)), empty: s.Token == "",
+		refused: refused}
+}
+
+// guard lets a request reach mux only if its route is open or it carries the token.
+type guard struct {
+	mux       *http.ServeMux
+	protected map[string]bool // patterns that need the token, whatever the method
+	want      [32]byte        // sha256 of the token: compared in constant time, whatever the length sent
+	empty     bool            // no token configured: refuse every request that needs one
+	refused   *prometheus.CounterVec
+}
+
+func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, pattern := g.mux.Handler(r)
+	if g.protected[pattern] || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+		if msg := g.check(r); msg != "" {
+			if pattern == "" {
+				pattern = "unmatched"
+			}
+			g.refused.WithLabelValues(pattern).Inc()
+			challenge := `Bearer realm="hearth admin"`
+			if r.Header.Get("Authorization") != "" {
+				challenge += `, error="invalid_token"` // RFC 6750 §3.1
+			}
+			w.Header().Set("WWW-Authenticate", challenge)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": msg})
+			return
+		}
+	}
+	g.mux.ServeHTTP(w, r)
+}
+
+// check returns why r is not authorised, or "" when it carries the token. The
+// token is never part of the answer nor logged.
+func (g *guard) check(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return r.Method + " " + r.URL.Path + " needs the admin token: send \"Authorization: Bearer <token>\" with the content of admin.token_file (`hearth device` does)"
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "the Authorization header is not \"Bearer <token>\""
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	if g.empty || subtle.ConstantTimeCompare(got[:], g.want[:]) != 1 {
+		return "wrong admin token (it is the content of admin.token_file on the hub)"
+	}
+	return ""
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
