@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -107,5 +108,39 @@ func TestConsumerCacheMatchesStore(t *testing.T) {
 	}
 	if got, want := windowJSON(t, cached), windowJSON(t, cold); got != want {
 		t.Errorf("rollups through the cache differ from rollups read back each step:\ncached %.600s\ncold   %.600s", got, want)
+	}
+}
+
+// Records are written by encoding/json and read back by encoding/json/v2 (decode):
+// every Day and State must read back exactly as encoding/json reads it.
+func TestDecodeReadsWhatEncodingJSONWrote(t *testing.T) {
+	st := openFilled(t, consumerReadings())
+	if _, err := NewConsumer(st, nil).CatchUp(); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	check := func(k, v []byte, v1, v2 any) error {
+		n++
+		if err := json.Unmarshal(v, v1); err != nil {
+			t.Fatalf("%q: encoding/json: %v", k, err)
+		}
+		if err := decode(v, v2); err != nil {
+			t.Fatalf("%q: decode: %v", k, err)
+		}
+		if !reflect.DeepEqual(v1, v2) {
+			t.Errorf("%q: decode read\n%+v\nencoding/json read\n%+v", k, v2, v1)
+		}
+		return nil
+	}
+	if err := st.View(func(tx *store.Tx) error {
+		if err := tx.Range(store.Rollups, nil, func(k, v []byte) error { return check(k, v, new(Day), new(Day)) }); err != nil {
+			return err
+		}
+		return tx.ForEach(store.State, []byte("rollup\x00"), func(k, v []byte) error { return check(k, v, new(State), new(State)) })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n < 6 {
+		t.Fatalf("only %d records compared", n)
 	}
 }

@@ -1,7 +1,6 @@
 package tagging
 
 import (
-	"encoding/json"
 	"fmt"
 	"hash/maphash"
 	"strings"
@@ -42,7 +41,7 @@ func (c *dayCache) window(tx *store.Tx, from, to string) ([]*rollup.Day, error) 
 		e, ok := c.entries[string(k)]
 		if !ok || e.sum != sum {
 			d := new(rollup.Day)
-			if err := json.Unmarshal(v, d); err != nil {
+			if err := rollup.DecodeDay(v, d); err != nil {
 				return fmt.Errorf("rollup: record %q: %w", k, err)
 			}
 			e = cachedDay{sum, d}
