@@ -159,11 +159,11 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *guard) check(r *http.Request) string {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return r.Method + " " + r.URL.Path + " needs the admin token: send \"Authorization: Bearer <token>\" with the content of admin.token_file (`hearth device` does)"
+		return r.Method + " " + r.URL.Path + " needs the admin token: send \"Authorization: Bearer TOKEN\", TOKEN being the content of admin.token_file (`hearth device` does)"
 	}
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "the Authorization header is not \"Bearer <token>\""
+		return "the Authorization header is not \"Bearer TOKEN\""
 	}
 	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
 	if g.empty || subtle.ConstantTimeCompare(got[:], g.want[:]) != 1 {
