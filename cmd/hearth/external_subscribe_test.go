@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"slices"
 	"strings"
@@ -226,5 +227,46 @@ func TestExternalAcceptBeyondExtraSubscriptions(t *testing.T) {
 		t.Fatal("an agent started with 2 accepted entities beyond the configured filters and max_extra_subscriptions 1")
 	} else if !strings.Contains(err.Error(), "mqtt.external.max_extra_subscriptions") || !strings.Contains(err.Error(), "max 1") {
 		t.Errorf("start error %q, want one naming mqtt.external.max_extra_subscriptions and its value", err)
+	}
+}
+
+// nopSink commits nothing and says so.
+type nopSink struct{}
+
+func (nopSink) Submit(_ []device.Reading, done func(error)) { done(nil) }
+
+// A broker that refuses a subscription (SUBACK 0x80: hearth's own embedded broker lets
+// a device subscribe to nothing but hearth/v1/<id>/#) makes Subscribe fail naming the
+// topic, and the topic is not kept for the next connect.
+func TestExternalSubscribeRefusedByBroker(t *testing.T) {
+	cfg := testConfig(t)
+	a, _ := startAgent(t, cfg)
+	cr, pw, err := addCredential(a.st, "gateway", device.KindSensor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.creds.Set(cr)
+	reg := prometheus.NewRegistry()
+	src, err := devmqtt.NewExternal(devmqtt.ExternalOptions{URL: "tcp://" + a.brokerLn.Addr().String(), ClientID: "gateway",
+		Username: "gateway", Password: pw, Topics: []string{"hearth/v1/gateway/#"}, Decoder: devmqtt.Router{}, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, nopSink{}) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	waitFor(t, "the connection", 10*time.Second, func() bool { return metricValue(t, reg, "hearth_mqtt_external_connects_total", "ok") >= 1 })
+	err = src.Subscribe("shellies/plug1/relay/0/power")
+	if err == nil || !strings.Contains(err.Error(), "refused") || !strings.Contains(err.Error(), `"shellies/plug1/relay/0/power"`) {
+		t.Fatalf("Subscribe to a topic the broker refuses: %v, want its refusal naming the topic", err)
+	}
+	if got := src.Added(); len(got) != 0 {
+		t.Errorf("added %q after the refusal, want nothing", got)
 	}
 }

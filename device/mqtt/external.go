@@ -234,8 +234,13 @@ func (e *External) session(ctx context.Context, sink device.Sink) (refused error
 			e.log.Info("connected to external broker; subscribing", "topics", strings.Join(e.o.Topics, " "), "added_topics", added)
 			tok := c.SubscribeMultiple(subs, nil) // nil: the default handler above
 			go func() {
-				if tok.WaitTimeout(30*time.Second) && tok.Error() != nil {
+				if !tok.WaitTimeout(30 * time.Second) {
+					return
+				}
+				if tok.Error() != nil {
 					e.log.Error("subscribe failed", "err", tok.Error())
+				} else if refused := refusedTopics(tok); len(refused) > 0 {
+					e.log.Error("the broker refused subscriptions (its ACL for this client?)", "topics", strings.Join(refused, " "))
 				}
 			}()
 		}).
@@ -373,16 +378,10 @@ func (e *External) Subscribe(topics ...string) error {
 		e.log.Warn("subscribing to added topics failed; they are subscribed again on the next connect", "err", err)
 		return nil
 	}
-	var refused []string
-	for t, q := range tok.(*paho.SubscribeToken).Result() {
-		if q == 0x80 {
-			refused = append(refused, t)
-		}
-	}
+	refused := refusedTopics(tok)
 	if len(refused) == 0 {
 		return nil
 	}
-	slices.Sort(refused)
 	e.mu.Lock()
 	e.extra = slices.DeleteFunc(e.extra, func(t string) bool { return slices.Contains(refused, t) })
 	for _, t := range refused {
@@ -399,6 +398,23 @@ func (e *External) coveredLocked(topic string) bool {
 		}
 	}
 	return false
+}
+
+// refusedTopics are the filters of a completed SUBSCRIBE the broker refused (SUBACK
+// 0x80), sorted.
+func refusedTopics(tok paho.Token) []string {
+	st, ok := tok.(*paho.SubscribeToken)
+	if !ok {
+		return nil
+	}
+	var refused []string
+	for t, q := range st.Result() {
+		if q == 0x80 {
+			refused = append(refused, t)
+		}
+	}
+	slices.Sort(refused)
+	return refused
 }
 
 // Added returns the topics Subscribe added, in the order added.
