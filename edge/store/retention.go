@@ -102,16 +102,28 @@ func (s *Store) Expire(now time.Time) (int, error) {
 	}
 }
 
+// releaseInterval is how often Maintain releases the store's mapped pages: at most
+// what readers touch in that time (a few MB in a burst) is resident between releases.
+const releaseInterval = 2 * time.Second
+
 // Maintain runs retention every interval until ctx is cancelled: it expires raw
 // readings by age, then compacts the file when at least half of it (and at least 1/8
 // of the quota) is free pages, so what retention freed goes back to the disk.
+// Between passes, every releaseInterval, it drops the file's mapped pages from the
+// resident set (ReleaseMapped).
 func (s *Store) Maintain(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	rel := time.NewTicker(releaseInterval)
+	defer rel.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-rel.C:
+			if err := s.ReleaseMapped(); err != nil {
+				s.log.Warn("releasing mapped pages failed", "err", err)
+			}
 		case <-t.C:
 			if n, err := s.Expire(s.opts.Now()); err != nil {
 				s.log.Error("retention failed", "err", err)
