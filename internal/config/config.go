@@ -182,7 +182,7 @@ func Default() Config {
 			ConnectTimeout: Duration(10 * time.Second), MaxConnecting: 32, PublishRate: 200, PublishBurst: 400,
 			LockoutFailures: 5, LockoutWindow: Duration(time.Minute)},
 		Admin:   Admin{Listen: "127.0.0.1:9880"},
-		Rollup:  Rollup{Interval: Duration(500 * time.Millisecond)},
+		Rollup:  Rollup{Interval: Duration(2 * time.Second)},
 		Tagging: Tagging{Interval: Duration(5 * time.Second), PeakHours: []int{17, 21}},
 		Sync: Sync{Interval: Duration(2 * time.Second), Transport: "file", Dir: "outbox",
 			BatchCount: 500, BatchBytes: 256 << 10, BatchAge: Duration(10 * time.Second),
