@@ -30,7 +30,6 @@ func init() {
 	// Tests hash many passwords under the race detector: bcrypt's minimum cost keeps
 	// them quick; the algorithm and the checks are the same.
 	bcryptCost = 4
-	dummyHash, _ = Hash([]byte("hearth-dummy"))
 }
 
 // waitFor is poll.Until: the one way these tests wait.
