@@ -112,6 +112,19 @@ func TestVersionAndUsage(t *testing.T) {
 	if code, _, errs := runCLI(t, "status", "--addr", "127.0.0.1:1"); code != 1 || !strings.Contains(errs, "cannot reach hearth at 127.0.0.1:1") {
 		t.Errorf("status without an agent: %d %q", code, errs)
 	}
+	// --config: the agent's admin.listen, as `hearth device` takes it.
+	cfg := filepath.Join(t.TempDir(), "hearth.yaml")
+	if err := os.WriteFile(cfg, []byte("admin:\n  listen: 127.0.0.1:2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"status", "tags"} {
+		if code, _, errs := runCLI(t, cmd, "--config", cfg); code != 1 || !strings.Contains(errs, "cannot reach hearth at 127.0.0.1:2") {
+			t.Errorf("%s --config (admin.listen 127.0.0.1:2) without an agent: %d %q", cmd, code, errs)
+		}
+	}
+	if code, _, errs := runCLI(t, "tags", "--config", cfg+".missing"); code != 1 || !strings.Contains(errs, cfg+".missing") {
+		t.Errorf("tags with a missing --config: %d %q", code, errs)
+	}
 }
 
 // A second run continues the simulated household where the store's data ends, under a

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/tagging"
+	"github.com/hearth-iot/hearth/internal/config"
 )
 
 // Status is what GET /v1/status returns.
@@ -58,11 +59,30 @@ func (a *agent) status() Status {
 	return s
 }
 
-func clientFlags(name string, args []string) (*flag.FlagSet, *string, *bool, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	addr := fs.String("addr", "127.0.0.1:9880", "the running agent's admin.listen address")
-	asJSON := fs.Bool("json", false, "print the API's JSON")
-	return fs, addr, asJSON, nil
+// clientFlags are the flags of the commands that ask the running agent: --addr, or
+// --config to take admin.listen from the agent's configuration (as `hearth device`
+// does), and --json. parse parses args and returns the address to ask.
+func clientFlags(name string) (fs *flag.FlagSet, asJSON *bool, parse func(args []string) (string, error)) {
+	fs = flag.NewFlagSet(name, flag.ContinueOnError)
+	addr := fs.String("addr", "", "the running agent's admin.listen address (default: admin.listen of --config, else "+config.Default().Admin.Listen+")")
+	cfgPath := fs.String("config", "", "the agent's configuration file, for its admin.listen")
+	asJSON = fs.Bool("json", false, "print the API's JSON")
+	return fs, asJSON, func(args []string) (string, error) {
+		if err := fs.Parse(args); err != nil {
+			return "", err
+		}
+		if *addr != "" {
+			return *addr, nil
+		}
+		cfg := config.Default()
+		if *cfgPath != "" {
+			var err error
+			if cfg, err = config.Load(*cfgPath); err != nil {
+				return "", err
+			}
+		}
+		return cfg.Admin.Listen, nil
+	}
 }
 
 func get(ctx context.Context, addr, path string, v any) ([]byte, error) {
@@ -93,12 +113,13 @@ func get(ctx context.Context, addr, path string, v any) ([]byte, error) {
 }
 
 func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
-	fs, addr, asJSON, _ := clientFlags("status", args)
-	if err := fs.Parse(args); err != nil {
+	_, asJSON, parse := clientFlags("status")
+	addr, err := parse(args)
+	if err != nil {
 		return err
 	}
 	var s Status
-	body, err := get(ctx, *addr, "/v1/status", &s)
+	body, err := get(ctx, addr, "/v1/status", &s)
 	if err != nil {
 		return err
 	}
@@ -131,14 +152,15 @@ func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func cmdTags(ctx context.Context, args []string, out io.Writer) error {
-	fs, addr, asJSON, _ := clientFlags("tags", args)
+	fs, asJSON, parse := clientFlags("tags")
 	explain := fs.String("explain", "", "show why tag NAME is what it is")
-	if err := fs.Parse(args); err != nil {
+	addr, err := parse(args)
+	if err != nil {
 		return err
 	}
 	if *explain != "" {
 		var t tagging.Tag
-		body, err := get(ctx, *addr, "/v1/tags/"+*explain, &t)
+		body, err := get(ctx, addr, "/v1/tags/"+*explain, &t)
 		if err != nil {
 			return err
 		}
@@ -150,7 +172,7 @@ func cmdTags(ctx context.Context, args []string, out io.Writer) error {
 		return nil
 	}
 	var tags []tagging.Tag
-	body, err := get(ctx, *addr, "/v1/tags", &tags)
+	body, err := get(ctx, addr, "/v1/tags", &tags)
 	if err != nil {
 		return err
 	}
