@@ -72,6 +72,7 @@ type Broker struct {
 	clientMu   sync.Mutex
 	clients    map[*mqtt.Client]*clientState
 	closing    atomic.Bool
+	serveMu    sync.Mutex    // orders Serve against Close
 	connecting chan struct{} // tokens of connections not yet authenticated (MaxConnecting)
 	lastLog    atomic.Int64  // time of the last rate-limited warning (logLimited)
 }
@@ -167,6 +168,17 @@ func (b *Broker) Serve(lns ...net.Listener) error {
 	if len(lns) == 0 {
 		return errors.New("broker: no listener")
 	}
+	// Serve and Close may race (an agent stopped as it starts): once Close has begun,
+	// Serve only closes the listeners, or mochi would start serving on them after it
+	// was stopped, and nothing would ever close them.
+	b.serveMu.Lock()
+	defer b.serveMu.Unlock()
+	if b.closing.Load() {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+		return nil
+	}
 	for i, ln := range lns {
 		id := fmt.Sprintf("l%d-%s", i, ln.Addr().String())
 		if err := b.srv.AddListener(&boundListener{id: id, ln: ln, b: b}); err != nil {
@@ -183,7 +195,9 @@ func (b *Broker) Clients() int { return int(atomic.LoadInt64(&b.srv.Info.Clients
 // still pending lose their connection before their PUBACK: the device sends them
 // again, and the store de-duplicates.
 func (b *Broker) Close() error {
+	b.serveMu.Lock()
 	b.closing.Store(true)
+	b.serveMu.Unlock()
 	err := b.srv.Close()
 	b.m.unregister()
 	return err

@@ -674,3 +674,31 @@ func (r *raw) subscribe(id uint16, filter string) {
 		r.t.Fatalf("SUBSCRIBE %s refused: reason %#x", filter, code)
 	}
 }
+
+// An agent stopped as it starts may Close its broker before the goroutine that
+// Serves it runs: Serve must then close the listener, not start serving on it.
+func TestServeAfterClose(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "hearth.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	b, err := New(Options{Auth: NewCredentials(), Sink: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Serve(ln); err != nil {
+		t.Fatalf("Serve after Close: %v", err)
+	}
+	if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Fatalf("the listener at %s accepts connections after the broker was closed", ln.Addr())
+	}
+}
