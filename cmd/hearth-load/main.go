@@ -78,6 +78,7 @@ func run() error {
 	inflight := flag.Int("inflight", 32, "QoS 1 publishes in flight per publisher")
 	profile := flag.String("profile", "", "write a CPU profile of hearth, taken over the middle of the load, to this file")
 	heap := flag.String("heapprofile", "", "write a heap profile of hearth, taken as the load ends, to this file")
+	maxDelay := flag.Duration("store-max-delay", 0, "hearth's store.max_delay: linger for more readings before a commit (fewer, larger commits: less CPU per reading, lower throughput)")
 	bare := flag.Bool("mochi", true, "also run the load against a bare mochi-mqtt broker (the library hearth's broker is built on, nothing stored): the floor hearth builds on")
 	serve := flag.String("serve-mochi", "", "(internal) serve a bare mochi-mqtt broker on this address until interrupted")
 	rate := flag.Float64("rate", 0, "messages per second per publisher (0: as fast as acknowledgements allow); e.g. -publishers 200 -rate 5 is the footprint load of 200 devices at 1,000 readings/s")
@@ -112,7 +113,7 @@ func run() error {
 			return fmt.Errorf("bare mochi: %w", err)
 		}
 	}
-	h, stored, err := runHearth(*hearthBin, dir, *pubs, *msgs, *inflight)
+	h, stored, err := runHearth(*hearthBin, dir, *pubs, *msgs, *inflight, *maxDelay)
 	if err != nil {
 		return fmt.Errorf("hearth: %w", err)
 	}
@@ -184,7 +185,7 @@ func runMosquitto(bin, dir string, pubs, msgs, inflight int) (result, error) {
 
 var passwordRE = regexp.MustCompile(`(?m)^MQTT password: (\S+)$`)
 
-func runHearth(bin, dir string, pubs, msgs, inflight int) (result, int, error) {
+func runHearth(bin, dir string, pubs, msgs, inflight int, maxDelay time.Duration) (result, int, error) {
 	baddr, err := freeAddr()
 	if err != nil {
 		return result{}, 0, err
@@ -209,7 +210,9 @@ sim:
   enabled: false
 report:
   interval: 0s
-`, filepath.Join(dir, "data"), baddr, max(inflight, 64), aaddr)
+store:
+  max_delay: %s
+`, filepath.Join(dir, "data"), baddr, max(inflight, 64), aaddr, maxDelay)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return result{}, 0, err
 	}

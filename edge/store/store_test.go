@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/hearth-iot/hearth/device"
@@ -334,5 +335,46 @@ func TestDedupePrunesOldBoots(t *testing.T) {
 	}
 	if got := s.LastSeq() - before; got != 1 {
 		t.Errorf("%d readings stored, want 1 (the newest boot's retransmission is a duplicate)", got)
+	}
+}
+
+// With max_delay set, the writer lingers after a reading for more while they keep
+// coming, and commits once they stop (after max_delay/8 of quiet), long before
+// max_delay: here a reading submitted while it lingers joins the first one's commit.
+func TestMaxDelayLingersThenCommitsWhenQuiet(t *testing.T) {
+	for _, delay := range []time.Duration{0, 8 * time.Second} {
+		reg := prometheus.NewRegistry()
+		s := openTest(t, filepath.Join(t.TempDir(), "hearth.db"), &Options{MaxDelay: delay, Registerer: reg})
+		done := make(chan error, 2)
+		s.Submit([]device.Reading{reading("fridge1", 1, 1, 1)}, func(err error) { done <- err })
+		// The writer has taken the first reading: it commits it (max_delay 0) or
+		// lingers for more (max_delay 8s: until 1s passes without one).
+		for len(s.queue) > 0 {
+			time.Sleep(time.Millisecond)
+		}
+		s.Submit([]device.Reading{reading("fridge1", 1, 2, 0)}, func(err error) { done <- err })
+		// Quiet ends the wait: with max_delay 8s the commit comes after 1s of quiet,
+		// not at 8s (4s is the bound, far from both).
+		bound := 5 * time.Second
+		if delay > 0 {
+			bound = delay / 2
+		}
+		for range 2 {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(bound):
+				t.Fatalf("max_delay %s: not committed %s after the last reading", delay, bound)
+			}
+		}
+		commits := counterValue(t, reg, "hearth_store_commits_total")
+		if want := map[time.Duration]float64{0: 2, 8 * time.Second: 1}[delay]; commits != want {
+			t.Errorf("max_delay %s: %v commits for two readings, want %v", delay, commits, want)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
