@@ -18,14 +18,14 @@ import (
 
 // serveMochi runs a bare mochi-mqtt broker on addr until killed: the library hearth's
 // broker is built on, with the same capabilities and buffer sizes as edge/broker
-// (broker.max_inflight 64, max_pending_writes 1024), every client allowed, no hooks
+// (broker.max_inflight 64, max_pending_writes 64), every client allowed, no hooks
 // beyond that, nothing stored. Against it the load measures the floor the library
 // sets, which hearth (authentication, decoding, a durable commit per PUBACK) builds on.
 func serveMochi(addr string, inflight int) error {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.ReceiveMaximum = uint16(max(inflight, 64))
 	caps.MaximumInflight = uint16(max(inflight, 64))
-	caps.MaximumClientWritesPending = 1024
+	caps.MaximumClientWritesPending = 64
 	caps.MaximumQos = 1
 	caps.RetainAvailable = 0
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -29,7 +29,7 @@ type Options struct {
 	MaxPacketBytes   int           // default 64 KiB
 	MaxClients       int           // default 256
 	MaxInflight      int           // QoS 1 publishes awaiting commit per client; default 64
-	MaxPendingWrites int           // packets queued to one client before it is cut off; default 1024
+	MaxPendingWrites int           // messages queued for delivery to one client (beyond: dropped for it); default 64
 	SessionExpiry    time.Duration // default 24h
 	// MaxConnecting bounds connections that have not yet authenticated (default 32):
 	// mochi allocates what a CONNECT announces (up to MaxPacketBytes) before reading
@@ -101,7 +101,7 @@ func New(o Options) (*Broker, error) {
 		o.MaxInflight = 64
 	}
 	if o.MaxPendingWrites <= 0 {
-		o.MaxPendingWrites = 1024
+		o.MaxPendingWrites = 64
 	}
 	if o.SessionExpiry <= 0 {
 		o.SessionExpiry = 24 * time.Hour

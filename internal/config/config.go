@@ -178,7 +178,7 @@ func Default() Config {
 			MaxBatch: 2000, MaxDelay: 0, QueueLen: 20000},
 		Ingest: Ingest{MaxClockSkew: Duration(5 * time.Minute)},
 		Broker: Broker{Enabled: true, Listen: "127.0.0.1:1883", MaxPacketBytes: 64 << 10, MaxClients: 256,
-			MaxInflight: 64, MaxPendingWrites: 1024, SessionExpiry: Duration(24 * time.Hour),
+			MaxInflight: 64, MaxPendingWrites: 64, SessionExpiry: Duration(24 * time.Hour),
 			ConnectTimeout: Duration(10 * time.Second), MaxConnecting: 32, PublishRate: 200, PublishBurst: 400,
 			LockoutFailures: 5, LockoutWindow: Duration(time.Minute)},
 		Admin:   Admin{Listen: "127.0.0.1:9880"},
