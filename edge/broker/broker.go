@@ -357,6 +357,15 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	delete(b.fails, cid)
 	b.lockMu.Unlock()
 	cl.Properties.Username = []byte(id.Device) // the identity used by the ACL
+	// mochi sends a will to subscribers when the connection drops, past OnPublish
+	// and the ACL: one to a topic the device may not publish to (another device's
+	// hearth/v1/<id>/, which that device may subscribe to) is dropped, and counted
+	// as a denied publish by OnACLCheck.
+	if atomic.LoadUint32(&cl.Properties.Will.Flag) == 1 && !h.OnACLCheck(cl, cl.Properties.Will.TopicName, true) {
+		b.logLimited("will on a topic the device may not publish to: dropped", "client", cl.ID,
+			"topic", truncate(cl.Properties.Will.TopicName, 128))
+		cl.Properties.Will = mqtt.Will{}
+	}
 	b.m.connects.WithLabelValues("accepted").Inc()
 	return true
 }
@@ -521,8 +530,9 @@ func (b *Broker) writeAcks(st *clientState) {
 // flushAcks writes encoded acks to the client's connection under the client's own
 // lock (the one mochi's WritePacket takes), so they never interleave with its writes.
 // mochi buffers a write only while it has publishes queued for the client; hearth
-// forwards no publish to devices (OnPublish rejects every one after handling it), so
-// nothing of mochi's can be waiting in that buffer behind these bytes.
+// forwards no publish to devices (OnPublish hands every one back as handled), only a
+// device's own will (see OnConnectAuthenticate), so mochi's buffer is nearly always
+// empty; when it is not, it holds whole packets, and these acks go out before them.
 func (b *Broker) flushAcks(st *clientState, buf []byte) {
 	if len(buf) == 0 || st.cl.Net.Conn == nil {
 		return

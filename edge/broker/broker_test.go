@@ -702,3 +702,69 @@ func TestServeAfterClose(t *testing.T) {
 		t.Fatalf("the listener at %s accepts connections after the broker was closed", ln.Addr())
 	}
 }
+
+// dialWill connects as user with a will (QoS 1, not retained) on willTopic.
+func dialWill(t *testing.T, addr, user, pw, willTopic, willPayload string, v5 bool) *raw {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	r := &raw{t: t, c: c, rd: bufio.NewReader(c), v5: v5}
+	level := byte(4)
+	if v5 {
+		level = 5
+	}
+	body := mqttString(nil, "MQTT")
+	body = append(body, level, 0xC2|0x04|0x08, 0, 60) // user, password, will flag, will QoS 1, clean start
+	if v5 {
+		body = append(body, 0) // no properties
+	}
+	body = mqttString(body, user+"-will")
+	if v5 {
+		body = append(body, 0) // no will properties
+	}
+	body = mqttString(body, willTopic)
+	body = mqttString(body, willPayload)
+	body = mqttString(body, user)
+	body = mqttString(body, pw)
+	r.write(packet(0x10, body))
+	typ, p := r.read()
+	if typ != 0x20 || len(p) < 2 || p[1] != 0 {
+		t.Fatalf("CONNACK: type %#x body %x", typ, p)
+	}
+	return r
+}
+
+// A will is a publish mochi sends on a device's behalf when its connection drops,
+// without OnPublish or the ACL: a device must not get one delivered into another
+// device's topics (which that device may subscribe to). Its will below its own
+// prefix still reaches its own subscriber (so the test can see a delivered will).
+func TestWillOnlyBelowOwnPrefix(t *testing.T) {
+	for _, v5 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "mqtt3.1.1", true: "mqtt5"}[v5], func(t *testing.T) {
+			r := newRig(t, Options{}, nil)
+			fridge := dialRaw(t, r.addr, "fridge1", r.pw["fridge1"], v5)
+			fridge.subscribe(1, "hearth/v1/fridge1/#")
+
+			own := dialWill(t, r.addr, "fridge1", r.pw["fridge1"], "hearth/v1/fridge1/status", "gone", v5)
+			other := dialWill(t, r.addr, "plug1", r.pw["plug1"], "hearth/v1/fridge1/cmd", "open the door", v5)
+			waitFor(t, "three clients connected", 5*time.Second, func() bool { return r.b.Clients() == 3 })
+			other.c.Close() // no DISCONNECT: the will is sent
+			waitFor(t, "plug1's connection gone", 5*time.Second, func() bool { return r.b.Clients() == 2 })
+			if got := fridge.ping(); len(got) != 0 {
+				t.Fatalf("fridge1 got %q: plug1's will was delivered into fridge1's topics", got)
+			}
+			own.c.Close()
+			waitFor(t, "the fridge's will connection gone", 5*time.Second, func() bool { return r.b.Clients() == 1 })
+			got := fridge.ping()
+			if len(got) != 1 || got[0][0] != 0x30 || !strings.Contains(string(got[0]), "gone") {
+				t.Fatalf("fridge1 got %q, want its own will", got)
+			}
+			if n := r.count("hearth_broker_publishes_total", "denied"); n != 1 {
+				t.Errorf("publishes denied = %v, want 1 (the dropped will)", n)
+			}
+		})
+	}
+}
