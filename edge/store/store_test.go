@@ -13,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/internal/poll"
 )
 
 func openTest(t *testing.T, path string, o *Options) *Store {
@@ -341,16 +342,22 @@ func TestDedupePrunesOldBoots(t *testing.T) {
 // With max_delay set, the writer lingers after a reading for more while they keep
 // coming, and commits once they stop (after max_delay/8 of quiet), long before
 // max_delay: here a reading submitted while it lingers joins the first one's commit.
+// Without it, the first reading commits alone (the second is submitted only once it
+// is committed: one submitted while the writer is taking the first may still join
+// it, which is no linger).
 func TestMaxDelayLingersThenCommitsWhenQuiet(t *testing.T) {
 	for _, delay := range []time.Duration{0, 8 * time.Second} {
 		reg := prometheus.NewRegistry()
 		s := openTest(t, filepath.Join(t.TempDir(), "hearth.db"), &Options{MaxDelay: delay, Registerer: reg})
 		done := make(chan error, 2)
 		s.Submit([]device.Reading{reading("fridge1", 1, 1, 1)}, func(err error) { done <- err })
-		// The writer has taken the first reading: it commits it (max_delay 0) or
-		// lingers for more (max_delay 8s: until 1s passes without one).
-		for len(s.queue) > 0 {
-			time.Sleep(time.Millisecond)
+		// max_delay 8s: the writer has taken the first reading and lingers for more,
+		// until 1s passes without one.
+		poll.Until(t, "the writer to take the first reading", 5*time.Second, func() bool { return len(s.queue) == 0 })
+		pending, want := 2, 1.0
+		if delay == 0 {
+			wantCommitted(t, done, delay, 5*time.Second)
+			pending, want = 1, 2
 		}
 		s.Submit([]device.Reading{reading("fridge1", 1, 2, 0)}, func(err error) { done <- err })
 		// Quiet ends the wait: with max_delay 8s the commit comes after 1s of quiet,
@@ -359,22 +366,27 @@ func TestMaxDelayLingersThenCommitsWhenQuiet(t *testing.T) {
 		if delay > 0 {
 			bound = delay / 2
 		}
-		for range 2 {
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatal(err)
-				}
-			case <-time.After(bound):
-				t.Fatalf("max_delay %s: not committed %s after the last reading", delay, bound)
-			}
+		for range pending {
+			wantCommitted(t, done, delay, bound)
 		}
-		commits := counterValue(t, reg, "hearth_store_commits_total")
-		if want := map[time.Duration]float64{0: 2, 8 * time.Second: 1}[delay]; commits != want {
+		if commits := counterValue(t, reg, "hearth_store_commits_total"); commits != want {
 			t.Errorf("max_delay %s: %v commits for two readings, want %v", delay, commits, want)
 		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// wantCommitted waits up to bound for a commit callback on done and fails on an error.
+func wantCommitted(t *testing.T, done <-chan error, delay, bound time.Duration) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(bound):
+		t.Fatalf("max_delay %s: not committed %s after the last reading", delay, bound)
 	}
 }
