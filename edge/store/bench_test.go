@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -294,4 +296,64 @@ func BenchmarkOpenCheck(b *testing.B) {
 			b.ReportMetric(float64(fileSizeOf(path))/(1<<20), "file-MiB")
 		})
 	}
+}
+
+// BenchmarkCommitDiskBytes measures what a commit writes to storage (write_bytes of
+// /proc/self/io): bbolt copies every page it changes, so a commit of one reading from
+// one of 200 devices rewrites the leaves of the event log, the device's dedupe
+// watermark and device record, the pages above them and the meta page. On flash (a
+// hub's SD card or eMMC) these bytes are the wear; store.max_delay trades latency for
+// fewer, larger commits.
+func BenchmarkCommitDiskBytes(b *testing.B) {
+	if _, err := os.Stat("/proc/self/io"); err != nil {
+		b.Skip("no /proc/self/io on this system")
+	}
+	for _, per := range []int{1, 10, 60} {
+		b.Run(fmt.Sprintf("readings=%d", per), func(b *testing.B) {
+			s, err := store.Open(filepath.Join(b.TempDir(), "hearth.db"), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			seq := map[string]uint64{}
+			commit := func() {
+				rs := make([]device.Reading, per)
+				for i := range rs {
+					dev := fmt.Sprintf("dev-%03d", (len(seq)*7+i)%200)
+					seq[dev]++
+					rs[i] = benchReadings(dev, seq[dev]-1, 1)[0]
+				}
+				if err := device.Commit(context.Background(), s, rs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for range 2000 { // a store with 200 devices in it, past its first pages
+				commit()
+			}
+			w0 := procWriteBytes(b)
+			b.ResetTimer()
+			for b.Loop() {
+				commit()
+			}
+			w := float64(procWriteBytes(b) - w0)
+			b.ReportMetric(w/float64(b.N), "disk-B/commit")
+			b.ReportMetric(w/float64(b.N*per), "disk-B/reading")
+		})
+	}
+}
+
+func procWriteBytes(b *testing.B) int64 {
+	buf, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n int64
+	for _, line := range strings.Split(string(buf), "\n") {
+		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
+			if n, err = strconv.ParseInt(v, 10, 64); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	return n
 }
