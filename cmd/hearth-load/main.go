@@ -51,6 +51,7 @@ type result struct {
 	peakRSSkB int64
 	anonKB    int64 // RssAnon at the end: the process's own memory
 	fileKB    int64 // RssFile at the end: mapped files (bbolt's mmap of the store) and the binary
+	written   int64 // bytes the broker process caused to be written to storage during the run
 }
 
 func (r result) cpuPerMsg() float64 { return float64(r.cpu.Microseconds()) / float64(r.msgs) }
@@ -65,9 +66,9 @@ func (r result) pct(p float64) time.Duration {
 }
 
 func (r result) print() {
-	fmt.Printf("%-10s %8d msgs in %7.3fs  %9.0f msgs/s  p50 %8s  p99 %8s  cpu %6.2f µs/msg  peak RSS %6.1f MB (at end: anon %.1f MB, files %.1f MB)\n",
+	fmt.Printf("%-10s %8d msgs in %7.3fs  %9.0f msgs/s  p50 %8s  p99 %8s  cpu %6.2f µs/msg  peak RSS %6.1f MB (at end: anon %.1f MB, files %.1f MB)  disk %.0f B/msg\n",
 		r.name, r.msgs, r.elapsed.Seconds(), r.rate(), r.pct(0.50).Round(time.Microsecond), r.pct(0.99).Round(time.Microsecond),
-		r.cpuPerMsg(), float64(r.peakRSSkB)/1024, float64(r.anonKB)/1024, float64(r.fileKB)/1024)
+		r.cpuPerMsg(), float64(r.peakRSSkB)/1024, float64(r.anonKB)/1024, float64(r.fileKB)/1024, float64(r.written)/float64(r.msgs))
 }
 
 func run() error {
@@ -341,6 +342,7 @@ func load(name string, pid int, addr string, creds [][2]string, msgs, inflight i
 	if err != nil {
 		return result{}, err
 	}
+	wb0 := writeBytes(pid)
 	start := time.Now()
 	if started != nil {
 		started()
@@ -360,13 +362,30 @@ func load(name string, pid int, addr string, creds [][2]string, msgs, inflight i
 	if err != nil {
 		return result{}, err
 	}
+	wb := writeBytes(pid) - wb0
 	var lat []time.Duration
 	for _, p := range conns {
 		lat = append(lat, p.lat...)
 	}
 	slices.Sort(lat)
 	return result{name: name, msgs: len(conns) * msgs, elapsed: elapsed, lat: lat, cpu: cpu1 - cpu0, peakRSSkB: st["VmHWM"],
-		anonKB: st["RssAnon"], fileKB: st["RssFile"]}, nil
+		anonKB: st["RssAnon"], fileKB: st["RssFile"], written: wb}, nil
+}
+
+// writeBytes is what pid has caused to be written to storage (write_bytes of
+// /proc/pid/io), or 0 when the kernel does not say.
+func writeBytes(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // pubRate is -rate: messages per second per publisher, 0 for as fast as possible;
