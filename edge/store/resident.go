@@ -10,7 +10,8 @@ import (
 // old ones) stays counted in the agent's RSS until the process ends: on a hub with a
 // 64 MB quota, RSS would creep up to the file's size plus the binary. The pages stay
 // in the page cache; a later read maps them again with a minor fault. Maintain calls
-// it every releaseInterval.
+// it every releaseInterval, and a ReadEvents of releaseAfterEvents or more does the
+// same before it returns.
 //
 // The madvise runs inside a read transaction: bbolt re-maps the file (when it grows)
 // only while no read transaction is open, so the address range is the mapping's for

@@ -103,8 +103,9 @@ func (s *Store) Expire(now time.Time) (int, error) {
 }
 
 // releaseInterval is how often Maintain releases the store's mapped pages: at most
-// what readers touch in that time (a few MB in a burst) is resident between releases.
-const releaseInterval = 2 * time.Second
+// what the writer and readers touch in that time (under a MB in a burst) is resident
+// between releases; a release is one madvise over the mapping.
+const releaseInterval = 250 * time.Millisecond
 
 // Maintain runs retention every interval until ctx is cancelled: it expires raw
 // readings by age, then compacts the file when at least half of it (and at least 1/8
@@ -116,12 +117,16 @@ func (s *Store) Maintain(ctx context.Context, interval time.Duration) {
 	defer t.Stop()
 	rel := time.NewTicker(releaseInterval)
 	defer rel.Stop()
+	releaseWarned := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-rel.C:
-			if err := s.ReleaseMapped(); err != nil {
+			// Warned once: after a failure that closed the database (a failed
+			// compaction stops intake) it would fail at every tick.
+			if err := s.ReleaseMapped(); err != nil && !releaseWarned {
+				releaseWarned = true
 				s.log.Warn("releasing mapped pages failed", "err", err)
 			}
 		case <-t.C:

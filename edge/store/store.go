@@ -776,10 +776,21 @@ func (s *Store) ReadEvents(after uint64, max int, fn func(seq uint64, r *device.
 			last = seq
 			n++
 		}
+		if n >= releaseAfterEvents {
+			// A long read (the rollup catching up after a burst) made its pages
+			// resident: give them back now rather than at the next Maintain tick.
+			if err := releaseMapped(s.db.Info().Data, uintptr(tx.Size())); err != nil {
+				s.log.Warn("releasing mapped pages failed", "err", err)
+			}
+		}
 		return nil
 	})
 	return last, err
 }
+
+// releaseAfterEvents: a ReadEvents call that read at least this many events releases
+// the file's mapped pages before it returns (see ReleaseMapped).
+const releaseAfterEvents = 1000
 
 // Close stops the writer after committing what was submitted, and closes the file.
 func (s *Store) Close() error {
