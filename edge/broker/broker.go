@@ -440,10 +440,15 @@ type clientState struct {
 	done chan struct{}
 	once sync.Once
 
+	// The client's publishes awaiting their outcome, in the order received: slot
+	// seq is ring[seq%len(ring)], from head (the oldest) to next. A PUBACK goes out
+	// only when every earlier publish has had its own (MQTT-4.6.0-2): a refusal
+	// decided at once waits behind publishes still being committed.
 	mu      sync.Mutex
-	acks    []ackItem // queued for the client's flusher; at most cap(sem)
-	spare   []ackItem // the flusher's last batch, reused
-	flusher bool      // a flushAcks goroutine runs for this client
+	ring    []ackSlot // len MaxInflight: sem bounds the slots in use
+	head    uint64
+	next    uint64
+	flusher bool // a writeAcks goroutine runs for this client
 
 	tokens float64 // rate bucket; touched only by the client's read loop
 	last   time.Time
@@ -451,15 +456,17 @@ type clientState struct {
 
 func (st *clientState) stop() { st.once.Do(func() { close(st.done) }) }
 
-// ackItem is one PUBACK to write: a few bytes per slot, where a queued packets.Packet
-// took 800 (64 slots a client: 50 KB each, 10 MB for 200 devices).
-type ackItem struct {
-	id   uint16
-	code packets.Code // reason (MQTT 5); Code 0 is success
+// ackSlot is one publish awaiting its outcome: a few bytes per slot, where a queued
+// packets.Packet took 800 (64 slots a client: 50 KB each, 10 MB for 200 devices).
+type ackSlot struct {
+	id    uint16
+	code  packets.Code // reason (MQTT 5); Code 0 is success
+	ready bool         // the outcome is known
+	write bool         // a PUBACK is to be written (none for QoS 0, nor for some refusals under MQTT 3.1.1)
 }
 
 // packet builds the PUBACK for a client of protocol version v.
-func (a ackItem) packet(v byte) packets.Packet {
+func (a ackSlot) packet(v byte) packets.Packet {
 	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: a.id}
 	if v == 5 {
 		ack.ReasonCode = a.code.Code
@@ -470,60 +477,93 @@ func (a ackItem) packet(v byte) packets.Packet {
 	return ack
 }
 
-// queueAck queues ack for st's connection. Acks are written in order by one
-// goroutine per client that runs only while the client has acks to write: a client
-// that stops reading blocks only its own flusher, never the store's commit callback;
-// acks that are ready together go out in one write (a group commit completes many
-// publishes at once, and one syscall per PUBACK was the broker's largest CPU cost);
-// and an idle device costs no goroutine (one per device for its whole connection was
-// 200 stacks at the footprint load).
-func (b *Broker) queueAck(st *clientState, ack ackItem) {
+// reserve takes a slot for a publish, in the order the client's read loop receives
+// them, waiting while MaxInflight publishes of the client await their outcome (the
+// broker then stops reading that client: back-pressure, also on a flood of refused
+// publishes). ok is false if the client is gone.
+func (b *Broker) reserve(st *clientState, ref pubRef) (seq uint64, ok bool) {
+	select {
+	case st.sem <- struct{}{}:
+	case <-st.done:
+		return 0, false
+	}
 	st.mu.Lock()
-	st.acks = append(st.acks, ack)
-	start := !st.flusher
-	st.flusher = true
+	seq = st.next
+	st.next++
+	st.ring[seq%uint64(len(st.ring))] = ackSlot{id: ref.id}
+	st.mu.Unlock()
+	return seq, true
+}
+
+// complete records the outcome of publish seq: MQTT 5 clients get code as the reason
+// of its PUBACK; an MQTT 3.1.1 client, whose PUBACK carries no reason, gets one only
+// when v3 is true; a QoS 0 publish gets none. PUBACKs are written in order by one
+// goroutine per client that runs only while the client has outcomes to write: a
+// client that stops reading blocks only its own writer, never the store's commit
+// callback; acks that are ready together go out in one write (a group commit
+// completes many publishes at once, and one syscall per PUBACK was the broker's
+// largest CPU cost); and an idle device costs no goroutine.
+func (b *Broker) complete(st *clientState, seq uint64, ref pubRef, code packets.Code, v3 bool) {
+	write := ref.qos > 0 && (st.cl.Properties.ProtocolVersion == 5 || v3)
+	st.mu.Lock()
+	sl := &st.ring[seq%uint64(len(st.ring))]
+	sl.code, sl.ready, sl.write = code, true, write
+	start := seq == st.head && !st.flusher
+	if start {
+		st.flusher = true
+	}
 	st.mu.Unlock()
 	if start {
 		go b.writeAcks(st)
 	}
 }
 
-// writeAcks writes st's queued acks until none are left, then ends.
+// writeAcks writes the PUBACKs of st's publishes from the oldest while their outcomes
+// are known, then ends.
 func (b *Broker) writeAcks(st *clientState) {
-	var buf []byte
+	var (
+		buf   []byte
+		batch []ackSlot
+	)
 	v := st.cl.Properties.ProtocolVersion
 	for {
+		batch = batch[:0]
 		st.mu.Lock()
-		batch := st.acks
+		for st.head < st.next {
+			sl := &st.ring[st.head%uint64(len(st.ring))]
+			if !sl.ready {
+				break
+			}
+			batch = append(batch, *sl)
+			st.head++
+		}
 		if len(batch) == 0 {
 			st.flusher = false
 			st.mu.Unlock()
 			return
 		}
-		st.acks, st.spare = st.spare[:0], nil
 		st.mu.Unlock()
 
 		buf = buf[:0]
 		for _, ack := range batch {
-			if v != 5 || ack.code.Code == 0 {
+			switch {
+			case !ack.write:
+			case v != 5 || ack.code.Code == 0:
 				// A success PUBACK without properties: 4 bytes in MQTT 3.1.1 and 5
 				// (MQTT 5 allows leaving out reason 0x00 with no properties).
 				buf = append(buf, packets.Puback<<4, 2, byte(ack.id>>8), byte(ack.id))
-				continue
-			}
-			b.flushAcks(st, buf)
-			buf = buf[:0]
-			if err := st.cl.WritePacket(ack.packet(v)); err != nil && !b.closing.Load() {
-				b.logLimited("write PUBACK failed", "client", st.cl.ID, "err", err)
+			default:
+				b.flushAcks(st, buf)
+				buf = buf[:0]
+				if err := st.cl.WritePacket(ack.packet(v)); err != nil && !b.closing.Load() {
+					b.logLimited("write PUBACK failed", "client", st.cl.ID, "err", err)
+				}
 			}
 		}
 		b.flushAcks(st, buf)
 		for range batch {
 			<-st.sem
 		}
-		st.mu.Lock()
-		st.spare = batch[:0]
-		st.mu.Unlock()
 	}
 }
 
@@ -550,7 +590,7 @@ func (b *Broker) state(cl *mqtt.Client) *clientState {
 	defer b.clientMu.Unlock()
 	st, ok := b.clients[cl]
 	if !ok {
-		st = &clientState{cl: cl, sem: make(chan struct{}, b.opts.MaxInflight),
+		st = &clientState{cl: cl, sem: make(chan struct{}, b.opts.MaxInflight), ring: make([]ackSlot, b.opts.MaxInflight),
 			done: make(chan struct{}), tokens: float64(b.opts.PublishBurst), last: time.Now()}
 		b.clients[cl] = st
 	}
@@ -580,11 +620,15 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	}
 	st := b.state(cl)
 	ref := refOf(&pk)
+	seq, ok := b.reserve(st, ref)
+	if !ok {
+		return handled(pk) // disconnected while waiting for a slot
+	}
 	now := time.Now()
 	if !b.allow(st, now) {
 		b.m.publishes.WithLabelValues("rate_limited").Inc()
 		b.logLimited("client publishes faster than broker.publish_rate: refused", "client", cl.ID)
-		b.reply(st, ref, packets.ErrQuotaExceeded, false, false)
+		b.complete(st, seq, ref, packets.ErrQuotaExceeded, false)
 		return handled(pk)
 	}
 	rs, err := b.dec.Decode(pk.TopicName, pk.Payload, now)
@@ -607,24 +651,23 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		// Malformed data will never become valid by sending it again: acknowledge it
 		// as handled (MQTT 5: with the reason) so that a broken device does not loop
 		// on it. It is counted, never stored.
-		b.reply(st, ref, code, true, false)
+		b.complete(st, seq, ref, code, true)
 		return handled(pk)
 	}
 	for i := range rs {
 		if rs[i].Device != string(cl.Properties.Username) {
 			b.m.publishes.WithLabelValues("denied").Inc()
-			b.reply(st, ref, packets.ErrNotAuthorized, true, false)
+			b.complete(st, seq, ref, packets.ErrNotAuthorized, true)
 			return handled(pk)
 		}
 	}
 	if len(rs) == 0 {
 		// Availability, an empty retained message, a bridge topic: nothing to keep.
 		b.m.publishes.WithLabelValues("ignored").Inc()
-		b.reply(st, ref, packets.CodeSuccess, true, false)
+		b.complete(st, seq, ref, packets.CodeSuccess, true)
 		return handled(pk)
 	}
 	b.m.payloadBytes.Add(float64(len(pk.Payload)))
-	st.sem <- struct{}{} // back-pressure: at most MaxInflight publishes of this client await commit
 	n := len(rs)
 	b.opts.Sink.Submit(rs, func(err error) {
 		if err != nil {
@@ -635,12 +678,12 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 			if strings.Contains(err.Error(), "quota") {
 				code = packets.ErrQuotaExceeded
 			}
-			b.reply(st, ref, code, false, true) // never acknowledged to an MQTT 3.1.1 client
+			b.complete(st, seq, ref, code, false) // never acknowledged to an MQTT 3.1.1 client
 			return
 		}
 		b.m.pubCommitted.Inc()
 		b.m.readCommitted.Add(float64(n))
-		b.reply(st, ref, packets.CodeSuccess, true, true)
+		b.complete(st, seq, ref, packets.CodeSuccess, true)
 	})
 	return handled(pk)
 }
@@ -668,29 +711,6 @@ type pubRef struct {
 }
 
 func refOf(pk *packets.Packet) pubRef { return pubRef{id: pk.PacketID, qos: pk.FixedHeader.Qos} }
-
-// reply queues the PUBACK of a QoS 1 publish. MQTT 5 clients get code as its
-// reason; an MQTT 3.1.1 client, whose PUBACK carries no reason, gets one only when
-// v3 is true. held says the publish holds a token of st.sem, released once the ack
-// is written (or at once when there is none to write).
-func (b *Broker) reply(st *clientState, pk pubRef, code packets.Code, v3, held bool) {
-	if pk.qos == 0 || (st.cl.Properties.ProtocolVersion != 5 && !v3) {
-		if held {
-			<-st.sem
-		}
-		return
-	}
-	ack := ackItem{id: pk.id, code: code}
-	if !held {
-		// Not counted in sem: take a token so that acks never exceed its capacity.
-		select {
-		case st.sem <- struct{}{}:
-		case <-st.done:
-			return
-		}
-	}
-	b.queueAck(st, ack)
-}
 
 // logLimited logs at most one warning a second, so a flooding device cannot flood
 // the log; the metrics count every event.

@@ -768,3 +768,38 @@ func TestWillOnlyBelowOwnPrefix(t *testing.T) {
 		})
 	}
 }
+
+// PUBACKs go out in the order the publishes came [MQTT-4.6.0-2]: a publish refused at
+// once (malformed) is acknowledged only after an earlier one still being committed.
+func TestPubacksInOrderOfPublishes(t *testing.T) {
+	for _, v5 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "mqtt3.1.1", true: "mqtt5"}[v5], func(t *testing.T) {
+			var g *gate
+			r := newRig(t, Options{}, func(st *store.Store) device.Sink { g = &gate{next: st}; return g })
+			c := dialRaw(t, r.addr, "fridge1", r.pw["fridge1"], v5)
+			topic := "hearth/v1/fridge1/readings"
+			c.publish(1, topic, `{"signal":"door","value":1,"boot":1,"seq":1}`)
+			waitFor(t, "the sink to hold the first publish", 5*time.Second, func() bool { return g.pending() == 1 })
+			c.publish(2, topic, `{"signal":"door","value":`) // malformed: refused at once
+			c.publish(3, topic, `{"signal":"door","value":0,"boot":1,"seq":2}`)
+			waitFor(t, "the sink to hold the third publish", 5*time.Second, func() bool { return g.pending() == 2 })
+			if got := c.ping(); len(got) != 0 {
+				t.Fatalf("broker sent %x while publish 1 was not committed: a later publish was acknowledged first", got)
+			}
+			g.release(nil)
+			g.release(nil)
+			for _, want := range []uint16{1, 2, 3} {
+				typ, p := c.read()
+				if typ != 0x40 || binary.BigEndian.Uint16(p) != want {
+					t.Fatalf("got packet %#x %x, want the PUBACK of publish %d", typ, p, want)
+				}
+				if v5 && want == 2 && (len(p) < 3 || p[2] != 0x99) {
+					t.Errorf("PUBACK of the malformed publish: %x, want reason 0x99 (payload format invalid)", p)
+				}
+			}
+			if n := len(r.readings()); n != 2 {
+				t.Errorf("%d readings stored, want 2", n)
+			}
+		})
+	}
+}
