@@ -124,7 +124,6 @@ func NewCredentials(cs ...Credential) *Credentials {
 	for _, x := range cs {
 		c.m[x.Device] = x
 	}
-	go dummyHash() // ready before the first unknown user, so that it too takes one check
 	return c
 }
 
@@ -161,9 +160,9 @@ func (c *Credentials) Remove(dev string) {
 }
 
 // dummyHash is verified against for unknown users, so that a wrong user name takes as
-// long as a wrong password. It is made once, when the first credential table is (a
-// bcrypt hash at cost 10 is 57 ms here and about a quarter second on a Pi: made at
-// package init, every `hearth version` and `hearth device list` paid it).
+// long as a wrong password. It is made once, by the first broker (New) (a bcrypt hash
+// at cost 10 is 57 ms here and about a quarter second on a Pi: made at package init,
+// every `hearth version` and `hearth device list` paid it).
 var dummyHash = sync.OnceValue(func() string {
 	h, _ := Hash([]byte("hearth-dummy"))
 	return h
