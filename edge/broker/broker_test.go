@@ -336,6 +336,13 @@ func packet(typ byte, body []byte) []byte {
 
 func dialRaw(t *testing.T, addr, user, pw string, v5 bool) *raw {
 	t.Helper()
+	return dial(t, addr, user, pw, v5, nil)
+}
+
+// dial connects as user, with a will (QoS 1, not retained: topic, payload) if will is
+// set, and waits for a successful CONNACK.
+func dial(t *testing.T, addr, user, pw string, v5 bool, will *[2]string) *raw {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -346,12 +353,23 @@ func dialRaw(t *testing.T, addr, user, pw string, v5 bool) *raw {
 	if v5 {
 		level = 5
 	}
+	flags, id := byte(0xC2), user+"-raw" // user, password, clean start
+	if will != nil {
+		flags, id = flags|0x04|0x08, user+"-will" // will flag, will QoS 1
+	}
 	body := mqttString(nil, "MQTT")
-	body = append(body, level, 0xC2, 0, 60) // user, password, clean start; keep-alive 60s
+	body = append(body, level, flags, 0, 60) // keep-alive 60s
 	if v5 {
 		body = append(body, 0) // no properties
 	}
-	body = mqttString(body, user+"-raw")
+	body = mqttString(body, id)
+	if will != nil {
+		if v5 {
+			body = append(body, 0) // no will properties
+		}
+		body = mqttString(body, will[0])
+		body = mqttString(body, will[1])
+	}
 	body = mqttString(body, user)
 	body = mqttString(body, pw)
 	r.write(packet(0x10, body))
@@ -706,35 +724,7 @@ func TestServeAfterClose(t *testing.T) {
 // dialWill connects as user with a will (QoS 1, not retained) on willTopic.
 func dialWill(t *testing.T, addr, user, pw, willTopic, willPayload string, v5 bool) *raw {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	r := &raw{t: t, c: c, rd: bufio.NewReader(c), v5: v5}
-	level := byte(4)
-	if v5 {
-		level = 5
-	}
-	body := mqttString(nil, "MQTT")
-	body = append(body, level, 0xC2|0x04|0x08, 0, 60) // user, password, will flag, will QoS 1, clean start
-	if v5 {
-		body = append(body, 0) // no properties
-	}
-	body = mqttString(body, user+"-will")
-	if v5 {
-		body = append(body, 0) // no will properties
-	}
-	body = mqttString(body, willTopic)
-	body = mqttString(body, willPayload)
-	body = mqttString(body, user)
-	body = mqttString(body, pw)
-	r.write(packet(0x10, body))
-	typ, p := r.read()
-	if typ != 0x20 || len(p) < 2 || p[1] != 0 {
-		t.Fatalf("CONNACK: type %#x body %x", typ, p)
-	}
-	return r
+	return dial(t, addr, user, pw, v5, &[2]string{willTopic, willPayload})
 }
 
 // A will is a publish mochi sends on a device's behalf when its connection drops,
