@@ -305,7 +305,9 @@ func (a *agent) accept(req acceptRequest) (devmqtt.Proposal, error) {
 	a.mq.mu.Lock()
 	defer a.mq.mu.Unlock()
 	list := []devmqtt.Proposal{p}
+	prev := make([]devmqtt.Proposal, 0, len(a.mq.accepted)) // what HAState reads now, for a rollback
 	for name, x := range a.mq.accepted {
+		prev = append(prev, x)
 		if name != p.Mapping.Name {
 			list = append(list, x)
 		}
@@ -313,9 +315,12 @@ func (a *agent) accept(req acceptRequest) (devmqtt.Proposal, error) {
 	if err := a.mq.ha.Replace(list); err != nil { // checks it before anything is persisted
 		return p, err
 	}
+	// On a failure, HAState goes back to exactly what it read before: with an earlier
+	// acceptance of the same entity still in it (dropping it, as list[1:] did, lost
+	// that entity's readings until a restart).
 	if a.mq.onAccept != nil { // subscribes to its state topic on the external broker (mqtt.go)
 		if err := a.mq.onAccept(p); err != nil {
-			_ = a.mq.ha.Replace(list[1:])
+			_ = a.mq.ha.Replace(prev)
 			return p, err
 		}
 	}
@@ -323,7 +328,7 @@ func (a *agent) accept(req acceptRequest) (devmqtt.Proposal, error) {
 	if err := a.st.Update(func(tx *store.Tx) error {
 		return tx.Put(store.Credentials, []byte(acceptedPrefix+p.Mapping.Name), b)
 	}); err != nil {
-		_ = a.mq.ha.Replace(list[1:])
+		_ = a.mq.ha.Replace(prev)
 		return p, err
 	}
 	a.mq.accepted[p.Mapping.Name] = p

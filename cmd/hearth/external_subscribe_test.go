@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"slices"
 	"strings"
@@ -268,5 +269,47 @@ func TestExternalSubscribeRefusedByBroker(t *testing.T) {
 	}
 	if got := src.Added(); len(got) != 0 {
 		t.Errorf("added %q after the refusal, want nothing", got)
+	}
+}
+
+// Accepting an entity again (another device) and failing must leave the earlier
+// acceptance as it was: HAState still reads the entity's state as the first device's.
+func TestFailedReacceptKeepsEarlierAcceptance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts mosquitto")
+	}
+	mq := startMosquitto(t)
+	if out, err := mosquittoPub(t, mq, "-r", "-q", "1", "-t", espFridgeConfigTopic, "-m", espFridgeConfig); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	cfg := testConfig(t)
+	cfg.Broker.Enabled = false
+	cfg.MQTT.External.URL = "tcp://" + mq
+	cfg.MQTT.External.ClientID = "hearth-test"
+	a, _ := startAgent(t, cfg)
+	waitProposal(t, a, espFridgeName)
+	if _, err := a.accept(acceptRequest{Name: espFridgeName, Device: "kitchen-fridge", Kind: device.KindFridge}); err != nil {
+		t.Fatal(err)
+	}
+	a.mq.mu.Lock()
+	subscribe := a.mq.onAccept
+	a.mq.onAccept = func(devmqtt.Proposal) error { return errors.New("injected: the broker refused the subscription") }
+	a.mq.mu.Unlock()
+	if _, err := a.accept(acceptRequest{Name: espFridgeName, Device: "garage-fridge", Kind: device.KindFridge}); err == nil {
+		t.Fatal("the re-acceptance did not fail")
+	}
+	a.mq.mu.Lock()
+	a.mq.onAccept = subscribe
+	a.mq.mu.Unlock()
+	rs, err := a.mq.ha.Decode(espFridgeState, []byte("4.5"), time.Now())
+	if err != nil || len(rs) != 1 || rs[0].Device != "kitchen-fridge" {
+		t.Fatalf("after the failed re-acceptance HAState reads %s as %+v (%v), want kitchen-fridge", espFridgeState, rs, err)
+	}
+	_, accepted, err := loadRegistry(a.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(accepted) != 1 || accepted[0].Mapping.Device != "kitchen-fridge" {
+		t.Errorf("persisted acceptances %+v, want the first one only", accepted)
 	}
 }
