@@ -24,7 +24,7 @@ import (
 )
 
 // SchemaVersion is the layout version this code writes (FORMAT.md).
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // magic marks a bbolt file as a hearth store.
 const magic = "hearth-store"
@@ -50,6 +50,10 @@ var (
 	keySecret      = []byte("secret")
 	keyCreated     = []byte("created")
 	keyCorruptions = []byte("corruptions")
+	// keyDerivedSeq: the devices and dedupe buckets hold the effect of every event up
+	// to this sequence; Open replays the events after it (absent: all of them, as
+	// files written before checkpoints had their buckets written at every commit).
+	keyDerivedSeq = []byte("derived_seq")
 )
 
 // Options tune a Store. The zero value of each field means its documented default.
@@ -154,10 +158,17 @@ type Store struct {
 	failed  error // set once when intake stops
 	lastSeq atomic.Uint64
 	devMu   sync.Mutex
-	devices map[string]*DeviceInfo     // cache of the devices bucket, written through
-	wm      map[bootKey]*watermark     // dedupe state (dedupe.go), written through
+	devices map[string]*DeviceInfo     // the devices, as of the last commit (the bucket: as of the last checkpoint)
+	wm      map[bootKey]*watermark     // dedupe state (dedupe.go), as of the last commit
 	bootsOf map[string]map[uint64]bool // the boots in wm of each device (writer only)
 	commitN uint64                     // commits so far, for pruning old boots
+
+	// Checkpoints (writer only; see checkpointEvery): what changed in devices and wm
+	// since the buckets were last written, and boots pruned since then.
+	dirtyDev       map[string]bool
+	dirtyWM        map[bootKey]bool
+	prunedWM       map[bootKey]bool
+	lastCheckpoint time.Time
 
 	compactWanted bool // the last commit hit the file's size limit (writer only)
 
@@ -244,7 +255,8 @@ func openStore(path string, opts Options, recovered string) (s *Store, err error
 	}
 	s = &Store{db: db, path: path, compactCh: make(chan compactReq), opts: opts, log: opts.Logger.With("component", "store"),
 		queue: make(chan *request, 1024), stop: make(chan struct{}), done: make(chan struct{}),
-		devices: map[string]*DeviceInfo{}, wm: map[bootKey]*watermark{}, bootsOf: map[string]map[uint64]bool{}, Recovered: recovered}
+		devices: map[string]*DeviceInfo{}, wm: map[bootKey]*watermark{}, bootsOf: map[string]map[uint64]bool{}, Recovered: recovered,
+		dirtyDev: map[string]bool{}, dirtyWM: map[bootKey]bool{}, prunedWM: map[bootKey]bool{}}
 	if err := s.verify(); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -392,7 +404,7 @@ func (s *Store) init(recovered bool) error {
 		}); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketDedupe).ForEach(func(k, v []byte) error {
+		if err := tx.Bucket(bucketDedupe).ForEach(func(k, v []byte) error {
 			bk, ok := parseDedupeKey(k)
 			w, err := decodeWatermark(v)
 			if !ok || err != nil {
@@ -402,7 +414,15 @@ func (s *Store) init(recovered bool) error {
 			s.indexBoot(bk)
 			s.commitN = max(s.commitN, w.used)
 			return nil
-		})
+		}); err != nil {
+			return err
+		}
+		n, err := s.replayDerived(tx) // the events after the last checkpoint (checkpoint.go)
+		if n > 0 {
+			s.opts.Logger.Info("replayed the events after the last checkpoint into device and dedupe records",
+				"component", "store", "events", n)
+		}
+		return err
 	})
 }
 
@@ -484,10 +504,22 @@ func (s *Store) writer() {
 	deadline, gap := time.NewTimer(time.Hour), time.NewTimer(time.Hour)
 	deadline.Stop()
 	gap.Stop()
+	// idle fires checkpointEvery after the last commit: records left dirty by it are
+	// written then, so an idle store has nothing to replay (and retention, which
+	// deletes old events, never deletes one a checkpoint has not covered).
+	idle := time.NewTimer(checkpointEvery)
+	defer idle.Stop()
 	for {
 		batch = batch[:0]
 		var first *request
 		select {
+		case <-idle.C:
+			if s.Failed() == nil {
+				if err := s.checkpoint(); err != nil {
+					s.log.Warn("checkpoint failed; the next start replays the log", "err", err)
+				}
+			}
+			continue
 		case req := <-s.compactCh:
 			freed, err := s.compact("requested")
 			req.done <- compactResult{freed, err}
@@ -545,6 +577,7 @@ func (s *Store) writer() {
 		deadline.Stop()
 		gap.Stop()
 		s.commit(batch, &buf)
+		idle.Reset(checkpointEvery)
 		if s.compactWanted || s.compactDue() {
 			s.compactWanted = false
 			if _, err := s.compact("quota"); err != nil {
@@ -581,11 +614,13 @@ func (s *Store) commit(batch []*request, buf *[]byte) {
 	var (
 		seq        = s.lastSeq.Load()
 		dups       int
-		touched    = map[string]bool{}
 		wmChange   = map[bootKey]*watermark{}
 		devNew     = map[string]*DeviceInfo{}
 		prunedKeys []bootKey
 		evicted    int
+		// checkpointed: this commit also wrote the devices and dedupe records (every
+		// checkpointEvery, and whenever it evicted events, which replay could not find).
+		checkpointed bool
 	)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		var err error
@@ -612,7 +647,6 @@ func (s *Store) commit(batch []*request, buf *[]byte) {
 					if w.seen(r.Seq) {
 						dups++
 						s.deviceInfo(devNew, r).Dups++
-						touched[r.Device] = true
 						continue
 					}
 					w.add(r.Seq)
@@ -636,29 +670,17 @@ func (s *Store) commit(batch []*request, buf *[]byte) {
 				if r.Seq != 0 {
 					d.Boot, d.Seq = r.Boot, r.Seq
 				}
-				touched[r.Device] = true
 			}
 		}
-		dd := tx.Bucket(bucketDedupe)
-		for bk, w := range wmChange {
-			if err := dd.Put(dedupeKey(bk), w.encode()); err != nil {
-				return err
-			}
-		}
-		pruned, err := s.pruneBoots(dd, wmChange)
+		// Boots pruned here are forgotten at once; their records go at the checkpoint.
+		pruned, err := s.pruneBoots(recordDeletes{}, wmChange)
 		if err != nil {
 			return err
 		}
 		prunedKeys = pruned
-		db := tx.Bucket(bucketDevices)
-		for id := range touched {
-			v, err := jsonMarshal(devNew[id])
-			if err != nil {
-				return err
-			}
-			if err := db.Put([]byte(id), v); err != nil {
-				return err
-			}
+		checkpointed = evicted > 0 || s.opts.Now().Sub(s.lastCheckpoint) >= checkpointEvery
+		if checkpointed {
+			return s.writeCheckpoint(tx, seq, wmChange, devNew, prunedKeys)
 		}
 		return nil
 	})
@@ -669,13 +691,24 @@ func (s *Store) commit(batch []*request, buf *[]byte) {
 		for bk, w := range wmChange {
 			s.wm[bk] = w
 			s.indexBoot(bk)
+			s.dirtyWM[bk] = true
+			delete(s.prunedWM, bk)
 		}
 		for _, bk := range prunedKeys {
 			delete(s.wm, bk)
 			delete(s.bootsOf[bk.dev], bk.boot)
+			delete(s.dirtyWM, bk)
+			s.prunedWM[bk] = true
 		}
 		for id, d := range devNew {
 			s.devices[id] = d
+			s.dirtyDev[id] = true
+		}
+		if checkpointed {
+			clear(s.dirtyWM)
+			clear(s.dirtyDev)
+			clear(s.prunedWM)
+			s.lastCheckpoint = s.opts.Now()
 		}
 		s.devMu.Unlock()
 	}
@@ -809,6 +842,13 @@ func (s *Store) Close() error {
 	s.closeMu.Unlock()
 	close(s.stop)
 	<-s.done
+	if s.Failed() == nil {
+		// The records changed since the last checkpoint: the next Open then replays
+		// nothing. (If this fails, that Open replays the events: nothing is lost.)
+		if err := s.checkpoint(); err != nil {
+			s.log.Warn("checkpoint at close failed; the next start replays the log", "err", err)
+		}
+	}
 	s.m.unregister()
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -389,4 +390,130 @@ func wantCommitted(t *testing.T, done <-chan error, delay, bound time.Duration) 
 	case <-time.After(bound):
 		t.Fatalf("max_delay %s: not committed %s after the last reading", delay, bound)
 	}
+}
+
+// A commit writes the events only; the device and dedupe records follow at the next
+// checkpoint. A copy of the file taken between checkpoints (as a crash leaves it)
+// opens with both rebuilt from the events after the last one: counts complete, and
+// readings it already holds are still taken for retransmissions.
+func TestDerivedRecordsReplayedAfterCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hearth.db")
+	s := openTest(t, path, nil)
+	ctx := context.Background()
+	a := []device.Reading{reading("fridge1", 1, 1, 1), reading("fridge1", 1, 2, 0), reading("plug1", 7, 1, 1)}
+	if err := device.Commit(ctx, s, a); err != nil { // the first commit checkpoints
+		t.Fatal(err)
+	}
+	b := []device.Reading{reading("fridge1", 1, 3, 1), reading("washer1", 2, 1, 1)}
+	if err := device.Commit(ctx, s, b); err != nil { // within checkpointEvery: events only
+		t.Fatal(err)
+	}
+	var derived uint64
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		derived = binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(keyDerivedSeq))
+		return tx.Bucket(bucketDevices).ForEach(func(k, _ []byte) error {
+			if string(k) == "washer1" {
+				t.Errorf("washer1's record was written before a checkpoint")
+			}
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if derived != 3 {
+		t.Fatalf("derived_seq %d after the first commit's checkpoint, want 3", derived)
+	}
+	// The file as a crash would leave it: every commit durable, no later checkpoint.
+	crashed := filepath.Join(dir, "crashed.db")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(crashed, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	c := openTest(t, crashed, nil)
+	defer c.Close()
+	want := map[string]uint64{"fridge1": 3, "plug1": 1, "washer1": 1}
+	for _, d := range c.Devices() {
+		if d.Readings != want[d.ID] {
+			t.Errorf("%s: %d readings after replay, want %d", d.ID, d.Readings, want[d.ID])
+		}
+		delete(want, d.ID)
+	}
+	if len(want) != 0 {
+		t.Errorf("devices missing after replay: %v", want)
+	}
+	if got := c.Committed("fridge1", 1); got != 3 {
+		t.Errorf("fridge1 boot 1 committed through %d after replay, want 3", got)
+	}
+	// Retransmissions of what the log holds are dropped, new readings kept.
+	again := append(append([]device.Reading{}, b...), reading("washer1", 2, 2, 0))
+	if err := device.Commit(ctx, c, again); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(readAll(t, c)); got != 6 {
+		t.Errorf("%d events after retransmitting 2 and adding 1 to 5, want 6", got)
+	}
+}
+
+// Close writes a last checkpoint: the next Open has nothing to replay.
+func TestCloseCheckpoints(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hearth.db")
+	s := openTest(t, path, nil)
+	for i := range 3 {
+		if err := device.Commit(context.Background(), s, []device.Reading{reading("fridge1", 1, uint64(i+1), 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.View(func(tx *bolt.Tx) error {
+		if got := binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(keyDerivedSeq)); got != 3 {
+			t.Errorf("derived_seq %d after Close, want 3 (the last event)", got)
+		}
+		var d DeviceInfo
+		if err := jsonUnmarshal(tx.Bucket(bucketDevices).Get([]byte("fridge1")), &d); err != nil {
+			return err
+		}
+		if d.Readings != 3 || d.Seq != 3 {
+			t.Errorf("fridge1's record after Close: %+v, want 3 readings through seq 3", d)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An idle writer checkpoints checkpointEvery after its last commit.
+func TestIdleCheckpoint(t *testing.T) {
+	defer func(d time.Duration) { checkpointEvery = d }(checkpointEvery)
+	checkpointEvery = 50 * time.Millisecond
+	s := openTest(t, filepath.Join(t.TempDir(), "hearth.db"), nil)
+	defer s.Close()
+	for i := range 2 { // the first commit checkpoints; the second, at once after, does not
+		if err := device.Commit(context.Background(), s, []device.Reading{reading("fridge1", 1, uint64(i+1), 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	derived := func() uint64 {
+		var v uint64
+		_ = s.db.View(func(tx *bolt.Tx) error {
+			v = binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(keyDerivedSeq))
+			return nil
+		})
+		return v
+	}
+	poll.Until(t, "an idle checkpoint to cover seq 2", 10*time.Second, func() bool { return derived() == 2 })
 }

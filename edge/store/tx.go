@@ -187,6 +187,17 @@ func migrate(tx *bolt.Tx) error {
 	// Schema 0 (no schema key) lacked the taglog and credentials buckets, which the
 	// caller has just created; its other buckets and keys are those of schema 1.
 	// Each later migration goes here as one step, cur → cur+1, in this transaction.
+	if cur < 2 {
+		// Schema 2 writes the devices and dedupe records at checkpoints (checkpoint.go);
+		// up to schema 1 they were written at every commit, so they cover the whole log.
+		last := uint64(0)
+		if k, _ := tx.Bucket(bucketEvents).Cursor().Last(); len(k) == 8 {
+			last = binary.BigEndian.Uint64(k)
+		}
+		if err := meta.Put(keyDerivedSeq, u64key(last)); err != nil {
+			return err
+		}
+	}
 	if err := (&Tx{tx}).Audit("schema_migrated", map[string]uint64{"from": cur, "to": SchemaVersion}); err != nil {
 		return err
 	}
