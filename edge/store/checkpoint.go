@@ -121,9 +121,35 @@ func (s *Store) checkpoint() error {
 	return err
 }
 
-// replayDerived applies to devices and wm the events after meta derived_seq (all of
-// them when it is absent and the file predates checkpoints: then none, as such files
-// wrote their records at every commit). At Open, in its transaction.
+// checkpointNow has the writer write a checkpoint (if anything changed since the
+// last one) and waits for it: afterwards derived_seq covers every event committed
+// before the call. Expire calls it before it deletes events.
+func (s *Store) checkpointNow() error {
+	done := make(chan error, 1)
+	select {
+	case s.ckptCh <- done:
+	case <-s.stop:
+		return ErrClosed
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-s.done:
+		return ErrClosed
+	}
+}
+
+// derivedSeq is meta derived_seq in tx (0 when absent: nothing is covered).
+func derivedSeq(tx *bolt.Tx) uint64 {
+	if v := tx.Bucket(bucketMeta).Get(keyDerivedSeq); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+// replayDerived applies to devices and wm the events after meta derived_seq (none
+// when it is absent: only a file older than schema 2 lacks it, and such files wrote
+// their records at every commit; migrate adds it). At Open, in its transaction.
 func (s *Store) replayDerived(tx *bolt.Tx) (int, error) {
 	v := tx.Bucket(bucketMeta).Get(keyDerivedSeq)
 	if v == nil {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -66,14 +67,25 @@ func (s *Store) makeRoom(tx *bolt.Tx, n int) (int, error) {
 
 // Expire deletes raw readings whose hub time is older than MaxAge, oldest first, in
 // transactions of at most 10,000 deletions. It returns how many it deleted.
+//
+// It deletes only events a checkpoint covers (up to meta derived_seq), having the
+// writer write one first: Open rebuilds the device and dedupe records from the events
+// after derived_seq, so deleting one of those and crashing before the next checkpoint
+// would lose its effect on them (and, with every event gone, the next sequence).
 func (s *Store) Expire(now time.Time) (int, error) {
+	if err := s.checkpointNow(); err != nil {
+		if errors.Is(err, ErrClosed) || errors.Is(err, ErrIntakeStopped) {
+			return 0, err
+		}
+		s.log.Warn("checkpoint before retention failed: expiring only the events the last one covers", "err", err)
+	}
 	cutoff := now.Add(-s.opts.MaxAge).UnixNano()
 	total := 0
 	for {
 		deleted := 0
 		more := false
 		err := s.Update(func(t *Tx) error {
-			floor := s.protectedFloor(t.tx)
+			floor := min(s.protectedFloor(t.tx), derivedSeq(t.tx))
 			c := t.tx.Bucket(bucketEvents).Cursor()
 			var r device.Reading
 			for k, v := c.First(); k != nil && binary.BigEndian.Uint64(k) <= floor; k, v = c.First() {

@@ -51,8 +51,11 @@ var (
 	keyCreated     = []byte("created")
 	keyCorruptions = []byte("corruptions")
 	// keyDerivedSeq: the devices and dedupe buckets hold the effect of every event up
-	// to this sequence; Open replays the events after it (absent: all of them, as
-	// files written before checkpoints had their buckets written at every commit).
+	// to this sequence; Open replays the events after it. Written at creation (0) and
+	// by the migration to schema 2 (the last event: schema ≤ 1 wrote the buckets at
+	// every commit), so a file without it predates schema 2. Retention deletes no
+	// event after it, so it is also the floor of the next sequence once every event
+	// is deleted.
 	keyDerivedSeq = []byte("derived_seq")
 )
 
@@ -136,6 +139,7 @@ type Store struct {
 	db        *bolt.DB
 	path      string
 	compactCh chan compactReq
+	ckptCh    chan chan error // checkpoint requests to the writer (checkpointNow)
 
 	opts Options
 	log  *slog.Logger
@@ -253,7 +257,7 @@ func openStore(path string, opts Options, recovered string) (s *Store, err error
 	if err != nil {
 		return nil, err
 	}
-	s = &Store{db: db, path: path, compactCh: make(chan compactReq), opts: opts, log: opts.Logger.With("component", "store"),
+	s = &Store{db: db, path: path, compactCh: make(chan compactReq), ckptCh: make(chan chan error), opts: opts, log: opts.Logger.With("component", "store"),
 		queue: make(chan *request, 1024), stop: make(chan struct{}), done: make(chan struct{}),
 		devices: map[string]*DeviceInfo{}, wm: map[bootKey]*watermark{}, bootsOf: map[string]map[uint64]bool{}, Recovered: recovered,
 		dirtyDev: map[string]bool{}, dirtyWM: map[bootKey]bool{}, prunedWM: map[bootKey]bool{}}
@@ -363,7 +367,8 @@ func (s *Store) init(recovered bool) error {
 			for k, v := range map[string][]byte{
 				string(keyMagic): []byte(magic), string(keySchema): u64key(SchemaVersion),
 				string(keyInstallID): []byte(hex.EncodeToString(id)), string(keySecret): secret,
-				string(keyCreated): []byte(s.opts.Now().UTC().Format(time.RFC3339)),
+				string(keyCreated):    []byte(s.opts.Now().UTC().Format(time.RFC3339)),
+				string(keyDerivedSeq): u64key(0),
 			} {
 				if err := meta.Put([]byte(k), v); err != nil {
 					return err
@@ -391,8 +396,14 @@ func (s *Store) init(recovered bool) error {
 		}
 		s.installID = string(meta.Get(keyInstallID))
 		s.secret = append([]byte(nil), meta.Get(keySecret)...)
+		// The next sequence follows the last event, or derived_seq when retention has
+		// deleted every event (it deletes none after derived_seq): never reused, so
+		// no consumer's cursor is ever ahead of a new event.
 		if k, _ := tx.Bucket(bucketEvents).Cursor().Last(); k != nil {
 			s.lastSeq.Store(binary.BigEndian.Uint64(k))
+		}
+		if v := meta.Get(keyDerivedSeq); len(v) == 8 {
+			s.lastSeq.Store(max(s.lastSeq.Load(), binary.BigEndian.Uint64(v)))
 		}
 		if err := tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
 			var d DeviceInfo
@@ -505,8 +516,8 @@ func (s *Store) writer() {
 	deadline.Stop()
 	gap.Stop()
 	// idle fires checkpointEvery after the last commit: records left dirty by it are
-	// written then, so an idle store has nothing to replay (and retention, which
-	// deletes old events, never deletes one a checkpoint has not covered).
+	// written then, so an idle store has nothing to replay. (Retention deletes only
+	// events a checkpoint covers: Expire asks for one first, on ckptCh.)
 	idle := time.NewTimer(checkpointEvery)
 	defer idle.Stop()
 	for {
@@ -523,6 +534,13 @@ func (s *Store) writer() {
 		case req := <-s.compactCh:
 			freed, err := s.compact("requested")
 			req.done <- compactResult{freed, err}
+			continue
+		case done := <-s.ckptCh:
+			if failed := s.Failed(); failed != nil {
+				done <- fmt.Errorf("store: %w: %v", ErrIntakeStopped, failed)
+			} else {
+				done <- s.checkpoint()
+			}
 			continue
 		case first = <-s.queue:
 		case <-s.stop:

@@ -517,3 +517,102 @@ func TestIdleCheckpoint(t *testing.T) {
 	}
 	poll.Until(t, "an idle checkpoint to cover seq 2", 10*time.Second, func() bool { return derived() == 2 })
 }
+
+// copyFile copies the store's file as a crash would leave it at this instant: every
+// commit so far durable, nothing later.
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	raw, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func derivedSeqOf(t *testing.T, s *Store) uint64 {
+	t.Helper()
+	var v uint64
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMeta).Get(keyDerivedSeq)
+		if len(b) != 8 {
+			return errors.New("meta derived_seq missing")
+		}
+		v = binary.BigEndian.Uint64(b)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// Age retention deletes only events a checkpoint covers (it has the writer write one
+// first). It used to delete the events after derived_seq too: after a crash before
+// the next checkpoint, Open had nothing to replay them from, so the device and dedupe
+// records forgot them (a retransmission was stored a second time, Committed went
+// back), and with the log empty the sequence started again at 1, behind the cursors
+// of the consumers (which then skipped the new readings). The sequence also restarted
+// after a clean Close with every event expired.
+func TestExpireKeepsDerivedRecordsAndSequence(t *testing.T) {
+	defer func(d time.Duration) { checkpointEvery = d }(checkpointEvery)
+	checkpointEvery = time.Hour // no idle or timed checkpoint during the test
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hearth.db")
+	now := time.Unix(1700000000, 0)
+	opts := &Options{MaxAge: time.Hour, Protect: []string{"rollup"}, Now: func() time.Time { return now }}
+	s := openTest(t, path, opts)
+	ctx := context.Background()
+	for q := uint64(1); q <= 3; q++ { // the first commit checkpoints; the next two do not
+		r := reading("fridge1", 1, q, 1)
+		r.HubTime = now.Add(-2 * time.Hour)
+		if err := device.Commit(ctx, s, []device.Reading{r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := derivedSeqOf(t, s); got != 1 {
+		t.Fatalf("derived_seq %d before Expire, want 1 (the test needs events after it)", got)
+	}
+	if err := s.Update(func(tx *Tx) error { return tx.SetCursor("rollup", 3) }); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Expire(now); err != nil || n != 3 {
+		t.Fatalf("Expire = %d, %v; want all 3 events (2 h old, max age 1 h)", n, err)
+	}
+	crashed := filepath.Join(dir, "crashed.db")
+	copyFile(t, path, crashed)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, p := range []string{crashed, path} {
+		c := openTest(t, p, opts)
+		if got := c.LastSeq(); got != 3 {
+			t.Errorf("%s: LastSeq %d after every event expired, want 3 (sequences are never reused)", filepath.Base(p), got)
+		}
+		if got := c.Committed("fridge1", 1); got != 3 {
+			t.Errorf("%s: fridge1 boot 1 committed through %d, want 3", filepath.Base(p), got)
+		}
+		if ds := c.Devices(); len(ds) != 1 || ds[0].Readings != 3 {
+			t.Errorf("%s: devices %+v, want fridge1 with 3 readings", filepath.Base(p), ds)
+		}
+		// A retransmission of seq 2 is recognised; the new reading 4 is stored after
+		// the rollup's cursor, where the rollup reads.
+		if err := device.Commit(ctx, c, []device.Reading{reading("fridge1", 1, 2, 1), reading("fridge1", 1, 4, 1)}); err != nil {
+			t.Fatal(err)
+		}
+		var got []uint64
+		if _, err := c.ReadEvents(3, 0, func(seq uint64, r *device.Reading) error {
+			got = append(got, seq, r.Seq)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[0] != 4 || got[1] != 4 {
+			t.Errorf("%s: after the rollup cursor (3): (event seq, reading seq) %v, want [4 4] only", filepath.Base(p), got)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
