@@ -348,6 +348,29 @@ func verifyAfterCrash(t *testing.T, dir string, cycle int, acked map[devBoot]uin
 	if lost > 0 {
 		t.Fatalf("cycle %d: %d of %d acknowledged readings lost", cycle, lost, all)
 	}
+	// The device and dedupe records, rebuilt from the last checkpoint and the events
+	// after it, agree with the log: each device counts its events, and each boot still
+	// kept is committed through its highest stored reading (the writers store 1..n).
+	events := map[string]uint64{}
+	for k, have := range seen {
+		for _, ok := range have {
+			if ok {
+				events[k.dev]++
+			}
+		}
+		if c := s.Committed(k.dev, k.boot); c != 0 && c != uint64(len(have)-1) {
+			t.Fatalf("cycle %d: %s boot %d committed through %d, the log holds 1..%d", cycle, k.dev, k.boot, c, len(have)-1)
+		}
+	}
+	for _, d := range s.Devices() {
+		if d.Readings != events[d.ID] {
+			t.Fatalf("cycle %d: device %s counts %d readings, the log holds %d", cycle, d.ID, d.Readings, events[d.ID])
+		}
+		delete(events, d.ID)
+	}
+	if len(events) > 0 {
+		t.Fatalf("cycle %d: devices with events but no record: %v", cycle, events)
+	}
 	if cursor > s.LastSeq() {
 		t.Fatalf("cycle %d: consumer cursor %d past the last event %d", cycle, cursor, s.LastSeq())
 	}
