@@ -2,10 +2,12 @@ package store
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/hearth-iot/hearth/device"
 )
@@ -117,6 +119,18 @@ func (s *Store) checkpoint() error {
 		clear(s.dirtyDev)
 		clear(s.prunedWM)
 		s.lastCheckpoint = s.opts.Now()
+		return nil
+	}
+	// A failed write or fsync stops intake, as it does for a commit (tx.go Update):
+	// the page cache and the file may disagree. A full file is not a write failure:
+	// the next commit evicts (and checkpoints with it).
+	if !errors.Is(err, berrors.ErrMaxSizeReached) && !errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		s.mu.Lock()
+		if s.failed == nil {
+			s.failed = err
+			s.log.Error("checkpoint write failed: intake stopped", "err", err)
+		}
+		s.mu.Unlock()
 	}
 	return err
 }
