@@ -147,7 +147,7 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 	// 4. The store.
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.st, err = store.Open(filepath.Join(cfg.DataDir, cfg.Store.File), &store.Options{
-		MaxBatch: cfg.Store.MaxBatch, MaxDelay: cfg.Store.MaxDelay.D(), QueueLen: cfg.Store.QueueLen,
+		MaxBatch: cfg.Store.MaxBatch, MaxDelay: cfg.Store.MaxDelay.D(), CommitPace: cfg.Store.CommitPace.D(), QueueLen: cfg.Store.QueueLen,
 		QuotaBytes: cfg.Store.QuotaBytes, MaxAge: cfg.Store.MaxAge.D(), Logger: log, Registerer: a.reg,
 		Protect: []string{rollup.CursorName}})
 	if err != nil {

@@ -69,6 +69,10 @@ type Options struct {
 	// The wait ends early, once no reading has arrived for MaxDelay/8: a burst is
 	// gathered into one commit, and a lone reading waits only that gap.
 	MaxDelay time.Duration
+	// CommitPace: while commits are small (fewer than paceBelow readings), the writer
+	// starts one at most this often and gathers what arrives in between (default 0:
+	// no pacing).
+	CommitPace time.Duration
 	// QueueLen bounds the readings waiting for the writer; Submit blocks beyond it
 	// (default 20000).
 	QueueLen int
@@ -520,6 +524,9 @@ func (s *Store) writer() {
 	// events a checkpoint covers: Expire asks for one first, on ckptCh.)
 	idle := time.NewTimer(checkpointEvery)
 	defer idle.Stop()
+	pace := time.NewTimer(time.Hour)
+	pace.Stop()
+	var lastStart time.Time // when the last commit began (CommitPace)
 	for {
 		batch = batch[:0]
 		var first *request
@@ -594,6 +601,29 @@ func (s *Store) writer() {
 		}
 		deadline.Stop()
 		gap.Stop()
+		// Pace: while commits are small, start one at most every CommitPace, and
+		// gather what arrives meanwhile. Commits cost the same whatever their size
+		// (two fsyncs, the pages up to the root): a writer that commits as soon as
+		// the last one ended makes more of them the faster the disk is, and each is
+		// CPU and flash wear. A lone reading after a quiet spell is not held up; a
+		// burst (batches of paceBelow readings or more) is never paced.
+		if wait := s.opts.CommitPace - time.Since(lastStart); n < paceBelow && wait > 0 {
+			pace.Reset(wait)
+		gather:
+			for n < s.opts.MaxBatch {
+				select {
+				case r := <-s.queue:
+					batch = append(batch, r)
+					n += len(r.rs)
+				case <-pace.C:
+					break gather
+				case <-s.stop: // Close: commit what is here; the loop then drains the rest
+					break gather
+				}
+			}
+			pace.Stop()
+		}
+		lastStart = time.Now()
 		s.commit(batch, &buf)
 		idle.Reset(checkpointEvery)
 		if s.compactWanted || s.compactDue() {
@@ -604,6 +634,10 @@ func (s *Store) writer() {
 		}
 	}
 }
+
+// paceBelow: commits of this many readings or more are never paced (CommitPace): a
+// burst keeps its throughput.
+const paceBelow = 16
 
 // commit writes one group of requests in one transaction and tells each caller.
 func (s *Store) commit(batch []*request, buf *[]byte) {

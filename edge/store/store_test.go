@@ -616,3 +616,62 @@ func TestExpireKeepsDerivedRecordsAndSequence(t *testing.T) {
 		}
 	}
 }
+
+// CommitPace: small commits start at most every CommitPace, and what arrives in
+// between joins the next one; a batch of paceBelow readings or more is not paced.
+func TestCommitPace(t *testing.T) {
+	for _, pace := range []time.Duration{0, 300 * time.Millisecond} {
+		reg := prometheus.NewRegistry()
+		s := openTest(t, filepath.Join(t.TempDir(), "hearth.db"), &Options{CommitPace: pace, Registerer: reg})
+		ctx := context.Background()
+		if err := device.Commit(ctx, s, []device.Reading{reading("fridge1", 1, 1, 1)}); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 2)
+		s.Submit([]device.Reading{reading("fridge1", 1, 2, 0)}, func(err error) { done <- err })
+		// The writer has taken it: it commits it at once (no pace) or waits for the
+		// rest of the pace after the first commit began, gathering.
+		poll.Until(t, "the writer to take the second reading", 5*time.Second, func() bool { return len(s.queue) == 0 })
+		waits := 2
+		if pace == 0 {
+			// Unpaced, the second commits alone; wait for it, or a third reading
+			// sent while the writer is still draining the queue could join it.
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			waits = 1
+		}
+		s.Submit([]device.Reading{reading("fridge1", 1, 3, 1)}, func(err error) { done <- err })
+		for range waits {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, want := counterValue(t, reg, "hearth_store_commits_total"), map[time.Duration]float64{0: 3, 300 * time.Millisecond: 2}[pace]; got != want {
+			t.Errorf("commit_pace %s: %v commits for three readings, want %v", pace, got, want)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A burst right after a commit is not held for the pace (10s here).
+	s := openTest(t, filepath.Join(t.TempDir(), "hearth.db"), &Options{CommitPace: 10 * time.Second})
+	defer s.Close()
+	if err := device.Commit(context.Background(), s, []device.Reading{reading("fridge1", 1, 1, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	burst := make([]device.Reading, paceBelow)
+	for i := range burst {
+		burst[i] = reading("fridge1", 1, uint64(i+2), 1)
+	}
+	done := make(chan error, 1)
+	s.Submit(burst, func(err error) { done <- err })
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a batch of paceBelow readings waited for the 10s commit pace")
+	}
+}

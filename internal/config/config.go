@@ -83,6 +83,7 @@ type Store struct {
 	MaxAge     Duration `yaml:"max_age"`
 	MaxBatch   int      `yaml:"max_batch"`
 	MaxDelay   Duration `yaml:"max_delay"`
+	CommitPace Duration `yaml:"commit_pace"`
 	QueueLen   int      `yaml:"queue_len"`
 }
 
@@ -175,7 +176,7 @@ func Default() Config {
 		ShutdownTimeout: Duration(10 * time.Second),
 		Log:             Log{Format: "text", Level: "info"},
 		Store: Store{File: "hearth.db", QuotaBytes: 64 << 20, MaxAge: Duration(30 * 24 * time.Hour),
-			MaxBatch: 2000, MaxDelay: 0, QueueLen: 20000},
+			MaxBatch: 2000, MaxDelay: 0, CommitPace: Duration(5 * time.Millisecond), QueueLen: 20000},
 		Ingest: Ingest{MaxClockSkew: Duration(5 * time.Minute)},
 		Broker: Broker{Enabled: true, Listen: "127.0.0.1:1883", MaxPacketBytes: 64 << 10, MaxClients: 256,
 			MaxInflight: 64, MaxPendingWrites: 64, SessionExpiry: Duration(24 * time.Hour),
@@ -403,6 +404,9 @@ func (c *Config) validate(name string, root *yaml.Node) error {
 	}
 	if c.Store.MaxDelay < 0 || c.Store.MaxDelay.D() > time.Second {
 		bad("store.max_delay", "must be between 0 and 1s")
+	}
+	if c.Store.CommitPace < 0 || c.Store.CommitPace.D() > time.Second {
+		bad("store.commit_pace", "must be between 0 and 1s")
 	}
 	if c.Store.QueueLen < c.Store.MaxBatch {
 		bad("store.queue_len", "%d is smaller than store.max_batch (%d): a full batch could never be queued", c.Store.QueueLen, c.Store.MaxBatch)
