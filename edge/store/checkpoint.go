@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -62,7 +63,7 @@ func (s *Store) writeCheckpoint(tx *bolt.Tx, seq uint64, wmChange map[bootKey]*w
 		if _, ok := wmChange[bk]; ok {
 			continue
 		}
-		if w, ok := s.wm[bk]; ok && !containsKey(pruned, bk) {
+		if w, ok := s.wm[bk]; ok && !slices.Contains(pruned, bk) {
 			if err := dd.Put(dedupeKey(bk), w.encode()); err != nil {
 				return err
 			}
@@ -93,15 +94,6 @@ func (s *Store) writeCheckpoint(tx *bolt.Tx, seq uint64, wmChange map[bootKey]*w
 	return tx.Bucket(bucketMeta).Put(keyDerivedSeq, u64key(seq))
 }
 
-func containsKey(ks []bootKey, k bootKey) bool {
-	for _, x := range ks {
-		if x == k {
-			return true
-		}
-	}
-	return false
-}
-
 // checkpoint writes the records changed since the last checkpoint in a transaction of
 // their own: by the writer when it has been idle for checkpointEvery, and at Close
 // (after the writer stopped), so that the next Open replays nothing.
@@ -124,13 +116,8 @@ func (s *Store) checkpoint() error {
 	// A failed write or fsync stops intake, as it does for a commit (tx.go Update):
 	// the page cache and the file may disagree. A full file is not a write failure:
 	// the next commit evicts (and checkpoints with it).
-	if !errors.Is(err, berrors.ErrMaxSizeReached) && !errors.Is(err, bolt.ErrDatabaseNotOpen) {
-		s.mu.Lock()
-		if s.failed == nil {
-			s.failed = err
-			s.log.Error("checkpoint write failed: intake stopped", "err", err)
-		}
-		s.mu.Unlock()
+	if !errors.Is(err, berrors.ErrMaxSizeReached) && !errors.Is(err, bolt.ErrDatabaseNotOpen) && s.stopIntake(err) {
+		s.log.Error("checkpoint write failed: intake stopped", "err", err)
 	}
 	return err
 }

@@ -117,13 +117,22 @@ func (s *Store) compact(reason string) (int64, error) {
 
 // failWith stops intake with err (the file could not be reopened) and returns it.
 func (s *Store) failWith(err error) error {
-	s.mu.Lock()
-	if s.failed == nil {
-		s.failed = err
-	}
-	s.mu.Unlock()
+	s.stopIntake(err)
 	s.log.Error("intake stopped", "err", err)
 	return err
+}
+
+// stopIntake records err as the failure that stopped intake, unless one already did;
+// it reports whether this call stopped it. After a failed write or fsync the page
+// cache and the file may disagree: nothing more is written until a restart.
+func (s *Store) stopIntake(err error) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed != nil {
+		return false
+	}
+	s.failed = err
+	return true
 }
 
 func syncDir(dir string) error {

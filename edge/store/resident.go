@@ -20,8 +20,11 @@ import (
 func (s *Store) ReleaseMapped() error {
 	s.dbMu.RLock()
 	defer s.dbMu.RUnlock()
-	return s.db.View(func(tx *bolt.Tx) error {
-		info := s.db.Info()
-		return releaseMapped(info.Data, uintptr(tx.Size()))
-	})
+	return s.db.View(s.releaseIn)
+}
+
+// releaseIn releases the mapping as tx sees it; tx (a read transaction) keeps bbolt
+// from re-mapping the file meanwhile.
+func (s *Store) releaseIn(tx *bolt.Tx) error {
+	return releaseMapped(s.db.Info().Data, uintptr(tx.Size()))
 }

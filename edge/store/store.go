@@ -784,11 +784,7 @@ func (s *Store) commit(batch []*request, buf *[]byte) {
 		s.log.Warn("disk quota full: refusing readings", "readings", n, "quota_bytes", s.opts.QuotaBytes)
 	default:
 		s.m.refused.WithLabelValues("write_error").Add(float64(n))
-		s.mu.Lock()
-		if s.failed == nil {
-			s.failed = err
-		}
-		s.mu.Unlock()
+		s.stopIntake(err)
 		s.log.Error("write failed: intake stopped", "err", err, "readings", n)
 		err = fmt.Errorf("store: %w: %v", ErrIntakeStopped, err)
 	}
@@ -864,7 +860,7 @@ func (s *Store) ReadEvents(after uint64, max int, fn func(seq uint64, r *device.
 		if n >= releaseAfterEvents {
 			// A long read (the rollup catching up after a burst) made its pages
 			// resident: give them back now rather than at the next Maintain tick.
-			if err := releaseMapped(s.db.Info().Data, uintptr(tx.Size())); err != nil {
+			if err := s.releaseIn(tx); err != nil {
 				s.log.Warn("releasing mapped pages failed", "err", err)
 			}
 		}

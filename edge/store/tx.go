@@ -65,13 +65,8 @@ func (s *Store) Update(fn func(*Tx) error) error {
 		// evicts raw readings (and compacts) on its next commit.
 		return fmt.Errorf("store: %w (%d bytes): %v", ErrQuota, s.opts.QuotaBytes, err)
 	}
-	if err != nil && fnErr == nil && !errors.Is(err, bolt.ErrDatabaseNotOpen) {
-		s.mu.Lock()
-		if s.failed == nil {
-			s.failed = err
-			s.log.Error("write failed: intake stopped", "err", err)
-		}
-		s.mu.Unlock()
+	if err != nil && fnErr == nil && !errors.Is(err, bolt.ErrDatabaseNotOpen) && s.stopIntake(err) {
+		s.log.Error("write failed: intake stopped", "err", err)
 	}
 	return err
 }
