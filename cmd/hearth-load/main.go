@@ -405,19 +405,9 @@ func profileHearth(admin, path string, msgs, inflight int) {
 		wait, secs = time.Duration(total/3*float64(time.Second)), max(1, int(total/3))
 	}
 	time.Sleep(wait)
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs))
-	if err != nil {
+	if err := fetch(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs), path); err != nil {
 		fmt.Fprintln(os.Stderr, "profile:", err)
-		return
 	}
-	defer resp.Body.Close()
-	f, err := os.Create(path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "profile:", err)
-		return
-	}
-	defer f.Close()
-	_, _ = io.Copy(f, resp.Body)
 }
 
 // fetch writes the body of url to path.
