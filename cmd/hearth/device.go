@@ -387,15 +387,11 @@ func cmdDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	cfg := config.Default()
-	if *cfgPath != "" {
-		if cfg, err = config.Load(*cfgPath); err != nil {
-			return err
-		}
+	agent, cfg, err := agentOf(*addr, *cfgPath)
+	if err != nil {
+		return err
 	}
-	if *addr == "" {
-		*addr = cfg.Admin.Listen
-	}
+	*addr = agent
 	if *tokenFile == "" {
 		*tokenFile = cfg.AdminTokenFile()
 	}

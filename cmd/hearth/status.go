@@ -71,18 +71,26 @@ func clientFlags(name string) (fs *flag.FlagSet, asJSON *bool, parse func(args [
 		if err := fs.Parse(args); err != nil {
 			return "", err
 		}
-		if *addr != "" {
-			return *addr, nil
-		}
-		cfg := config.Default()
-		if *cfgPath != "" {
-			var err error
-			if cfg, err = config.Load(*cfgPath); err != nil {
-				return "", err
-			}
-		}
-		return cfg.Admin.Listen, nil
+		a, _, err := agentOf(*addr, *cfgPath)
+		return a, err
 	}
+}
+
+// agentOf resolves the commands' --addr and --config: the configuration (the file, or
+// the defaults without one) and the running agent's admin address (addr if given,
+// else the configuration's admin.listen).
+func agentOf(addr, cfgPath string) (string, config.Config, error) {
+	cfg := config.Default()
+	if cfgPath != "" {
+		var err error
+		if cfg, err = config.Load(cfgPath); err != nil {
+			return "", cfg, err
+		}
+	}
+	if addr == "" {
+		addr = cfg.Admin.Listen
+	}
+	return addr, cfg, nil
 }
 
 func get(ctx context.Context, addr, path string, v any) ([]byte, error) {
