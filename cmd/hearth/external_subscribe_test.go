@@ -89,10 +89,7 @@ func TestExternalAcceptSubscribesStateTopic(t *testing.T) {
 	if out, err := mosquittoPub(t, mq, "-r", "-q", "1", "-t", espFridgeConfigTopic, "-m", espFridgeConfig); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	cfg := testConfig(t)
-	cfg.Broker.Enabled = false
-	cfg.MQTT.External.URL = "tcp://" + mq
-	cfg.MQTT.External.ClientID = "hearth-test"
+	cfg := externalConfig(t, mq)
 	a, stop := startAgent(t, cfg)
 	waitProposal(t, a, espFridgeName)
 	// Published before the acceptance: no filter covers it, the broker drops it.
@@ -170,10 +167,7 @@ func TestExternalAcceptBeyondExtraSubscriptions(t *testing.T) {
 			t.Fatalf("%v: %s", err, out)
 		}
 	}
-	cfg := testConfig(t)
-	cfg.Broker.Enabled = false
-	cfg.MQTT.External.URL = "tcp://" + mq
-	cfg.MQTT.External.ClientID = "hearth-test"
+	cfg := externalConfig(t, mq)
 	cfg.MQTT.External.MaxExtraSubscriptions = 1
 	a, stop := startAgent(t, cfg)
 	for _, n := range []string{espFridgeName, espFreezerName, z2mContactName} {
@@ -282,10 +276,7 @@ func TestFailedReacceptKeepsEarlierAcceptance(t *testing.T) {
 	if out, err := mosquittoPub(t, mq, "-r", "-q", "1", "-t", espFridgeConfigTopic, "-m", espFridgeConfig); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	cfg := testConfig(t)
-	cfg.Broker.Enabled = false
-	cfg.MQTT.External.URL = "tcp://" + mq
-	cfg.MQTT.External.ClientID = "hearth-test"
+	cfg := externalConfig(t, mq)
 	a, _ := startAgent(t, cfg)
 	waitProposal(t, a, espFridgeName)
 	if _, err := a.accept(acceptRequest{Name: espFridgeName, Device: "kitchen-fridge", Kind: device.KindFridge}); err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/internal/config"
 	"github.com/hearth-iot/hearth/internal/mosquittotest"
 )
 
@@ -38,10 +39,7 @@ func TestExternalBrokerDiscoveryAndRestart(t *testing.T) {
 	if out, err := mosquittoPub(t, mq, "-r", "-q", "1", "-t", "homeassistant/binary_sensor/0x00158d00029b063b/contact/config", "-m", z2mContactConfig); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	cfg := testConfig(t)
-	cfg.Broker.Enabled = false
-	cfg.MQTT.External.URL = "tcp://" + mq
-	cfg.MQTT.External.ClientID = "hearth-test"
+	cfg := externalConfig(t, mq)
 	a, stop := startAgent(t, cfg)
 	admin := a.adminLn.Addr().String()
 	waitFor(t, "the discovery proposal", 10*time.Second, func() bool {
@@ -102,4 +100,15 @@ func TestExternalBrokerDiscoveryAndRestart(t *testing.T) {
 	} else {
 		t.Logf("%d readings for 501 messages: %d redelivered at the stop", got, got-501)
 	}
+}
+
+// externalConfig is the test configuration with the embedded broker off and the
+// mosquitto at mq as the external broker, client id hearth-test.
+func externalConfig(t *testing.T, mq string) config.Config {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.Broker.Enabled = false
+	cfg.MQTT.External.URL = "tcp://" + mq
+	cfg.MQTT.External.ClientID = "hearth-test"
+	return cfg
 }
