@@ -72,9 +72,11 @@ type Broker struct {
 	clientMu   sync.Mutex
 	clients    map[*mqtt.Client]*clientState
 	closing    atomic.Bool
-	serveMu    sync.Mutex    // orders Serve against Close
-	connecting chan struct{} // tokens of connections not yet authenticated (MaxConnecting)
-	lastLog    atomic.Int64  // time of the last rate-limited warning (logLimited)
+	serveMu    sync.Mutex     // orders Serve and the accept loops' start against Close
+	lns        []net.Listener // served (under serveMu)
+	accepting  sync.WaitGroup // accept loops running (added under serveMu)
+	connecting chan struct{}  // tokens of connections not yet authenticated (MaxConnecting)
+	lastLog    atomic.Int64   // time of the last rate-limited warning (logLimited)
 }
 
 type failures struct {
@@ -180,6 +182,7 @@ func (b *Broker) Serve(lns ...net.Listener) error {
 		}
 		return nil
 	}
+	b.lns = append(b.lns, lns...)
 	for i, ln := range lns {
 		id := fmt.Sprintf("l%d-%s", i, ln.Addr().String())
 		if err := b.srv.AddListener(&boundListener{id: id, ln: ln, b: b}); err != nil {
@@ -198,7 +201,18 @@ func (b *Broker) Clients() int { return int(atomic.LoadInt64(&b.srv.Info.Clients
 func (b *Broker) Close() error {
 	b.serveMu.Lock()
 	b.closing.Store(true)
+	lns := b.lns
 	b.serveMu.Unlock()
+	// Stop accepting before mochi waits for its clients: mochi counts a client in
+	// Listeners.ClientsWg when the client's goroutine starts, and an Add from zero
+	// concurrent with that Wait is a race (the race detector caught one when an agent
+	// stopped as a client connected). The accept loops hold a count for each client
+	// they hand over (see Serve below), so mochi's own Add never starts from zero, and
+	// once they have returned no new count can start.
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+	b.accepting.Wait()
 	err := b.srv.Close()
 	b.m.unregister()
 	return err
@@ -217,6 +231,14 @@ func (l *boundListener) ID() string              { return l.id }
 func (l *boundListener) Address() string         { return l.ln.Addr().String() }
 func (l *boundListener) Protocol() string        { return "tcp" }
 func (l *boundListener) Serve(establish listeners.EstablishFn) {
+	l.b.serveMu.Lock()
+	if l.b.closing.Load() {
+		l.b.serveMu.Unlock()
+		return
+	}
+	l.b.accepting.Add(1)
+	l.b.serveMu.Unlock()
+	defer l.b.accepting.Done()
 	for {
 		conn, err := l.ln.Accept()
 		if err != nil {
@@ -234,6 +256,7 @@ func (l *boundListener) Serve(establish listeners.EstablishFn) {
 		// A new connection has ConnectTimeout to send its CONNECT (mochi sets no
 		// deadline before it; after it, the keep-alive sets the deadline).
 		_ = conn.SetDeadline(time.Now().Add(l.b.opts.ConnectTimeout))
+		l.b.srv.Listeners.ClientsWg.Add(1) // held until the client ends (Close)
 		go l.establish(establish, &gatedConn{Conn: conn, gate: l.b.connecting})
 	}
 }
@@ -242,6 +265,7 @@ func (l *boundListener) Serve(establish listeners.EstablishFn) {
 // a truncated MQTT 5 SUBSCRIBE) ends that connection, is counted, and leaves the
 // broker serving everyone else.
 func (l *boundListener) establish(establish listeners.EstablishFn, conn net.Conn) {
+	defer l.b.srv.Listeners.ClientsWg.Done()
 	defer func() {
 		if r := recover(); r != nil {
 			conn.Close()
