@@ -109,7 +109,7 @@ const (
 // Sources fill Device, Kind, Signal, Value and whatever of Unit, Label, Aux, Boot, Seq
 // and DeviceTime the device provides; edge/ingest stamps HubTime and Mono.
 type Reading struct {
-	Device string  // local device id: [A-Za-z0-9_.-], at most MaxIDLen bytes
+	Device string  // local device id: [A-Za-z0-9][A-Za-z0-9_.-]*, at most MaxIDLen bytes (ValidID)
 	Kind   Kind    // appliance kind
 	Signal Signal  // what was measured
 	Value  float64 // finite; meaning per Signal
@@ -161,7 +161,11 @@ func (r *Reading) Validate() error {
 
 const maxValue = 1e15
 
-// ValidID checks a device id: 1..MaxIDLen bytes of letters, digits, '_', '-', '.'.
+// ValidID checks a device id: 1..MaxIDLen bytes of ASCII letters, digits, '_', '-'
+// and '.', the first a letter or digit. Every place an id enters hearth (the registry,
+// the broker, ingest, serial Hello, configured and accepted mappings) checks it here.
+// The rule keeps an id safe as a URL path segment, a file name and a command-line
+// argument: never "." or "..", never hidden, never taken for a flag.
 func ValidID(id string) error {
 	if id == "" {
 		return errors.New("empty id")
@@ -171,7 +175,11 @@ func ValidID(id string) error {
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		switch {
+		case i == 0 && !alnum:
+			return fmt.Errorf("id %q starts with %q (an id starts with a letter or digit)", id, c)
+		case !alnum && c != '_' && c != '-' && c != '.':
 			return fmt.Errorf("id %q has character %q at %d (allowed: letters, digits, _ - .)", id, c, i)
 		}
 	}

@@ -28,6 +28,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -626,7 +627,7 @@ func (c *registryClient) add(dev string, kind device.Kind) (addReply, string, er
 }
 
 func (c *registryClient) remove(dev string) (string, error) {
-	_, err := c.api(http.MethodDelete, "/v1/registry/"+dev, nil, nil)
+	_, err := c.api(http.MethodDelete, "/v1/registry/"+pathSegment(dev), nil, nil)
 	if err == nil {
 		return "through the running agent", nil
 	}
@@ -639,6 +640,17 @@ func (c *registryClient) remove(dev string) (string, error) {
 	}
 	defer st.Close()
 	return "in " + st.Path(), removeCredential(st, dev)
+}
+
+// pathSegment escapes s as one URL path segment. url.PathEscape leaves "." and ".."
+// as they are, and an HTTP path cleans them away (/v1/registry/.. is /v1/): their dots
+// are escaped too. Device ids that device.ValidID accepts need neither, but a store
+// may hold an id registered before it refused them, and it must be removable.
+func pathSegment(s string) string {
+	if s == "." || s == ".." {
+		return strings.ReplaceAll(s, ".", "%2E")
+	}
+	return url.PathEscape(s)
 }
 
 func (c *registryClient) list() ([]RegisteredDevice, error) {

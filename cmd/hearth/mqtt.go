@@ -104,13 +104,25 @@ func (a *agent) wireMQTT() error {
 	if err != nil {
 		return fmt.Errorf("device registry: %w", err)
 	}
+	// A device id stored before device.ValidID refused ids such as "." or "-x" does not
+	// stop the agent: its credential stays (so `hearth device remove` can find it) but
+	// ingest refuses its readings; an acceptance naming one is not loaded.
 	for _, cr := range creds {
+		if err := device.ValidID(cr.Device); err != nil {
+			a.log.Warn("registered device id is not valid: its readings are refused; add the device under a valid id and remove this one (hearth device remove)",
+				"component", "registry", "device", cr.Device, "err", err)
+		}
 		a.creds.Set(cr)
 	}
 	m := a.cfg.MQTT
 	mq := &mqttWiring{accepted: map[string]devmqtt.Proposal{}}
 	list := make([]devmqtt.Proposal, 0, len(accepted))
 	for _, p := range accepted {
+		if err := device.ValidID(p.Mapping.Device); err != nil {
+			a.log.Warn("accepted proposal maps to a device id that is not valid: not loaded; accept it again with --device ID",
+				"component", "registry", "name", p.Mapping.Name, "device", p.Mapping.Device, "err", err)
+			continue
+		}
 		mq.accepted[p.Mapping.Name] = p
 		list = append(list, p)
 	}

@@ -476,7 +476,7 @@ func (NackReason) EnumDescriptor() ([]byte, []int) {
 type Hello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Stable identity of the appliance across boots (serial number, MAC): 1-64 bytes of
-	// [A-Za-z0-9_.-].
+	// [A-Za-z0-9_.-], the first a letter or digit.
 	DeviceId string `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
 	// Appliance kind, one of: fridge, freezer, microwave, oven, stove, toaster, kettle,
 	// dishwasher, washer, dryer, kitchen_cabinet, entry_door, motion, plug, sensor
