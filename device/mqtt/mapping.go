@@ -54,7 +54,8 @@ type Mapping struct {
 	Signals map[string]device.Signal `yaml:"signals,omitempty"`
 }
 
-// Validate checks one mapping and names the field at fault.
+// Validate checks one mapping. Its error names the field at fault first, as in
+// "kind: ..." (Mappings.Problems relies on it).
 func (m Mapping) Validate() error {
 	known := false
 	for _, s := range sources {
@@ -149,26 +150,52 @@ func (m Mapping) validateName() error {
 type Mappings []Mapping
 
 // Validate checks every mapping, that no (source, name) appears twice and that a device
-// has one kind across all its mappings.
+// has one kind across all its mappings. It returns the first problem (Problems lists
+// them all).
 func (ms Mappings) Validate() error {
+	if ps := ms.Problems(); len(ps) > 0 {
+		return ps[0].err
+	}
+	return nil
+}
+
+// MappingProblem is one problem of a Mappings: the mapping at Index, its key at fault
+// (Field: source, name, device, kind or signals) and what is wrong with it.
+type MappingProblem struct {
+	Index int
+	Field string
+	Msg   string
+	err   error // as Validate reports it
+}
+
+// Problems checks as Validate does, and returns every problem rather than the first.
+func (ms Mappings) Problems() []MappingProblem {
 	type key struct{ source, name string }
 	seen := make(map[key]int, len(ms))
 	kindOf := make(map[string]int, len(ms))
+	var out []MappingProblem
 	for i, m := range ms {
 		if err := m.Validate(); err != nil {
-			return fmt.Errorf("mappings[%d] (%s %q): %v", i, m.Source, truncate(m.Name, 64), err)
+			field, msg, _ := strings.Cut(err.Error(), ": ") // Validate names the field first
+			out = append(out, MappingProblem{Index: i, Field: field, Msg: msg,
+				err: fmt.Errorf("mappings[%d] (%s %q): %v", i, m.Source, truncate(m.Name, 64), err)})
+			continue
 		}
 		k := key{m.Source, m.Name}
 		if j, dup := seen[k]; dup {
-			return fmt.Errorf("mappings[%d]: %s %q is already mapped by mappings[%d]", i, m.Source, m.Name, j)
+			msg := fmt.Sprintf("%s %q is already mapped by mappings[%d]", m.Source, m.Name, j)
+			out = append(out, MappingProblem{Index: i, Field: "name", Msg: msg, err: fmt.Errorf("mappings[%d]: %s", i, msg)})
+			continue
 		}
 		seen[k] = i
 		if j, ok := kindOf[m.Device]; ok && ms[j].Kind != m.Kind {
-			return fmt.Errorf("mappings[%d]: device %q has kind %q here but %q in mappings[%d]", i, m.Device, m.Kind, ms[j].Kind, j)
+			msg := fmt.Sprintf("device %q has kind %q here but %q in mappings[%d]", m.Device, m.Kind, ms[j].Kind, j)
+			out = append(out, MappingProblem{Index: i, Field: "kind", Msg: msg, err: fmt.Errorf("mappings[%d]: %s", i, msg)})
+			continue
 		}
 		kindOf[m.Device] = i
 	}
-	return nil
+	return out
 }
 
 // Lookup returns the mapping for a source-specific name.

@@ -9,10 +9,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
+	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -29,18 +32,22 @@ type Duration time.Duration
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	bad := fmt.Errorf("%s is not a duration (e.g. 30s, 5m, 28d)", describe(n))
+	if n.Kind != yaml.ScalarNode {
+		return bad
+	}
 	s := strings.TrimSpace(n.Value)
 	if v, ok := strings.CutSuffix(s, "d"); ok {
 		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return fmt.Errorf("line %d: %q is not a duration (e.g. 30s, 5m, 28d)", n.Line, s)
+		if err != nil || math.IsNaN(f) || math.Abs(f) > float64(math.MaxInt64)/float64(24*time.Hour) {
+			return bad
 		}
 		*d = Duration(time.Duration(f * float64(24*time.Hour)))
 		return nil
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (e.g. 30s, 5m, 28d)", n.Line, s)
+		return bad
 	}
 	*d = Duration(v)
 	return nil
@@ -196,21 +203,29 @@ func Default() Config {
 	}
 }
 
-// Error is one problem in a configuration file.
+// Error is one problem in a configuration file: an error, or a warning (something
+// that is allowed but very likely not what was meant).
 type Error struct {
-	File string
-	Line int    // 0 when the problem has no single line
-	Key  string // dotted path, e.g. store.quota_bytes
-	Msg  string
+	File    string // "" for the built-in defaults
+	Line    int    // 0 when the problem has no single line
+	Key     string // dotted path, e.g. store.quota_bytes or serial[1].baud
+	Msg     string
+	Warning bool
 }
 
+// Error formats e as "file:line: key: message" (warnings: "file:line: warning: key: message").
 func (e Error) Error() string {
 	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d", e.Line)
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			fmt.Fprintf(&b, ":%d", e.Line)
+		}
+		b.WriteString(": ")
 	}
-	b.WriteString(": ")
+	if e.Warning {
+		b.WriteString("warning: ")
+	}
 	if e.Key != "" {
 		b.WriteString(e.Key + ": ")
 	}
@@ -218,7 +233,7 @@ func (e Error) Error() string {
 	return b.String()
 }
 
-// Errors is every problem found in one file.
+// Errors is every problem found in one file, one per line.
 type Errors []Error
 
 func (es Errors) Error() string {
@@ -229,42 +244,87 @@ func (es Errors) Error() string {
 	return strings.Join(s, "\n")
 }
 
-// Load reads, decodes and validates the file at path.
-func Load(path string) (Config, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
-	}
-	return Parse(b, path)
+// File is one configuration as read: the Config decoded over the defaults, every
+// problem found in it (each with its key and line), and its warnings. Checks beyond
+// the file itself (cmd/hearth: does the rules file parse, is data_dir writable) add
+// theirs with Errorf, at the key's line, so that `hearth config check` and `hearth
+// run` report the same problems the same way.
+type File struct {
+	Name     string // the file, as given; "" for the built-in defaults
+	Config   Config
+	Errors   Errors
+	Warnings Errors
+
+	lines  map[string]int  // key → line of the key (list entries: of the entry)
+	failed map[string]bool // keys whose value could not be decoded
 }
 
-var yamlLineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
-var unknownFieldRE = regexp.MustCompile(`^field (\S+) not found in type config\.(\w+)$`)
+// Read reads, decodes and validates the file at path, and resolves the relative paths
+// in it against the file's directory (see paths.go). The error is for a file that
+// cannot be read; every problem in its content is in File.Errors.
+func Read(path string) (*File, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	f := ParseFile(b, path)
+	f.Config.resolvePaths(filepath.Dir(path))
+	return f, nil
+}
 
-// Parse decodes src (named name in errors) over the defaults and validates it.
+// Load reads the file at path as Read does; any problem in it is an Errors.
+func Load(path string) (Config, error) {
+	f, err := Read(path)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := f.Err(); err != nil {
+		return Config{}, err
+	}
+	return f.Config, nil
+}
+
+// Parse decodes src (named name in errors) over the defaults and validates it. Its
+// relative paths are left as written (Read resolves them).
 func Parse(src []byte, name string) (Config, error) {
-	cfg := Default()
-	var root yaml.Node
-	if err := yaml.Unmarshal(src, &root); err != nil {
-		return Config{}, Errors{yamlError(name, err)}
+	f := ParseFile(src, name)
+	if err := f.Err(); err != nil {
+		return Config{}, err
 	}
-	if len(bytes.TrimSpace(src)) == 0 {
-		return cfg, cfg.validate(name, &root)
-	}
+	return f.Config, nil
+}
+
+// DefaultFile is the configuration hearth runs with when no file is given: Default(),
+// no file name, relative paths relative to the working directory.
+func DefaultFile() *File {
+	f := &File{Config: Default(), lines: map[string]int{}, failed: map[string]bool{}}
+	f.Config.validate(f.Errorf)
+	return f
+}
+
+// ParseFile decodes src (named name in problems) over the defaults and validates it:
+// every problem is in the returned File's Errors, however many there are.
+func ParseFile(src []byte, name string) *File {
+	f := &File{Name: name, Config: Default(), lines: map[string]int{}, failed: map[string]bool{}}
 	dec := yaml.NewDecoder(bytes.NewReader(src))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil {
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			var es Errors
-			for _, m := range te.Errors {
-				es = append(es, decodeError(name, &root, m))
-			}
-			return Config{}, es
-		}
-		return Config{}, Errors{decodeError(name, &root, strings.TrimPrefix(err.Error(), "yaml: "))}
+	var root yaml.Node
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
+		f.Errors = append(f.Errors, yamlError(name, err))
+		return f
 	}
-	return cfg, cfg.validate(name, &root)
+	var more yaml.Node
+	if err := dec.Decode(&more); err == nil {
+		f.Errors = append(f.Errors, Error{File: name, Line: more.Line, Msg: "a second YAML document (---): hearth reads one"})
+	}
+	if len(root.Content) > 0 {
+		d := &decoder{f: f, failed: f.failed}
+		d.decode(root.Content[0], reflect.ValueOf(&f.Config).Elem(), "")
+	}
+	f.Config.validate(f.Errorf)
+	f.Config.checkMappings(f.Errorf, f.Warnf)
+	f.Errors.Sort()
+	f.Warnings.Sort()
+	return f
 }
 
 func yamlError(name string, err error) Error {
@@ -276,79 +336,78 @@ func yamlError(name string, err error) Error {
 	return Error{File: name, Msg: msg}
 }
 
-// decodeError turns one of yaml.v3's messages into an Error with line and key.
-func decodeError(name string, root *yaml.Node, msg string) Error {
-	m := yamlLineRE.FindStringSubmatch(msg)
-	if m == nil {
-		return Error{File: name, Msg: msg}
+// Line returns the line of key in the file: of the key itself, else of the nearest
+// enclosing key that is written (broker for a missing broker.tls_cert_file); 0 if none.
+func (f *File) Line(key string) int {
+	for key != "" {
+		if l, ok := f.lines[key]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(key, ".[")
+		if i < 0 {
+			break
+		}
+		key = key[:i]
 	}
-	line, _ := strconv.Atoi(m[1])
-	rest := m[2]
-	if u := unknownFieldRE.FindStringSubmatch(rest); u != nil {
-		return Error{File: name, Line: line, Key: keyAtLine(root, line, u[1]), Msg: fmt.Sprintf("unknown key %q", u[1])}
-	}
-	return Error{File: name, Line: line, Key: keyAtLine(root, line, ""), Msg: rest}
+	return 0
 }
 
-// keyAtLine finds the dotted path of the mapping key on line (named want, if given).
-func keyAtLine(n *yaml.Node, line int, want string) string {
-	var walk func(n *yaml.Node, path string) string
-	walk = func(n *yaml.Node, path string) string {
-		switch n.Kind {
-		case yaml.DocumentNode, yaml.SequenceNode:
-			for _, c := range n.Content {
-				if p := walk(c, path); p != "" {
-					return p
-				}
-			}
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				k, v := n.Content[i], n.Content[i+1]
-				p := k.Value
-				if path != "" {
-					p = path + "." + k.Value
-				}
-				if (k.Line == line || v.Line == line) && (want == "" || k.Value == want) {
-					if want == "" && v.Kind == yaml.MappingNode && k.Line != line {
-						return walk(v, p)
-					}
-					return p
-				}
-				if r := walk(v, p); r != "" {
-					return r
-				}
-			}
-		}
-		return ""
+// Errorf records a problem with key, at its line. A key whose value could not be
+// decoded gets no further problem (it holds its default, not what the file says), nor
+// does a check across keys that names such a key in its message (as a cross-field
+// message does: "is smaller than store.max_batch").
+func (f *File) Errorf(key, format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	if f.failed[key] {
+		return
 	}
-	return walk(n, "")
+	for k := range f.failed {
+		if i := strings.Index(msg, k); i >= 0 && !keyChar(msg, i+len(k)) {
+			return
+		}
+	}
+	f.Errors = append(f.Errors, Error{File: f.Name, Line: f.Line(key), Key: key, Msg: msg})
 }
 
-// lineOf returns the line of the key at dotted path in root, or 0.
-func lineOf(root *yaml.Node, path string) int {
-	n := root
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
+// keyChar reports whether s[i] continues a dotted key.
+func keyChar(s string, i int) bool {
+	if i >= len(s) {
+		return false
 	}
-	line := 0
-	for _, part := range strings.Split(path, ".") {
-		if n == nil || n.Kind != yaml.MappingNode {
-			return line
+	c := s[i]
+	return c == '_' || c == '.' || c == '[' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+}
+
+// Warnf records a warning about key, at its line.
+func (f *File) Warnf(key, format string, a ...any) {
+	f.Warnings = append(f.Warnings, Error{File: f.Name, Line: f.Line(key), Key: key, Msg: fmt.Sprintf(format, a...), Warning: true})
+}
+
+// Clean reports whether no error was recorded at key or below it (prefix "key." or
+// "key["): a check that builds something from a section runs only on a clean one.
+func (f *File) Clean(key string) bool {
+	for _, e := range f.Errors {
+		if e.Key == key || strings.HasPrefix(e.Key, key+".") || strings.HasPrefix(e.Key, key+"[") {
+			return false
 		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == part {
-				line = n.Content[i].Line
-				next = n.Content[i+1]
-				break
-			}
-		}
-		if next == nil {
-			return line
-		}
-		n = next
 	}
-	return line
+	return true
+}
+
+// Err returns the errors found, in the order of their lines, as an Errors; nil if
+// there are none.
+func (f *File) Err() error {
+	if len(f.Errors) == 0 {
+		return nil
+	}
+	f.Errors.Sort()
+	return f.Errors
+}
+
+// Sort orders es by line (problems without a line first), keeping the order of
+// problems on one line.
+func (es Errors) Sort() {
+	sort.SliceStable(es, func(i, j int) bool { return es[i].Line < es[j].Line })
 }
 
 // Location returns the household's time zone.
@@ -363,12 +422,8 @@ func (c *Config) Location() *time.Location {
 	return loc
 }
 
-// validate checks every field and the relations between them.
-func (c *Config) validate(name string, root *yaml.Node) error {
-	var es Errors
-	bad := func(key, format string, a ...any) {
-		es = append(es, Error{File: name, Line: lineOf(root, key), Key: key, Msg: fmt.Sprintf(format, a...)})
-	}
+// validate checks every field and the relations between them; bad records a problem.
+func (c *Config) validate(bad func(key, format string, a ...any)) {
 	oneOf := func(key, v string, allowed ...string) {
 		for _, a := range allowed {
 			if v == a {
@@ -389,9 +444,6 @@ func (c *Config) validate(name string, root *yaml.Node) error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout", "must be positive")
-	}
-	if c.Store.File == "" || strings.ContainsRune(c.Store.File, os.PathSeparator) {
-		bad("store.file", "must be a file name inside data_dir")
 	}
 	if c.Store.QuotaBytes < 1<<20 {
 		bad("store.quota_bytes", "%d is below the minimum of 1048576 (1 MiB)", c.Store.QuotaBytes)
@@ -430,10 +482,6 @@ func (c *Config) validate(name string, root *yaml.Node) error {
 		}
 	}
 	checkListen(bad, "admin.listen", c.Admin.Listen)
-	if f := c.Admin.TokenFile; f != "" && (strings.TrimSpace(f) != f || strings.HasSuffix(f, string(os.PathSeparator))) {
-		bad("admin.token_file", "%q is not a file path (no surrounding spaces, no trailing %c); empty means %s in data_dir",
-			f, os.PathSeparator, DefaultTokenFile)
-	}
 	if c.Broker.Enabled && c.Broker.Listen == c.Admin.Listen && !strings.HasSuffix(c.Admin.Listen, ":0") {
 		bad("admin.listen", "%q is also broker.listen", c.Admin.Listen)
 	}
@@ -478,18 +526,21 @@ func (c *Config) validate(name string, root *yaml.Node) error {
 		if !known {
 			bad("sim.persona", "%q is not one of %s", c.Sim.Persona, strings.Join(names, ", "))
 		}
+		first := map[string]int{}
 		for i, k := range c.Sim.Kinds {
+			key := fmt.Sprintf("sim.kinds[%d]", i)
 			if !device.Kind(k).Valid() {
-				bad("sim.kinds", "item %d: unknown kind %q", i+1, k)
+				bad(key, "unknown kind %q", k)
 			}
+			if j, dup := first[k]; dup {
+				bad(key, "%q is also sim.kinds[%d]: one appliance per kind", k, j)
+			}
+			first[k] = i
 		}
 	}
 	c.validateSerial(bad)
 	c.validateMQTT(bad)
-	if len(es) > 0 {
-		return es
-	}
-	return nil
+	c.validatePaths(bad)
 }
 
 func checkListen(bad func(string, string, ...any), key, addr string) {

@@ -1,8 +1,9 @@
 package config
 
 import (
+	"fmt"
 	"net/url"
-	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -87,12 +88,11 @@ func (c *Config) validateBroker(bad func(key, format string, a ...any)) {
 		if b.Listen == b.TLSListen && !strings.HasSuffix(b.Listen, ":0") {
 			bad("broker.tls_listen", "%q is also broker.listen", b.TLSListen)
 		}
-		for key, f := range map[string]string{"broker.tls_cert_file": b.TLSCertFile, "broker.tls_key_file": b.TLSKeyFile} {
-			if f == "" {
-				bad(key, "required with broker.tls_listen")
-			} else if _, err := os.Stat(f); err != nil {
-				bad(key, "%v", err)
-			}
+		if b.TLSCertFile == "" {
+			bad("broker.tls_cert_file", "required with broker.tls_listen")
+		}
+		if b.TLSKeyFile == "" {
+			bad("broker.tls_key_file", "required with broker.tls_listen")
 		}
 	} else if b.TLSCertFile != "" || b.TLSKeyFile != "" {
 		bad("broker.tls_listen", "tls_cert_file and tls_key_file are set but tls_listen is empty")
@@ -142,16 +142,6 @@ func (c *Config) validateMQTT(bad func(key, format string, a ...any)) {
 		if e.ClientID == "" || len(e.ClientID) > 64 {
 			bad("mqtt.external.client_id", "%q: want 1 to 64 characters (the persistent session is keyed by it)", e.ClientID)
 		}
-		if e.PasswordFile != "" {
-			if _, err := os.Stat(e.PasswordFile); err != nil {
-				bad("mqtt.external.password_file", "%v", err)
-			}
-		}
-		if e.CAFile != "" {
-			if _, err := os.Stat(e.CAFile); err != nil {
-				bad("mqtt.external.ca_file", "%v", err)
-			}
-		}
 	}
 	for i, t := range e.Topics {
 		if t == "" || strings.Contains(t, "#") && !strings.HasSuffix(t, "#") || len(t) > 1024 {
@@ -185,7 +175,33 @@ func (c *Config) validateMQTT(bad func(key, format string, a ...any)) {
 	if m.Discovery.Prefix == "" {
 		bad("mqtt.discovery.prefix", "must not be empty")
 	}
-	if err := m.Mappings.Validate(); err != nil {
-		bad("mqtt.mappings", "%v", err)
+}
+
+// checkMappings checks every mapping at its own line, and warns about a name that
+// looks like a topic (zigbee2mqtt/Fridge Door, tele/pow1/SENSOR): the adapters match a
+// name against the part of the topic after their base topic, so it would never match.
+func (c *Config) checkMappings(bad, warn func(key, format string, a ...any)) {
+	m := &c.MQTT
+	for _, p := range m.Mappings.Problems() {
+		bad(fmt.Sprintf("mqtt.mappings[%d].%s", p.Index, p.Field), "%s", p.Msg)
+	}
+	prefixes := map[string]string{
+		devmqtt.SourceZigbee2MQTT:   m.Zigbee2MQTT.BaseTopic + "/",
+		devmqtt.SourceHomeAssistant: m.Discovery.Prefix + "/",
+	}
+	for i, mp := range m.Mappings {
+		key := fmt.Sprintf("mqtt.mappings[%d].name", i)
+		switch p := prefixes[mp.Source]; {
+		case p != "" && p != "/" && strings.HasPrefix(mp.Name, p):
+			warn(key, "%q looks like a topic: write the name without %q (%q); as written it matches no topic",
+				mp.Name, p, strings.TrimPrefix(mp.Name, p))
+		case mp.Source == devmqtt.SourceTasmota && tasmotaTopicRE.MatchString(mp.Name):
+			warn(key, "%q looks like a topic: a Tasmota name is the device's Topic (pow1), or Topic/sensor; as written it matches no topic",
+				mp.Name)
+		}
 	}
 }
+
+// tasmotaTopicRE matches a full Tasmota topic (tele/pow1/SENSOR, stat/pow1/RESULT)
+// written where the device's Topic belongs.
+var tasmotaTopicRE = regexp.MustCompile(`^(tele|stat|cmnd)/[^/]+/`)
