@@ -46,14 +46,23 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: run takes no arguments, got %q", errUsage, fs.Args())
 	}
-	cfg := config.Default()
+	f := config.DefaultFile()
 	if *cfgPath != "" {
 		var err error
-		if cfg, err = config.Load(*cfgPath); err != nil {
+		if f, err = config.Read(*cfgPath); err != nil {
 			return err
 		}
 	}
-	a, err := newAgent(cfg, newLogger(cfg.Log, stderr), stdout)
+	// What `hearth config check` reports, run refuses: the same checks (check.go).
+	checkSystem(f)
+	if err := f.Err(); err != nil {
+		return err
+	}
+	log := newLogger(f.Config.Log, stderr)
+	for _, w := range f.Warnings {
+		log.Warn("configuration", "warning", w.Error())
+	}
+	a, err := newAgent(f.Config, log, stdout)
 	if err != nil {
 		return err
 	}
@@ -188,13 +197,6 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 	// 6. Sources.
 	a.creds = broker.NewCredentials()
 	if cfg.Sim.Enabled {
-		kinds := make([]device.Kind, 0, len(cfg.Sim.Kinds))
-		for _, k := range cfg.Sim.Kinds {
-			kinds = append(kinds, device.Kind(k))
-		}
-		if len(kinds) == 0 {
-			kinds = nil
-		}
 		// A second run continues the household's story where the store's data ends
 		// (from the next local midnight), under a new boot id: starting again 28 days
 		// back would make every reading older than what the rollups have seen, and
@@ -205,8 +207,7 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 		if next := clock.In(loc).AddDate(0, 0, 1); !clock.IsZero() && next.After(start) {
 			start = next
 		}
-		a.hh, err = sim.New(sim.Options{Persona: sim.Persona(cfg.Sim.Persona), Seed: cfg.Sim.Seed,
-			Start: start, Location: loc, Kinds: kinds, Prefix: privacy.SimPrefix, Boot: uint64(time.Now().UnixNano())})
+		a.hh, err = sim.New(simOptions(cfg, start))
 		if err != nil {
 			return nil, fmt.Errorf("sim: %w", err)
 		}
@@ -293,9 +294,12 @@ func readRules(path string) (*tagging.RuleSet, [32]byte, error) {
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, [32]byte{}, fmt.Errorf("tagging.rules_file: %w", err)
+		return nil, [32]byte{}, keyError{"tagging.rules_file", err}
 	}
 	rs, err := tagging.ParseRules(b, path)
+	if err != nil {
+		err = keyError{"tagging.rules_file", err}
+	}
 	return rs, sha256.Sum256(b), err
 }
 

@@ -23,8 +23,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"syscall"
-
-	"github.com/hearth-iot/hearth/internal/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -107,26 +105,4 @@ func versionString() string {
 		v = bi.Main.Version
 	}
 	return fmt.Sprintf("hearth %s %s/%s %s", v, runtime.GOOS, runtime.GOARCH, runtime.Version())
-}
-
-func cmdConfigCheck(args []string, stdout, stderr io.Writer) int {
-	if len(args) != 1 {
-		fmt.Fprintln(stderr, "hearth: config check takes one FILE")
-		return 2
-	}
-	_, err := config.Load(args[0])
-	if err != nil {
-		var es config.Errors
-		if errors.As(err, &es) {
-			for _, e := range es {
-				fmt.Fprintln(stderr, e.Error())
-			}
-			fmt.Fprintf(stderr, "%s: %d error(s)\n", args[0], len(es))
-		} else {
-			fmt.Fprintf(stderr, "hearth: %v\n", err)
-		}
-		return 1
-	}
-	fmt.Fprintf(stdout, "%s: ok\n", args[0])
-	return 0
 }

@@ -2,12 +2,10 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"maps"
 	"net"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -16,6 +14,7 @@ import (
 	"github.com/hearth-iot/hearth/device"
 	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
 	"github.com/hearth-iot/hearth/edge/broker"
+	"github.com/hearth-iot/hearth/internal/config"
 )
 
 // mqttWiring is what the agent builds for MQTT devices: the adapters, Home Assistant
@@ -46,10 +45,10 @@ func (a *agent) listenBroker() error {
 		}
 	}
 	if b.TLSListen != "" {
-		cert, cerr := tls.LoadX509KeyPair(b.TLSCertFile, b.TLSKeyFile)
+		cert, cerr := loadBrokerCert(b)
 		if cerr != nil {
 			a.closeBrokerListeners()
-			return fmt.Errorf("broker.tls_cert_file, broker.tls_key_file: %w", cerr)
+			return cerr
 		}
 		ln, lerr := listen("broker.tls_listen", b.TLSListen)
 		if lerr != nil {
@@ -129,34 +128,51 @@ func (a *agent) wireMQTT() error {
 	if mq.ha, err = devmqtt.NewHAState(list, nil); err != nil {
 		return fmt.Errorf("device registry: accepted proposals: %w", err)
 	}
-	z2m, err := devmqtt.NewZigbee2MQTT(m.Mappings, &devmqtt.Zigbee2MQTTOptions{BaseTopic: m.Zigbee2MQTT.BaseTopic,
-		AttributeOutput: m.Zigbee2MQTT.AttributeOutput})
+	ad, err := mqttAdapters(m)
 	if err != nil {
-		return fmt.Errorf("mqtt.zigbee2mqtt: %w", err)
-	}
-	tas, err := devmqtt.NewTasmota(m.Mappings, &devmqtt.TasmotaOptions{FullTopics: m.Tasmota.FullTopics})
-	if err != nil {
-		return fmt.Errorf("mqtt.tasmota: %w", err)
-	}
-	homie, err := devmqtt.NewHomie(m.Mappings, &devmqtt.HomieOptions{BaseTopic: m.Homie.BaseTopic, MaxDevices: m.Homie.MaxDevices,
-		MaxNodes: m.Homie.MaxNodes, MaxProperties: m.Homie.MaxProperties})
-	if err != nil {
-		return fmt.Errorf("mqtt.homie: %w", err)
+		return err
 	}
 	native := devmqtt.Native{KindOf: a.creds.Kind}
 	nativePB := devmqtt.NativeProto{KindOf: a.creds.Kind}
 	// HAState first: an accepted entity may read a Zigbee2MQTT or Tasmota topic.
-	mq.embedded = devmqtt.Router{native, nativePB, mq.ha, z2m, tas, homie}
-	mq.external = devmqtt.Router{native, nativePB, mq.ha, z2m, tas, homie}
-	if m.Discovery.Enabled {
-		if mq.disc, err = devmqtt.NewDiscovery(&devmqtt.DiscoveryOptions{Prefix: m.Discovery.Prefix,
-			MaxProposals: m.Discovery.MaxProposals}); err != nil {
-			return fmt.Errorf("mqtt.discovery: %w", err)
-		}
+	mq.embedded = devmqtt.Router{native, nativePB, mq.ha, ad.z2m, ad.tas, ad.homie}
+	mq.external = devmqtt.Router{native, nativePB, mq.ha, ad.z2m, ad.tas, ad.homie}
+	if ad.disc != nil {
+		mq.disc = ad.disc
 		mq.external = append(mq.external, mq.disc)
 	}
 	a.mq = mq
 	return nil
+}
+
+// adapters are the decoders of the mqtt section's adapters.
+type adapters struct {
+	z2m   *devmqtt.Zigbee2MQTT
+	tas   *devmqtt.Tasmota
+	homie *devmqtt.Homie
+	disc  *devmqtt.Discovery // nil when discovery is off
+}
+
+// mqttAdapters builds the adapters of the mqtt section (checkSystem tries it too).
+func mqttAdapters(m config.MQTT) (ad adapters, err error) {
+	if ad.z2m, err = devmqtt.NewZigbee2MQTT(m.Mappings, &devmqtt.Zigbee2MQTTOptions{BaseTopic: m.Zigbee2MQTT.BaseTopic,
+		AttributeOutput: m.Zigbee2MQTT.AttributeOutput}); err != nil {
+		return ad, keyError{"mqtt.zigbee2mqtt", err}
+	}
+	if ad.tas, err = devmqtt.NewTasmota(m.Mappings, &devmqtt.TasmotaOptions{FullTopics: m.Tasmota.FullTopics}); err != nil {
+		return ad, keyError{"mqtt.tasmota", err}
+	}
+	if ad.homie, err = devmqtt.NewHomie(m.Mappings, &devmqtt.HomieOptions{BaseTopic: m.Homie.BaseTopic, MaxDevices: m.Homie.MaxDevices,
+		MaxNodes: m.Homie.MaxNodes, MaxProperties: m.Homie.MaxProperties}); err != nil {
+		return ad, keyError{"mqtt.homie", err}
+	}
+	if m.Discovery.Enabled {
+		if ad.disc, err = devmqtt.NewDiscovery(&devmqtt.DiscoveryOptions{Prefix: m.Discovery.Prefix,
+			MaxProposals: m.Discovery.MaxProposals}); err != nil {
+			return ad, keyError{"mqtt.discovery", err}
+		}
+	}
+	return ad, nil
 }
 
 // mqttSources builds the external-broker Source when one is configured.
@@ -168,25 +184,9 @@ func (a *agent) mqttSources() ([]device.Source, error) {
 	if e.URL == "" {
 		return nil, nil
 	}
-	var pw string
-	if e.PasswordFile != "" {
-		b, err := os.ReadFile(e.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt.external.password_file: %w", err)
-		}
-		pw = strings.TrimRight(string(b), "\r\n")
-	}
-	var tc *tls.Config
-	if e.CAFile != "" {
-		pem, err := os.ReadFile(e.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt.external.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("mqtt.external.ca_file: %s holds no PEM certificate", e.CAFile)
-		}
-		tc = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	pw, tc, err := readExternalSecrets(e)
+	if err != nil {
+		return nil, err
 	}
 	topics := e.Topics
 	if len(topics) == 0 {

@@ -43,15 +43,38 @@ func LoadOrCreateToken(path string) (token string, created bool, err error) {
 	case err != nil:
 		return "", false, err
 	}
-	if !fi.Mode().IsRegular() {
-		return "", false, fmt.Errorf("%w: %s is not a regular file (%s)", ErrTokenFile, path, fi.Mode().Type())
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return "", false, fmt.Errorf("%w: %s is open to group or others (mode %04o); only its owner may read it: run `chmod 600 %s`",
-			ErrTokenFile, path, perm, path)
+	if err := checkTokenMode(path, fi); err != nil {
+		return "", false, err
 	}
 	token, err = ReadToken(path)
 	return token, false, err
+}
+
+// CheckToken checks the token file at path as LoadOrCreateToken would at a start,
+// without making one: nil for a usable file, an error wrapping fs.ErrNotExist for a
+// missing one (LoadOrCreateToken would make it), else the error LoadOrCreateToken
+// returns (`hearth config check` reports it).
+func CheckToken(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if err := checkTokenMode(path, fi); err != nil {
+		return err
+	}
+	_, err = ReadToken(path)
+	return err
+}
+
+func checkTokenMode(path string, fi fs.FileInfo) error {
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%w: %s is not a regular file (%s)", ErrTokenFile, path, fi.Mode().Type())
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("%w: %s is open to group or others (mode %04o); only its owner may read it: run `chmod 600 %s`",
+			ErrTokenFile, path, perm, path)
+	}
+	return nil
 }
 
 // ReadToken returns the token in path, as a client (`hearth device`) reads it: the
