@@ -1,6 +1,10 @@
-// Package config reads hearth.yaml: strict decoding (an unknown key is an error that
-// names the key and its line), defaults for everything left out, and one Validate
-// across fields that lists every problem with its line.
+// Package config reads hearth.yaml: strict decoding that reports every problem of a
+// file, not the first (an unknown key, a wrong type, a key given twice: decode.go),
+// defaults for everything left out, one validation across fields, and one rule for
+// every path (paths.go). Each problem is an Error with its file, line and dotted key;
+// a File holds them with the decoded Config and the warnings, and takes more from the
+// checks cmd/hearth makes against the machine (File.Errorf), so that `hearth config
+// check` and `hearth run` report the same problems the same way.
 //
 // configs/hearth.yaml documents every key, next to it.
 package config
