@@ -374,6 +374,17 @@ func (a *agent) run(ctx context.Context) error {
 		rep.Add(1)
 		go func() { defer rep.Done(); a.reportLoop(srcCtx, a.cfg.Report.Interval.D()) }()
 	}
+	// systemd (Type=notify): ready now that every listener serves; pinged while alive.
+	sd := newNotifier(os.Getenv)
+	if every, err := watchdogInterval(os.Getenv); err != nil {
+		log.Warn("systemd watchdog off", "err", err)
+	} else if every > 0 {
+		rep.Add(1)
+		go func() { defer rep.Done(); watchdog(srcCtx, sd, every, a.alive, log) }()
+	}
+	if err := sd.notify("READY=1\nSTATUS=running"); err != nil {
+		log.Warn("could not tell systemd hearth is ready", "err", err)
+	}
 	log.Info("hearth running", "version", version, "admin", a.adminLn.Addr().String(), "broker", addrOf(a.brokerLn),
 		"admin_token_file", a.tokenFile, "store", a.st.Path(), "install_id", a.st.InstallID(), "simulated_household", a.hh != nil)
 
@@ -384,6 +395,7 @@ func (a *agent) run(ctx context.Context) error {
 	case runErr = <-errc:
 		log.Error("component failed: shutting down", "err", runErr)
 	}
+	_ = sd.notify("STOPPING=1")
 	done := make(chan error, 1)
 	go func() { done <- a.shutdown(stopSrc, &srcs, stopPipe, &pipe, &rep) }()
 	select {

@@ -41,6 +41,7 @@ usage:
   hearth run [--config FILE]                      run the agent (no --config: embedded defaults)
   hearth config check FILE                        check a configuration file; exit 1 listing every error
   hearth status [--addr HOST:PORT] [--json]       status of the running agent
+  hearth ready [--addr HOST:PORT]                 exit 0 when the running agent is ready (/readyz), else 1 with why
   hearth tags [--addr HOST:PORT] [--json] [--explain NAME]
                                                   the tags the running agent has learned
   hearth replay --config FILE --input FILE [--format ha-csv|jsonl] [--json]
@@ -72,6 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdStatus(ctx, args[1:], stdout)
 	case "tags":
 		err = cmdTags(ctx, args[1:], stdout)
+	case "ready":
+		err = cmdReady(ctx, args[1:], stdout)
 	case "replay":
 		err = cmdReplay(args[1:], stdout, stderr)
 	case "device":
