@@ -1,5 +1,5 @@
 // Package configs holds hearth's shipped configuration: hearth.yaml (every key
-// commented), tags.yaml (the standard tag rules), the systemd unit and Dockerfile.
+// commented), tags.yaml (the standard tag rules) and the systemd unit.
 // The tag rules are embedded so that hearth runs with no files beside it.
 package configs
 
