@@ -12,7 +12,7 @@ ARM64_TEST_PKGS := ./device/... ./edge/store/... ./edge/rollup/... ./edge/taggin
 FUZZTIME ?= 10s
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test test-unit test-arm64 test-crash bench-mqtt bench-footprint fuzz lint cross bench eval deps clean proto proto-check
+.PHONY: all build run test test-unit test-release image deb release test-arm64 test-crash bench-mqtt bench-footprint fuzz lint cross bench eval deps clean proto proto-check
 
 all: build
 
@@ -24,20 +24,26 @@ build:
 run: build
 	./$(BIN)/hearth run
 
-## deps: install what the tests need (mosquitto, mosquitto-clients, qemu-user-static, protobuf-compiler)
+## deps: install what the tests need (mosquitto, mosquitto-clients, qemu-user-static, protobuf-compiler,
+## podman and runc for the container smoke test, systemd-analyze for the unit's checks)
 deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	command -v mosquitto_pub >/dev/null 2>&1 || missing="$$missing mosquitto-clients"; \
 	command -v qemu-aarch64-static >/dev/null 2>&1 || missing="$$missing qemu-user-static"; \
 	command -v protoc >/dev/null 2>&1 || missing="$$missing protobuf-compiler"; \
+	command -v podman >/dev/null 2>&1 || missing="$$missing podman"; \
+	command -v runc >/dev/null 2>&1 || missing="$$missing runc"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	command -v dpkg-deb >/dev/null 2>&1 || missing="$$missing dpkg"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
-## test: lint, every test with the race detector, the arm64 tests under qemu, a short fuzz run, and the proto check
-test: deps lint test-unit test-arm64 fuzz proto-check
+## test: lint, every test with the race detector, the arm64 tests under qemu, a short fuzz run, the proto check,
+## and the release checks (image layout, container smoke test, package install and purge, unit hardening)
+test: deps lint test-unit test-arm64 fuzz proto-check test-release
 
 test-unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
@@ -63,12 +69,15 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
+	$(GO) -C tools/release vet ./...
+	$(GO) -C tools/release mod tidy -diff
 
-## cross: static, stripped linux/arm64 and linux/arm (GOARM=7) binaries in dist/, with their sizes
+## cross: static, stripped linux/amd64, linux/arm64 and linux/arm (GOARM=7) binaries in dist/, with their sizes
 cross:
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/hearth-linux-amd64 ./cmd/hearth
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/hearth-linux-arm64 ./cmd/hearth
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/hearth-linux-armv7 ./cmd/hearth
-	@ls -l $(DIST)/hearth-linux-arm64 $(DIST)/hearth-linux-armv7 | awk '{printf "%-28s %6.2f MB\n", $$9, $$5/1048576}'
+	@ls -l $(DIST)/hearth-linux-amd64 $(DIST)/hearth-linux-arm64 $(DIST)/hearth-linux-armv7 | awk '{printf "%-28s %6.2f MB\n", $$9, $$5/1048576}'
 
 ## eval: tagging precision/recall over 56 simulated homes (unseen seeds) and Kasteren house A's meal scores against its labels
 eval:
@@ -90,6 +99,26 @@ bench-mqtt: build deps
 ## bench-footprint: the design's footprint load, 200 devices at 1,000 readings/s in all for 30 s: CPU and RSS
 bench-footprint: build deps
 	$(GO) run ./cmd/hearth-load -hearth $(BIN)/hearth -publishers 200 -messages 150 -rate 5 -inflight 4
+
+## image: the OCI image for linux/amd64, linux/arm64 and linux/arm/v7 in one index, built without a
+## Docker daemon: an OCI layout in dist/image and the same as dist/hearth-oci.tar (IMAGE_PUSH=REF also pushes it)
+RELEASE := $(GO) -C tools/release run .
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+image: cross
+	$(RELEASE) image -root $(CURDIR) -version $(VERSION) -revision '$(REVISION)' $(if $(IMAGE_PUSH),-push $(IMAGE_PUSH))
+
+## deb: Debian packages for amd64, arm64 and armhf in dist/
+deb: cross
+	$(RELEASE) deb -root $(CURDIR) -version $(VERSION)
+
+## release: binaries, image, packages, sbom.json and SHA256SUMS in dist/
+release: cross
+	$(RELEASE) release -root $(CURDIR) -version $(VERSION) -revision '$(REVISION)'
+
+## test-release: the image layout, the container smoke test (podman), the package's install
+## and purge (dpkg, as root), the unit's hardening (systemd-analyze)
+test-release: deps
+	$(GO) -C tools/release test -count=1 -timeout 20m ./...
 
 clean:
 	rm -rf $(BIN) $(DIST)
