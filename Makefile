@@ -57,11 +57,14 @@ test-crash:
 test-arm64: deps
 	GOARCH=arm64 CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m -exec qemu-aarch64-static $(ARM64_TEST_PKGS)
 
-## fuzz: each decoder fuzz target for FUZZTIME
+## fuzz: every Fuzz target of the repository (found in the *_test.go files) for FUZZTIME each
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzDecoder$$' -fuzztime=$(FUZZTIME) ./firmware-proto/frame
-	$(GO) test -run='^$$' -fuzz='^FuzzZigbee2MQTT$$' -fuzztime=$(FUZZTIME) ./device/mqtt
-	$(GO) test -run='^$$' -fuzz='^FuzzSession$$' -fuzztime=$(FUZZTIME) ./device/serial
+	@set -e; for f in $$(git grep -l '^func Fuzz' -- '*_test.go'); do \
+		for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "fuzz ./$$(dirname $$f) $$fn"; \
+			$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) ./$$(dirname $$f); \
+		done; \
+	done
 
 ## lint: gofmt and go vet
 lint:

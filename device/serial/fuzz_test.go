@@ -9,11 +9,13 @@ import (
 	"github.com/hearth-iot/hearth/firmware-proto/fwpb"
 )
 
-// memSink commits everything at once, from another goroutine, as device.Sink says.
+// memSink commits everything at once, from another goroutine, as device.Sink says;
+// while refuse is set it refuses everything with that error, as a full store does.
 type memSink struct {
-	mu   sync.Mutex
-	n    int
-	last []device.Reading // the readings of every Submit, in order
+	mu     sync.Mutex
+	n      int
+	last   []device.Reading // the readings of every Submit, in order
+	refuse error
 }
 
 func (s *memSink) Submit(rs []device.Reading, done func(error)) {
@@ -23,6 +25,12 @@ func (s *memSink) Submit(rs []device.Reading, done func(error)) {
 		}
 	}
 	s.mu.Lock()
+	if s.refuse != nil {
+		err := s.refuse
+		s.mu.Unlock()
+		go done(err)
+		return
+	}
 	s.n += len(rs)
 	s.last = append(s.last, rs...)
 	s.mu.Unlock()

@@ -1,10 +1,12 @@
 package serial
 
 import (
+	"errors"
 	"fmt"
-	"github.com/hearth-iot/hearth/device"
 	"strings"
 	"testing"
+
+	"github.com/hearth-iot/hearth/device"
 
 	"google.golang.org/protobuf/proto"
 
@@ -117,6 +119,27 @@ func TestSessionAckRules(t *testing.T) {
 	}
 	if got := h2.send(readings(7, 8)); got != "ack 8" || h2.sink.n != 1 {
 		t.Errorf("after restart: %q with %d stored, want ack 8 with 1", got, h2.sink.n)
+	}
+}
+
+// A reading the store refuses (full, or intake stopped) is never acknowledged: the
+// device gets Nack BUSY for it, keeps it, and sends it again; once the store takes
+// it, the Ack covers it.
+func TestSessionRefusedReadingsAreNotAcked(t *testing.T) {
+	h := newHub(t, nil)
+	if got := h.send(&fwpb.Hello{DeviceId: "fridge-1", Kind: "fridge", BootId: 0xB}); got != "ack 0" {
+		t.Fatalf("hello: %q", got)
+	}
+	if got := h.send(readings(1)); got != "ack 1" {
+		t.Fatalf("reading 1: %q", got)
+	}
+	h.sink.refuse = errors.New("store: quota exceeded")
+	if got := h.send(readings(2, 3)); got != "nack busy 2" {
+		t.Fatalf("readings the store refused: %q, want only nack busy 2 (no ack past 1)", got)
+	}
+	h.sink.refuse = nil
+	if got := h.send(readings(2, 3)); got != "ack 3" || h.sink.n != 3 {
+		t.Fatalf("sent again once the store takes them: %q with %d stored, want ack 3 with 3", got, h.sink.n)
 	}
 }
 
