@@ -12,7 +12,7 @@ ARM64_TEST_PKGS := ./device/... ./edge/store/... ./edge/rollup/... ./edge/taggin
 FUZZTIME ?= 10s
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test test-unit test-release image deb release test-arm64 test-crash bench-mqtt bench-footprint fuzz lint cross bench eval deps clean proto proto-check
+.PHONY: all build run test test-unit test-promises test-release image deb release test-arm64 test-crash bench-mqtt bench-footprint fuzz lint cross bench eval deps clean proto proto-check
 
 all: build
 
@@ -42,8 +42,9 @@ deps:
 	fi
 
 ## test: lint, every test with the race detector, the arm64 tests under qemu, a short fuzz run, the proto check,
-## and the release checks (image layout, container smoke test, package install and purge, unit hardening)
-test: deps lint test-unit test-arm64 fuzz proto-check test-release
+## the release checks (image layout, container smoke test, package install and purge, unit hardening), and
+## the promise mutations (docs/promises.md)
+test: deps lint test-unit test-arm64 fuzz proto-check test-release test-promises
 
 test-unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
@@ -117,6 +118,11 @@ deb: cross
 ## release: binaries, image, packages, sbom.json and SHA256SUMS in dist/
 release: cross
 	$(RELEASE) release -root $(CURDIR) -version $(VERSION) -revision '$(REVISION)'
+
+## test-promises: each mutation of docs/promises.yaml (a one-line break of a README promise) applied to a
+## scratch copy must make its named test fail (docs/promises.md lists them)
+test-promises:
+	$(GO) run ./tools/promises
 
 ## test-release: the image layout, the container smoke test (podman), the package's install
 ## and purge (dpkg, as root), the unit's hardening (systemd-analyze)
