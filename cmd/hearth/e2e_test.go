@@ -115,6 +115,11 @@ func TestEndToEnd(t *testing.T) {
 	if len(apiTags) < 3 {
 		t.Errorf("/v1/tags: %d tags, want at least 3", len(apiTags))
 	}
+	for _, tg := range apiTags { // each tag's confidence beside its score: here, days with data of 28
+		if tg.Status != tagging.StatusStale && (tg.Confidence <= 0 || tg.Confidence > 1) {
+			t.Errorf("/v1/tags: %s has confidence %v, want (0,1]", tg.Name, tg.Confidence)
+		}
+	}
 	if got := getText(t, base+"/healthz"); got != "ok\n" {
 		t.Errorf("/healthz = %q", got)
 	}

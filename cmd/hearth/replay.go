@@ -28,12 +28,13 @@ type ReplayReport struct {
 
 // ReplayTag is one tag of the report.
 type ReplayTag struct {
-	Name     string             `json:"name"`
-	Score    float64            `json:"score"`
-	Active   bool               `json:"active"`
-	Status   string             `json:"status"`
-	Error    string             `json:"error,omitempty"`
-	Evidence map[string]float64 `json:"evidence"`
+	Name       string             `json:"name"`
+	Score      float64            `json:"score"`
+	Confidence float64            `json:"confidence"`
+	Active     bool               `json:"active"`
+	Status     string             `json:"status"`
+	Error      string             `json:"error,omitempty"`
+	Evidence   map[string]float64 `json:"evidence"`
 }
 
 // ReplayInput says what was read and what was wrong with it.
@@ -131,7 +132,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		rep.Input.Lines = []replay.Problem{}
 	}
 	for _, t := range tags {
-		rep.Tags = append(rep.Tags, ReplayTag{Name: t.Name, Score: t.Score, Active: t.Active, Status: t.Status, Error: t.Error, Evidence: t.Evidence})
+		rep.Tags = append(rep.Tags, ReplayTag{Name: t.Name, Score: t.Score, Confidence: t.Confidence, Active: t.Active, Status: t.Status, Error: t.Error, Evidence: t.Evidence})
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -175,7 +176,7 @@ func printReplay(out io.Writer, r *ReplayReport) {
 		for k, v := range t.Evidence {
 			ev = append(ev, fmt.Sprintf("%s=%s", k, trimFloat(v)))
 		}
-		fmt.Fprintf(out, "  %-40s %.3f %-6s %-8s %s %s\n", t.Name, t.Score, act, t.Status, strings.Join(sorted(ev), " "), t.Error)
+		fmt.Fprintf(out, "  %-40s %.3f (confidence %.2f) %-6s %-9s %s %s\n", t.Name, t.Score, t.Confidence, act, t.Status, strings.Join(sorted(ev), " "), t.Error)
 	}
 }
 

@@ -198,13 +198,13 @@ func printTags(out io.Writer, tags []tagging.Tag) {
 		return
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  TAG\tSCORE\tACTIVE\tSTATUS\tDAYS\tEVIDENCE")
+	fmt.Fprintln(tw, "  TAG\tSCORE\tCONFIDENCE\tACTIVE\tSTATUS\tDAYS\tEVIDENCE")
 	for _, t := range tags {
 		active := "no"
 		if t.Active {
 			active = "YES"
 		}
-		fmt.Fprintf(tw, "  %s\t%.2f\t%s\t%s\t%d/%d\t%s\n", t.Name, t.Score, active, t.Status, t.Days, t.MinDays, evidence(t.Evidence))
+		fmt.Fprintf(tw, "  %s\t%.2f\t%.2f\t%s\t%s\t%d/%d\t%s\n", t.Name, t.Score, t.Confidence, active, t.Status, t.Days, t.MinDays, evidence(t.Evidence))
 	}
 	tw.Flush()
 }
@@ -230,7 +230,7 @@ func trimFloat(f float64) string {
 
 func explainTag(out io.Writer, t tagging.Tag) {
 	fmt.Fprintf(out, "%s — %s\n", t.Name, t.Description)
-	fmt.Fprintf(out, "  score %.3f, %s, status %s (consent category %s)\n", t.Score, map[bool]string{true: "ACTIVE", false: "not active"}[t.Active], t.Status, t.Consent)
+	fmt.Fprintf(out, "  score %.3f (confidence %.2f), %s, status %s (consent category %s)\n", t.Score, t.Confidence, map[bool]string{true: "ACTIVE", false: "not active"}[t.Active], t.Status, t.Consent)
 	if t.Error != "" {
 		fmt.Fprintf(out, "  error: %s\n", t.Error)
 	}

@@ -26,6 +26,9 @@ const (
 	StatusOK       = "ok"       // scored on enough evidence
 	StatusLearning = "learning" // fewer than min_days of data: scored, never newly active
 	StatusStale    = "stale"    // the last evaluation failed; Error says why
+	// StatusUncertain: scored, but on less evidence than the rule's min_confidence:
+	// never newly active (an active tag stands until it expires, as when learning).
+	StatusUncertain = "uncertain"
 )
 
 // Tag is the state of one tag: what hearth has learned, and the numbers it rests on.
@@ -34,6 +37,7 @@ type Tag struct {
 	Description string             `json:"description"`
 	Consent     string             `json:"consent"`
 	Score       float64            `json:"score"`
+	Confidence  float64            `json:"confidence"` // how much evidence backed the score, in [0,1] (the rule's confidence)
 	Active      bool               `json:"active"`
 	Status      string             `json:"status"`
 	Error       string             `json:"error,omitempty"`
@@ -51,12 +55,13 @@ type Tag struct {
 
 // Change is one entry of the tag log that sync sends upstream.
 type Change struct {
-	Tag    string    `json:"tag"`
-	Score  float64   `json:"score"`
-	Active bool      `json:"active"`
-	Status string    `json:"status"`
-	At     time.Time `json:"at"`
-	Reason string    `json:"reason"` // new, activated, deactivated, score, status
+	Tag        string    `json:"tag"`
+	Score      float64   `json:"score"`
+	Confidence float64   `json:"confidence"`
+	Active     bool      `json:"active"`
+	Status     string    `json:"status"`
+	At         time.Time `json:"at"`
+	Reason     string    `json:"reason"` // new, activated, deactivated, score, status
 }
 
 // Options tune an Engine.
@@ -276,6 +281,16 @@ func (e *Engine) evalRule(r *Rule, w *window, prev Tag, hadPrev bool, now time.T
 	env := w.env()
 	score, err := runFloat(r.score, env)
 	if err == nil {
+		t.Confidence = math.Min(1, float64(t.Days)/math.Max(t.WindowDays, 1))
+		if r.confidence != nil {
+			var c float64
+			if c, err = runFloat(r.confidence, env); err != nil {
+				err = fmt.Errorf("confidence: %w", err)
+			}
+			t.Confidence = math.Min(1, math.Max(0, c))
+		}
+	}
+	if err == nil {
 		for _, k := range r.evNames {
 			v, evErr := runFloat(r.evidence[k], env)
 			if evErr != nil {
@@ -289,13 +304,16 @@ func (e *Engine) evalRule(r *Rule, w *window, prev Tag, hadPrev bool, now time.T
 		e.errs.Inc()
 		e.log.Warn("tag evaluation failed: marked stale", "tag", r.Name, "err", err)
 		t.Status, t.Error = StatusStale, err.Error()
-		t.Score, t.Active = prev.Score, prev.Active && hadPrev && now.Before(prev.Expires)
+		t.Score, t.Confidence, t.Active = prev.Score, prev.Confidence, prev.Active && hadPrev && now.Before(prev.Expires)
 		return t
 	}
 	t.Score = math.Min(1, math.Max(0, score))
 	t.Status = StatusOK
-	if t.Days < r.MinDays {
+	switch {
+	case t.Days < r.MinDays:
 		t.Status = StatusLearning
+	case t.Confidence < r.MinConfidence:
+		t.Status = StatusUncertain
 	}
 	threshold := r.Activate
 	if hadPrev && prev.Active {
@@ -310,7 +328,7 @@ func (e *Engine) evalRule(r *Rule, w *window, prev Tag, hadPrev bool, now time.T
 		}
 		t.LastSeen = now
 		t.Expires = now.Add(time.Duration(r.Expiry))
-	case t.Status == StatusLearning && prev.Active && now.Before(prev.Expires):
+	case t.Status != StatusOK && prev.Active && now.Before(prev.Expires):
 		t.Active = true // too little recent data to refute it: it stands until it expires
 	default:
 		t.Active = false
@@ -371,7 +389,7 @@ func (e *Engine) save(tx *store.Tx, t, prev Tag, hadPrev bool) error {
 	if reason == "" {
 		return nil
 	}
-	c, err := json.Marshal(Change{Tag: t.Name, Score: t.Score, Active: t.Active, Status: t.Status, At: t.Evaluated, Reason: reason})
+	c, err := json.Marshal(Change{Tag: t.Name, Score: t.Score, Confidence: t.Confidence, Active: t.Active, Status: t.Status, At: t.Evaluated, Reason: reason})
 	if err != nil {
 		return err
 	}

@@ -55,22 +55,29 @@ func (d *Days) UnmarshalYAML(n *yaml.Node) error {
 
 // Rule is one tag definition from tags.yaml.
 type Rule struct {
-	Name        string            `yaml:"name"`
-	Description string            `yaml:"description"`
-	Kinds       []device.Kind     `yaml:"kinds"`      // the rule applies when the home has any of these
-	Window      Days              `yaml:"window"`     // how far back the score looks
-	MinDays     int               `yaml:"min_days"`   // days with data from Kinds before the tag may be active
-	Score       string            `yaml:"score"`      // expression in [0,1] (clamped)
-	Evidence    map[string]string `yaml:"evidence"`   // named expressions reported beside the score
-	Activate    float64           `yaml:"activate"`   // score at or above which the tag turns active
-	Deactivate  float64           `yaml:"deactivate"` // score below which an active tag turns inactive (hysteresis)
-	Expiry      Days              `yaml:"expiry"`     // an active tag not confirmed for this long expires
-	Consent     string            `yaml:"consent"`    // usage | sensitive
+	Name        string        `yaml:"name"`
+	Description string        `yaml:"description"`
+	Kinds       []device.Kind `yaml:"kinds"`    // the rule applies when the home has any of these
+	Window      Days          `yaml:"window"`   // how far back the score looks
+	MinDays     int           `yaml:"min_days"` // days with data from Kinds before the tag may be active
+	Score       string        `yaml:"score"`    // expression in [0,1] (clamped)
+	// Confidence is an expression in [0,1] (clamped): how much evidence backed the
+	// score. Default: the share of the window's dates with data from Kinds.
+	Confidence string `yaml:"confidence"`
+	// MinConfidence: below it the tag is scored but never newly active (status
+	// uncertain). Default 0.
+	MinConfidence float64           `yaml:"min_confidence"`
+	Evidence      map[string]string `yaml:"evidence"`   // named expressions reported beside the score
+	Activate      float64           `yaml:"activate"`   // score at or above which the tag turns active
+	Deactivate    float64           `yaml:"deactivate"` // score below which an active tag turns inactive (hysteresis)
+	Expiry        Days              `yaml:"expiry"`     // an active tag not confirmed for this long expires
+	Consent       string            `yaml:"consent"`    // usage | sensitive
 
-	line     int
-	score    *vm.Program
-	evidence map[string]*vm.Program
-	evNames  []string
+	line       int
+	score      *vm.Program
+	confidence *vm.Program
+	evidence   map[string]*vm.Program
+	evNames    []string
 }
 
 // Line is where the rule starts in its file.
@@ -177,6 +184,16 @@ func (r *Rule) compile() error {
 		problems = append(problems, fmt.Sprintf("score: %v", oneLine(err)))
 	} else {
 		r.score = p
+	}
+	if r.MinConfidence < 0 || r.MinConfidence > 1 {
+		problems = append(problems, fmt.Sprintf("min_confidence: %v must be in [0,1]", r.MinConfidence))
+	}
+	if strings.TrimSpace(r.Confidence) != "" {
+		if p, err := compileExpr(r.Confidence); err != nil {
+			problems = append(problems, fmt.Sprintf("confidence: %v", oneLine(err)))
+		} else {
+			r.confidence = p
+		}
 	}
 	r.evidence = map[string]*vm.Program{}
 	for k, src := range r.Evidence {

@@ -177,3 +177,60 @@ func TestMealsAcrossPersonas(t *testing.T) {
 		}
 	}
 }
+
+// Every tag carries a confidence beside its score: by default the share of the
+// window's dates with data from the rule's kinds; a rule's own confidence
+// expression otherwise. Below min_confidence a tag is scored but not activated
+// (status uncertain); a bad confidence expression or min_confidence is refused at
+// load with the rule's line.
+func TestConfidence(t *testing.T) {
+	src := "tags:\n" +
+		"  - name: habit.plain\n    description: default confidence\n    kinds: [fridge]\n    window: 20d\n    score: 1\n    activate: 0.5\n    consent: usage\n" +
+		"  - name: habit.sure\n    description: own confidence\n    kinds: [fridge]\n    window: 20d\n    score: 1\n    confidence: clamp(days() / 8)\n    min_confidence: 0.5\n    activate: 0.5\n    consent: usage\n" +
+		"  - name: habit.unsure\n    description: own confidence, too low\n    kinds: [fridge]\n    window: 20d\n    score: 1\n    confidence: clamp(days() / 40)\n    min_confidence: 0.5\n    activate: 0.5\n    consent: usage\n"
+	rs, err := tagging.ParseRules([]byte(src), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := replay.Open(t.TempDir(), replay.Options{Rules: rs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	at := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	for range 10 { // 10 dates with a fridge opening
+		for _, v := range []float64{1, 0} {
+			if err := p.Add(device.Reading{Device: "f", Kind: device.KindFridge, Signal: device.SignalDoor, Value: v, DeviceTime: at}); err != nil {
+				t.Fatal(err)
+			}
+			at = at.Add(time.Minute)
+		}
+		at = at.Add(24 * time.Hour)
+	}
+	tags, err := p.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[string]tagging.Tag{}
+	for _, tg := range tags {
+		by[tg.Name] = tg
+	}
+	if c := by["habit.plain"]; c.Confidence != 0.5 || !c.Active || c.Status != tagging.StatusOK {
+		t.Errorf("habit.plain: confidence %v (want 10 of 20 dates = 0.5), active %v, status %s", c.Confidence, c.Active, c.Status)
+	}
+	if c := by["habit.sure"]; c.Confidence != 1 || !c.Active {
+		t.Errorf("habit.sure: confidence %v (want clamp(10/8) = 1), active %v", c.Confidence, c.Active)
+	}
+	if c := by["habit.unsure"]; c.Confidence != 0.25 || c.Active || c.Status != tagging.StatusUncertain || c.Score != 1 {
+		t.Errorf("habit.unsure: confidence %v, active %v, status %s, score %v: want 0.25, inactive, uncertain, scored 1", c.Confidence, c.Active, c.Status, c.Score)
+	}
+	for _, c := range []struct{ extra, want string }{
+		{"    confidence: nonesuch()\n", "confidence:"},
+		{"    min_confidence: 1.5\n", "min_confidence: 1.5 must be in [0,1]"},
+	} {
+		bad := "tags:\n  - name: habit.bad\n    description: x\n    kinds: [fridge]\n    window: 7d\n    score: 1\n" + c.extra + "    activate: 0.5\n    consent: usage\n"
+		if _, err := tagging.ParseRules([]byte(bad), "t.yaml"); err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "t.yaml:2") {
+			t.Errorf("%q: err %v, want %q at t.yaml:2", c.extra, err, c.want)
+		}
+	}
+}

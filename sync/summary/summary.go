@@ -63,16 +63,19 @@ type Signal struct {
 
 // TagChange is a tag's change, as sent upstream.
 type TagChange struct {
-	Type      string             `json:"type"` // "tag"
-	ID        string             `json:"id"`
-	Household string             `json:"household"`
-	Tag       string             `json:"tag"`
-	Score     float64            `json:"score"`
-	Active    bool               `json:"active"`
-	Status    string             `json:"status"`
-	Reason    string             `json:"reason"`
-	At        time.Time          `json:"at"`
-	Evidence  map[string]float64 `json:"evidence,omitempty"`
+	Type      string  `json:"type"` // "tag"
+	ID        string  `json:"id"`
+	Household string  `json:"household"`
+	Tag       string  `json:"tag"`
+	Score     float64 `json:"score"`
+	// Confidence is how much evidence backed the score, in [0,1] (the rule's
+	// confidence, docs/tags.md).
+	Confidence float64            `json:"confidence"`
+	Active     bool               `json:"active"`
+	Status     string             `json:"status"`
+	Reason     string             `json:"reason"`
+	At         time.Time          `json:"at"`
+	Evidence   map[string]float64 `json:"evidence,omitempty"`
 }
 
 // Options configure a Builder.
@@ -280,7 +283,7 @@ func (b *Builder) Step() (int, error) {
 				b.withheld.WithLabelValues("tag").Inc()
 				continue
 			}
-			msg := TagChange{Type: "tag", Household: b.household, Tag: c.Tag, Score: round(c.Score, 3), Active: c.Active,
+			msg := TagChange{Type: "tag", Household: b.household, Tag: c.Tag, Score: round(c.Score, 3), Confidence: round(c.Confidence, 3), Active: c.Active,
 				Status: c.Status, Reason: c.Reason, At: c.At.UTC(), Evidence: t.Evidence}
 			msg.ID = b.messageID("tag", c.Tag, c.At.UTC().Format(time.RFC3339Nano), c.Reason)
 			if err := put(tx, msg); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/hearth-iot/hearth/device"
 	"github.com/hearth-iot/hearth/edge/rollup"
 	"github.com/hearth-iot/hearth/edge/store"
+	"github.com/hearth-iot/hearth/edge/tagging"
 	"github.com/hearth-iot/hearth/sync/privacy"
 )
 
@@ -240,5 +241,45 @@ func TestDayCloseGrace(t *testing.T) {
 	act := msgs[0]["signals"].(map[string]any)["active"].(map[string]any)
 	if act["n"] != 2.0 {
 		t.Errorf("the first day's summary has %v readings of active, want 2 (the late one included)", act["n"])
+	}
+}
+
+// A tag change carries the tag's confidence upstream beside its score.
+func TestTagChangeCarriesConfidence(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "h.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	at := time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC)
+	if err := device.Commit(context.Background(), st, []device.Reading{
+		{Device: "kitchen-fridge", Kind: device.KindFridge, Signal: device.SignalDoor, Value: 1, Boot: 1, Seq: 1, DeviceTime: at, HubTime: at},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rollup.NewConsumer(st, nil).CatchUp(); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := tagging.ParseRules([]byte("tags:\n  - name: habit.x\n    description: x\n    kinds: [fridge]\n    window: 7d\n    score: 0.8\n    confidence: 0.375\n    activate: 0.5\n    consent: usage\n"), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tagging.New(st, rs, nil).Evaluate(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true}}).Step(); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, m := range outbox(t, st) {
+		if m["type"] == "tag" {
+			found = true
+			if m["tag"] != "habit.x" || m["score"] != 0.8 || m["confidence"] != 0.375 {
+				t.Errorf("tag change %v: want habit.x, score 0.8, confidence 0.375", m)
+			}
+		}
+	}
+	if !found {
+		t.Error("no tag change in the outbox")
 	}
 }
