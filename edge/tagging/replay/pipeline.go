@@ -115,8 +115,10 @@ func (p *Pipeline) Add(r device.Reading) error {
 	}
 	date := t.In(p.loc).Format(time.DateOnly)
 	if p.day != "" && date != p.day {
-		lt := t.In(p.loc)
-		midnight := time.Date(lt.Year(), lt.Month(), lt.Day(), 0, 0, 0, 0, p.loc)
+		// The end of the finished day (not of the day before this reading: days
+		// without readings may lie between).
+		d, _ := time.ParseInLocation(time.DateOnly, p.day, p.loc)
+		midnight := time.Date(d.Year(), d.Month(), d.Day()+1, 0, 0, 0, 0, p.loc)
 		if err := p.endDay(midnight.Add(-time.Second)); err != nil {
 			return err
 		}
