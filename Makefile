@@ -83,9 +83,10 @@ cross:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/hearth-linux-armv7 ./cmd/hearth
 	@ls -l $(DIST)/hearth-linux-amd64 $(DIST)/hearth-linux-arm64 $(DIST)/hearth-linux-armv7 | awk '{printf "%-28s %6.2f MB\n", $$9, $$5/1048576}'
 
-## eval: tagging precision/recall over 56 simulated homes (unseen seeds) and Kasteren house A's meal scores against its labels
+## eval: tagging precision/recall over 56 simulated homes (unseen seeds), and the meal scores of every real home
+## with a manifest in testdata/homes (data read in place from ../shared/data) against its labels
 eval:
-	$(GO) run ./cmd/tageval -seed 1001 -per 7 -kasteren ../shared/data/kasteren2008-houseA
+	$(GO) run ./cmd/tageval -seed 1001 -per 7 -homes testdata/homes
 
 ## bench: the benchmarks, with allocations
 bench: bench-mqtt

@@ -15,28 +15,35 @@ import (
 	"github.com/hearth-iot/hearth/configs"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/tagging"
+	"github.com/hearth-iot/hearth/edge/tagging/dataset"
 	"github.com/hearth-iot/hearth/edge/tagging/replay"
 	"github.com/hearth-iot/hearth/internal/config"
 )
 
-const kasterenDir = "../../../shared/data/kasteren2008-houseA"
-
 // TestReplayKasterenJSON replays the converted Kasteren house A and checks the
 // report's shape and its numbers against the raw data.
 func TestReplayKasterenJSON(t *testing.T) {
-	if _, err := os.Stat(kasterenDir); err != nil {
-		t.Fatalf("Kasteren house A must be at %s (../shared/data): %v", kasterenDir, err)
+	home, err := dataset.LoadManifest("../../testdata/homes/kasteren-houseA.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(home.DataPath); err != nil {
+		t.Fatalf("Kasteren house A must be at %s (../shared/data): %v", home.DataPath, err)
 	}
 	dir := t.TempDir()
 	var csv bytes.Buffer
-	n, err := replay.KasterenToHACSV(kasterenDir, &csv)
+	n, err := dataset.WriteHACSV(home.Convert(), home.Source(), &csv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mappingYAML, err := home.ReplayMapping()
 	if err != nil {
 		t.Fatal(err)
 	}
 	// One broken row, one unknown entity, one unavailable state, a DST-gap local time.
 	body := csv.String() + "binary_sensor.fridge,on\nsensor.mystery,on,2008-03-01T10:00:00Z\nbinary_sensor.fridge,unavailable,2008-03-01T10:00:01Z\nbinary_sensor.fridge,on,2008-03-30 02:30:00\n"
 	in := writeFile(t, dir, "houseA.csv", body)
-	mapping := writeFile(t, dir, "houseA.yaml", replay.KasterenMapping)
+	mapping := writeFile(t, dir, "houseA.yaml", string(mappingYAML))
 	code, out, errs := runCLI(t, "replay", "--config", mapping, "--input", in, "--format", "ha-csv", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)

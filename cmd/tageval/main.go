@@ -1,8 +1,10 @@
 // Command tageval measures the standard tags against ground truth (make eval): per-tag
 // precision and recall of `active` over simulated households from seeds the tuning
-// never saw, and the meal scores of Kasteren house A against its activity labels.
+// never saw, and the meal scores of every recorded home with a manifest in
+// testdata/homes against its activity labels (with all its sensors, and with its
+// fridge only), with the fridge's hourly activations checked against the raw data.
 //
-//	tageval [-seed 1001] [-per 7] [-parallel N] [-rules FILE] [-kasteren DIR]
+//	tageval [-seed 1001] [-per 7] [-parallel N] [-rules FILE] [-homes DIR]
 package main
 
 import (
@@ -13,6 +15,7 @@ import (
 
 	"github.com/hearth-iot/hearth/configs"
 	"github.com/hearth-iot/hearth/edge/tagging"
+	"github.com/hearth-iot/hearth/edge/tagging/dataset"
 	"github.com/hearth-iot/hearth/edge/tagging/eval"
 )
 
@@ -28,7 +31,7 @@ func run() error {
 	per := flag.Int("per", 7, "households per persona (8 personas)")
 	parallel := flag.Int("parallel", runtime.NumCPU(), "households replayed at once")
 	rulesFile := flag.String("rules", "", "tag rules (default: the built-in configs/tags.yaml)")
-	kasteren := flag.String("kasteren", "../shared/data/kasteren2008-houseA", "Kasteren house A directory (empty: skip)")
+	homes := flag.String("homes", "testdata/homes", "directory of home manifests (*.yaml; empty: skip)")
 	flag.Parse()
 	src, name := configs.Tags, "tags.yaml (built in)"
 	if *rulesFile != "" {
@@ -50,11 +53,17 @@ func run() error {
 	}
 	res.Print(os.Stdout)
 	fmt.Printf("(%d households in %.1fs)\n", len(hs), res.Elapsed.Seconds())
-	if *kasteren != "" {
-		fmt.Println()
-		if err := eval.PrintKasteren(os.Stdout, *kasteren, rules); err != nil {
+	if *homes != "" {
+		ms, err := dataset.Manifests(*homes)
+		if err != nil {
 			return err
 		}
+		fmt.Println()
+		rs, err := eval.Homes(ms, rules)
+		if err != nil {
+			return err
+		}
+		eval.PrintHomes(os.Stdout, rs)
 	}
 	return nil
 }

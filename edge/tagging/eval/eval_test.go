@@ -2,12 +2,12 @@ package eval
 
 import (
 	"math"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/hearth-iot/hearth/configs"
 	"github.com/hearth-iot/hearth/edge/tagging"
+	"github.com/hearth-iot/hearth/edge/tagging/dataset"
 )
 
 // One household per persona on unseen seeds: the evaluation runs end to end and the
@@ -52,27 +52,54 @@ func TestEvalSimulated(t *testing.T) {
 	}
 }
 
-// Kasteren house A: the truth is read from the labels (20 breakfasts and 10 dinners
-// over 26 labelled dates) and the agent's scores are reported; breakfast is within
-// the 0.10 target.
-func TestKasterenHouseA(t *testing.T) {
-	dir := "../../../../shared/data/kasteren2008-houseA"
-	if _, err := os.Stat(dir); err != nil {
-		t.Fatalf("Kasteren house A must be at %s: %v", dir, err)
+// Every real home with a manifest is replayed through the agent's path: the
+// fridge's off→on changes by hour in the rollups equal the converter's own count from
+// the raw data, the truth covers the tags' window, and every labelled meal's tag is
+// the rules define is scored, with a confidence.
+func TestRealHomes(t *testing.T) {
+	ms, err := dataset.Manifests("../../../testdata/homes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) < 3 {
+		t.Fatalf("%d home manifests, want at least Kasteren house A and ARAS houses A and B", len(ms))
 	}
 	rules, err := tagging.ParseRules(configs.Tags, "tags.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := Kasteren(dir, rules)
+	defined := map[string]bool{}
+	for _, r := range rules.Rules {
+		defined[r.Name] = true
+	}
+	rs, err := Homes(ms, rules)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Dates != 26 || math.Abs(r.BreakfastTruth-20.0/26) > 1e-9 || math.Abs(r.DinnerTruth-10.0/26) > 1e-9 {
-		t.Errorf("label truth: %d dates, breakfast %.3f, dinner %.3f", r.Dates, r.BreakfastTruth, r.DinnerTruth)
+	if len(rs) != 2*len(ms) {
+		t.Fatalf("%d results for %d homes", len(rs), len(ms))
 	}
-	if math.Abs(r.BreakfastScore-r.BreakfastTruth) > 0.10 {
-		t.Errorf("breakfast score %.3f, truth %.3f", r.BreakfastScore, r.BreakfastTruth)
+	for _, r := range rs {
+		name := r.Home.Name + "/" + r.Variant
+		if r.Fridge == "" || r.FridgeHourly != r.FridgeCount || sum24(r.FridgeCount) < 100 {
+			t.Errorf("%s: fridge %q activations by hour %v, counted from the raw data %v", name, r.Fridge, r.FridgeHourly, r.FridgeCount)
+		}
+		if r.Dates < 20 || r.Dates > 28 || r.Occupied == 0 || r.Occupied > r.Dates {
+			t.Errorf("%s: %d labelled dates in the window (%s..%s), %d occupied", name, r.Dates, r.From, r.To, r.Occupied)
+		}
+		for _, m := range r.Meals {
+			if !m.Found {
+				if defined[m.Tag] {
+					t.Errorf("%s: %s not evaluated", name, m.Tag)
+				}
+				continue
+			}
+			if m.Truth <= 0 || m.Truth > 1 || m.Confidence <= 0 {
+				t.Errorf("%s: %s truth %.3f, confidence %.2f", name, m.Meal, m.Truth, m.Confidence)
+			}
+		}
 	}
-	t.Logf("house A: breakfast %.3f (truth %.3f), dinner %.3f (truth %.3f)", r.BreakfastScore, r.BreakfastTruth, r.DinnerScore, r.DinnerTruth)
+	var b strings.Builder
+	PrintHomes(&b, rs)
+	t.Log("\n" + b.String())
 }

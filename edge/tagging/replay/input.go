@@ -59,8 +59,18 @@ func ParseMapping(src []byte, name string) (*Mapping, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("%s: %v", name, err)
 	}
+	if err := m.Check(name, &root); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Check applies the defaults and checks a decoded mapping (also one inlined in a
+// larger file: root is the file's YAML, for the line numbers of the errors, which
+// name the file). It resolves Location and fills each entity's default device.
+func (m *Mapping) Check(name string, root *yaml.Node) error {
 	var errs []error
-	lineOf := func(key string) int { return findKeyLine(&root, key) }
+	lineOf := func(key string) int { return findKeyLine(root, key) }
 	if m.Timezone == "" {
 		m.Timezone = "UTC"
 	}
@@ -99,10 +109,17 @@ func ParseMapping(src []byte, name string) (*Mapping, error) {
 		}
 		m.Entities[id] = e
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	return errors.Join(errs...)
+}
+
+// Reading is the reading an entity's state value v at t stands for, and whether the
+// mapping names the entity.
+func (m *Mapping) Reading(entity string, v float64, t time.Time) (device.Reading, bool) {
+	e, ok := m.Entities[entity]
+	if !ok {
+		return device.Reading{}, false
 	}
-	return &m, nil
+	return device.Reading{Device: e.Device, Kind: e.Kind, Signal: e.Signal, Value: v, DeviceTime: t}, true
 }
 
 // findKeyLine returns the line of the first mapping key named key (0 if none).
