@@ -300,6 +300,13 @@ func (e *Engine) evalRule(r *Rule, w *window, prev Tag, hadPrev bool, now time.T
 			t.Evidence[k] = v
 		}
 	}
+	if err == nil {
+		for _, meal := range w.mealsUsed { // the signals the meal detector used
+			for k, v := range w.mealEvidence(meal) {
+				t.Evidence[k] = v
+			}
+		}
+	}
 	if err != nil {
 		e.errs.Inc()
 		e.log.Warn("tag evaluation failed: marked stale", "tag", r.Name, "err", err)

@@ -19,8 +19,8 @@ type window struct {
 	kinds  map[device.Kind]bool
 	peak   [2]int // configured peak hours [from, to)
 
-	eps   map[string][]episode // per date, computed once (meals.go)
-	meals map[string]float64
+	meals     *MealReport // computed once per window (meals.go)
+	mealsUsed []string    // the meals the rule asked about, for its evidence
 }
 
 func checkKind(k string) (device.Kind, error) {
@@ -371,9 +371,38 @@ func (w *window) env() map[string]any {
 			}
 			return float64(n), nil
 		},
-		// meal_days(meal): dates on which the meal ("breakfast" or "dinner") was
-		// prepared at home, by the built-in meal detector (meals.go).
-		"meal_days": func(meal string) (float64, error) { return w.mealDays(meal) },
+		// meal_days(meal): dates on which the meal ("breakfast", "lunch" or "dinner")
+		// was prepared or had at home, by the built-in meal detector (meals.go).
+		"meal_days": func(meal string) (float64, error) {
+			f, err := w.meal(meal)
+			if err != nil {
+				return 0, err
+			}
+			return float64(len(f.Dates)), nil
+		},
+		// meal_observed(meal): the dates that count in the meal's share: occupied and
+		// observed (a kitchen, entry-door or motion switch-on), the data clock's own
+		// date only once the meal's window has passed.
+		"meal_observed": func(meal string) (float64, error) {
+			f, err := w.meal(meal)
+			if err != nil {
+				return 0, err
+			}
+			return float64(f.Observed), nil
+		},
+		// meal_confidence(meal): how much evidence backs the meal's share: the sensor
+		// set's weight (cooking appliance 1, microwave or kettle only 0.9, cupboards 0.8,
+		// the fridge alone 0.6) times the observed dates over 14 (at most 1).
+		"meal_confidence": func(meal string) (float64, error) {
+			f, err := w.meal(meal)
+			if err != nil {
+				return 0, err
+			}
+			return f.Confidence, nil
+		},
+		// occupied_days(): dates with a switch-on of a kitchen appliance, an entry door
+		// or a motion sensor: the home was occupied and observed.
+		"occupied_days": func() float64 { return float64(len(w.mealReport().Occupied)) },
 		// cycles(kind): appliance cycles (programme runs) started in the window.
 		"cycles": func(k string) (float64, error) { return w.cycles(k, func(time.Weekday) bool { return true }) },
 		// weekend_cycles(kind): of those, started on Saturday or Sunday.

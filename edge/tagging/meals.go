@@ -2,6 +2,7 @@ package tagging
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -12,217 +13,396 @@ import (
 // Meal detection.
 //
 // The detector works from whatever kitchen appliances a home has and learns each
-// household's own meal times; nothing in it names a house or a clock hour other than
-// the broad band of each meal.
+// household's own meal times; nothing in it names a house. docs/tags.md describes it
+// for people; the steps:
 //
 //  1. Kitchen events: every off→on of a door or active signal of a kitchen appliance
 //     (fridge, freezer, microwave, oven, stove, toaster, kettle, dishwasher door,
 //     kitchen cabinets), at its local minute (rollup.Day.Starts; the middle of the
-//     hour for days rolled up before Starts existed). Programme cycles and compressor
-//     power are not kitchen events: no one is in the kitchen for them.
+//     hour for days rolled up before Starts existed). A device switched on again
+//     within Debounce of its previous switch-on is the same use (a door that
+//     bounces, a photocell that flickers, a resident going back for the milk).
+//     Programme cycles and compressor power are not kitchen events.
 //  2. Episodes: a date's events, in time order, split wherever two are more than
-//     EpisodeGap (20 min) apart; an episode spans from its first event to its last.
-//     Preparing a meal is distinguished from fetching a snack or a drink by how long
-//     the activity lasts, not by how many doors it opens: a dinner episode is
-//     meal-like with at least 2 events spanning DinnerMinSpan (10 min) or more (the
-//     fridge, the oven, the fridge again); a burst of a few minutes is a drink, a
-//     snack (even with the microwave or kettle) or shopping being put away, however
-//     many doors it opens. Breakfast is quick (a kettle and the fridge in three
-//     minutes), so a breakfast episode is meal-like with at least 3 events, or 2 one
-//     of which is a cooking appliance (microwave, oven, stove, toaster, kettle).
-//  3. The household's meal time: within the meal's broad band (breakfast 04:00-13:00,
-//     dinner 15:00-24:00), the centre c (in 10-minute steps) for which the most
-//     dates have a meal-like episode starting within c ± MealTolerance (100 min).
-//     Weekdays and weekend days get their own centre when the window has at least 3
-//     weekend dates with a meal-like episode in the band (weekend breakfast is often
-//     two hours later); otherwise one centre serves all dates.
-//  4. A date had the meal when a meal-like episode starts within its centre ±
-//     MealTolerance (and within the band).
+//     EpisodeGap apart. Two residents busy in the kitchen together, or one after the
+//     other, make one episode: one meal.
+//  3. Evidence: an episode's strength adds what each kind of signal says about food
+//     being prepared (mealWeights): each fridge or freezer use (at most two), a
+//     cupboard or dishwasher door, a cooking appliance (stove, oven, microwave,
+//     kettle, toaster), and the episode lasting MealSpan or more. A lunch or dinner
+//     episode is meal-like at MealStrength: the fridge and the cooker; the fridge, a
+//     cupboard and some minutes; the fridge twice over some minutes. Putting the
+//     shopping away, a drink or a glass never is. A breakfast is quick: it needs
+//     BreakfastStrength (the fridge and the kettle, or a cupboard); in a home with the
+//     fridge alone, FridgeOnlyBreakfastStrength (the morning's first fridge use).
+//  4. The household's meal times: each meal has a broad band in which its centre
+//     may lie (mealBands). In meal order, its centre is the minute (10-minute steps)
+//     for which the most dates have a meal-like episode starting within CentreRadius
+//     of it, at least MinSeparation after the previous meal's centre. Weekend days
+//     get their own centres when at least 3 weekend dates have a meal-like episode
+//     near the band and their centre is SplitShift or more from the weekdays'.
+//  5. Windows: a meal's window runs from its centre to halfway to the neighbouring
+//     meals' centres, and never further than Tolerance from it: one episode is never
+//     two meals, and a window is as wide as the household's own timetable allows.
+//  6. A date had the meal when a meal-like episode starts in its window.
 //
-// meal_days counts those dates; docs/tags.md defines the tags over it.
+// The constants were chosen on the simulator (seeds 1-20) and on one real home, ARAS
+// house A; docs/tags.md lists which was chosen on what, and the errors measured on
+// the homes held out.
+//
+// The denominator of a meal's share (MealFinding.Observed) is the dates on which the home
+// was occupied and observed: some switch-on of a kitchen appliance, an entry door
+// or a motion sensor. A date without any is not a date without breakfast. The data
+// clock's own date counts only once its window has passed (or the meal was seen).
+//
+// Confidence: the sensor set's weight (mealModes: a cooking appliance, only a
+// microwave or kettle, cupboards, the fridge alone) times the coverage (observed
+// dates over MinConfidentDays, at most 1).
 const (
-	EpisodeGap    = 20  // minutes
-	MealTolerance = 100 // minutes
-	DinnerMinSpan = 10  // minutes
+	EpisodeGap                  = 20  // minutes
+	Debounce                    = 1   // minutes
+	Tolerance                   = 120 // minutes
+	CentreRadius                = 60  // minutes
+	MinSeparation               = 150 // minutes
+	SplitShift                  = 60  // minutes
+	MealSpan                    = 10  // minutes
+	MealStrength                = 3.0
+	BreakfastStrength           = 2.0
+	FridgeOnlyBreakfastStrength = 1.0
+	MinConfidentDays            = 14
 )
 
-// mealBand is a meal's broad band, [from, to) in minutes of the day, and what a
-// meal-like episode is: one spanning at least minSpan minutes, with at least
-// minEvents events, or minCook with a cooking appliance among them.
-type mealBand struct{ from, to, minEvents, minCook, minSpan int }
+// Meal names.
+const (
+	Breakfast = "breakfast"
+	Lunch     = "lunch"
+	Dinner    = "dinner"
+)
 
-var mealBands = map[string]mealBand{
-	"breakfast": {4 * 60, 13 * 60, 3, 2, 0},
-	"dinner":    {15 * 60, 24 * 60, 2, 2, DinnerMinSpan},
+// mealBands are the meals in the order of the day, each with the band [from, to)
+// (minutes of the day) in which its centre may lie.
+var mealBands = []struct {
+	name     string
+	from, to int
+	strength float64 // an episode at least this strong is meal-like
+}{
+	{Breakfast, 5 * 60, 12 * 60, BreakfastStrength},
+	{Lunch, 11*60 + 30, 16*60 + 30, MealStrength},
+	{Dinner, 17 * 60, 23 * 60, MealStrength},
+}
+
+// mealWeights is the strength each kind of evidence adds to an episode.
+var mealWeights = struct {
+	fridge, fridgeMax, cupboard, cooking, span float64
+}{fridge: 1, fridgeMax: 2, cupboard: 1, cooking: 1.5, span: 1}
+
+// Sensor modes: what kind of kitchen evidence a home can give, strongest first, with
+// the confidence each lends a meal tag.
+var mealModes = []struct {
+	name   string
+	weight float64
+}{
+	{"cooking", 1.0},   // a stove or an oven
+	{"microwave", 0.9}, // a microwave, kettle or toaster, no stove or oven
+	{"cupboard", 0.8},  // kitchen cupboards (or a dishwasher door), no cooking appliance
+	{"fridge", 0.6},    // the fridge (and freezer) only
+}
+
+type evClass uint8
+
+const (
+	classFridge evClass = iota
+	classCupboard
+	classCooking
+)
+
+func classOf(k device.Kind) (evClass, bool) {
+	switch k {
+	case device.KindFridge, device.KindFreezer:
+		return classFridge, true
+	case device.KindKitchenCabinet, device.KindDishwasher:
+		return classCupboard, true
+	case device.KindMicrowave, device.KindOven, device.KindStove, device.KindToaster, device.KindKettle:
+		return classCooking, true
+	}
+	return 0, false
+}
+
+// kitchenEvent is one (debounced) switch-on.
+type kitchenEvent struct {
+	minute int
+	kind   device.Kind
+	dev    string
 }
 
 // episode is a burst of kitchen activity on one date.
 type episode struct {
-	start, end, events int
-	cooking            bool
+	start, end int
+	fridge     int
+	cupboard   int
+	cooking    int
+	kinds      []device.Kind
 }
 
-func (e episode) mealLike(b mealBand) bool {
-	if e.end-e.start < b.minSpan {
-		return false
+func (e *episode) strength() float64 {
+	w := mealWeights.fridge * math.Min(float64(e.fridge), mealWeights.fridgeMax)
+	if e.cupboard > 0 {
+		w += mealWeights.cupboard
 	}
-	return e.events >= b.minEvents || (e.events >= b.minCook && e.cooking)
-}
-
-type kitchenEvent struct {
-	minute  int
-	cooking bool
-}
-
-func cookingKind(k device.Kind) bool {
-	switch k {
-	case device.KindMicrowave, device.KindOven, device.KindStove, device.KindToaster, device.KindKettle:
-		return true
+	if e.cooking > 0 {
+		w += mealWeights.cooking
 	}
-	return false
+	if e.end-e.start >= MealSpan {
+		w += mealWeights.span
+	}
+	return w
 }
 
-// episodes returns each date's kitchen episodes (computed once per window).
-func (w *window) episodes() map[string][]episode {
-	if w.eps != nil {
-		return w.eps
+// mealLike reports whether an episode is strong enough for a meal (see mealBands).
+func mealLike(e *episode, strength float64, fridgeOnly bool) bool {
+	if fridgeOnly && strength == BreakfastStrength {
+		strength = FridgeOnlyBreakfastStrength
 	}
+	return e.strength() >= strength
+}
+
+// MealReport is what the meal detector found in one window of rollup days.
+type MealReport struct {
+	Mode       string          // cooking, microwave, cupboard or fridge ("" without kitchen data)
+	Kinds      []device.Kind   // the kitchen kinds whose switch-ons it used
+	Occupied   map[string]bool // dates occupied and observed
+	Meals      map[string]*MealFinding
+	confidence float64 // the mode's weight
+}
+
+// MealFinding is one meal over the window.
+type MealFinding struct {
+	Meal string
+	// Windows are the learned windows [from, to) in minutes of the day, for weekdays
+	// and for weekend days (equal when the household has one timetable); from = to
+	// when no meal-like episode was seen in the band.
+	Windows [2][2]int
+	Dates   map[string]int // date → start minute of the meal's episode
+	// Observed: the dates that count in its share (occupied, and past the window).
+	Observed int
+	// Used counts, per kitchen kind, the dates whose meal episode it took part in.
+	Used map[device.Kind]int
+	// Confidence of the share, in [0,1].
+	Confidence float64
+}
+
+// Share is the meal's share of the observed dates.
+func (f *MealFinding) Share() float64 {
+	if f.Observed == 0 {
+		return 0
+	}
+	return float64(len(f.Dates)) / float64(f.Observed)
+}
+
+// DetectMeals runs the meal detector over days (the rollups of a window) as of now,
+// in the household's zone loc.
+func DetectMeals(days []*rollup.Day, now time.Time, loc *time.Location) *MealReport {
+	if loc == nil {
+		loc = time.UTC
+	}
+	rep := &MealReport{Occupied: map[string]bool{}, Meals: map[string]*MealFinding{}}
 	byDate := map[string][]kitchenEvent{}
-	for _, d := range w.days {
-		if !d.Kind.Kitchen() || (d.Signal != device.SignalDoor && d.Signal != device.SignalActive) {
+	weekend := map[string]bool{}
+	have := map[device.Kind]bool{}
+	today := now.In(loc).Format(time.DateOnly)
+	for _, d := range days {
+		if d.Date > today || (d.Signal != device.SignalDoor && d.Signal != device.SignalActive) {
+			continue // a later date is not in the window as of now
+		}
+		weekend[d.Date] = d.Weekday == time.Saturday || d.Weekday == time.Sunday
+		if d.TotalActivations(0, 24) == 0 {
 			continue
 		}
-		cook := cookingKind(d.Kind)
+		if d.Kind.Kitchen() || d.Kind == device.KindEntryDoor || d.Kind == device.KindMotion {
+			rep.Occupied[d.Date] = true
+		}
+		if _, ok := classOf(d.Kind); !ok {
+			continue
+		}
+		have[d.Kind] = true
 		evs := byDate[d.Date]
 		if n := d.TotalActivations(0, 24); len(d.Starts) >= n || len(d.Starts) == rollup.MaxStarts {
 			for _, m := range d.Starts {
-				evs = append(evs, kitchenEvent{int(m), cook})
+				evs = append(evs, kitchenEvent{int(m), d.Kind, d.Device})
 			}
 		} else {
 			for h, n := range d.Activations {
 				for range n {
-					evs = append(evs, kitchenEvent{h*60 + 30, cook})
+					evs = append(evs, kitchenEvent{h*60 + 30, d.Kind, d.Device})
 				}
 			}
 		}
 		byDate[d.Date] = evs
 	}
-	w.eps = make(map[string][]episode, len(byDate))
+	rep.Mode, rep.confidence = sensorMode(have)
+	fridgeOnly := rep.Mode == "fridge"
+	for k := range have {
+		rep.Kinds = append(rep.Kinds, k)
+	}
+	slices.Sort(rep.Kinds)
+	eps := make(map[string][]episode, len(byDate))
 	for date, evs := range byDate {
-		slices.SortFunc(evs, func(a, b kitchenEvent) int { return a.minute - b.minute })
-		var out []episode
-		cur := episode{start: -1}
-		last := -1000
-		for _, e := range evs {
-			if e.minute-last > EpisodeGap {
-				if cur.start >= 0 {
-					out = append(out, cur)
-				}
-				cur = episode{start: e.minute}
+		eps[date] = episodesOf(evs)
+	}
+	nowMin := now.In(loc).Hour()*60 + now.In(loc).Minute()
+	prevCentre := [2]int{-1, -1} // weekday, weekend
+	var centres [][2]int
+	for _, b := range mealBands {
+		c := learnCentres(eps, weekend, b.from, b.to, b.strength, fridgeOnly, prevCentre)
+		centres = append(centres, c)
+		for t := range 2 {
+			if c[t] >= 0 {
+				prevCentre[t] = c[t]
 			}
-			cur.events++
-			cur.cooking = cur.cooking || e.cooking
-			cur.end = e.minute
-			last = e.minute
 		}
-		if cur.start >= 0 {
-			out = append(out, cur)
+	}
+	for i, b := range mealBands {
+		f := &MealFinding{Meal: b.name, Dates: map[string]int{}, Used: map[device.Kind]int{}}
+		for t := range 2 {
+			f.Windows[t] = windowOf(centres, i, t)
 		}
-		w.eps[date] = out
+		for date, es := range eps {
+			t := 0
+			if weekend[date] {
+				t = 1
+			}
+			win := f.Windows[t]
+			for j := range es {
+				e := &es[j]
+				if e.start >= win[0] && e.start < win[1] && mealLike(e, b.strength, fridgeOnly) {
+					f.Dates[date] = e.start
+					for _, k := range e.kinds {
+						f.Used[k]++
+					}
+					break
+				}
+			}
+		}
+		for date := range rep.Occupied {
+			_, found := f.Dates[date]
+			t := 0
+			if weekend[date] {
+				t = 1
+			}
+			if date == today && !found && nowMin < f.Windows[t][1] {
+				continue // today's window is still open
+			}
+			f.Observed++
+		}
+		f.Confidence = rep.confidence * math.Min(1, float64(f.Observed)/MinConfidentDays)
+		rep.Meals[b.name] = f
 	}
-	return w.eps
+	return rep
 }
 
-// mealDays counts the dates of the window on which the meal was prepared at home.
-func (w *window) mealDays(meal string) (float64, error) {
-	if v, ok := w.meals[meal]; ok {
-		return v, nil
+func sensorMode(have map[device.Kind]bool) (string, float64) {
+	i := 3
+	switch {
+	case have[device.KindStove] || have[device.KindOven]:
+		i = 0
+	case have[device.KindMicrowave] || have[device.KindKettle] || have[device.KindToaster]:
+		i = 1
+	case have[device.KindKitchenCabinet] || have[device.KindDishwasher]:
+		i = 2
+	case have[device.KindFridge] || have[device.KindFreezer]:
+		i = 3
+	default:
+		return "", 0
 	}
-	dates, err := w.mealDates(meal)
-	if err != nil {
-		return 0, err
-	}
-	if w.meals == nil {
-		w.meals = map[string]float64{}
-	}
-	w.meals[meal] = float64(len(dates))
-	return float64(len(dates)), nil
+	return mealModes[i].name, mealModes[i].weight
 }
 
-// datedStarts are the starts of one date's meal-like episodes in a meal's band.
-type datedStarts struct {
-	date   string
-	starts []int
+// episodesOf debounces a date's events and splits them into episodes.
+func episodesOf(evs []kitchenEvent) []episode {
+	slices.SortFunc(evs, func(a, b kitchenEvent) int { return a.minute - b.minute })
+	lastOf := map[string]int{}
+	var out []episode
+	var cur *episode
+	last := -1000
+	for _, e := range evs {
+		if l, ok := lastOf[e.dev]; ok && e.minute-l <= Debounce {
+			lastOf[e.dev] = e.minute
+			continue
+		}
+		lastOf[e.dev] = e.minute
+		if cur == nil || e.minute-last > EpisodeGap {
+			out = append(out, episode{start: e.minute})
+			cur = &out[len(out)-1]
+		}
+		cur.end, last = e.minute, e.minute
+		c, _ := classOf(e.kind)
+		switch c {
+		case classFridge:
+			cur.fridge++
+		case classCupboard:
+			cur.cupboard++
+		case classCooking:
+			cur.cooking++
+		}
+		if !slices.Contains(cur.kinds, e.kind) {
+			cur.kinds = append(cur.kinds, e.kind)
+		}
+	}
+	return out
 }
 
-// mealDates returns the dates of the window on which the meal was prepared at home,
-// each with the start minute of its meal episode.
-func (w *window) mealDates(meal string) (map[string]int, error) {
-	b, ok := mealBands[meal]
-	if !ok {
-		return nil, fmt.Errorf("unknown meal %q (have breakfast, dinner)", meal)
-	}
-	eps := w.episodes()
-	weekendOf := w.weekendDates()
-	// Meal-like episode starts in the band, per date, split by day type.
-	var all, wkend, wkday []datedStarts
+// learnCentres finds a meal's centre in [from, to) for weekdays and weekend days
+// (index 0, 1; -1 when no meal-like episode starts in the band), each at least
+// MinSeparation after prev (the previous meal's centres).
+func learnCentres(eps map[string][]episode, weekend map[string]bool, from, to int, strength float64, fridgeOnly bool, prev [2]int) [2]int {
+	var all, we, wd [][]int
 	for date, es := range eps {
 		var starts []int
-		for _, e := range es {
-			if e.mealLike(b) && e.start >= b.from && e.start < b.to {
-				starts = append(starts, e.start)
+		for i := range es {
+			if es[i].start >= from-Tolerance && es[i].start < to+Tolerance && mealLike(&es[i], strength, fridgeOnly) {
+				starts = append(starts, es[i].start)
 			}
 		}
 		if len(starts) == 0 {
 			continue
 		}
-		ds := datedStarts{date, starts}
-		all = append(all, ds)
-		if weekendOf[date] {
-			wkend = append(wkend, ds)
+		all = append(all, starts)
+		if weekend[date] {
+			we = append(we, starts)
 		} else {
-			wkday = append(wkday, ds)
+			wd = append(wd, starts)
 		}
 	}
-	out := map[string]int{}
-	if len(wkend) >= 3 {
-		addNear(out, wkend, bestCentre(wkend, b))
-		addNear(out, wkday, bestCentre(wkday, b))
-	} else {
-		addNear(out, all, bestCentre(all, b))
+	p := max(prev[0], prev[1])
+	if prev[0] >= 0 && prev[1] >= 0 {
+		p = min(prev[0], prev[1])
 	}
-	return out, nil
-}
-
-// nearest returns the start in starts nearest to c, and whether it is within
-// MealTolerance of it.
-func nearest(starts []int, c int) (int, bool) {
-	best, bestD := -1, MealTolerance+1
-	for _, s := range starts {
-		if d := max(s-c, c-s); d < bestD {
-			best, bestD = s, d
+	b := bestCentre(all, from, to, p)
+	if len(we) >= 3 {
+		c := [2]int{bestCentre(wd, from, to, prev[0]), bestCentre(we, from, to, prev[1])}
+		if c[0] >= 0 && c[1] >= 0 && max(c[0]-c[1], c[1]-c[0]) >= SplitShift {
+			return c
 		}
 	}
-	return best, best >= 0
+	return [2]int{b, b}
 }
 
-func addNear(out map[string]int, dates []datedStarts, c int) {
-	for _, d := range dates {
-		if s, ok := nearest(d.starts, c); ok {
-			out[d.date] = s
-		}
+// bestCentre is the minute in [from, to), at least MinSeparation after prev (when
+// prev >= 0), near which (within Tolerance) the most dates have a meal-like episode
+// (the earliest such minute on a tie); -1 when none has.
+func bestCentre(dates [][]int, from, to, prev int) int {
+	if prev >= 0 {
+		from = max(from, prev+MinSeparation)
 	}
-}
-
-// bestCentre is the minute of the day, in the band, near which the most dates have
-// a meal-like episode (the earliest such minute on a tie).
-func bestCentre(dates []datedStarts, b mealBand) int {
-	best, bestN := b.from, -1
-	for c := b.from; c < b.to; c += 10 {
+	best, bestN := -1, 0
+	for c := from; c < to; c += 10 {
 		n := 0
-		for _, d := range dates {
-			if _, ok := nearest(d.starts, c); ok {
-				n++
+		for _, starts := range dates {
+			for _, s := range starts {
+				if s >= c-CentreRadius && s <= c+CentreRadius {
+					n++
+					break
+				}
 			}
 		}
 		if n > bestN {
@@ -232,11 +412,65 @@ func bestCentre(dates []datedStarts, b mealBand) int {
 	return best
 }
 
-// weekendDates reports, per date of the window, whether it is a Saturday or Sunday.
-func (w *window) weekendDates() map[string]bool {
-	out := map[string]bool{}
-	for _, d := range w.days {
-		out[d.Date] = d.Weekday == time.Saturday || d.Weekday == time.Sunday
+// windowOf is meal i's window for day type t: from its centre to halfway to the
+// neighbouring meals' centres, at most Tolerance either side.
+func windowOf(centres [][2]int, i, t int) [2]int {
+	c := centres[i][t]
+	if c < 0 {
+		return [2]int{0, 0}
+	}
+	lo, hi := c-Tolerance, c+Tolerance+1
+	for j := i - 1; j >= 0; j-- {
+		if p := centres[j][t]; p >= 0 {
+			lo = max(lo, (p+c+1)/2)
+			break
+		}
+	}
+	for j := i + 1; j < len(centres); j++ {
+		if n := centres[j][t]; n >= 0 {
+			hi = min(hi, (c+n+1)/2)
+			break
+		}
+	}
+	return [2]int{max(lo, 0), min(hi, 24*60)}
+}
+
+// mealReport returns the window's meal report (computed once per window).
+func (w *window) mealReport() *MealReport {
+	if w.meals == nil {
+		w.meals = DetectMeals(w.days, w.now, w.loc)
+	}
+	return w.meals
+}
+
+func (w *window) meal(name string) (*MealFinding, error) {
+	f, ok := w.mealReport().Meals[name]
+	if ok && !slices.Contains(w.mealsUsed, name) {
+		w.mealsUsed = append(w.mealsUsed, name)
+	}
+	if !ok {
+		var have []string
+		for _, b := range mealBands {
+			have = append(have, b.name)
+		}
+		return nil, fmt.Errorf("unknown meal %q (have %v)", name, have)
+	}
+	return f, nil
+}
+
+// mealEvidence names the signals a meal's score used: "used.<kind>" = the dates
+// whose meal episode it took part in, and "mode.<mode>" = 1.
+func (w *window) mealEvidence(name string) map[string]float64 {
+	f, err := w.meal(name)
+	if err != nil {
+		return nil
+	}
+	out := map[string]float64{}
+	for k, n := range f.Used {
+		out["used."+string(k)] = float64(n)
+	}
+	if m := w.mealReport().Mode; m != "" {
+		out["mode."+m] = 1
 	}
 	return out
 }

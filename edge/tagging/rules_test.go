@@ -57,7 +57,7 @@ func TestStandardSet(t *testing.T) {
 	for _, r := range rs.Rules {
 		have[r.Name] = r
 	}
-	for _, n := range []string{"routine.breakfast_at_home", "routine.dinner_at_home", "habit.late_night_kitchen",
+	for _, n := range []string{"routine.breakfast_at_home", "routine.lunch_at_home", "routine.dinner_at_home", "habit.late_night_kitchen",
 		"habit.weekend_cook", "habit.fridge_door_long_open", "habit.frequent_fridge", "appliance.laundry_weekend",
 		"lifecycle.fridge_filter_due", "energy.peak_hour_use", "food.spoilage_risk", "food.category_preference.dairy",
 		"food.category_preference.fresh_produce", "food.category_preference.meat", "food.category_preference.drinks",

@@ -58,14 +58,17 @@ type Outcome struct {
 
 // Truth is the ground truth of the standard tags over the dates ds (in order), as
 // (active, value on the score's scale; NaN when the truth has no such value). A tag
-// missing from the result has no truth in the simulator.
+// missing from the result has no truth in the simulator. A meal's share is of the
+// dates someone was home (not Away), as the meal tags' own denominator is.
 func Truth(p sim.Persona, ds []sim.DayTruth) map[string][2]float64 {
 	n := float64(len(ds))
-	var br, di, late, open, long, wcyc, cyc float64
+	var br, lu, di, home, late, open, long, wcyc, cyc float64
 	var wkMin, wdMin, wkDays, wdDays float64
 	for _, d := range ds {
 		br += b2f(d.Breakfast)
+		lu += b2f(d.Lunch)
 		di += b2f(d.Dinner)
+		home += b2f(!d.Away)
 		late += b2f(d.LateNight)
 		open += float64(d.FridgeOpenings)
 		long += float64(d.FridgeLongOpenings)
@@ -83,8 +86,9 @@ func Truth(p sim.Persona, ds []sim.DayTruth) map[string][2]float64 {
 	wk, wd := safeDiv(wkMin, wkDays), safeDiv(wdMin, wdDays)
 	v := func(x, threshold float64) [2]float64 { return [2]float64{b2f(x >= threshold), x} }
 	return map[string][2]float64{
-		"routine.breakfast_at_home":    v(br/n, 0.5),
-		"routine.dinner_at_home":       v(di/n, 0.5),
+		"routine.breakfast_at_home":    v(safeDiv(br, home), 0.5),
+		"routine.lunch_at_home":        v(safeDiv(lu, home), 0.5),
+		"routine.dinner_at_home":       v(safeDiv(di, home), 0.5),
 		"habit.late_night_kitchen":     v(late/n, 0.3),
 		"habit.weekend_cook":           v(safeDiv(wk, wk+wd), 0.75),
 		"habit.fridge_door_long_open":  v(safeDiv(long, open), 0.10),
