@@ -11,6 +11,7 @@ import (
 	_ "time/tzdata" // the household's IANA zone must resolve on a hub without zoneinfo
 
 	"github.com/hearth-iot/hearth/configs"
+	"github.com/hearth-iot/hearth/device"
 	"github.com/hearth-iot/hearth/edge/tagging"
 	"github.com/hearth-iot/hearth/edge/tagging/replay"
 )
@@ -83,17 +84,9 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer f.Close()
-	var in *replay.Input
-	if *format == "ha-csv" {
-		in, err = replay.ReadHACSV(f, m)
-	} else {
-		in, err = replay.ReadJSONL(f, m)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", *input, err)
-	}
-	if len(in.Readings) == 0 {
-		return fmt.Errorf("%s: no usable readings (%d rows, problems %v)", *input, in.Rows, in.Counts)
+	var size int64
+	if fi, err := f.Stat(); err == nil {
+		size = fi.Size()
 	}
 	tmp, err := os.MkdirTemp("", "hearth-replay-")
 	if err != nil {
@@ -108,14 +101,26 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer p.Close()
-	bar := newProgress(stderr, len(in.Readings))
-	for i, r := range in.Readings {
-		if err := p.Add(r); err != nil {
-			return err
-		}
-		bar.set(i + 1)
-	}
+	// The input is streamed: read (and sorted in bounded runs when it is long), then
+	// replayed in time order; on a terminal each phase draws its progress.
+	bar := newProgress(stderr, size, progressMinBytes, "bytes read")
+	counted := &countingReader{r: f, seen: func(n int64) { bar.set(n) }}
+	added := 0
+	in, err := replay.Stream(counted, *format, m, &replay.StreamOptions{TempDir: tmp, Read: func(in *replay.Input) {
+		bar.done()
+		bar = newProgress(stderr, int64(in.Kept), progressMinReadings, "readings replayed")
+	}}, func(r device.Reading) error {
+		added++
+		bar.set(int64(added))
+		return p.Add(r)
+	})
 	bar.done()
+	if err != nil {
+		return fmt.Errorf("%s: %w", *input, err)
+	}
+	if in.Kept == 0 {
+		return fmt.Errorf("%s: no usable readings (%d rows, problems %v)", *input, in.Rows, in.Counts)
+	}
 	tags, err := p.Finish()
 	if err != nil {
 		return err
@@ -127,7 +132,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	first, last, _ := p.Span()
 	rep := ReplayReport{From: first.In(m.Location).Format(time.RFC3339), To: last.In(m.Location).Format(time.RFC3339),
 		Days: calendarDays(first, last, m.Location), Devices: devs, Timezone: m.Location.String(),
-		Input: ReplayInput{File: *input, Format: *format, Rows: in.Rows, Readings: len(in.Readings), Problems: in.Counts, Lines: in.Problems}}
+		Input: ReplayInput{File: *input, Format: *format, Rows: in.Rows, Readings: in.Kept, Problems: in.Counts, Lines: in.Problems}}
 	if rep.Input.Lines == nil {
 		rep.Input.Lines = []replay.Problem{}
 	}
@@ -189,17 +194,25 @@ func sorted(s []string) []string {
 	return s
 }
 
+// Progress is drawn for inputs of at least this many bytes (reading) and readings
+// (replaying).
+const (
+	progressMinBytes    = 1 << 20
+	progressMinReadings = 10000
+)
+
 // progress draws a bar on stderr when it is a terminal, for long inputs only.
 type progress struct {
 	w        io.Writer
-	total    int
+	total    int64
+	what     string
 	on       bool
-	lastDraw int
+	lastDraw int64
 }
 
-func newProgress(w io.Writer, total int) *progress {
-	p := &progress{w: w, total: total}
-	if f, ok := w.(*os.File); ok && total >= 10000 {
+func newProgress(w io.Writer, total, minTotal int64, what string) *progress {
+	p := &progress{w: w, total: total, what: what}
+	if f, ok := w.(*os.File); ok && total >= minTotal {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 			p.on = true // a terminal, not a pipe or file
 		}
@@ -207,18 +220,33 @@ func newProgress(w io.Writer, total int) *progress {
 	return p
 }
 
-func (p *progress) set(n int) {
+func (p *progress) set(n int64) {
 	if !p.on || (n-p.lastDraw < p.total/200 && n != p.total) {
 		return
 	}
 	p.lastDraw = n
 	const width = 40
-	fill := width * n / p.total
-	fmt.Fprintf(p.w, "\r[%s%s] %3d%% %d/%d readings", strings.Repeat("#", fill), strings.Repeat(" ", width-fill), 100*n/p.total, n, p.total)
+	fill := int(min(width*n/max(p.total, 1), width))
+	fmt.Fprintf(p.w, "\r[%s%s] %3d%% %d/%d %s", strings.Repeat("#", fill), strings.Repeat(" ", width-fill), 100*n/max(p.total, 1), n, p.total, p.what)
 }
 
 func (p *progress) done() {
 	if p.on {
 		fmt.Fprintln(p.w)
+		p.on = false
 	}
+}
+
+// countingReader reports the bytes read so far.
+type countingReader struct {
+	r    io.Reader
+	n    int64
+	seen func(int64)
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	c.seen(c.n)
+	return n, err
 }

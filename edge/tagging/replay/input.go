@@ -146,10 +146,11 @@ type Problem struct {
 	Detail string `json:"detail"`
 }
 
-// Input is a parsed history: readings in time order, and what was wrong with it.
+// Input says what was read of a history and what was wrong with it (the readings
+// themselves go to Stream's callback, in time order).
 type Input struct {
-	Readings []device.Reading
-	Rows     int
+	Rows     int // data rows (lines) read
+	Kept     int // readings kept
 	Problems []Problem
 	Counts   map[string]int // problems by kind
 }
@@ -195,9 +196,6 @@ func parseTime(s string, loc *time.Location) (time.Time, string, error) {
 	return time.Time{}, "bad_row", fmt.Errorf("time %q is not RFC 3339 (e.g. 2024-03-01T07:30:00Z)", s)
 }
 
-// MaxRows bounds one replay input: replay keeps every reading in memory.
-const MaxRows = 5_000_000
-
 // MaxLineBytes bounds one line of an input file.
 const MaxLineBytes = 1 << 20
 
@@ -236,25 +234,41 @@ type stamped struct {
 	line int
 }
 
-// ReadHACSV parses a Home Assistant history export (entity_id,state,last_changed).
-// States: on/off (also open/closed, true/false, home/not_home), numbers;
-// unavailable and unknown are skipped and counted. Rows of entities the mapping does
-// not name, bad rows and local times in a DST gap are skipped and counted with their
-// line; rows older than the previous row of their entity are counted as out of
-// order and kept; the readings are returned in time order.
-func ReadHACSV(r io.Reader, m *Mapping) (*Input, error) {
+// rowReader yields an input's readings one row at a time, in file order, recording
+// what was wrong with the others in its Input; io.EOF at the end.
+type rowReader interface {
+	next() (stamped, error)
+}
+
+// haRows reads a Home Assistant history export (entity_id,state,last_changed).
+// States: on/off (also open/closed, true/false, home/not_home, detected/clear),
+// numbers; unavailable and unknown are skipped and counted. Rows of entities the
+// mapping does not name, bad rows and local times in a DST gap are skipped and
+// counted with their line; rows older than the previous row of their entity are
+// counted as out of order and kept (Stream sorts them into place).
+type haRows struct {
+	cr     *csv.Reader
+	m      *Mapping
+	in     *Input
+	lastOf map[string]time.Time
+	header bool
+	col    map[string]int
+}
+
+func newHARows(r io.Reader, m *Mapping, in *Input) *haRows {
 	cr := csv.NewReader(bufio.NewReader(&lineLimit{r: r}))
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
-	in := &Input{Counts: map[string]int{}}
-	var rows []stamped
-	lastOf := map[string]time.Time{}
-	header := true
-	col := map[string]int{"entity_id": 0, "state": 1, "last_changed": 2}
+	return &haRows{cr: cr, m: m, in: in, lastOf: map[string]time.Time{}, header: true,
+		col: map[string]int{"entity_id": 0, "state": 1, "last_changed": 2}}
+}
+
+func (h *haRows) next() (stamped, error) {
+	in := h.in
 	for {
-		rec, err := cr.Read()
+		rec, err := h.cr.Read()
 		if err == io.EOF {
-			break
+			return stamped{}, io.EOF
 		}
 		if err != nil {
 			var pe *csv.ParseError
@@ -262,34 +276,31 @@ func ReadHACSV(r io.Reader, m *Mapping) (*Input, error) {
 				in.problem(pe.Line, "bad_row", "%v", pe.Err)
 				continue
 			}
-			return nil, err
+			return stamped{}, err
 		}
-		line, _ := cr.FieldPos(0)
-		if in.Rows >= MaxRows {
-			return nil, fmt.Errorf("line %d: more than %d rows: split the export (replay keeps every reading in memory)", line, MaxRows)
-		}
-		if header {
-			header = false
+		line, _ := h.cr.FieldPos(0)
+		if h.header {
+			h.header = false
 			if len(rec) > 0 && strings.TrimSpace(rec[0]) == "entity_id" {
-				for i, h := range rec {
-					col[strings.TrimSpace(h)] = i
+				for i, c := range rec {
+					h.col[strings.TrimSpace(c)] = i
 				}
 				continue
 			}
 		}
 		in.Rows++
-		ei, si, ti := col["entity_id"], col["state"], col["last_changed"]
+		ei, si, ti := h.col["entity_id"], h.col["state"], h.col["last_changed"]
 		if len(rec) <= max(ei, si, ti) {
 			in.problem(line, "bad_row", "want entity_id,state,last_changed; got %d fields", len(rec))
 			continue
 		}
 		ent, state, ts := strings.TrimSpace(rec[ei]), strings.TrimSpace(rec[si]), strings.TrimSpace(rec[ti])
-		e, ok := m.Entities[ent]
+		e, ok := h.m.Entities[ent]
 		if !ok {
 			in.problem(line, "unknown_entity", "entity %q is not in the mapping", ent)
 			continue
 		}
-		t, kind, err := parseTime(ts, m.Location)
+		t, kind, err := parseTime(ts, h.m.Location)
 		if err != nil {
 			in.problem(line, kind, "%v", err)
 			continue
@@ -319,14 +330,13 @@ func ReadHACSV(r io.Reader, m *Mapping) (*Input, error) {
 			in.problem(line, "bad_row", "entity %s: %v", ent, probe.Validate())
 			continue
 		}
-		if last, ok := lastOf[ent]; ok && t.Before(last) {
+		if last, ok := h.lastOf[ent]; ok && t.Before(last) {
 			in.problem(line, "out_of_order", "entity %s: %s is before its previous row (%s); sorted into place", ent, ts, last.UTC().Format(time.RFC3339))
 		} else {
-			lastOf[ent] = t
+			h.lastOf[ent] = t
 		}
-		rows = append(rows, stamped{device.Reading{Device: e.Device, Kind: e.Kind, Signal: e.Signal, Value: v, DeviceTime: t}, line})
+		return stamped{device.Reading{Device: e.Device, Kind: e.Kind, Signal: e.Signal, Value: v, DeviceTime: t}, line}, nil
 	}
-	return finish(in, rows), nil
 }
 
 // Line is one reading of the native JSONL format (docs/replay.md).
@@ -341,68 +351,65 @@ type Line struct {
 	Aux    int64   `json:"aux,omitempty"`
 }
 
-// ReadJSONL parses hearth's native reading format, one JSON object per line. Bad
+// jsonlRows reads hearth's native reading format, one JSON object per line. Bad
 // lines (bad JSON, an invalid reading, a bad time) are skipped and counted; readings
 // older than their device and signal's previous one are counted as out of order and
-// kept; the readings are returned in time order.
-func ReadJSONL(r io.Reader, m *Mapping) (*Input, error) {
+// kept.
+type jsonlRows struct {
+	sc     *bufio.Scanner
+	loc    *time.Location
+	in     *Input
+	lastOf map[string]time.Time
+	line   int
+}
+
+func newJSONLRows(r io.Reader, m *Mapping, in *Input) *jsonlRows {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	in := &Input{Counts: map[string]int{}}
-	var rows []stamped
-	lastOf := map[string]time.Time{}
-	line := 0
-	for sc.Scan() {
-		line++
-		b := bytes.TrimSpace(sc.Bytes())
+	sc.Buffer(make([]byte, 64<<10), MaxLineBytes)
+	loc := time.UTC
+	if m != nil && m.Location != nil {
+		loc = m.Location
+	}
+	return &jsonlRows{sc: sc, loc: loc, in: in, lastOf: map[string]time.Time{}}
+}
+
+func (j *jsonlRows) next() (stamped, error) {
+	in := j.in
+	for j.sc.Scan() {
+		j.line++
+		b := bytes.TrimSpace(j.sc.Bytes())
 		if len(b) == 0 || b[0] == '#' {
 			continue
-		}
-		if in.Rows >= MaxRows {
-			return nil, fmt.Errorf("line %d: more than %d rows: split the input (replay keeps every reading in memory)", line, MaxRows)
 		}
 		in.Rows++
 		var l Line
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&l); err != nil {
-			in.problem(line, "bad_row", "%v", err)
+			in.problem(j.line, "bad_row", "%v", err)
 			continue
 		}
-		loc := time.UTC
-		if m != nil && m.Location != nil {
-			loc = m.Location
-		}
-		t, kind, err := parseTime(l.Time, loc)
+		t, kind, err := parseTime(l.Time, j.loc)
 		if err != nil {
-			in.problem(line, kind, "%v", err)
+			in.problem(j.line, kind, "%v", err)
 			continue
 		}
 		rd := device.Reading{Device: l.Device, Kind: device.Kind(l.Kind), Signal: device.Signal(l.Signal), Value: l.Value,
 			Unit: l.Unit, Label: l.Label, Aux: l.Aux, DeviceTime: t}
 		if err := rd.Validate(); err != nil {
-			in.problem(line, "bad_row", "%v", err)
+			in.problem(j.line, "bad_row", "%v", err)
 			continue
 		}
 		key := l.Device + "\x00" + l.Signal
-		if last, ok := lastOf[key]; ok && t.Before(last) {
-			in.problem(line, "out_of_order", "device %s signal %s: %s is before its previous reading; sorted into place", l.Device, l.Signal, l.Time)
+		if last, ok := j.lastOf[key]; ok && t.Before(last) {
+			in.problem(j.line, "out_of_order", "device %s signal %s: %s is before its previous reading; sorted into place", l.Device, l.Signal, l.Time)
 		} else {
-			lastOf[key] = t
+			j.lastOf[key] = t
 		}
-		rows = append(rows, stamped{rd, line})
+		return stamped{rd, j.line}, nil
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("line %d: %w", line+1, err)
+	if err := j.sc.Err(); err != nil {
+		return stamped{}, fmt.Errorf("line %d: %w", j.line+1, err)
 	}
-	return finish(in, rows), nil
-}
-
-func finish(in *Input, rows []stamped) *Input {
-	sort.SliceStable(rows, func(i, j int) bool { return rows[i].r.DeviceTime.Before(rows[j].r.DeviceTime) })
-	in.Readings = make([]device.Reading, len(rows))
-	for i := range rows {
-		in.Readings[i] = rows[i].r
-	}
-	return in
+	return stamped{}, io.EOF
 }

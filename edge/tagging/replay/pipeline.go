@@ -41,30 +41,41 @@ type Options struct {
 	// OnEvaluate, if set, sees each evaluation.
 	Daily      bool
 	OnEvaluate func(at time.Time, tags []tagging.Tag)
-	// QuotaBytes of the temporary store (default 1 GiB): raw readings are rolled up
-	// every local day, so only about a day of them must fit.
+	// QuotaBytes of the temporary store (default DefaultQuotaBytes): raw readings are
+	// rolled up every RollEvery readings and at every local midnight, and those rolled
+	// up are evicted to stay under it, so the store does not grow with the input.
 	QuotaBytes int64
+	// RollEvery: the readings after which the store is committed, rolled up and its
+	// mapped pages released from memory, midnight or not (default DefaultRollEvery).
+	RollEvery int
 }
+
+// Defaults of Options.
+const (
+	DefaultQuotaBytes = 32 << 20
+	DefaultRollEvery  = 20000
+)
 
 // Pipeline is one replay in progress. It is not safe for concurrent use.
 type Pipeline struct {
-	st   *store.Store
-	in   *ingest.Ingest
-	roll *rollup.Consumer
-	eng  *tagging.Engine
-	loc  *time.Location
-	opts Options
+	st     *store.Store
+	in     *ingest.Ingest
+	roller *rollup.Consumer
+	eng    *tagging.Engine
+	loc    *time.Location
+	opts   Options
 
 	mu    sync.Mutex
 	clock time.Time
 	wg    sync.WaitGroup
 	err   error
 
-	day   string    // local date of the last reading
-	first time.Time // first and last reading times
-	last  time.Time
-	n     int
-	tags  []tagging.Tag
+	day       string    // local date of the last reading
+	first     time.Time // first and last reading times
+	last      time.Time
+	n         int
+	sinceRoll int // readings added since the last roll-up
+	tags      []tagging.Tag
 }
 
 // Open starts a pipeline with its store in dir (which must exist; a temporary
@@ -77,7 +88,10 @@ func Open(dir string, o Options) (*Pipeline, error) {
 		o.Location = time.UTC
 	}
 	if o.QuotaBytes <= 0 {
-		o.QuotaBytes = 1 << 30
+		o.QuotaBytes = DefaultQuotaBytes
+	}
+	if o.RollEvery <= 0 {
+		o.RollEvery = DefaultRollEvery
 	}
 	p := &Pipeline{loc: o.Location, opts: o}
 	now := func() time.Time {
@@ -85,14 +99,16 @@ func Open(dir string, o Options) (*Pipeline, error) {
 		defer p.mu.Unlock()
 		return p.clock
 	}
+	// Raw readings are kept only until rolled up: the rollup cursor protects the
+	// others from eviction.
 	st, err := store.Open(filepath.Join(dir, "replay.db"), &store.Options{QuotaBytes: o.QuotaBytes,
-		MaxAge: 100 * 365 * 24 * time.Hour, Now: now})
+		MaxAge: 100 * 365 * 24 * time.Hour, Now: now, Protect: []string{rollup.CursorName}})
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
 	}
 	p.st = st
 	p.in = ingest.New(st, &ingest.Options{Now: now})
-	p.roll = rollup.NewConsumer(st, &rollup.ConsumerOptions{Location: o.Location})
+	p.roller = rollup.NewConsumer(st, &rollup.ConsumerOptions{Location: o.Location})
 	p.eng = tagging.New(st, o.Rules, &tagging.Options{Location: o.Location, Consent: o.Consent, PeakHours: o.PeakHours})
 	return p, nil
 }
@@ -123,9 +139,15 @@ func (p *Pipeline) Add(r device.Reading) error {
 			return err
 		}
 	}
+	if p.sinceRoll >= p.opts.RollEvery {
+		if err := p.roll(); err != nil {
+			return err
+		}
+	}
 	if p.n == 0 {
 		p.first = t
 	}
+	p.sinceRoll++
 	p.day, p.last = date, t
 	p.n++
 	p.mu.Lock()
@@ -145,8 +167,9 @@ func (p *Pipeline) Add(r device.Reading) error {
 	return nil
 }
 
-// endDay waits for the store, rolls up and evaluates (when daily) as of at.
-func (p *Pipeline) endDay(at time.Time) error {
+// roll waits for the store, rolls up what it holds and drops the store file's
+// pages from the process's memory (they stay in the page cache).
+func (p *Pipeline) roll() error {
 	p.wg.Wait()
 	p.mu.Lock()
 	err := p.err
@@ -154,8 +177,20 @@ func (p *Pipeline) endDay(at time.Time) error {
 	if err != nil {
 		return fmt.Errorf("replay: store: %w", err)
 	}
-	if _, err := p.roll.CatchUp(); err != nil {
+	if _, err := p.roller.CatchUp(); err != nil {
 		return fmt.Errorf("replay: rollup: %w", err)
+	}
+	p.sinceRoll = 0
+	if err := p.st.ReleaseMapped(); err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	return nil
+}
+
+// endDay waits for the store, rolls up and evaluates (when daily) as of at.
+func (p *Pipeline) endDay(at time.Time) error {
+	if err := p.roll(); err != nil {
+		return err
 	}
 	if !p.opts.Daily {
 		return nil
