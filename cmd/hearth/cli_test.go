@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/edge/tagging"
 )
 
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -170,5 +171,22 @@ func closeAgent(t *testing.T, a *agent) {
 	}
 	if err := a.st.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// hearth tags shows each tag's confidence beside its score, and --explain says it.
+func TestTagsShowConfidence(t *testing.T) {
+	tags := []tagging.Tag{{Name: "routine.breakfast_at_home", Score: 0.71, Confidence: 0.6, Status: tagging.StatusOK, Days: 25, MinDays: 7,
+		Evidence: map[string]float64{"mode.fridge": 1, "used.fridge": 17}}}
+	var b bytes.Buffer
+	printTags(&b, tags)
+	lines := strings.Split(b.String(), "\n")
+	if len(lines) < 2 || !strings.Contains(lines[0], "SCORE  CONFIDENCE") || !strings.Contains(lines[1], "0.71   0.60") || !strings.Contains(lines[1], "used.fridge=17") {
+		t.Errorf("hearth tags:\n%s", b.String())
+	}
+	b.Reset()
+	explainTag(&b, tags[0])
+	if !strings.Contains(b.String(), "score 0.710 (confidence 0.60)") {
+		t.Errorf("hearth tags --explain:\n%s", b.String())
 	}
 }
