@@ -163,15 +163,17 @@ func TestMealsAcrossPersonas(t *testing.T) {
 				di++
 			}
 		}
+		by := map[string]tagging.Tag{}
 		for _, tg := range tags {
-			want := -1.0
-			switch tg.Name {
-			case "routine.breakfast_at_home":
-				want = br / 28
-			case "routine.dinner_at_home":
-				want = di / 28
+			by[tg.Name] = tg
+		}
+		for name, want := range map[string]float64{"routine.breakfast_at_home": br / 28, "routine.dinner_at_home": di / 28} {
+			tg, ok := by[name]
+			if !ok {
+				t.Errorf("%s: %s missing from the tags", per, name)
+				continue
 			}
-			if want >= 0 && (tg.Score-want > 0.15 || want-tg.Score > 0.15) {
+			if tg.Score-want > 0.15 || want-tg.Score > 0.15 {
 				t.Errorf("%s: %s score %.2f, truth %.2f (evidence %v)", per, tg.Name, tg.Score, want, tg.Evidence)
 			}
 		}

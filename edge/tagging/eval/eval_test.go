@@ -104,6 +104,16 @@ func TestRealHomes(t *testing.T) {
 			if r.Variant == FridgeOnly && m.Confidence > 0.6 {
 				t.Errorf("%s: %s confidence %.2f with the fridge alone, want at most 0.6", name, m.Meal, m.Confidence)
 			}
+			// The scores stay as close to the labels as they were measured (issue 15:
+			// the two homes the method meets its goal on within 0.10; every home and
+			// variant within 0.35, ARAS B's late, rare dinners being the worst at 0.313).
+			limit := 0.35
+			if r.Variant == AllSensors && (r.Home.Name == "kasteren-houseA" || r.Home.Name == "aras-houseA") {
+				limit = 0.10
+			}
+			if e := m.Error(); e > limit || -e > limit {
+				t.Errorf("%s: %s score %.3f against the labels' %.3f: error %+.3f, more than %.2f", name, m.Meal, m.Score, m.Truth, e, limit)
+			}
 		}
 	}
 	var b strings.Builder
