@@ -47,12 +47,7 @@ func connectOnce(addr, from, clientID, user, pw string, timeout time.Duration) (
 	}
 	defer c.Close()
 	_ = c.SetDeadline(start.Add(timeout))
-	body := mqttString(nil, "MQTT")
-	body = append(body, 4, 0xC2, 0, 60)
-	body = mqttString(body, clientID)
-	body = mqttString(body, user)
-	body = mqttString(body, pw)
-	if _, err := c.Write(appendPacket(nil, 0x10, body)); err != nil {
+	if _, err := c.Write(connectPacket(clientID, user, pw)); err != nil {
 		return -1, time.Since(start), nil // closed by the broker before the CONNECT was sent
 	}
 	var ack [4]byte

@@ -501,18 +501,23 @@ func appendPacket(dst []byte, typ byte, body ...[]byte) []byte {
 	return dst
 }
 
+// connectPacket is an MQTT 3.1.1 CONNECT: clean session, keep-alive 60 s, user and password.
+func connectPacket(clientID, user, pw string) []byte {
+	body := mqttString(nil, "MQTT")
+	body = append(body, 4, 0xC2, 0, 60)
+	body = mqttString(body, clientID)
+	body = mqttString(body, user)
+	body = mqttString(body, pw)
+	return appendPacket(nil, 0x10, body)
+}
+
 func dial(addr, user, pw string) (*publisher, error) {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	p := &publisher{c: c, rd: bufio.NewReaderSize(c, 64<<10), dev: user}
-	body := mqttString(nil, "MQTT")
-	body = append(body, 4, 0xC2, 0, 60)
-	body = mqttString(body, user)
-	body = mqttString(body, user)
-	body = mqttString(body, pw)
-	if _, err := c.Write(appendPacket(nil, 0x10, body)); err != nil {
+	if _, err := c.Write(connectPacket(user, user, pw)); err != nil {
 		return nil, err
 	}
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
