@@ -133,17 +133,25 @@ type gatedConn struct {
 // connected gives up the connecting slot: the client is through its password check.
 func (g *gatedConn) connected() { g.b.admit.release(g) }
 
+// Close closes the connection and gives up its slots. gone is closed before the
+// client slot is looked at, so that a slot taken while Close runs is seen by one of
+// the two (takeClientSlot looks at gone after taking it).
 func (g *gatedConn) Close() error {
-	g.b.admit.release(g)
-	if g.client.Swap(false) {
-		g.b.clients.Add(-1)
-	}
 	var err error
 	g.closed.Do(func() {
 		close(g.gone)
 		err = g.Conn.Close()
 	})
+	g.b.admit.release(g)
+	g.dropClientSlot()
 	return err
+}
+
+// dropClientSlot gives up g's client slot, if it holds one.
+func (g *gatedConn) dropClientSlot() {
+	if g.client.Swap(false) {
+		g.b.clients.Add(-1)
+	}
 }
 
 // takeClientSlot reserves one of max_clients for g, or takes over the slot of old (a
@@ -153,18 +161,22 @@ func (g *gatedConn) Close() error {
 // and a device whose old connection is still half-open (rebooted without closing it)
 // gets in while the broker is full. It reports false when every slot is taken.
 func (b *Broker) takeClientSlot(g *gatedConn, old *gatedConn) bool {
-	if old != nil && old.client.Swap(false) {
-		g.client.Store(true)
-		return true
-	}
-	for {
-		n := b.clients.Load()
-		if n >= int64(b.opts.MaxClients) {
-			return false
-		}
-		if b.clients.CompareAndSwap(n, n+1) {
-			g.client.Store(true)
-			return true
+	if old == nil || !old.client.Swap(false) {
+		for {
+			n := b.clients.Load()
+			if n >= int64(b.opts.MaxClients) {
+				return false
+			}
+			if b.clients.CompareAndSwap(n, n+1) {
+				break
+			}
 		}
 	}
+	g.client.Store(true)
+	select {
+	case <-g.gone: // closed meanwhile (evicted): its Close may not have seen the slot
+		g.dropClientSlot()
+	default:
+	}
+	return true
 }

@@ -478,15 +478,6 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		b.logLimited("QoS 2 publish from an MQTT 5 client told Maximum QoS 1: client disconnected (0x9B)", "client", cl.ID)
 		_ = b.srv.DisconnectClient(cl, packets.ErrQosNotSupported)
 		return pk, packets.ErrRejectPacket
-	case b.topicRefused(t):
-		if v5 {
-			pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false // refused in OnPublish
-			break
-		}
-		b.m.publishes.WithLabelValues("topic_invalid").Inc()
-		b.logLimited("publish topic too long or too deep: client disconnected", "client", cl.ID, "topic", truncate(t, 128),
-			"max_topic_bytes", b.opts.MaxTopicBytes, "max_topic_levels", b.opts.MaxTopicLevels)
-		return pk, packets.ErrRejectPacket
 	case !mqtt.IsValidFilter(t, true):
 		b.m.publishes.WithLabelValues("denied").Inc()
 		b.logLimited("publish to a server topic refused", "client", cl.ID, "topic", truncate(t, 128))
@@ -501,6 +492,15 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			}
 		}
 		return pk, nil
+	case b.topicRefused(t):
+		if v5 {
+			pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false // refused in OnPublish
+			break
+		}
+		b.m.publishes.WithLabelValues("topic_invalid").Inc()
+		b.logLimited("publish topic too long or too deep: client disconnected", "client", cl.ID, "topic", truncate(t, 128),
+			"max_topic_bytes", b.opts.MaxTopicBytes, "max_topic_levels", b.opts.MaxTopicLevels)
+		return pk, packets.ErrRejectPacket
 	}
 	b.state(cl).sentQoS = pk.FixedHeader.Qos
 	return pk, nil

@@ -586,7 +586,7 @@ func TestSysTopicPublishAnswered(t *testing.T) {
 	for _, v5 := range []bool{false, true} {
 		t.Run(versionName(v5), func(t *testing.T) {
 			r := newRig(t, Options{}, nil)
-			for i, topic := range []string{"$SYS/x", "$sys/broker/uptime"} {
+			for i, topic := range []string{"$SYS/x", "$sys/broker/uptime", "$SYS/" + strings.Repeat("x", 2000)} {
 				c := dialRaw(t, r.addr, "fridge1", r.pw["fridge1"], v5)
 				c.publish(uint16(i+1), topic, `1`)
 				if v5 {
@@ -598,8 +598,8 @@ func TestSysTopicPublishAnswered(t *testing.T) {
 					c.expectClosed(topic)
 				}
 			}
-			if n := r.count("hearth_broker_publishes_total", "denied"); n != 2 {
-				t.Errorf("denied = %v, want 2", n)
+			if n := r.count("hearth_broker_publishes_total", "denied"); n != 3 {
+				t.Errorf("denied = %v, want 3", n)
 			}
 		})
 	}
