@@ -125,9 +125,9 @@ func (c *Config) validateBroker(bad func(key, format string, a ...any)) {
 		bad("broker.max_connecting_per_source", "%d is not between 1 and broker.max_connecting (%d)", b.MaxConnectingPerSource, b.MaxConnecting)
 	}
 	for _, l := range []struct {
-		key     string
+		key       string
 		v, lo, hi int
-		why     string
+		why       string
 	}{
 		{"broker.max_topic_levels", b.MaxTopicLevels, 5, 255, " (hearth/v1/<id>/readings/pb has 5)"},
 		{"broker.max_topic_bytes", b.MaxTopicBytes, 64, 65535, ""},
