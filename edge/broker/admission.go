@@ -89,6 +89,23 @@ func (a *admission) remove(g *gatedConn) {
 	g.admitted = false
 }
 
+// closeAll closes every connection still connecting (the broker is closing: mochi's
+// Close disconnects only the clients already connected, and waits for the rest).
+func (a *admission) closeAll() {
+	a.mu.Lock()
+	var all []*gatedConn
+	for _, cs := range a.bySource {
+		all = append(all, cs...)
+	}
+	for _, g := range all {
+		a.remove(g)
+	}
+	a.mu.Unlock()
+	for _, g := range all {
+		g.Close()
+	}
+}
+
 // connecting is the number of connections holding a slot.
 func (a *admission) connecting() int {
 	a.mu.Lock()

@@ -219,7 +219,10 @@ func (b *Broker) Clients() int { return int(atomic.LoadInt64(&b.srv.Info.Clients
 // again, and the store de-duplicates.
 func (b *Broker) Close() error {
 	b.serveMu.Lock()
-	b.closing.Store(true)
+	if b.closing.Swap(true) {
+		b.serveMu.Unlock()
+		return nil // closed already (mochi's Close may not run twice)
+	}
 	lns := b.lns
 	b.serveMu.Unlock()
 	// Stop accepting before mochi waits for its clients: mochi counts a client in
@@ -232,6 +235,12 @@ func (b *Broker) Close() error {
 		_ = ln.Close()
 	}
 	b.accepting.Wait()
+	// mochi's Close disconnects the clients it holds and then waits for every client
+	// goroutine, a connection still connecting too: that one would go on to connect
+	// and be served until its keep-alive ran out, and Close with it. Those still
+	// connecting are closed here; those that finish connecting from now on are
+	// refused (OnConnectAuthenticate) or stopped once established (OnSessionEstablished).
+	b.admit.closeAll()
 	err := b.srv.Close()
 	b.m.unregister()
 	return err
@@ -320,7 +329,8 @@ func (h *hook) ID() string { return "hearth" }
 
 func (h *hook) Provides(x byte) bool {
 	switch x { // asked for every hook point of every packet
-	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnDisconnect, mqtt.OnSubscribe, mqtt.OnPacketRead:
+	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnDisconnect, mqtt.OnSubscribe, mqtt.OnPacketRead,
+		mqtt.OnSessionEstablished:
 		return true
 	}
 	return false
@@ -359,6 +369,9 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		return false
 	}
 	b.succeeded(g.source, user)
+	if b.closing.Load() {
+		return false // the broker is closing (see Close)
+	}
 	// A session belongs to one device: mochi keys sessions by client id alone, and a
 	// client with the id of another device's session takes it over (disconnecting
 	// that device and inheriting its subscriptions). Two devices whose firmware uses
@@ -396,6 +409,15 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	}
 	b.m.connects.WithLabelValues("accepted").Inc()
 	return true
+}
+
+// OnSessionEstablished stops a client that finished connecting after the broker began
+// to close: mochi added it to its clients after its Close had disconnected them, and
+// would serve it until its keep-alive ran out (see Close).
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	if h.b.closing.Load() {
+		cl.Stop(packets.ErrServerShuttingDown)
+	}
 }
 
 // OnACLCheck: a device may publish below hearth/v1/<its id>/, and to the topics of

@@ -428,6 +428,42 @@ func TestConnectTimeoutIsAbsolute(t *testing.T) {
 	})
 }
 
+// Close returns at once though clients are connecting: one whose CONNECT never
+// completes, one in its password check (refused once it passes). mochi's Close
+// disconnects only connected clients and waits for the rest: before, it waited for
+// the connect timeout and the keep-alive (an agent stopped as its simulated
+// household connected took longer than its shutdown_timeout).
+func TestCloseWhileClientsConnect(t *testing.T) {
+	auth := newHeldAuth()
+	r := newRig(t, Options{Auth: auth, ConnectTimeout: time.Minute}, nil)
+	halfOpen(t, r.addr, "127.0.0.2")
+	checked := make(chan int, 1)
+	go func() {
+		c, code := connect(t, r.addr, "fridge1", r.pw["fridge1"], connOpts{})
+		c.c.Close()
+		checked <- code
+	}()
+	waitFor(t, "a password check in progress", 5*time.Second, func() bool { n, _ := auth.counts(""); return n == 1 })
+	closed := make(chan error, 1)
+	go func() { closed <- r.b.Close() }()
+	waitFor(t, "Close to begin", 5*time.Second, r.b.closing.Load)
+	close(auth.release)
+	waitFor(t, "Close to return while clients were connecting", 5*time.Second, func() bool {
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Errorf("Close: %v", err)
+			}
+			return true
+		default:
+			return false
+		}
+	})
+	if code := <-checked; code == 0 {
+		t.Error("a client was accepted while the broker was closing")
+	}
+}
+
 // Connections waiting for their password check hold their connecting slot: mochi
 // has read their CONNECT, and each holds it and a goroutine. Before, the slot was
 // given up before the check, and a flood of wrong passwords queued without bound.
