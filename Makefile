@@ -12,7 +12,7 @@ ARM64_TEST_PKGS := ./device/... ./edge/store/... ./edge/rollup/... ./edge/taggin
 FUZZTIME ?= 10s
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test test-unit test-promises test-release image deb release test-arm64 test-crash bench-mqtt bench-footprint fuzz lint cross bench eval deps clean proto proto-check
+.PHONY: all build run test test-unit test-promises test-release image deb release test-arm64 test-crash bench-mqtt bench-footprint bench-attacks fuzz lint cross bench eval deps clean proto proto-check
 
 all: build
 
@@ -129,6 +129,13 @@ test-promises:
 ## and purge (dpkg, as root), the unit's hardening (systemd-analyze)
 test-release: deps
 	$(GO) -C tools/release test -count=1 -timeout 20m ./...
+
+## bench-attacks: a device connecting from 127.0.0.1 beside a slowloris (64 half-open connections from
+## one address, then from eight) and beside wrong passwords with its name from 127.0.0.2..9 (docs/broker.md)
+bench-attacks: build
+	$(GO) run ./cmd/hearth-load -mode slowloris -hearth $(BIN)/hearth
+	$(GO) run ./cmd/hearth-load -mode slowloris -hearth $(BIN)/hearth -attack-from 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9
+	$(GO) run ./cmd/hearth-load -mode lockout -hearth $(BIN)/hearth
 
 clean:
 	rm -rf $(BIN) $(DIST)

@@ -9,6 +9,9 @@
 //
 //	hearth-load -hearth bin/hearth [-publishers 4] [-messages 25000] [-inflight 32]
 //
+// With -mode slowloris or -mode lockout it measures instead a device connecting
+// beside an attack on the broker (attack.go).
+//
 // The brokers run as child processes on 127.0.0.1 with free ports; the publishers
 // are raw MQTT 3.1.1 clients in this process (cheap enough not to be the bottleneck).
 package main
@@ -83,9 +86,23 @@ func run() error {
 	bare := flag.Bool("mochi", true, "also run the load against a bare mochi-mqtt broker (the library hearth's broker is built on, nothing stored): the floor hearth builds on")
 	serve := flag.String("serve-mochi", "", "(internal) serve a bare mochi-mqtt broker on this address until interrupted")
 	rate := flag.Float64("rate", 0, "messages per second per publisher (0: as fast as acknowledgements allow); e.g. -publishers 200 -rate 5 is the footprint load of 200 devices at 1,000 readings/s")
+	mode := flag.String("mode", "bench", "bench: the ingest comparison; slowloris or lockout: a device connecting beside an attack (see attack.go)")
+	var ao attackOptions
+	flag.IntVar(&ao.attackers, "attackers", 64, "slowloris: half-open connections the attacker keeps open")
+	flag.StringVar(&ao.attackFrom, "attack-from", "127.0.0.2", "slowloris: the attacker's addresses (any of 127/8), comma-separated; the connections are spread over them")
+	flag.IntVar(&ao.probes, "probes", 50, "slowloris: the device's connects in each phase")
+	flag.DurationVar(&ao.duration, "duration", 60*time.Second, "lockout: how long the attack runs")
+	flag.Float64Var(&ao.attackRate, "attack-rate", 5, "lockout: wrong passwords per second, each from the next address of 127.0.0.2..9")
+	flag.DurationVar(&ao.probeEvery, "probe-every", 2*time.Second, "lockout: time between the device's connects")
 	flag.Parse()
 	if *serve != "" {
 		return serveMochi(*serve, *inflight)
+	}
+	if *mode != "bench" {
+		if ao.attackers < 1 || ao.probes < 1 || ao.duration <= 0 || !(ao.attackRate > 0) || ao.probeEvery <= 0 {
+			return errors.New("attackers, probes, duration, attack-rate and probe-every must be positive")
+		}
+		return runAttack(*mode, *hearthBin, ao)
 	}
 	pubRate = *rate
 	profilePath = *profile
@@ -186,59 +203,79 @@ func runMosquitto(bin, dir string, pubs, msgs, inflight int) (result, error) {
 
 var passwordRE = regexp.MustCompile(`(?m)^MQTT password: (\S+)$`)
 
-func runHearth(bin, dir string, pubs, msgs, inflight int, maxDelay time.Duration) (result, int, error) {
-	baddr, err := freeAddr()
-	if err != nil {
-		return result{}, 0, err
+// hearthProc is a hearth agent run as a child process, on free ports of 127.0.0.1.
+type hearthProc struct {
+	cmd    *exec.Cmd
+	broker string      // MQTT listen address
+	admin  string      // admin API address
+	creds  [][2]string // device id and password of each registered device
+}
+
+// startHearth writes a configuration into dir — the broker's listen address plus
+// brokerYAML (indented lines of the broker section), then otherYAML (top-level
+// sections) — registers devices load-0 .. load-<devices-1>, and starts hearth with it.
+func startHearth(bin, dir string, devices int, logLevel, brokerYAML, otherYAML string) (*hearthProc, error) {
+	h := &hearthProc{}
+	var err error
+	if h.broker, err = freeAddr(); err != nil {
+		return nil, err
 	}
-	aaddr, err := freeAddr()
-	if err != nil {
-		return result{}, 0, err
+	if h.admin, err = freeAddr(); err != nil {
+		return nil, err
 	}
 	cfgPath := filepath.Join(dir, "hearth.yaml")
-	// publish_rate: the load is a flood by design; the default (200/s per device) would refuse it.
 	cfg := fmt.Sprintf(`data_dir: %s
-log: {level: warn}
+log: {level: %s}
 broker:
   listen: %s
-  max_inflight: %d
-  publish_rate: 10000000
-  publish_burst: 10000000
-admin:
+%sadmin:
   listen: %s
   pprof: true
 sim:
   enabled: false
 report:
   interval: 0s
-store:
-  max_delay: %s
-`, filepath.Join(dir, "data"), baddr, max(inflight, 64), aaddr, maxDelay)
+%s`, filepath.Join(dir, "data"), logLevel, h.broker, brokerYAML, h.admin, otherYAML)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return result{}, 0, err
+		return nil, err
 	}
-	creds := make([][2]string, pubs)
-	for i := range creds {
+	h.creds = make([][2]string, devices)
+	for i := range h.creds {
 		id := fmt.Sprintf("load-%d", i)
 		out, err := exec.Command(bin, "device", "add", id, "--kind", "sensor", "--config", cfgPath).CombinedOutput()
 		if err != nil {
-			return result{}, 0, fmt.Errorf("device add: %v: %s", err, out)
+			return nil, fmt.Errorf("device add: %v: %s", err, out)
 		}
 		m := passwordRE.FindSubmatch(out)
 		if m == nil {
-			return result{}, 0, fmt.Errorf("device add printed no password: %s", out)
+			return nil, fmt.Errorf("device add printed no password: %s", out)
 		}
-		creds[i] = [2]string{id, string(m[1])}
+		h.creds[i] = [2]string{id, string(m[1])}
 	}
-	cmd := exec.Command(bin, "run", "--config", cfgPath)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
+	h.cmd = exec.Command(bin, "run", "--config", cfgPath)
+	h.cmd.Stderr = os.Stderr
+	if err := h.cmd.Start(); err != nil {
+		return nil, err
+	}
+	if err := waitListening(h.broker, 10*time.Second); err != nil {
+		h.stop()
+		return nil, err
+	}
+	return h, nil
+}
+
+// stop interrupts hearth and waits for it to end.
+func (h *hearthProc) stop() { _ = h.cmd.Process.Signal(os.Interrupt); _ = h.cmd.Wait() }
+
+func runHearth(bin, dir string, pubs, msgs, inflight int, maxDelay time.Duration) (result, int, error) {
+	// publish_rate: the load is a flood by design; the default (200/s per device) would refuse it.
+	h, err := startHearth(bin, dir, pubs, "warn", fmt.Sprintf("  max_inflight: %d\n  publish_rate: 10000000\n  publish_burst: 10000000\n", max(inflight, 64)),
+		fmt.Sprintf("store:\n  max_delay: %s\n", maxDelay))
+	if err != nil {
 		return result{}, 0, err
 	}
-	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
-	if err := waitListening(baddr, 10*time.Second); err != nil {
-		return result{}, 0, err
-	}
+	defer h.stop()
+	cmd, baddr, aaddr, creds := h.cmd, h.broker, h.admin, h.creds
 	var started func()
 	if profilePath != "" {
 		started = func() { go profileHearth(aaddr, profilePath, msgs, inflight) }
@@ -464,18 +501,23 @@ func appendPacket(dst []byte, typ byte, body ...[]byte) []byte {
 	return dst
 }
 
+// connectPacket is an MQTT 3.1.1 CONNECT: clean session, keep-alive 60 s, user and password.
+func connectPacket(clientID, user, pw string) []byte {
+	body := mqttString(nil, "MQTT")
+	body = append(body, 4, 0xC2, 0, 60)
+	body = mqttString(body, clientID)
+	body = mqttString(body, user)
+	body = mqttString(body, pw)
+	return appendPacket(nil, 0x10, body)
+}
+
 func dial(addr, user, pw string) (*publisher, error) {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	p := &publisher{c: c, rd: bufio.NewReaderSize(c, 64<<10), dev: user}
-	body := mqttString(nil, "MQTT")
-	body = append(body, 4, 0xC2, 0, 60)
-	body = mqttString(body, user)
-	body = mqttString(body, user)
-	body = mqttString(body, pw)
-	if _, err := c.Write(appendPacket(nil, 0x10, body)); err != nil {
+	if _, err := c.Write(connectPacket(user, user, pw)); err != nil {
 		return nil, err
 	}
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))

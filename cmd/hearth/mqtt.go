@@ -90,6 +90,8 @@ func (a *agent) buildBroker() error {
 		MaxPendingWrites: b.MaxPendingWrites, SessionExpiry: b.SessionExpiry.D(), ConnectTimeout: b.ConnectTimeout.D(), MaxConnecting: b.MaxConnecting,
 		PublishRate: b.PublishRate, PublishBurst: b.PublishBurst,
 		LockoutFailures: b.LockoutFailures, LockoutWindow: b.LockoutWindow.D(),
+		MaxConnectingPerSource: b.MaxConnectingPerSource, MaxTopicLevels: b.MaxTopicLevels, MaxTopicBytes: b.MaxTopicBytes,
+		MaxTopicAliases: b.MaxTopicAliases, MaxSubscriptions: b.MaxSubscriptions,
 		Logger: a.log, Registerer: a.reg})
 	return err
 }

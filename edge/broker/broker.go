@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -27,31 +28,51 @@ type Options struct {
 	Sink    device.Sink     // where readings go (edge/ingest)
 
 	MaxPacketBytes   int           // default 64 KiB
-	MaxClients       int           // default 256
+	MaxClients       int           // connected clients, exactly (default 256); beyond it CONNACK "server busy"
 	MaxInflight      int           // QoS 1 publishes awaiting commit per client; default 64
 	MaxPendingWrites int           // messages queued for delivery to one client (beyond: dropped for it); default 64
 	SessionExpiry    time.Duration // default 24h
-	// MaxConnecting bounds connections that have not yet authenticated (default 32):
-	// mochi allocates what a CONNECT announces (up to MaxPacketBytes) before reading
-	// it, so unauthenticated connections must not be unbounded on a LAN (mochi #502).
-	// Connections beyond it are closed at once and counted.
-	MaxConnecting int
+	// MaxConnecting bounds connections that have not finished connecting — not yet
+	// through their password check (default 32): mochi allocates what a CONNECT
+	// announces (up to MaxPacketBytes) before reading it, and a connection waiting
+	// for its password check holds that and a goroutine, so they must not be
+	// unbounded on a LAN (mochi #502). MaxConnectingPerSource (default 8) bounds
+	// those of one source (an IPv4 address, an IPv6 /64), so that one host cannot
+	// take them all; when all are taken, a source holding fewer takes the place of
+	// the busiest source's oldest (see admission). Connections refused are closed
+	// at once and counted.
+	MaxConnecting          int
+	MaxConnectingPerSource int
 	// ConnectTimeout is how long a new connection may take to send its CONNECT
-	// (default 10s): a connection that never authenticates holds nothing for long.
+	// (default 5s), TLS handshake included: a connection that never sends one holds
+	// its slot for no longer.
 	ConnectTimeout time.Duration
 	// PublishRate is the sustained publishes per second one client may send, with
 	// bursts of PublishBurst (defaults 200 and 400). Beyond it a publish is refused
 	// (MQTT 5: PUBACK 0x97; MQTT 3.1.1: no PUBACK) and counted as rate_limited.
 	PublishRate  float64
 	PublishBurst int
-	// LockoutFailures failed logins from one address, or with one client id, within
-	// LockoutWindow lock that address or client id out for LockoutWindow (defaults 5
-	// and 1 minute).
+	// LockoutFailures failed logins from one source with one device name within
+	// LockoutWindow lock that pair out for LockoutWindow; as many from one source,
+	// whatever the names, make its password checks wait for one another (defaults 5
+	// and 1 minute). See lockout.go.
 	LockoutFailures int
 	LockoutWindow   time.Duration
-	// MaxTopicLevels bounds the levels of a published topic (default 16); deeper
-	// topics are refused as topic_invalid.
+	// MaxTopicLevels and MaxTopicBytes bound a published topic (defaults 16 and
+	// 1024): a longer or deeper one is refused as topic_invalid (MQTT 5: PUBACK 0x90;
+	// MQTT 3.1.1: the connection is closed).
 	MaxTopicLevels int
+	MaxTopicBytes  int
+	// MaxSubscriptions is the most subscriptions one client may hold (default 16):
+	// each is kept in the session, and mochi has no limit of its own.
+	MaxSubscriptions int
+	// MaxTopicAliases is the most MQTT 5 topic aliases a client may set (default 16;
+	// mochi's default, 65535 aliases of up to MaxTopicBytes each, is 64 MB a client).
+	MaxTopicAliases int
+
+	// Now is the clock of the publish-rate buckets and the lockouts (default
+	// time.Now); tests inject one.
+	Now func() time.Time
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -69,21 +90,20 @@ type Broker struct {
 	lockMu sync.Mutex
 	fails  map[string]*failures
 
-	clientMu   sync.Mutex
-	clients    map[*mqtt.Client]*clientState
-	closing    atomic.Bool
-	serveMu    sync.Mutex     // orders Serve and the accept loops' start against Close
-	lns        []net.Listener // served (under serveMu)
-	accepting  sync.WaitGroup // accept loops running (added under serveMu)
-	connecting chan struct{}  // tokens of connections not yet authenticated (MaxConnecting)
-	lastLog    atomic.Int64   // time of the last rate-limited warning (logLimited)
+	suspectChecks chan struct{} // one token: the password check of a suspect source (lockout.go)
+
+	clientMu  sync.Mutex
+	states    map[*mqtt.Client]*clientState
+	clients   atomic.Int64 // client slots taken (MaxClients; admission.go)
+	admit     *admission   // connections still connecting (MaxConnecting)
+	closing   atomic.Bool
+	serveMu   sync.Mutex     // orders Serve and the accept loops' start against Close
+	lns       []net.Listener // served (under serveMu)
+	accepting sync.WaitGroup // accept loops running (added under serveMu)
+	lastLog   atomic.Int64   // time of the last rate-limited warning (logLimited)
 }
 
-type failures struct {
-	n     int
-	first time.Time
-	until time.Time
-}
+func (b *Broker) now() time.Time { return b.opts.Now() }
 
 // New builds a broker; Serve starts it on a listener.
 func New(o Options) (*Broker, error) {
@@ -94,47 +114,31 @@ func New(o Options) (*Broker, error) {
 	if o.Sink == nil {
 		return nil, errors.New("broker: no sink")
 	}
-	if o.MaxPacketBytes <= 0 {
-		o.MaxPacketBytes = 64 << 10
-	}
-	if o.MaxClients <= 0 {
-		o.MaxClients = 256
-	}
-	if o.MaxInflight <= 0 {
-		o.MaxInflight = 64
-	}
-	if o.MaxPendingWrites <= 0 {
-		o.MaxPendingWrites = 64
-	}
-	if o.SessionExpiry <= 0 {
-		o.SessionExpiry = 24 * time.Hour
-	}
-	if o.MaxConnecting <= 0 {
-		o.MaxConnecting = 32
-	}
-	if o.ConnectTimeout <= 0 {
-		o.ConnectTimeout = 10 * time.Second
-	}
-	if o.PublishRate <= 0 {
-		o.PublishRate = 200
-	}
-	if o.PublishBurst <= 0 {
-		o.PublishBurst = 400
-	}
-	if o.MaxTopicLevels <= 0 {
-		o.MaxTopicLevels = 16
-	}
-	if o.LockoutFailures <= 0 {
-		o.LockoutFailures = 5
-	}
-	if o.LockoutWindow <= 0 {
-		o.LockoutWindow = time.Minute
+	orDefault(&o.MaxPacketBytes, 64<<10)
+	orDefault(&o.MaxClients, 256)
+	orDefault(&o.MaxInflight, 64)
+	orDefault(&o.MaxPendingWrites, 64)
+	orDefault(&o.SessionExpiry, 24*time.Hour)
+	orDefault(&o.MaxConnecting, 32)
+	orDefault(&o.MaxConnectingPerSource, min(8, o.MaxConnecting))
+	orDefault(&o.ConnectTimeout, 5*time.Second)
+	orDefault(&o.PublishRate, 200)
+	orDefault(&o.PublishBurst, 400)
+	orDefault(&o.MaxTopicLevels, 16)
+	orDefault(&o.MaxTopicBytes, 1024)
+	orDefault(&o.MaxTopicAliases, 16)
+	orDefault(&o.MaxSubscriptions, 16)
+	orDefault(&o.LockoutFailures, 5)
+	orDefault(&o.LockoutWindow, time.Minute)
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	b := &Broker{opts: o, log: o.Logger.With("component", "broker"), fails: map[string]*failures{},
-		clients: map[*mqtt.Client]*clientState{}, connecting: make(chan struct{}, o.MaxConnecting)}
+		states: map[*mqtt.Client]*clientState{}, admit: newAdmission(o.MaxConnecting, o.MaxConnectingPerSource),
+		suspectChecks: make(chan struct{}, 1)}
 	b.dec = o.Decoder
 	if b.dec == nil {
 		nat, pb := devmqtt.Native{}, devmqtt.NativeProto{}
@@ -146,13 +150,21 @@ func New(o Options) (*Broker, error) {
 		b.dec = devmqtt.Router{nat, pb}
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumClients = int64(o.MaxClients)
+	// mochi's own client limit is checked before the password check and counted after
+	// it: concurrent connects all pass it (263 connected of 256). hearth's is exact
+	// (takeClientSlot), so mochi's is off.
+	caps.MaximumClients = math.MaxInt64
 	caps.MaximumPacketSize = uint32(o.MaxPacketBytes)
 	caps.MaximumSessionExpiryInterval = uint32(o.SessionExpiry / time.Second)
 	caps.ReceiveMaximum = uint16(min(o.MaxInflight, 65535))
 	caps.MaximumInflight = uint16(min(o.MaxInflight, 65535))
 	caps.MaximumClientWritesPending = int32(min(o.MaxPendingWrites, 1<<30))
-	caps.MaximumQos = 1 // QoS 2 adds a round trip and nothing for readings: devices get QoS 1
+	// MQTT 5 clients are told Maximum QoS 1 in the CONNACK (QoS 2 adds a round trip
+	// and nothing for readings), and a QoS 2 PUBLISH from one is a protocol error
+	// (DISCONNECT 0x9B). MQTT 3.1.1 has no way to say so: its QoS 2 publishes get
+	// the full flow, PUBREC after the commit (see OnPacketRead and writeAcks).
+	caps.MaximumQos = 1
+	caps.TopicAliasMaximum = uint16(min(o.MaxTopicAliases, 65535))
 	caps.RetainAvailable = 0
 	caps.MaximumMessageExpiryInterval = int64(o.SessionExpiry / time.Second)
 	b.srv = mqtt.New(&mqtt.Options{Capabilities: caps, Logger: o.Logger.With("component", "broker.mochi"),
@@ -162,6 +174,13 @@ func New(o Options) (*Broker, error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	return b, nil
+}
+
+// orDefault sets *p to def when it is zero or negative: the Options' zero values.
+func orDefault[T int | float64 | time.Duration](p *T, def T) {
+	if *p <= 0 {
+		*p = def
+	}
 }
 
 // Serve accepts clients on lns (already bound, so that a busy port is reported before
@@ -200,7 +219,10 @@ func (b *Broker) Clients() int { return int(atomic.LoadInt64(&b.srv.Info.Clients
 // again, and the store de-duplicates.
 func (b *Broker) Close() error {
 	b.serveMu.Lock()
-	b.closing.Store(true)
+	if b.closing.Swap(true) {
+		b.serveMu.Unlock()
+		return nil // closed already (mochi's Close may not run twice)
+	}
 	lns := b.lns
 	b.serveMu.Unlock()
 	// Stop accepting before mochi waits for its clients: mochi counts a client in
@@ -213,6 +235,12 @@ func (b *Broker) Close() error {
 		_ = ln.Close()
 	}
 	b.accepting.Wait()
+	// mochi's Close disconnects the clients it holds and then waits for every client
+	// goroutine, a connection still connecting too: that one would go on to connect
+	// and be served until its keep-alive ran out, and Close with it. Those still
+	// connecting are closed here; those that finish connecting from now on are
+	// refused (OnConnectAuthenticate) or stopped once established (OnSessionEstablished).
+	b.admit.closeAll()
 	err := b.srv.Close()
 	b.m.unregister()
 	return err
@@ -244,20 +272,28 @@ func (l *boundListener) Serve(establish listeners.EstablishFn) {
 		if err != nil {
 			return
 		}
-		select {
-		case l.b.connecting <- struct{}{}:
-		default:
+		b := l.b
+		g := &gatedConn{Conn: conn, b: b, source: sourceOf(conn.RemoteAddr()), gone: make(chan struct{})}
+		refused, evicted := b.admit.admit(g)
+		if evicted != nil {
+			evicted.Close()
+			b.m.connects.WithLabelValues("connecting_evicted").Inc()
+			b.logLimited("every connecting slot taken: closed the oldest of the busiest source", "source", evicted.source,
+				"for", g.source, "max_connecting", b.opts.MaxConnecting)
+		}
+		if refused != "" {
 			conn.Close()
-			l.b.m.connects.WithLabelValues("too_many_connecting").Inc()
-			l.b.logLimited("too many unauthenticated connections: closed a new one", "remote", conn.RemoteAddr().String(),
-				"max_connecting", l.b.opts.MaxConnecting)
+			b.m.connects.WithLabelValues(refused).Inc()
+			b.logLimited("too many connections still connecting: closed a new one", "remote", conn.RemoteAddr().String(),
+				"result", refused, "max_connecting", b.opts.MaxConnecting, "max_connecting_per_source", b.opts.MaxConnectingPerSource)
 			continue
 		}
 		// A new connection has ConnectTimeout to send its CONNECT (mochi sets no
-		// deadline before it; after it, the keep-alive sets the deadline).
-		_ = conn.SetDeadline(time.Now().Add(l.b.opts.ConnectTimeout))
-		l.b.srv.Listeners.ClientsWg.Add(1) // held until the client ends (Close)
-		go l.establish(establish, &gatedConn{Conn: conn, gate: l.b.connecting})
+		// deadline before it; after it, the keep-alive sets the deadline). The
+		// deadline is absolute: trickling bytes does not extend it.
+		_ = conn.SetDeadline(time.Now().Add(b.opts.ConnectTimeout))
+		b.srv.Listeners.ClientsWg.Add(1) // held until the client ends (Close)
+		go l.establish(establish, g)
 	}
 }
 
@@ -274,21 +310,6 @@ func (l *boundListener) establish(establish listeners.EstablishFn, conn net.Conn
 		}
 	}()
 	_ = establish(l.id, conn)
-}
-
-// gatedConn holds one of the broker's connecting tokens until its client has
-// authenticated (or failed to) or the connection closes, whichever comes first.
-type gatedConn struct {
-	net.Conn
-	gate chan struct{}
-	once sync.Once
-}
-
-func (g *gatedConn) release() { g.once.Do(func() { <-g.gate }) }
-
-func (g *gatedConn) Close() error {
-	g.release()
-	return g.Conn.Close()
 }
 
 func (l *boundListener) Close(closeClients listeners.CloseFn) {
@@ -308,79 +329,74 @@ func (h *hook) ID() string { return "hearth" }
 
 func (h *hook) Provides(x byte) bool {
 	switch x { // asked for every hook point of every packet
-	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnDisconnect, mqtt.OnSubscribe, mqtt.OnPacketRead:
+	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnDisconnect, mqtt.OnSubscribe, mqtt.OnPacketRead,
+		mqtt.OnSessionEstablished:
 		return true
 	}
 	return false
 }
 
-func remoteIP(cl *mqtt.Client) string {
-	host, _, err := net.SplitHostPort(cl.Net.Remote)
-	if err != nil {
-		return cl.Net.Remote
-	}
-	return host
-}
-
-// locked reports whether key (an address or a client id) is locked out.
-func (b *Broker) locked(key string, now time.Time) bool {
-	f := b.fails[key]
-	return f != nil && now.Before(f.until)
-}
-
-// failed counts a failed login against key.
-func (b *Broker) failed(key string, now time.Time) {
-	f := b.fails[key]
-	if f == nil || now.Sub(f.first) > b.opts.LockoutWindow {
-		if len(b.fails) > 10000 { // bounded: forget everyone rather than grow without end
-			b.fails = map[string]*failures{}
-		}
-		f = &failures{first: now}
-		b.fails[key] = f
-	}
-	f.n++
-	if f.n >= b.opts.LockoutFailures && !now.Before(f.until) {
-		f.until = now.Add(b.opts.LockoutWindow)
-		b.log.Warn("locked out after failed logins", "who", key, "failures", f.n, "for", b.opts.LockoutWindow)
-	}
-}
-
+// OnConnectAuthenticate decides who connects: a device with its own credentials, from
+// a source whose (source, device) pair is not locked out (lockout.go), while a client
+// slot is free. The connection keeps its connecting slot until the decision.
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	if g, ok := cl.Net.Conn.(*gatedConn); ok {
-		g.release() // the CONNECT is read: this connection no longer counts as connecting
-	}
 	b := h.b
-	ip := "addr:" + remoteIP(cl)
-	cid := "client:" + cl.ID
-	now := time.Now()
-	b.lockMu.Lock()
-	locked := b.locked(ip, now) || b.locked(cid, now)
-	b.lockMu.Unlock()
-	if locked {
-		b.m.connects.WithLabelValues("locked_out").Inc()
+	g, _ := cl.Net.Conn.(*gatedConn)
+	if g == nil { // not accepted by boundListener: nothing in hearth makes one
 		return false
 	}
+	defer g.connected()
+	now := b.now()
 	user := string(pk.Connect.Username)
 	if user == "" || !pk.Connect.PasswordFlag {
 		b.m.connects.WithLabelValues("no_credentials").Inc()
-		b.lockMu.Lock()
-		b.failed(ip, now)
-		b.lockMu.Unlock()
+		b.failed(g.source, "", now)
 		return false
+	}
+	if b.lockedOut(g.source, user, now) {
+		b.m.connects.WithLabelValues("locked_out").Inc()
+		return false
+	}
+	done, ok := b.checkTurn(g.gone, b.suspect(g.source, now))
+	if !ok {
+		return false // closed while waiting (evicted): counted as connecting_evicted
 	}
 	id, ok := b.opts.Auth.Authenticate(user, pk.Connect.Password)
+	done()
 	if !ok {
 		b.m.connects.WithLabelValues("bad_credentials").Inc()
-		b.lockMu.Lock()
-		b.failed(ip, now)
-		b.failed(cid, now)
-		b.lockMu.Unlock()
+		b.failed(g.source, user, now)
 		return false
 	}
-	b.lockMu.Lock()
-	delete(b.fails, ip)
-	delete(b.fails, cid)
-	b.lockMu.Unlock()
+	b.succeeded(g.source, user)
+	if b.closing.Load() {
+		return false // the broker is closing (see Close)
+	}
+	// A session belongs to one device: mochi keys sessions by client id alone, and a
+	// client with the id of another device's session takes it over (disconnecting
+	// that device and inheriting its subscriptions). Two devices whose firmware uses
+	// one fixed client id (common in examples) would throw each other out for ever.
+	// The id mochi keys by is the device's name and the client id; the client never
+	// sees it (an id the broker assigns is sent in the CONNACK from elsewhere).
+	cl.ID = id.Device + "/" + cl.ID
+	var old *gatedConn
+	if prev, ok := b.srv.Clients.Get(cl.ID); ok && !prev.Closed() {
+		old, _ = prev.Net.Conn.(*gatedConn)
+	}
+	if !b.takeClientSlot(g, old) {
+		b.m.connects.WithLabelValues("too_many_clients").Inc()
+		b.logLimited("broker.max_clients connected: refused a client", "client", cl.ID, "max_clients", b.opts.MaxClients)
+		// Server busy (MQTT 3.1.1: server unavailable), not the "bad user name or
+		// password" mochi sends when this hook says no: the CONNACK is written here
+		// and the connection closed, so mochi's own cannot follow it.
+		code := packets.ErrServerBusy
+		if cl.Properties.ProtocolVersion < 5 {
+			code = packets.ErrServerUnavailable // 3.1.1 return code 3
+		}
+		_ = b.srv.SendConnack(cl, code, false, nil)
+		cl.Stop(code)
+		return false
+	}
 	cl.Properties.Username = []byte(id.Device) // the identity used by the ACL
 	// mochi sends a will to subscribers when the connection drops, past OnPublish
 	// and the ACL: one to a topic the device may not publish to (another device's
@@ -395,11 +411,20 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	return true
 }
 
+// OnSessionEstablished stops a client that finished connecting after the broker began
+// to close: mochi added it to its clients after its Close had disconnected them, and
+// would serve it until its keep-alive ran out (see Close).
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	if h.b.closing.Load() {
+		cl.Stop(packets.ErrServerShuttingDown)
+	}
+}
+
 // OnACLCheck: a device may publish below hearth/v1/<its id>/, and to the topics of
 // the adapters (Zigbee2MQTT, Tasmota, Homie, Home Assistant state topics) when every
 // reading the publish decodes to is its own (OnPublish checks that); never below
 // another device's hearth/v1/<id>/. It may subscribe to nothing but its own
-// hearth/v1/<its id>/#.
+// hearth/v1/<its id>/#, with at most MaxSubscriptions filters.
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	dev := string(cl.Properties.Username)
 	if dev == "" {
@@ -407,7 +432,17 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	}
 	prefix := devmqtt.NativePrefix + dev + "/"
 	if strings.HasPrefix(topic, prefix) && !(write && strings.ContainsAny(topic, "+#")) {
-		return true
+		if write {
+			return true
+		}
+		// mochi asks once per filter and adds each allowed one before asking about
+		// the next, from the client's own read loop: the count is exact.
+		if _, again := cl.State.Subscriptions.Get(topic); again || cl.State.Subscriptions.Len() < h.b.opts.MaxSubscriptions {
+			return true
+		}
+		h.b.m.subscribes.WithLabelValues("too_many").Inc()
+		h.b.logLimited("subscriptions beyond broker.max_subscriptions refused", "client", cl.ID, "max_subscriptions", h.b.opts.MaxSubscriptions)
+		return false
 	}
 	if write && !strings.HasPrefix(topic, devmqtt.NativePrefix) && !strings.HasPrefix(topic, "$") {
 		return true
@@ -424,32 +459,87 @@ func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	return pk // mochi applies OnACLCheck(write=false) per filter
 }
 
-// OnPacketRead catches what mochi would drop silently: a PUBLISH whose topic holds
-// a wildcard or is too deep or long. It is counted and the client disconnected
-// (MQTT 5: reason 0x90 topic name invalid).
+// OnPacketRead sees each PUBLISH before mochi does, and answers what mochi would get
+// wrong (hook errors other than ErrRejectPacket are ignored by mochi, so each case
+// either answers itself or ends the connection with ErrRejectPacket):
+//
+//   - A topic longer than MaxTopicBytes or deeper than MaxTopicLevels is well formed
+//     MQTT but not accepted here. MQTT 5 has the answer for exactly that: PUBACK
+//     0x90, "Topic Name invalid: correctly formed, but not accepted by this Server"
+//     (OnPublish sends it in order with the other acks; the connection stays, and the
+//     topic never becomes a topic alias). MQTT 3.1.1 has no refusing PUBACK: the
+//     server "MUST either make a positive acknowledgement ... or close the Network
+//     Connection" [MQTT-3.3.5-2], and a positive one would tell the device its
+//     reading was kept: the connection is closed, as mochi does for an ACL refusal.
+//   - A topic mochi drops without a word (one starting with $SYS, or a bare $share):
+//     a QoS 1 client would wait for its PUBACK for ever. Topics starting with $ are
+//     the server's [MQTT-4.7.2-1], and hearth's ACL refuses every other $ topic, so
+//     these get the ACL's answer: MQTT 5 PUBACK 0x87 (not authorized), MQTT 3.1.1
+//     the connection closed; counted as denied.
+//   - QoS 2 from an MQTT 5 client, which was told Maximum QoS 1 in its CONNACK: a
+//     protocol error, answered DISCONNECT 0x9B (QoS not supported) [MQTT-3.2.2-11].
+//     MQTT 3.1.1 cannot tell a client its maximum QoS, so its QoS 2 publishes are
+//     served in full (mochi lowers them to QoS 1 before OnPublish; the QoS sent is
+//     kept here for OnPublish).
+//   - A wildcard in the topic: mochi refuses it (MQTT 5: DISCONNECT 0x82, and the
+//     connection closes); it is counted here.
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline {
 		return pk, nil
 	}
+	b := h.b
+	v5 := cl.Properties.ProtocolVersion == 5
 	t := pk.TopicName
-	if strings.ContainsAny(t, "+#\x00") || len(t) > maxTopicLen || strings.Count(t, "/")+1 > h.b.opts.MaxTopicLevels {
-		h.b.m.publishes.WithLabelValues("topic_invalid").Inc()
-		h.b.logLimited("publish with an invalid topic: client disconnected", "client", cl.ID, "topic", truncate(t, 128))
-		return pk, packets.ErrTopicNameInvalid
+	switch {
+	case strings.ContainsAny(t, "+#"):
+		b.m.publishes.WithLabelValues("topic_invalid").Inc()
+		b.logLimited("publish to a wildcard topic: client disconnected", "client", cl.ID, "topic", truncate(t, 128))
+		return pk, nil
+	case v5 && pk.FixedHeader.Qos == 2:
+		b.m.publishes.WithLabelValues("qos_unsupported").Inc()
+		b.logLimited("QoS 2 publish from an MQTT 5 client told Maximum QoS 1: client disconnected (0x9B)", "client", cl.ID)
+		_ = b.srv.DisconnectClient(cl, packets.ErrQosNotSupported)
+		return pk, packets.ErrRejectPacket
+	case !mqtt.IsValidFilter(t, true):
+		b.m.publishes.WithLabelValues("denied").Inc()
+		b.logLimited("publish to a server topic refused", "client", cl.ID, "topic", truncate(t, 128))
+		if !v5 {
+			return pk, packets.ErrRejectPacket
+		}
+		if pk.FixedHeader.Qos > 0 { // mochi drops it; its PUBACK 0x87 goes out in order
+			st := b.state(cl)
+			ref := refOf(&pk)
+			if seq, ok := b.reserve(st, ref); ok {
+				b.complete(st, seq, ref, packets.ErrNotAuthorized, true)
+			}
+		}
+		return pk, nil
+	case b.topicRefused(t):
+		if v5 {
+			pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false // refused in OnPublish
+			break
+		}
+		b.m.publishes.WithLabelValues("topic_invalid").Inc()
+		b.logLimited("publish topic too long or too deep: client disconnected", "client", cl.ID, "topic", truncate(t, 128),
+			"max_topic_bytes", b.opts.MaxTopicBytes, "max_topic_levels", b.opts.MaxTopicLevels)
+		return pk, packets.ErrRejectPacket
 	}
+	b.state(cl).sentQoS = pk.FixedHeader.Qos
 	return pk, nil
 }
 
-// maxTopicLen bounds a published topic, in bytes.
-const maxTopicLen = 1024
+// topicRefused reports whether a published topic is longer or deeper than allowed.
+func (b *Broker) topicRefused(t string) bool {
+	return len(t) > b.opts.MaxTopicBytes || strings.Count(t, "/")+1 > b.opts.MaxTopicLevels
+}
 
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if errors.Is(err, packets.ErrPacketTooLarge) {
 		h.b.m.publishes.WithLabelValues("oversized").Inc()
 	}
 	h.b.clientMu.Lock()
-	st := h.b.clients[cl]
-	delete(h.b.clients, cl)
+	st := h.b.states[cl]
+	delete(h.b.states, cl)
 	h.b.clientMu.Unlock()
 	if st != nil {
 		st.stop()
@@ -477,6 +567,8 @@ type clientState struct {
 
 	tokens float64 // rate bucket; touched only by the client's read loop
 	last   time.Time
+
+	sentQoS byte // the QoS of the publish being read, as the client sent it (read loop only)
 }
 
 func (st *clientState) stop() { st.once.Do(func() { close(st.done) }) }
@@ -485,14 +577,19 @@ func (st *clientState) stop() { st.once.Do(func() { close(st.done) }) }
 // packets.Packet took 800 (64 slots a client: 50 KB each, 10 MB for 200 devices).
 type ackSlot struct {
 	id    uint16
+	qos2  bool         // the ack is a PUBREC (MQTT 3.1.1 QoS 2), else a PUBACK
 	code  packets.Code // reason (MQTT 5); Code 0 is success
 	ready bool         // the outcome is known
-	write bool         // a PUBACK is to be written (none for QoS 0, nor for some refusals under MQTT 3.1.1)
+	write bool         // an ack is to be written (none for QoS 0, nor for some refusals under MQTT 3.1.1)
 }
 
-// packet builds the PUBACK for a client of protocol version v.
+// packet builds the ack for a client of protocol version v.
 func (a ackSlot) packet(v byte) packets.Packet {
-	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: a.id}
+	typ := byte(packets.Puback)
+	if a.qos2 {
+		typ = packets.Pubrec
+	}
+	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: typ}, PacketID: a.id}
 	if v == 5 {
 		ack.ReasonCode = a.code.Code
 		if a.code.Code >= 0x80 {
@@ -515,7 +612,7 @@ func (b *Broker) reserve(st *clientState, ref pubRef) (seq uint64, ok bool) {
 	st.mu.Lock()
 	seq = st.next
 	st.next++
-	st.ring[seq%uint64(len(st.ring))] = ackSlot{id: ref.id}
+	st.ring[seq%uint64(len(st.ring))] = ackSlot{id: ref.id, qos2: ref.qos == 2}
 	st.mu.Unlock()
 	return seq, true
 }
@@ -573,6 +670,13 @@ func (b *Broker) writeAcks(st *clientState) {
 		for _, ack := range batch {
 			switch {
 			case !ack.write:
+			case ack.qos2:
+				// QoS 2 (MQTT 3.1.1 only): mochi keeps the PUBREC in the session's
+				// inflight table until the PUBREL, answers that with PUBCOMP, and
+				// answers a PUBLISH sent again with this packet id with a PUBREC
+				// without handing it to OnPublish: stored once [MQTT-4.3.3-10].
+				b.awaitPubrel(st.cl, ack.id)
+				buf = append(buf, packets.Pubrec<<4, 2, byte(ack.id>>8), byte(ack.id))
 			case v != 5 || ack.code.Code == 0:
 				// A success PUBACK without properties: 4 bytes in MQTT 3.1.1 and 5
 				// (MQTT 5 allows leaving out reason 0x00 with no properties).
@@ -610,14 +714,22 @@ func (b *Broker) flushAcks(st *clientState, buf []byte) {
 	}
 }
 
+// awaitPubrel records in cl's session that a PUBREC for id is sent and its PUBREL awaited.
+func (b *Broker) awaitPubrel(cl *mqtt.Client, id uint16) {
+	rec := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: id, Created: time.Now().Unix()}
+	if cl.State.Inflight.Set(rec) {
+		atomic.AddInt64(&b.srv.Info.Inflight, 1)
+	}
+}
+
 func (b *Broker) state(cl *mqtt.Client) *clientState {
 	b.clientMu.Lock()
 	defer b.clientMu.Unlock()
-	st, ok := b.clients[cl]
+	st, ok := b.states[cl]
 	if !ok {
 		st = &clientState{cl: cl, sem: make(chan struct{}, b.opts.MaxInflight), ring: make([]ackSlot, b.opts.MaxInflight),
-			done: make(chan struct{}), tokens: float64(b.opts.PublishBurst), last: time.Now()}
-		b.clients[cl] = st
+			done: make(chan struct{}), tokens: float64(b.opts.PublishBurst), last: b.now()}
+		b.states[cl] = st
 	}
 	return st
 }
@@ -635,7 +747,7 @@ func (b *Broker) allow(st *clientState, now time.Time) bool {
 
 // OnPublish decodes a publish and hands it to the sink. It always returns it
 // handled (see handled) so that mochi neither acknowledges nor forwards it: the PUBACK
-// is written here once the store reports the readings durable. A refusal by the store is
+// (for QoS 2, the PUBREC) is written here once the store reports the readings durable. A refusal by the store is
 // a PUBACK with reason 0x97 (quota exceeded) or 0x80 for MQTT 5, and no PUBACK at all
 // for MQTT 3.1.1 (the client sends it again later).
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
@@ -645,11 +757,30 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	}
 	st := b.state(cl)
 	ref := refOf(&pk)
+	if st.sentQoS == 2 { // MQTT 3.1.1 (OnPacketRead): mochi lowered it to QoS 1
+		ref.qos = 2
+		if cl.State.Inflight.Len() >= b.opts.MaxInflight {
+			// max_inflight QoS 2 publishes already await their PUBREL: the client
+			// keeps a window larger than the broker's (MQTT 3.1.1 has no way to say
+			// so but closing the connection).
+			b.m.publishes.WithLabelValues("too_many_inflight").Inc()
+			b.logLimited("QoS 2 publishes awaiting PUBREL beyond broker.max_inflight: client disconnected", "client", cl.ID)
+			cl.Stop(packets.ErrReceiveMaximum)
+			return handled(pk)
+		}
+	}
 	seq, ok := b.reserve(st, ref)
 	if !ok {
 		return handled(pk) // disconnected while waiting for a slot
 	}
-	now := time.Now()
+	if b.topicRefused(pk.TopicName) { // MQTT 5 only: OnPacketRead closed an MQTT 3.1.1 client
+		b.m.publishes.WithLabelValues("topic_invalid").Inc()
+		b.logLimited("publish topic too long or too deep: refused (0x90)", "client", cl.ID, "topic", truncate(pk.TopicName, 128),
+			"max_topic_bytes", b.opts.MaxTopicBytes, "max_topic_levels", b.opts.MaxTopicLevels)
+		b.complete(st, seq, ref, packets.ErrTopicNameInvalid, true)
+		return handled(pk)
+	}
+	now := b.now()
 	if !b.allow(st, now) {
 		b.m.publishes.WithLabelValues("rate_limited").Inc()
 		b.logLimited("client publishes faster than broker.publish_rate: refused", "client", cl.ID)

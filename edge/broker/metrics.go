@@ -20,22 +20,24 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
 	m := &metrics{
 		connects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_broker_connects_total",
-			Help: "MQTT connection attempts, by result: accepted, no_credentials, bad_credentials, locked_out, panic (a connection the MQTT library panicked on), too_many_connecting (closed at once: broker.max_connecting unauthenticated connections already open)."}, []string{"result"}),
+			Help: "MQTT connection attempts, by result: accepted, no_credentials, bad_credentials, locked_out (the pair of source and device name failed broker.lockout_failures times), panic (a connection the MQTT library panicked on), too_many_connecting (closed at once: broker.max_connecting connections still connecting), too_many_connecting_from_source (closed at once: broker.max_connecting_per_source of them from its source), connecting_evicted (a connection still connecting, closed to make room for one from a source holding fewer), too_many_clients (CONNACK server busy: broker.max_clients connected)."}, []string{"result"}),
 		publishes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_broker_publishes_total",
-			Help: "MQTT publishes, by result: committed, ignored (nothing to store: availability, bridge topics), refused (by the store), malformed, unknown_device, unknown_topic, denied (ACL), rate_limited, topic_invalid (wildcard, too deep or long), oversized (packet above max_packet_bytes: connection closed), limit (an adapter's cap)."}, []string{"result"}),
+			Help: "MQTT publishes, by result: committed, ignored (nothing to store: availability, bridge topics), refused (by the store), malformed, unknown_device, unknown_topic, denied (ACL), rate_limited, topic_invalid (wildcard, too deep or long), oversized (packet above max_packet_bytes: connection closed), limit (an adapter's cap), qos_unsupported (QoS 2 from an MQTT 5 client: DISCONNECT 0x9B), too_many_inflight (MQTT 3.1.1 QoS 2 publishes awaiting PUBREL beyond max_inflight: connection closed)."}, []string{"result"}),
 		subscribes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_broker_subscribes_total",
-			Help: "MQTT subscription filters refused, by result: denied (ACL)."}, []string{"result"}),
+			Help: "MQTT subscription filters refused, by result: denied (ACL), too_many (broker.max_subscriptions held already)."}, []string{"result"}),
 		readings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_broker_readings_total",
 			Help: "Readings carried by publishes, by result: committed, refused."}, []string{"result"}),
 		payloadBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_broker_payload_bytes_total",
 			Help: "Payload bytes of well-formed publishes: the raw data as devices sent it."}),
 	}
 	m.subscribes.WithLabelValues("denied")
-	for _, r := range []string{"accepted", "no_credentials", "bad_credentials", "locked_out", "panic", "too_many_connecting"} {
+	m.subscribes.WithLabelValues("too_many")
+	for _, r := range []string{"accepted", "no_credentials", "bad_credentials", "locked_out", "panic", "too_many_connecting",
+		"too_many_connecting_from_source", "connecting_evicted", "too_many_clients"} {
 		m.connects.WithLabelValues(r)
 	}
 	for _, r := range []string{"committed", "ignored", "refused", "malformed", "unknown_device", "unknown_topic", "denied",
-		"rate_limited", "topic_invalid", "oversized", "limit"} {
+		"rate_limited", "topic_invalid", "oversized", "limit", "qos_unsupported", "too_many_inflight"} {
 		m.publishes.WithLabelValues(r)
 	}
 	m.pubCommitted = m.publishes.WithLabelValues("committed")

@@ -119,6 +119,12 @@ type Broker struct {
 	PublishBurst     int      `yaml:"publish_burst"`
 	LockoutFailures  int      `yaml:"lockout_failures"`
 	LockoutWindow    Duration `yaml:"lockout_window"`
+
+	MaxConnectingPerSource int `yaml:"max_connecting_per_source"`
+	MaxTopicLevels         int `yaml:"max_topic_levels"`
+	MaxTopicBytes          int `yaml:"max_topic_bytes"`
+	MaxTopicAliases        int `yaml:"max_topic_aliases"`
+	MaxSubscriptions       int `yaml:"max_subscriptions"`
 }
 
 type Admin struct {
@@ -191,8 +197,9 @@ func Default() Config {
 		Ingest: Ingest{MaxClockSkew: Duration(5 * time.Minute)},
 		Broker: Broker{Enabled: true, Listen: "127.0.0.1:1883", MaxPacketBytes: 64 << 10, MaxClients: 256,
 			MaxInflight: 64, MaxPendingWrites: 64, SessionExpiry: Duration(24 * time.Hour),
-			ConnectTimeout: Duration(10 * time.Second), MaxConnecting: 32, PublishRate: 200, PublishBurst: 400,
-			LockoutFailures: 5, LockoutWindow: Duration(time.Minute)},
+			ConnectTimeout: Duration(5 * time.Second), MaxConnecting: 32, PublishRate: 200, PublishBurst: 400,
+			LockoutFailures: 5, LockoutWindow: Duration(time.Minute),
+			MaxConnectingPerSource: 8, MaxTopicLevels: 16, MaxTopicBytes: 1024, MaxTopicAliases: 16, MaxSubscriptions: 16},
 		Admin:   Admin{Listen: "127.0.0.1:9880"},
 		Rollup:  Rollup{Interval: Duration(2 * time.Second)},
 		Tagging: Tagging{Interval: Duration(5 * time.Second), PeakHours: []int{17, 21}},

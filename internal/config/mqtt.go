@@ -121,6 +121,23 @@ func (c *Config) validateBroker(bad func(key, format string, a ...any)) {
 	if b.LockoutWindow <= 0 {
 		bad("broker.lockout_window", "must be positive")
 	}
+	if b.MaxConnectingPerSource < 1 || b.MaxConnectingPerSource > b.MaxConnecting {
+		bad("broker.max_connecting_per_source", "%d is not between 1 and broker.max_connecting (%d)", b.MaxConnectingPerSource, b.MaxConnecting)
+	}
+	for _, l := range []struct {
+		key       string
+		v, lo, hi int
+		why       string
+	}{
+		{"broker.max_topic_levels", b.MaxTopicLevels, 5, 255, " (hearth/v1/<id>/readings/pb has 5)"},
+		{"broker.max_topic_bytes", b.MaxTopicBytes, 64, 65535, ""},
+		{"broker.max_topic_aliases", b.MaxTopicAliases, 1, 65535, ""},
+		{"broker.max_subscriptions", b.MaxSubscriptions, 1, 100000, ""},
+	} {
+		if l.v < l.lo || l.v > l.hi {
+			bad(l.key, "%d is not between %d and %d%s", l.v, l.lo, l.hi, l.why)
+		}
+	}
 }
 
 // validateMQTT checks the mqtt section.
