@@ -930,13 +930,15 @@ type HAStateOptions struct {
 // entity whose key is missing from a JSON payload yields nothing), a binary_sensor or
 // switch compares it with PayloadOn/PayloadOff (1/0), a sensor reads a number and
 // converts its unit (°F → °C, kW → W, Wh → kWh). States "unknown", "unavailable" and
-// "None" yield nothing. The signal is the accepted Mapping's Signals[Property],
+// "None" yield nothing. An entity whose state cannot be read is reported in a
+// *FieldErrors (its Property as the field) with the readings of the other entities
+// on the same topic. The signal is the accepted Mapping's Signals[Property],
 // else the proposal's guessed Signal, else DefaultSignals of its kind.
 //
-// A topic that no accepted entity reads is ErrNotMine, so HAState may sit before
-// Zigbee2MQTT or Tasmota in a Router: when an entity reads a Zigbee2MQTT topic, put
-// HAState first or map the device in only one of them. Messages on an entity's
-// availability topic are reported through OnAvailability.
+// A topic that no accepted entity reads is ErrNotMine. When an entity reads a topic
+// that a configured mapping reads too (a Zigbee2MQTT device's), put HAState and the
+// adapters in a Layered decoder: both are read. Messages on an entity's availability
+// topic are reported through OnAvailability.
 //
 // HAState is safe for concurrent use; Replace swaps the accepted entities atomically.
 type HAState struct {
@@ -1050,17 +1052,20 @@ func (s *HAState) Decode(topic string, payload []byte, now time.Time) ([]device.
 	var (
 		obj map[string]json.RawMessage
 		out []device.Reading
+		bad = FieldErrors{Topic: topic}
 	)
 	for _, e := range ents {
 		r, ok, err := e.read(payload, &obj)
 		if err != nil {
-			return nil, fmt.Errorf("%w: homeassistant state topic %q: entity %q: %v", ErrMalformed, truncate(topic, 128), truncate(e.p.Mapping.Name, 64), err)
+			// The other entities on this topic are still read.
+			bad.add(e.p.Property, fmt.Errorf("entity %q: %v", truncate(e.p.Mapping.Name, 64), err))
+			continue
 		}
 		if ok {
 			out = append(out, r)
 		}
 	}
-	return out, nil
+	return bad.result(out)
 }
 
 func (e *haEntity) read(payload []byte, obj *map[string]json.RawMessage) (device.Reading, bool, error) {

@@ -172,7 +172,7 @@ func TestDiscoveryRealConfigs(t *testing.T) {
 	checkErr(t, "z2m via HA", err, nil)
 	checkReadings(t, "z2m via HA", rs, []want{
 		{"fridge", device.KindFridge, device.SignalDoor, 1, "", "", time.Time{}},
-		{"fridge", device.KindFridge, device.SignalBattery, 100, "%", "", time.Time{}}})
+		{"fridge", device.KindFridge, device.SignalBattery, 100, "%", "0x00158d00029b063b_battery_zigbee2mqtt", time.Time{}}})
 	rs, err = st2.Decode("zigbee2mqtt/0x00158d00029b063b", []byte(`{"contact":true,"linkquality":39}`), t0)
 	checkErr(t, "closed", err, nil)
 	checkReadings(t, "closed", rs, []want{{"fridge", device.KindFridge, device.SignalDoor, 0, "", "", time.Time{}}})
