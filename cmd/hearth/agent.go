@@ -307,6 +307,10 @@ func (a *agent) ready() error {
 	if err := a.st.Failed(); err != nil {
 		return fmt.Errorf("store intake stopped: %v", err)
 	}
+	if a.mq != nil && a.mq.ext != nil {
+		// Not connected to the household's broker: nothing it carries comes in.
+		return a.mq.ext.Ready()
+	}
 	return nil
 }
 

@@ -72,6 +72,11 @@ func Run(t testing.TB, o *Options) *Broker {
 	_, port, _ := net.SplitHostPort(addr)
 	dir := t.TempDir()
 	lines := []string{"listener " + port + " 127.0.0.1", "max_queued_messages 0", "log_dest stderr"}
+	if os.Geteuid() == 0 {
+		// Run as root, mosquitto drops to the user "mosquitto", who cannot read the
+		// test's private temporary directory (its password and persistence files).
+		lines = append(lines, "user root")
+	}
 	if o.Persistent {
 		lines = append(lines, "persistence true", "persistence_location "+dir+"/", "autosave_interval 0")
 	} else {
@@ -93,7 +98,6 @@ func Run(t testing.TB, o *Options) *Broker {
 		t.Fatal(err)
 	}
 	b := &Broker{Addr: addr, t: t, bin: bin, conf: conf}
-	b.Start()
 	t.Cleanup(func() {
 		b.mu.Lock()
 		log := b.log
@@ -103,6 +107,7 @@ func Run(t testing.TB, o *Options) *Broker {
 			t.Logf("mosquitto log:\n%s", log.String())
 		}
 	})
+	b.Start()
 	return b
 }
 
