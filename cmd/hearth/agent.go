@@ -240,10 +240,12 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 			}
 			return out
 		},
-		TagName:    func(v any) string { return v.(tagging.Tag).Name },
-		Routes:     a.registryRoutes(),
-		Token:      token,
-		Registerer: a.reg,
+		TagName:     func(v any) string { return v.(tagging.Tag).Name },
+		Routes:      a.registryRoutes(),
+		Token:       token,
+		Registerer:  a.reg,
+		Readings:    a.readings,
+		ReadingsMax: cfg.Admin.ReadingsMax,
 	}))
 	return a, nil
 }
