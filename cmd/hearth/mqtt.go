@@ -146,7 +146,16 @@ func (a *agent) wireMQTT() error {
 	mq.embedded = devmqtt.Router{native, nativePB, layered}
 	mq.external = devmqtt.Router{native, nativePB, layered}
 	if ad.disc != nil {
-		mq.disc = ad.disc
+		// The agent's Discovery also starts from the proposals learned before and
+		// keeps what it learns (mqttAdapters' one only checks the options).
+		known, err := loadProposals(a.st)
+		if err != nil {
+			return fmt.Errorf("device registry: proposals: %w", err)
+		}
+		if mq.disc, err = devmqtt.NewDiscovery(&devmqtt.DiscoveryOptions{Prefix: m.Discovery.Prefix,
+			MaxProposals: m.Discovery.MaxProposals, Known: known, OnProposal: a.saveProposal}); err != nil {
+			return fmt.Errorf("mqtt.discovery: %w", err)
+		}
 		mq.external = append(mq.external, mq.disc)
 	}
 	a.mq = mq
@@ -181,6 +190,16 @@ func mqttAdapters(m config.MQTT) (ad adapters, err error) {
 		}
 	}
 	return ad, nil
+}
+
+// saveProposal persists what discovery learned, so that a proposal whose config is
+// not retained is still proposed after a restart. One store commit per change (a
+// config received again unchanged writes nothing).
+func (a *agent) saveProposal(configTopic string, p *devmqtt.Proposal) {
+	if err := saveProposal(a.st, configTopic, p); err != nil {
+		a.log.Warn("discovery proposal not persisted: it is proposed again only when its config comes again",
+			"component", "registry", "config_topic", configTopic, "err", err)
+	}
 }
 
 // mqttSources builds the external-broker Source when one is configured.

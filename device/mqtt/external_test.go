@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/internal/metricset"
 	"github.com/hearth-iot/hearth/internal/mosquittotest"
 	"github.com/hearth-iot/hearth/internal/poll"
 )
@@ -598,25 +599,11 @@ func TestExternalProblemsByTopicBounded(t *testing.T) {
 
 func problemCount(t *testing.T, reg *prometheus.Registry, reason, topic string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
+	v, err := metricset.Value(reg, "hearth_mqtt_external_problems_total", "reason", reason, "topic", topic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != "hearth_mqtt_external_problems_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			ls := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				ls[lp.GetName()] = lp.GetValue()
-			}
-			if ls["reason"] == reason && ls["topic"] == topic {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return v
 }
 
 // The rule for retained messages: a reading repeats the latest one of its device,

@@ -81,6 +81,16 @@ type DiscoveryOptions struct {
 	// was added, changed or removed, e.g. to rebuild an HAState from Accepted.
 	// It must not block.
 	OnChange func()
+	// Known are proposals learned before (persisted by OnProposal), held from the
+	// start: a firmware that does not retain its discovery config announces it only
+	// when it starts or Home Assistant does, which may be long after hearth restarts.
+	// Those beyond MaxProposals (by config topic) are dropped.
+	Known []Proposal
+	// OnProposal, when set, is called from Decode (outside the lock) with the config
+	// topic of each proposal added or changed, and with nil when one was removed (an
+	// empty config), so that it can be persisted. A config received again unchanged
+	// (a retained one, on every reconnect) calls nothing. It should be quick.
+	OnProposal func(configTopic string, p *Proposal)
 }
 
 // Discovery learns devices from Home Assistant MQTT discovery configs
@@ -103,9 +113,10 @@ type DiscoveryOptions struct {
 // wrong types is ErrMalformed; a new proposal beyond MaxProposals is ErrLimit.
 // Discovery is safe for concurrent use.
 type Discovery struct {
-	prefix   string
-	max      int
-	onChange func()
+	prefix     string
+	max        int
+	onChange   func()
+	onProposal func(string, *Proposal)
 
 	mu        sync.Mutex
 	proposals map[string]Proposal // by config topic
@@ -126,7 +137,19 @@ func NewDiscovery(opts *DiscoveryOptions) (*Discovery, error) {
 	if err := checkBase(o.Prefix); err != nil {
 		return nil, fmt.Errorf("mqtt homeassistant: discovery prefix: %v", err)
 	}
-	return &Discovery{prefix: o.Prefix, max: o.MaxProposals, onChange: o.OnChange, proposals: make(map[string]Proposal)}, nil
+	d := &Discovery{prefix: o.Prefix, max: o.MaxProposals, onChange: o.OnChange, onProposal: o.OnProposal,
+		proposals: make(map[string]Proposal)}
+	known := slices.Clone(o.Known)
+	slices.SortFunc(known, func(a, b Proposal) int { return strings.Compare(a.ConfigTopic, b.ConfigTopic) })
+	for _, p := range known {
+		if len(d.proposals) >= d.max {
+			break
+		}
+		if p.ConfigTopic != "" {
+			d.proposals[p.ConfigTopic] = p.clone()
+		}
+	}
+	return d, nil
 }
 
 // Proposals returns a copy of the proposals held, sorted by config topic.
@@ -226,6 +249,9 @@ func (d *Discovery) store(topic string, p *Proposal) error {
 		}
 	}
 	d.mu.Unlock()
+	if changed && d.onProposal != nil {
+		d.onProposal(topic, p)
+	}
 	if changed && d.onChange != nil {
 		d.onChange()
 	}
