@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -159,6 +161,14 @@ func TestExternalKeepsPublishOrder(t *testing.T) {
 			t.Logf("QoS %d: order violations %d of %d readings (%d messages)", qos, bad, 2*n, n)
 			if bad > 0 {
 				t.Errorf("QoS %d: %d of %d readings out of publish order; first: %s", qos, bad, 2*n, first)
+			}
+			// Item 8: a source publishing at QoS 0 through hearth's persistent session is
+			// warned about, naming its topic and what to set.
+			warned := slices.ContainsFunc(a.status().Warnings, func(w string) bool {
+				return strings.HasPrefix(w, fridgeDoorTopic+" publishes at QoS 0") && strings.Contains(w, "queue_qos0_messages")
+			})
+			if warned != (qos == 0) {
+				t.Errorf("QoS %d: warnings %q", qos, a.status().Warnings)
 			}
 		})
 	}

@@ -78,7 +78,12 @@ func (p *pipeline) ack() {
 }
 
 // handle is paho's message handler: it decodes the message and hands its readings to
-// the sink, or settles it at once. It waits while MaxInflight messages are held.
+// the sink, or settles it at once. It waits while MaxInflight messages are held, and
+// while the sink applies back-pressure: that is the flow control (paho reads nothing
+// more meanwhile, the broker keeps the rest). A wait longer than the keepalive plus
+// paho's ping timeout (30s + 10s: a stalled store) also holds up the PINGRESP, and
+// paho drops the connection; the unacknowledged messages come again after the
+// reconnect.
 func (p *pipeline) handle(_ paho.Client, m paho.Message) {
 	select {
 	case p.sem <- struct{}{}:
