@@ -68,6 +68,14 @@ func TestExternalPoisonMessage(t *testing.T) {
 	if n := metricValue(t, a.reg, "hearth_mqtt_external_connects_total", "ok"); n != 1 {
 		t.Errorf("connects ok = %v, want 1: no reconnect for a message that can never be stored", n)
 	}
+	// "as received" counts the external broker's payloads too (it said 0 B).
+	want := 0
+	for i := range N {
+		want += len(doorPayload(i))
+	}
+	if got := a.status().Raw.Bytes; got != int64(want) {
+		t.Errorf("status raw bytes %d, want %d: the payloads of the %d stored messages", got, want, N)
+	}
 	out, err := hearthCLI(t, "status", "--addr", a.adminLn.Addr().String())
 	if err != nil {
 		t.Fatal(err)
