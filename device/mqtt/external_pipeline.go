@@ -85,10 +85,19 @@ func (p *pipeline) ack() {
 // paho drops the connection; the unacknowledged messages come again after the
 // reconnect.
 func (p *pipeline) handle(_ paho.Client, m paho.Message) {
+	// Once stopping, no message is taken. Checked first: a select with a free token
+	// and a closed stopc picks either, and a message taken after one was left would
+	// be acknowledged before it; the one left then comes again after the restart,
+	// out of order, and the broker resends the rest of its window too.
+	select {
+	case <-p.stopc:
+		return // not acknowledged: sent again on the next connection
+	default:
+	}
 	select {
 	case p.sem <- struct{}{}:
 	case <-p.stopc:
-		return // not acknowledged: sent again on the next connection
+		return
 	}
 	e := p.e
 	s := &slot{m: m}
