@@ -240,10 +240,12 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 			}
 			return out
 		},
-		TagName:    func(v any) string { return v.(tagging.Tag).Name },
-		Routes:     a.registryRoutes(),
-		Token:      token,
-		Registerer: a.reg,
+		TagName:     func(v any) string { return v.(tagging.Tag).Name },
+		Routes:      a.registryRoutes(),
+		Token:       token,
+		Registerer:  a.reg,
+		Readings:    a.readings,
+		ReadingsMax: cfg.Admin.ReadingsMax,
 	}))
 	return a, nil
 }
@@ -306,6 +308,10 @@ func readRules(path string) (*tagging.RuleSet, [32]byte, error) {
 func (a *agent) ready() error {
 	if err := a.st.Failed(); err != nil {
 		return fmt.Errorf("store intake stopped: %v", err)
+	}
+	if a.mq != nil && a.mq.ext != nil {
+		// Not connected to the household's broker: nothing it carries comes in.
+		return a.mq.ext.Ready()
 	}
 	return nil
 }

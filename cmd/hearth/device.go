@@ -5,14 +5,17 @@ package main
 //
 // Both are kept in the store's credentials bucket (hashes only, never a password):
 //
-//	device/<id>     JSON broker.Credential {device, kind, hash}
-//	accepted/<name> JSON devmqtt.Proposal, the accepted mapping of one HA entity
+//	device/<id>              JSON broker.Credential {device, kind, hash}
+//	accepted/<name>          JSON devmqtt.Proposal, the accepted mapping of one HA entity
+//	proposal/<config topic>  JSON devmqtt.Proposal, one learned from discovery (accepted or not),
+//	                         so that it is proposed again after a restart even when its
+//	                         config is not retained
 //
 // `hearth device` changes them through the running agent's admin API when an agent
 // runs (it holds the store's file lock, and its broker sees a new device at once,
 // without a restart); when no agent answers on admin.listen it opens the store
-// directly. Proposals live in the running agent (learned from retained discovery
-// configs), so `proposals` and `accept` need it.
+// directly. Proposals live in the running agent (learned from discovery configs),
+// so `proposals` and `accept` need it; `unaccept` works either way.
 //
 // Every registry and proposal route needs the admin token: `hearth device` reads it
 // from admin.token_file of the configuration (admin.token in data_dir by default),
@@ -27,9 +30,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -47,6 +52,7 @@ import (
 const (
 	credPrefix     = "device/"
 	acceptedPrefix = "accepted/"
+	proposalPrefix = "proposal/"
 )
 
 // errExists and errNotFound are the registry's refusals.
@@ -78,6 +84,58 @@ func loadRegistry(st *store.Store) (creds []broker.Credential, accepted []devmqt
 		})
 	})
 	return creds, accepted, err
+}
+
+// loadProposals reads the discovery proposals learned before.
+func loadProposals(st *store.Store) ([]devmqtt.Proposal, error) {
+	var out []devmqtt.Proposal
+	err := st.View(func(tx *store.Tx) error {
+		return tx.ForEach(store.Credentials, []byte(proposalPrefix), func(k, v []byte) error {
+			var p devmqtt.Proposal
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+			out = append(out, p)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// saveProposal persists a proposal discovery learned or changed (nil: removed).
+func saveProposal(st *store.Store, configTopic string, p *devmqtt.Proposal) error {
+	key := []byte(proposalPrefix + configTopic)
+	return st.Update(func(tx *store.Tx) error {
+		if p == nil {
+			return tx.Delete(store.Credentials, key)
+		}
+		b, err := json.Marshal(p)
+		if err != nil {
+			return err
+		}
+		return tx.Put(store.Credentials, key, b)
+	})
+}
+
+// removeAccepted deletes an accepted proposal from the store; errNotFound when it
+// is not there.
+func removeAccepted(st *store.Store, name string) (devmqtt.Proposal, error) {
+	var p devmqtt.Proposal
+	err := st.Update(func(tx *store.Tx) error {
+		v := tx.Get(store.Credentials, []byte(acceptedPrefix+name))
+		if v == nil {
+			return fmt.Errorf("accepted entity %q: %w (see `hearth device list`)", name, errNotFound)
+		}
+		if err := json.Unmarshal(v, &p); err != nil {
+			return fmt.Errorf("%s%s: %w", acceptedPrefix, name, err)
+		}
+		if err := tx.Delete(store.Credentials, []byte(acceptedPrefix+name)); err != nil {
+			return err
+		}
+		return tx.Audit("proposal_unaccepted", map[string]string{"name": name, "device": p.Mapping.Device,
+			"at": time.Now().UTC().Format(time.RFC3339)})
+	})
+	return p, err
 }
 
 // addCredential makes a device's credential and persists its hash; the password
@@ -257,6 +315,18 @@ func (a *agent) registryRoutes() map[string]http.Handler {
 			a.mq.mu.Unlock()
 			replyJSON(w, http.StatusOK, out)
 		}),
+		"DELETE /v1/proposals/accepted/{name}": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, err := a.unaccept(r.PathValue("name"))
+			switch {
+			case errors.Is(err, errNotFound):
+				httpError(w, http.StatusNotFound, err)
+				return
+			case err != nil:
+				httpError(w, http.StatusInternalServerError, err)
+				return
+			}
+			replyJSON(w, http.StatusOK, p)
+		}),
 		"POST /v1/proposals/accept": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if a.mq == nil || a.mq.disc == nil {
 				httpError(w, http.StatusNotFound, errNoDiscovery)
@@ -297,14 +367,23 @@ func (a *agent) accept(req acceptRequest) (devmqtt.Proposal, error) {
 	if req.Device != "" {
 		p.Mapping.Device = req.Device
 	}
-	if req.Kind != "" {
+	a.mq.mu.Lock()
+	defer a.mq.mu.Unlock()
+	// A device has one kind: the one it already has wins over the proposal's guess,
+	// and an explicit --kind that contradicts it is refused (readings would flip
+	// the device's kind back and forth).
+	if kind, where, ok := a.kindOf(p.Mapping.Device, p.Mapping.Name); ok {
+		if req.Kind != "" && req.Kind != kind {
+			return p, fmt.Errorf("proposal %q: device %q is a %s (%s), not a %s: accept it with --kind %s, or onto another --device",
+				req.Name, p.Mapping.Device, kind, where, req.Kind, kind)
+		}
+		p.Mapping.Kind = kind
+	} else if req.Kind != "" {
 		p.Mapping.Kind = req.Kind
 	}
 	if err := p.Mapping.Validate(); err != nil {
 		return p, fmt.Errorf("proposal %q: %w", req.Name, err)
 	}
-	a.mq.mu.Lock()
-	defer a.mq.mu.Unlock()
 	list := []devmqtt.Proposal{p}
 	prev := make([]devmqtt.Proposal, 0, len(a.mq.accepted)) // what HAState reads now, for a rollback
 	for name, x := range a.mq.accepted {
@@ -338,6 +417,62 @@ func (a *agent) accept(req acceptRequest) (devmqtt.Proposal, error) {
 	return p, nil
 }
 
+// kindOf returns the kind device dev already has, and where it comes from: a
+// configured mapping, a registered credential, or another accepted entity (not the
+// one named except, which may be accepted again to correct its kind). The kind of
+// its stored readings does not count: a device may have been mapped wrongly before.
+// a.mq.mu is held.
+func (a *agent) kindOf(dev, except string) (device.Kind, string, bool) {
+	for i, m := range a.cfg.MQTT.Mappings {
+		if m.Device == dev {
+			return m.Kind, fmt.Sprintf("mqtt.mappings[%d]: %s %q", i, m.Source, m.Name), true
+		}
+	}
+	if k, ok := a.creds.Kind(dev); ok {
+		return k, "its registration, `hearth device list`", true
+	}
+	for _, name := range slices.Sorted(maps.Keys(a.mq.accepted)) {
+		if x := a.mq.accepted[name]; name != except && x.Mapping.Device == dev {
+			return x.Mapping.Kind, fmt.Sprintf("accepted entity %q", name), true
+		}
+	}
+	return "", "", false
+}
+
+// unaccept forgets an accepted proposal: HAState stops reading it, its state topic
+// is unsubscribed from when nothing else reads it, and it is deleted from the store.
+// The proposal itself stays listed by `hearth device proposals`.
+func (a *agent) unaccept(name string) (devmqtt.Proposal, error) {
+	if a.mq == nil {
+		return devmqtt.Proposal{}, fmt.Errorf("accepted entity %q: %w", name, errNotFound)
+	}
+	a.mq.mu.Lock()
+	defer a.mq.mu.Unlock()
+	p, ok := a.mq.accepted[name]
+	if !ok {
+		return p, fmt.Errorf("accepted entity %q: %w (see `hearth device list`)", name, errNotFound)
+	}
+	list := make([]devmqtt.Proposal, 0, len(a.mq.accepted))
+	for n, x := range a.mq.accepted {
+		if n != name {
+			list = append(list, x)
+		}
+	}
+	if _, err := removeAccepted(a.st, name); err != nil {
+		return p, err
+	}
+	if err := a.mq.ha.Replace(list); err != nil {
+		return p, err // cannot happen: every entry was accepted by Replace before
+	}
+	delete(a.mq.accepted, name)
+	if a.mq.onUnaccept != nil {
+		a.mq.onUnaccept(p)
+	}
+	a.log.Info("discovery proposal unaccepted", "component", "registry", "name", name, "device", p.Mapping.Device,
+		"state_topic", p.StateTopic)
+	return p, nil
+}
+
 // ---- the command line ----
 
 const deviceUsage = `usage:
@@ -346,7 +481,9 @@ const deviceUsage = `usage:
   hearth device remove NAME              delete a device's credentials
   hearth device proposals [--json]       mappings proposed by Home Assistant discovery (running agent)
   hearth device accept NAME [--device ID] [--kind KIND]
-                                         accept a proposal (running agent)
+                                         accept a proposal (running agent); a device that
+                                         already has a kind keeps it (another --kind is refused)
+  hearth device unaccept NAME            forget an accepted proposal
 flags (every subcommand):
   --addr HOST:PORT   the running agent's admin.listen (default: from --config, else 127.0.0.1:9880)
   --config FILE      configuration (data_dir, admin.listen, admin.token_file); data_dir is used when no agent runs
@@ -482,6 +619,16 @@ func cmdDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		fmt.Fprintf(stdout, "accepted %s: device %s (%s), signal %s from %s\n", p.Mapping.Name, p.Mapping.Device, p.Mapping.Kind, p.Signal, p.StateTopic)
+		return nil
+	case "unaccept":
+		if err := need(1, "one accepted NAME"); err != nil {
+			return err
+		}
+		p, via, err := c.unaccept(pos[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "unaccepted %s (device %s, signal %s from %s) %s.\n", p.Mapping.Name, p.Mapping.Device, p.Signal, p.StateTopic, via)
 		return nil
 	}
 	fmt.Fprint(stderr, deviceUsage)
@@ -676,4 +823,22 @@ func (c *registryClient) list() ([]RegisteredDevice, error) {
 		persisted[cr.Device] = true
 	}
 	return registryList(creds, persisted, accepted), nil
+}
+
+func (c *registryClient) unaccept(name string) (devmqtt.Proposal, string, error) {
+	var p devmqtt.Proposal
+	_, err := c.api(http.MethodDelete, "/v1/proposals/accepted/"+url.PathEscape(name), nil, &p)
+	if err == nil {
+		return p, "through the running agent", nil
+	}
+	if !errors.Is(err, errNoAgent) {
+		return p, "", err
+	}
+	st, err := c.openStore()
+	if err != nil {
+		return p, "", err
+	}
+	defer st.Close()
+	p, err = removeAccepted(st, name)
+	return p, "in " + st.Path() + "; the agent reads it no more when it starts", err
 }

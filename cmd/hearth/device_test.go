@@ -33,12 +33,12 @@ import (
 )
 
 // startAgent runs an agent on cfg until the returned stop is called.
-func startAgent(t *testing.T, cfg config.Config) (*agent, func()) {
+func startAgent(t testing.TB, cfg config.Config) (*agent, func()) {
 	t.Helper()
 	return startAgentLog(t, cfg, testLogger(t))
 }
 
-func startAgentLog(t *testing.T, cfg config.Config, log *slog.Logger) (*agent, func()) {
+func startAgentLog(t testing.TB, cfg config.Config, log *slog.Logger) (*agent, func()) {
 	t.Helper()
 	a, err := newAgent(cfg, log, io.Discard)
 	if err != nil {

@@ -31,7 +31,7 @@ import (
 // waitFor is poll.Until: the one way these tests wait.
 var waitFor = poll.Until
 
-func testConfig(t *testing.T) config.Config {
+func testConfig(t testing.TB) config.Config {
 	cfg := config.Default()
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
 	cfg.Timezone = "UTC"
@@ -46,7 +46,7 @@ func testConfig(t *testing.T) config.Config {
 	return cfg
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}

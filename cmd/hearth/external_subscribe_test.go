@@ -29,7 +29,7 @@ const (
 
 // metricValue is the value of a counter or gauge in reg (a counter's with label value
 // label; "" for an unlabelled gauge), 0 when absent.
-func metricValue(t *testing.T, reg prometheus.Gatherer, name, label string) float64 {
+func metricValue(t testing.TB, reg prometheus.Gatherer, name, label string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 // mosquittoInflight is the test broker's max_inflight_messages (mosquitto's default).
 const mosquittoInflight = 20
 
-func startMosquitto(t *testing.T) string {
+func startMosquitto(t testing.TB) string {
 	return mosquittotest.Start(t, fmt.Sprintf("max_inflight_messages %d", mosquittoInflight))
 }
 
@@ -104,7 +104,7 @@ func TestExternalBrokerDiscoveryAndRestart(t *testing.T) {
 
 // externalConfig is the test configuration with the embedded broker off and the
 // mosquitto at mq as the external broker, client id hearth-test.
-func externalConfig(t *testing.T, mq string) config.Config {
+func externalConfig(t testing.TB, mq string) config.Config {
 	t.Helper()
 	cfg := testConfig(t)
 	cfg.Broker.Enabled = false

@@ -6,6 +6,7 @@
 //	hearth config check FILE       validate a configuration file
 //	hearth status [--addr A]       the running agent's status
 //	hearth tags [--addr A] [--json] [--explain NAME]
+//	hearth readings DEVICE [--signal S] [--last N] [--json]
 //	hearth version
 //
 // cmd/hearth is the only package that sees the whole graph: it reads the config,
@@ -44,9 +45,11 @@ usage:
   hearth ready [--addr HOST:PORT]                 exit 0 when the running agent is ready (/readyz), else 1 with why
   hearth tags [--addr HOST:PORT] [--json] [--explain NAME]
                                                   the tags the running agent has learned
+  hearth readings DEVICE [--signal SIGNAL] [--last N] [--addr HOST:PORT] [--json]
+                                                  the last readings the running agent stored for DEVICE
   hearth replay --config FILE --input FILE [--format ha-csv|jsonl] [--json]
                                                   replay a recorded history through ingest, rollups and tagging
-  hearth device add NAME --kind KIND | list | remove NAME | proposals | accept NAME
+  hearth device add NAME --kind KIND | list | remove NAME | proposals | accept NAME | unaccept NAME
                                                   MQTT devices: credentials and discovery (hearth device for help)
   hearth version                                  print the version
 `
@@ -75,6 +78,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdTags(ctx, args[1:], stdout)
 	case "ready":
 		err = cmdReady(ctx, args[1:], stdout)
+	case "readings":
+		err = cmdReadings(ctx, args[1:], stdout)
 	case "replay":
 		err = cmdReplay(args[1:], stdout, stderr)
 	case "device":

@@ -14,6 +14,7 @@ import (
 	"github.com/hearth-iot/hearth/device"
 	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
 	"github.com/hearth-iot/hearth/edge/broker"
+	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/internal/config"
 )
 
@@ -24,6 +25,7 @@ type mqttWiring struct {
 	external devmqtt.Router // for the external broker: everything
 	disc     *devmqtt.Discovery
 	ha       *devmqtt.HAState
+	ext      *devmqtt.External // the external-broker source, when one is configured
 
 	mu       sync.Mutex
 	accepted map[string]devmqtt.Proposal // by Mapping.Name, persisted (device.go)
@@ -32,6 +34,10 @@ type mqttWiring struct {
 	// (device.go) with mu held, after HAState took the proposal and before it is
 	// persisted; an error refuses the acceptance.
 	onAccept func(devmqtt.Proposal) error
+	// onUnaccept, when set, is called by unaccept with mu held, after the proposal
+	// left accepted: it unsubscribes from its state topic when no other accepted
+	// entity reads it.
+	onUnaccept func(devmqtt.Proposal)
 }
 
 // listenBroker binds broker.listen and broker.tls_listen (the TLS handshake happens
@@ -136,11 +142,22 @@ func (a *agent) wireMQTT() error {
 	}
 	native := devmqtt.Native{KindOf: a.creds.Kind}
 	nativePB := devmqtt.NativeProto{KindOf: a.creds.Kind}
-	// HAState first: an accepted entity may read a Zigbee2MQTT or Tasmota topic.
-	mq.embedded = devmqtt.Router{native, nativePB, mq.ha, ad.z2m, ad.tas, ad.homie}
-	mq.external = devmqtt.Router{native, nativePB, mq.ha, ad.z2m, ad.tas, ad.homie}
+	// An accepted entity may read a topic a configured mapping reads too (a
+	// Zigbee2MQTT device's): Layered reads both, the configured mapping winning.
+	layered := devmqtt.Layered{Base: devmqtt.Router{ad.z2m, ad.tas, ad.homie}, Extra: mq.ha}
+	mq.embedded = devmqtt.Router{native, nativePB, layered}
+	mq.external = devmqtt.Router{native, nativePB, layered}
 	if ad.disc != nil {
-		mq.disc = ad.disc
+		// The agent's Discovery also starts from the proposals learned before and
+		// keeps what it learns (mqttAdapters' one only checks the options).
+		known, err := loadProposals(a.st)
+		if err != nil {
+			return fmt.Errorf("device registry: proposals: %w", err)
+		}
+		if mq.disc, err = devmqtt.NewDiscovery(&devmqtt.DiscoveryOptions{Prefix: m.Discovery.Prefix,
+			MaxProposals: m.Discovery.MaxProposals, Known: known, OnProposal: a.saveProposal}); err != nil {
+			return fmt.Errorf("mqtt.discovery: %w", err)
+		}
 		mq.external = append(mq.external, mq.disc)
 	}
 	a.mq = mq
@@ -177,6 +194,16 @@ func mqttAdapters(m config.MQTT) (ad adapters, err error) {
 	return ad, nil
 }
 
+// saveProposal persists what discovery learned, so that a proposal whose config is
+// not retained is still proposed after a restart. One store commit per change (a
+// config received again unchanged writes nothing).
+func (a *agent) saveProposal(configTopic string, p *devmqtt.Proposal) {
+	if err := saveProposal(a.st, configTopic, p); err != nil {
+		a.log.Warn("discovery proposal not persisted: it is proposed again only when its config comes again",
+			"component", "registry", "config_topic", configTopic, "err", err)
+	}
+}
+
 // mqttSources builds the external-broker Source when one is configured.
 func (a *agent) mqttSources() ([]device.Source, error) {
 	if err := a.wireMQTT(); err != nil {
@@ -194,9 +221,14 @@ func (a *agent) mqttSources() ([]device.Source, error) {
 	if len(topics) == 0 {
 		topics = a.defaultTopics()
 	}
+	var latest func() ([]device.Reading, error)
+	if e.RetainedLookback > 0 {
+		latest = a.latestValues
+	}
 	src, err := devmqtt.NewExternal(devmqtt.ExternalOptions{URL: e.URL, ClientID: e.ClientID, Username: e.Username, Password: pw,
 		TLS: tc, Topics: topics, MaxExtraSubscriptions: e.MaxExtraSubscriptions, Decoder: a.mq.external,
-		MaxInflight: e.MaxInflight, ReconnectMax: e.ReconnectMax.D(), Logger: a.log, Registerer: a.reg})
+		MaxInflight: e.MaxInflight, ReconnectMax: e.ReconnectMax.D(), Retryable: retryable, Latest: latest,
+		MaxTopicLabels: e.MaxTopicLabels, Logger: a.log, Registerer: a.reg})
 	if err != nil {
 		return nil, fmt.Errorf("mqtt.external: %w", err)
 	}
@@ -210,7 +242,48 @@ func (a *agent) mqttSources() ([]device.Source, error) {
 		}
 	}
 	a.mq.onAccept = func(p devmqtt.Proposal) error { return subscribeEntity(src, p) }
+	a.mq.onUnaccept = func(p devmqtt.Proposal) {
+		for _, x := range a.mq.accepted {
+			if x.StateTopic == p.StateTopic {
+				return // another accepted entity still reads it
+			}
+		}
+		src.Unsubscribe(p.StateTopic)
+	}
+	a.mq.ext = src
 	return []device.Source{src}, nil
+}
+
+// retryable tells the external source which refusals may pass: those of a store
+// that is full, stopped after a write failure, or closing. Anything else (ingest
+// refusing a reading it can never take, a batch too large) is final: the message is
+// acknowledged and counted, so that it cannot hold up the feed.
+func retryable(err error) bool {
+	return errors.Is(err, store.ErrQuota) || errors.Is(err, store.ErrIntakeStopped) || errors.Is(err, store.ErrClosed)
+}
+
+// maxLatestValues bounds the (device, signal, label) values latestValues returns.
+const maxLatestValues = 4096
+
+// latestValues returns the latest stored reading of each device, signal and label
+// within the newest mqtt.external.retained_lookback events: what a retained message
+// is compared with.
+func (a *agent) latestValues() ([]device.Reading, error) {
+	type key struct {
+		dev, label string
+		sig        device.Signal
+	}
+	seen := map[key]bool{}
+	var out []device.Reading
+	_, _, err := a.st.Latest("", a.cfg.MQTT.External.RetainedLookback, func(_ uint64, r *device.Reading) bool {
+		k := key{r.Device, r.Label, r.Signal}
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, *r)
+		}
+		return len(out) < maxLatestValues
+	})
+	return out, err
 }
 
 // subscribeEntity subscribes the external source to an accepted Home Assistant

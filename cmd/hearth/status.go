@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/tagging"
 	"github.com/hearth-iot/hearth/internal/config"
@@ -31,6 +32,11 @@ type Status struct {
 	Raw       Volume      `json:"raw"`      // readings as devices sent them
 	Upstream  Volume      `json:"upstream"` // summaries written by the sync transport
 	Outbox    int         `json:"outbox"`
+	// External is the external broker's connection and the topics with problems,
+	// when one is configured (mqtt.external.url).
+	External *devmqtt.ExternalStatus `json:"external,omitempty"`
+	// Warnings are things a person should change (a source publishing at QoS 0).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Volume counts items and bytes.
@@ -55,8 +61,30 @@ func (a *agent) status() Status {
 	if a.br != nil {
 		s.Raw.Bytes = int64(a.br.PayloadBytes())
 	}
+	if a.mq != nil && a.mq.ext != nil {
+		es := a.mq.ext.Status()
+		s.External = &es
+		s.Raw.Bytes += int64(es.StoredBytes)
+		s.Warnings = append(s.Warnings, qos0Warnings(es.Topics)...)
+	}
 	s.Upstream.Bytes, s.Upstream.Items = a.sink.Written()
 	return s
+}
+
+// qos0Warnings name the mapped topics whose messages arrive at QoS 0: hearth's
+// session is persistent, but a broker keeps nothing published at QoS 0 while hearth
+// is away unless told to.
+func qos0Warnings(ts []devmqtt.TopicStatus) []string {
+	var out []string
+	for _, t := range ts {
+		if t.QoS0 == 0 {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s publishes at QoS 0 (%d messages): what it sends while hearth is stopped is lost. "+
+			"Publish at QoS 1 (Zigbee2MQTT: qos: 1 in device_options or the device's options), or let the broker queue QoS 0 "+
+			"for hearth's session (mosquitto: queue_qos0_messages true; Tasmota publishes at QoS 0 only). See docs/mqtt.md.", t.Topic, t.QoS0))
+	}
+	return out
 }
 
 // clientFlags are the flags of the commands that ask the running agent: --addr, or
@@ -156,7 +184,50 @@ func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "raw readings: %d (%s as received) · upstream: %d summaries (%s) · outbox: %d waiting\n",
 		s.Raw.Items, humanBytes(s.Raw.Bytes), s.Upstream.Items, humanBytes(s.Upstream.Bytes), s.Outbox)
+	if s.External != nil {
+		printExternal(out, s.External)
+	}
+	for _, w := range s.Warnings {
+		fmt.Fprintf(out, "WARNING: %s\n", w)
+	}
 	return nil
+}
+
+// printExternal shows the external broker's connection, its last error and the
+// topics with problems.
+func printExternal(out io.Writer, e *devmqtt.ExternalStatus) {
+	fmt.Fprintf(out, "external broker %s: %s since %s", e.URL, strings.ToUpper(e.State), e.Since.Local().Format(time.DateTime))
+	if e.FailedConnects > 0 {
+		fmt.Fprintf(out, " · %d failed connection attempts", e.FailedConnects)
+	}
+	if e.LastMessageAt.IsZero() {
+		fmt.Fprint(out, " · no message yet\n")
+	} else {
+		fmt.Fprintf(out, " · %d messages, the last at %s\n", e.Messages, e.LastMessageAt.Local().Format(time.DateTime))
+	}
+	if e.LastError != "" {
+		fmt.Fprintf(out, "  last error (%s): %s\n", e.LastErrorAt.Local().Format(time.DateTime), e.LastError)
+	}
+	var problems []devmqtt.TopicStatus
+	for _, t := range e.Topics {
+		if len(t.Problems) > 0 {
+			problems = append(problems, t)
+		}
+	}
+	if len(problems) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "  messages not (wholly) stored, by topic:")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	for _, t := range problems {
+		reasons := make([]string, 0, len(t.Problems))
+		for r, n := range t.Problems {
+			reasons = append(reasons, fmt.Sprintf("%s %d", r, n))
+		}
+		sort.Strings(reasons)
+		fmt.Fprintf(tw, "    %s\t%s\t%s\n", t.Topic, strings.Join(reasons, ", "), t.LastError)
+	}
+	tw.Flush()
 }
 
 func cmdTags(ctx context.Context, args []string, out io.Writer) error {

@@ -33,12 +33,30 @@ type ExternalOptions struct {
 	MaxExtraSubscriptions int
 	// Decoder turns messages into readings (a Router of the adapters).
 	Decoder Decoder
-	// MaxInflight bounds the messages received but not yet committed (default 256).
+	// MaxInflight bounds the messages received but not yet committed and
+	// acknowledged (default 256).
 	MaxInflight int
-	// ReconnectMax is the longest wait between reconnect attempts (default 1m).
+	// ReconnectMax is the longest wait between connection attempts (default 1m).
 	ReconnectMax time.Duration
-	Logger       *slog.Logger
-	Registerer   prometheus.Registerer
+	// Retryable reports whether a refusal by the sink may pass later (a full store,
+	// intake stopped, the store closing): the message is then left unacknowledged and
+	// the broker sends it again after a reconnect. Any other refusal is final (a
+	// reading the sink will never take, such as a timestamp in the year 2201): the
+	// message is acknowledged, counted as "rejected" and reported for its topic, so
+	// that it cannot hold up what follows it. nil: every refusal is retryable.
+	Retryable func(error) bool
+	// Latest, when set, returns the latest stored reading of each device, signal and
+	// label, as far back as it looks; it is called once, when the first retained
+	// message arrives. With it, a retained message becomes a reading only when it is
+	// new (see "Retained messages" on External); without it every retained message
+	// is stored.
+	Latest func() ([]device.Reading, error)
+	// MaxTopicLabels bounds the topics External tracks one by one (in
+	// hearth_mqtt_external_problems_total's topic label and in Status): topics
+	// beyond it are counted together as "other" (default 64).
+	MaxTopicLabels int
+	Logger         *slog.Logger
+	Registerer     prometheus.Registerer
 }
 
 // External subscribes to a broker the household already runs (mosquitto with
@@ -47,21 +65,45 @@ type ExternalOptions struct {
 // # Delivery
 //
 // The session is persistent (clean session off) and every subscription is QoS 1, so
-// the broker keeps what is published while hearth is away. A message is acknowledged
-// (PUBACK) only after the sink reports its readings committed: if hearth stops
-// before that, the broker sends it again on the next connection, and the store
-// de-duplicates what carries a boot id and sequence. A message that cannot be decoded
-// is counted and acknowledged (it would never become valid). When the sink refuses
-// readings (quota, I/O error) the message is left unacknowledged and the session is
-// re-established after a backoff, which makes the broker send it again.
+// the broker keeps what is published at QoS 1 while hearth is away (what is published
+// at QoS 0 only if the broker queues QoS 0 messages: mosquitto's queue_qos0_messages).
+// A message is acknowledged (PUBACK) only after the sink reports its readings
+// committed: if hearth stops before that, the broker sends it again on the next
+// connection, and the store de-duplicates what carries a boot id and sequence.
 //
-// The broker's own limits still apply: mosquitto keeps at most max_queued_messages
-// (default 1000) per offline session; raise it for hubs that may be down for long.
+// A message that can never be stored is acknowledged and counted, by reason and by
+// topic, so that it cannot hold up the feed: one that cannot be decoded, one whose
+// topic no mapping knows, and one whose readings the sink refuses for good (see
+// Retryable). Only a refusal that may pass (a full store) leaves a message
+// unacknowledged: the connection is then closed and opened again after a backoff,
+// which makes the broker send it again.
+//
+// # Order
+//
+// Messages are handled one at a time in the order the broker delivered them, handed
+// to the sink in that order, and acknowledged in that order (as MQTT requires), while
+// up to MaxInflight of them await their commit: the store's group commit takes many
+// at once, and readings of one device are stored in the order they were published.
+// After a refusal that may pass, nothing after the refused message is acknowledged on
+// that connection.
+//
+// # Retained messages
+//
+// A broker sends its retained message of a topic again on every subscription, so on
+// every start and reconnect. With Latest set, the readings of a retained message are
+// compared with the latest reading of the same device, signal and label that the
+// store holds or that this source handed to it: a reading whose device time is not
+// after that one's, or, without device times, whose value and unit are the same, is
+// a repeat and not stored (counted as "retained_repeat" when the whole message is).
+// A retained value that changed while hearth was away is stored, stamped with the
+// time hearth received it unless the device sent its own.
 //
 // # Connection
 //
-// Reconnects back off from 1s to ReconnectMax with jitter; subscriptions are renewed
-// on every (re)connect, and messages the broker resends before that are handled too.
+// Connection attempts back off from 1s to ReconnectMax with jitter; each failure is
+// counted, logged (at warning level when the error changes, else at debug level) and
+// shown by Status with its error. Subscriptions are renewed on every (re)connect,
+// and messages the broker resends before that are handled too.
 //
 // # Subscriptions added at run time
 //
@@ -69,7 +111,7 @@ type ExternalOptions struct {
 // hearth runs, say) to those of the options. They are remembered for the life of the
 // External and subscribed to again on every (re)connect with the configured filters:
 // a broker restarted without persistence, or a session it expired, has forgotten
-// them. There is no unsubscribe: a topic stays subscribed until hearth restarts.
+// them. Unsubscribe removes one again.
 type External struct {
 	o   ExternalOptions
 	log *slog.Logger
@@ -77,15 +119,23 @@ type External struct {
 	mu     sync.Mutex
 	extra  []string        // added by Subscribe, in order
 	added  map[string]bool // the same, as a set
-	client paho.Client     // the current session's client; nil between sessions
+	client paho.Client     // the current connection's client; nil between connections
+
+	conn    connState    // the connection, for Status (status.go)
+	topics  *topicTable  // per-topic problems and warnings (status.go)
+	retain  *retainCache // latest values, for retained messages (retained.go)
+	logGate logGate
 
 	msgs     *prometheus.CounterVec
 	connects *prometheus.CounterVec
+	problems *prometheus.CounterVec
+	fields   *prometheus.CounterVec
 	set      *metricset.Set
 }
 
 // Results counted by hearth_mqtt_external_messages_total.
-var externalResults = []string{"committed", "ignored", "refused", "malformed", "unknown_device", "unknown_topic", "limit"}
+var externalResults = []string{"committed", "ignored", "refused", "rejected", "malformed", "unknown_device", "unknown_topic",
+	"limit", "retained_repeat"}
 
 // NewExternal checks o and returns the source.
 func NewExternal(o ExternalOptions) (*External, error) {
@@ -123,16 +173,30 @@ func NewExternal(o ExternalOptions) (*External, error) {
 	if o.ReconnectMax <= 0 {
 		o.ReconnectMax = time.Minute
 	}
+	if o.MaxTopicLabels <= 0 {
+		o.MaxTopicLabels = 64
+	}
+	if o.Retryable == nil {
+		o.Retryable = func(error) bool { return true }
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	e := &External{o: o, log: o.Logger.With("component", "mqtt.external", "broker", u.Host), added: make(map[string]bool),
+		topics: newTopicTable(o.MaxTopicLabels), retain: newRetainCache(o.Latest),
 		msgs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_mqtt_external_messages_total",
-			Help: "Messages from the external broker, by result: committed, ignored (nothing to store), refused (by the store; sent again), malformed, unknown_device, unknown_topic, limit."},
+			Help: "Messages from the external broker, by result: committed, ignored (nothing to store), refused (by the store, for now; sent again), rejected (by ingest, for good; acknowledged), malformed, unknown_device, unknown_topic, limit, retained_repeat (a retained value already stored)."},
 			[]string{"result"}),
 		connects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_mqtt_external_connects_total",
-			Help: "Connections to the external broker, by result: ok, failed, lost."}, []string{"result"}),
+			Help: "Connections to the external broker, by result: ok, failed (an attempt: nothing listens, wrong password, TLS), lost (after being up)."}, []string{"result"}),
+		problems: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_mqtt_external_problems_total",
+			Help: "Messages from the external broker acknowledged without (all of) their readings stored, by reason (malformed, rejected, unknown_device, unknown_topic, limit, field) and topic; at most mqtt.external.max_topic_labels topics, the rest as \"other\"."},
+			[]string{"reason", "topic"}),
+		fields: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_mqtt_external_fields_refused_total",
+			Help: "Fields of external-broker messages that could not be read (the rest of the message was stored), by field; at most mqtt.external.max_topic_labels fields, the rest as \"other\"."},
+			[]string{"field"}),
 	}
+	e.conn.state, e.conn.since = StateConnecting, time.Now()
 	for _, r := range externalResults {
 		e.msgs.WithLabelValues(r)
 	}
@@ -142,7 +206,15 @@ func NewExternal(o ExternalOptions) (*External, error) {
 	added := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hearth_mqtt_external_added_topics",
 		Help: "Topics subscribed to beyond the configured filters (accepted Home Assistant entities' state topics); at most max_extra_subscriptions."},
 		func() float64 { e.mu.Lock(); defer e.mu.Unlock(); return float64(len(e.extra)) })
-	if e.set, err = metricset.Register(o.Registerer, e.msgs, e.connects, added); err != nil {
+	connected := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hearth_mqtt_external_connected",
+		Help: "1 while connected to the external broker, else 0."},
+		func() float64 {
+			if e.Status().State == StateConnected {
+				return 1
+			}
+			return 0
+		})
+	if e.set, err = metricset.Register(o.Registerer, e.msgs, e.connects, e.problems, e.fields, added, connected); err != nil {
 		return nil, fmt.Errorf("mqtt external: metrics: %w", err)
 	}
 	return e, nil
@@ -158,20 +230,35 @@ func (e *External) Unregister() { e.set.Unregister() }
 func (e *External) Run(ctx context.Context, sink device.Sink) error {
 	backoff := time.Second
 	for {
-		refused, err := e.session(ctx, sink)
-		if err != nil {
-			return err
-		}
+		up, err := e.connection(ctx, sink)
 		if ctx.Err() != nil {
+			e.conn.set(StateStopped, nil)
 			return nil
 		}
-		// The store refused a message: leave it unacknowledged, drop the
-		// connection and come back later so that the broker sends it again.
-		e.log.Warn("store refused readings: reconnecting later so the broker sends them again", "err", refused, "after", backoff)
+		if up >= time.Minute {
+			backoff = time.Second // it was up for a while: this is a new problem
+		}
+		e.conn.set(StateDisconnected, err)
+		wait := jitter(backoff)
+		switch {
+		case errors.Is(err, errRefused):
+			e.log.Warn("store refused readings: reconnecting later so the broker sends them again", "err", err, "after", wait.Round(time.Millisecond))
+		case up > 0:
+			e.log.Warn("connection to external broker lost; reconnecting", "err", err, "after", wait.Round(time.Millisecond))
+		default:
+			e.connects.WithLabelValues("failed").Inc()
+			e.conn.failedAttempt()
+			if e.logGate.changed(err) {
+				e.log.Warn("cannot connect to external broker; retrying", "err", err, "after", wait.Round(time.Millisecond))
+			} else {
+				e.log.Debug("cannot connect to external broker; retrying", "err", err, "after", wait.Round(time.Millisecond))
+			}
+		}
 		select {
 		case <-ctx.Done():
+			e.conn.set(StateStopped, nil)
 			return nil
-		case <-time.After(jitter(backoff)):
+		case <-time.After(wait):
 		}
 		backoff = min(backoff*2, e.o.ReconnectMax)
 	}
@@ -181,52 +268,31 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// session runs one client until ctx ends (nil, nil) or the sink refuses readings
-// (that error, nil).
-func (e *External) session(ctx context.Context, sink device.Sink) (refused error, err error) {
-	sem := make(chan struct{}, e.o.MaxInflight)
-	refusedc := make(chan error, 1)
-	stop := make(chan struct{})
-	handle := func(_ paho.Client, m paho.Message) {
-		select {
-		case sem <- struct{}{}:
-		case <-stop:
-			return // not acknowledged: sent again on the next connection
-		}
-		release := func() { <-sem }
-		rs, derr := e.o.Decoder.Decode(m.Topic(), m.Payload(), time.Now())
-		if derr != nil || len(rs) == 0 {
-			e.msgs.WithLabelValues(decodeResult(derr)).Inc()
-			if derr != nil {
-				e.log.Debug("message refused", "topic", truncate(m.Topic(), 128), "err", derr)
-			}
-			m.Ack()
-			release()
-			return
-		}
-		sink.Submit(rs, func(serr error) {
-			defer release()
-			if serr != nil {
-				e.msgs.WithLabelValues("refused").Inc()
-				select {
-				case refusedc <- serr:
-				default:
-				}
-				return
-			}
-			e.msgs.WithLabelValues("committed").Inc()
-			m.Ack()
-		})
-	}
+// errRefused wraps a sink's refusal that may pass: it ends a connection.
+var errRefused = errors.New("store refused readings")
+
+// connectTimeout bounds one connection attempt.
+const connectTimeout = 10 * time.Second
+
+// connection makes one connection and serves it until ctx ends, the connection is
+// lost or the sink refuses readings for now. up is how long it was connected (0:
+// the attempt failed, err says why).
+func (e *External) connection(ctx context.Context, sink device.Sink) (up time.Duration, err error) {
+	e.conn.set(StateConnecting, nil)
+	p := newPipeline(e, sink)
+	lost := make(chan error, 1)
 	opts := paho.NewClientOptions().AddBroker(e.o.URL).SetClientID(e.o.ClientID).
 		SetUsername(e.o.Username).SetPassword(e.o.Password).
-		SetCleanSession(false).SetAutoAckDisabled(true).SetOrderMatters(false).
+		// Order matters: the handler runs for one message at a time, in the order
+		// received, and returns once the message is handed to the sink (the
+		// pipeline acknowledges it after the commit, in order).
+		SetCleanSession(false).SetAutoAckDisabled(true).SetOrderMatters(true).
 		SetResumeSubs(false).
-		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(e.o.ReconnectMax).SetConnectTimeout(10 * time.Second).
-		SetKeepAlive(30 * time.Second).SetDefaultPublishHandler(handle).
+		// One client per connection: Run reconnects, so that every failed attempt
+		// is seen (paho's own retries report none).
+		SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(connectTimeout).
+		SetKeepAlive(30 * time.Second).SetDefaultPublishHandler(p.handle).
 		SetOnConnectHandler(func(c paho.Client) {
-			e.connects.WithLabelValues("ok").Inc()
 			// Every time, with the topics added so far: a new session (broker restarted,
 			// session expired) has none of them. A topic Subscribe adds after this
 			// snapshot, it subscribes itself: the connection is open by now.
@@ -237,48 +303,58 @@ func (e *External) session(ctx context.Context, sink device.Sink) (refused error
 				if !tok.WaitTimeout(30 * time.Second) {
 					return
 				}
-				if tok.Error() != nil {
+				switch refused := refusedTopics(tok); {
+				case tok.Error() != nil:
 					e.log.Error("subscribe failed", "err", tok.Error())
-				} else if refused := refusedTopics(tok); len(refused) > 0 {
+				case len(refused) > 0:
 					e.log.Error("the broker refused subscriptions (its ACL for this client?)", "topics", strings.Join(refused, " "))
+					e.conn.note(fmt.Errorf("the broker refused the subscription to %s (its ACL for this client?)", strings.Join(refused, " ")))
+					fallthrough
+				default:
+					if c.IsConnectionOpen() {
+						e.conn.set(StateConnected, nil) // subscribed: receiving
+					}
 				}
 			}()
 		}).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			e.connects.WithLabelValues("lost").Inc()
-			e.log.Warn("connection to external broker lost; reconnecting", "err", err)
-		}).
-		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
-			e.connects.WithLabelValues("failed").Inc()
+			select {
+			case lost <- err:
+			default:
+			}
 		})
 	if e.o.TLS != nil {
 		opts.SetTLSConfig(e.o.TLS)
 	}
 	c := paho.NewClient(opts)
+	tok := c.Connect()
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		// paho gives up within connectTimeout; the client is dropped.
+		go func() { <-tok.Done(); c.Disconnect(0) }()
+		return 0, nil
+	}
+	if err := tok.Error(); err != nil {
+		return 0, connectError(err)
+	}
+	connected := time.Now()
+	e.connects.WithLabelValues("ok").Inc()
+	e.logGate.reset()
 	e.setClient(c)
 	defer e.setClient(nil)
-	tok := c.Connect() // with ConnectRetry, completes once connected (or on Disconnect)
-	go func() {
-		if tok.Wait() && tok.Error() != nil {
-			e.log.Error("connect failed", "err", tok.Error())
-		}
-	}()
 	select {
 	case <-ctx.Done():
-	case refused = <-refusedc:
+	case err = <-p.refused:
+		err = fmt.Errorf("%w: %w", errRefused, err)
+	case err = <-lost:
+		e.connects.WithLabelValues("lost").Inc()
+		err = fmt.Errorf("connection lost: %w", err)
 	}
+	up = max(time.Since(connected), time.Nanosecond)
 	// Messages whose commit is pending are acknowledged if it completes before the
 	// client disconnects; the rest the broker sends again.
-	close(stop)
-	drain := time.After(2 * time.Second)
-fill:
-	for range cap(sem) {
-		select {
-		case sem <- struct{}{}:
-		case <-drain:
-			break fill
-		}
-	}
+	p.stop(2 * time.Second)
 	// paho queues PUBACKs and then DISCONNECT on separate channels: disconnecting
 	// straight away can drop acks of messages already committed, and the broker would
 	// send them again (stored twice, for payloads without sequence numbers). An
@@ -290,7 +366,22 @@ fill:
 		}
 	}
 	c.Disconnect(250)
-	return refused, nil
+	return up, err
+}
+
+// connectError says what a failed connection attempt means for the person who set
+// the URL and credentials.
+func connectError(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "bad user name or password"), strings.Contains(msg, "not Authorized"):
+		return fmt.Errorf("the broker refused hearth's credentials (mqtt.external.username, password_file): %w", err)
+	case strings.Contains(msg, "connection refused"):
+		return fmt.Errorf("nothing listens at the address of mqtt.external.url: %w", err)
+	case strings.Contains(msg, "identifier rejected"):
+		return fmt.Errorf("the broker rejected mqtt.external.client_id: %w", err)
+	}
+	return err
 }
 
 // subscriptions are the filters of the options and the topics added (how many), at
@@ -314,7 +405,7 @@ func (e *External) setClient(c paho.Client) {
 	e.mu.Unlock()
 }
 
-// subackTimeout bounds how long Subscribe waits for the broker's SUBACK.
+// subackTimeout bounds how long Subscribe and Unsubscribe wait for the broker's answer.
 const subackTimeout = 10 * time.Second
 
 // Subscribe adds topics to those subscribed to, at QoS 1, for as long as the External
@@ -382,13 +473,40 @@ func (e *External) Subscribe(topics ...string) error {
 	if len(refused) == 0 {
 		return nil
 	}
+	e.forget(refused)
+	return fmt.Errorf("mqtt external: the broker refused the subscription to %q (its ACL for this client?)", truncate(refused[0], 128))
+}
+
+// Unsubscribe removes a topic Subscribe added: it is not subscribed to on later
+// connects, and at once when connected (waiting up to 10s for the UNSUBACK; without
+// it, the broker's session may deliver the topic until the next clean reconnect, and
+// its messages are then decoded as any other). A topic not added (a configured filter
+// covers it, or it was never added) is left alone. Safe for concurrent use.
+func (e *External) Unsubscribe(topic string) {
 	e.mu.Lock()
-	e.extra = slices.DeleteFunc(e.extra, func(t string) bool { return slices.Contains(refused, t) })
-	for _, t := range refused {
+	had := e.added[topic]
+	c := e.client
+	e.mu.Unlock()
+	if !had {
+		return
+	}
+	e.forget([]string{topic})
+	e.log.Info("unsubscribing from an added topic", "topic", topic)
+	if c == nil || !c.IsConnectionOpen() {
+		return
+	}
+	if tok := c.Unsubscribe(topic); !tok.WaitTimeout(subackTimeout) || tok.Error() != nil {
+		e.log.Warn("no UNSUBACK for a removed topic; it stays subscribed until hearth reconnects", "topic", topic, "err", tok.Error())
+	}
+}
+
+func (e *External) forget(topics []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.extra = slices.DeleteFunc(e.extra, func(t string) bool { return slices.Contains(topics, t) })
+	for _, t := range topics {
 		delete(e.added, t)
 	}
-	e.mu.Unlock()
-	return fmt.Errorf("mqtt external: the broker refused the subscription to %q (its ACL for this client?)", truncate(refused[0], 128))
 }
 
 func (e *External) coveredLocked(topic string) bool {
@@ -459,6 +577,7 @@ func MatchFilter(filter, topic string) bool {
 // flushTopic is unsubscribed from (never subscribed) only for the UNSUBACK round trip.
 const flushTopic = "hearth/internal/flush-acks"
 
+// decodeResult is the result (and problem reason) of a decoder error.
 func decodeResult(err error) string {
 	switch {
 	case err == nil:

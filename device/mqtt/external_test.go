@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os/exec"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/internal/metricset"
 	"github.com/hearth-iot/hearth/internal/mosquittotest"
 	"github.com/hearth-iot/hearth/internal/poll"
 )
@@ -408,4 +410,244 @@ func TestExternalSubscribeAtRunTime(t *testing.T) {
 		defer sink.mu.Unlock()
 		return sink.values[5.5] > 0
 	})
+}
+
+// freePort returns an address where nothing listens.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// A broker that is not there, and one that refuses the password: each failed attempt
+// is counted, Status and Ready say why, and a right password gets through.
+func TestExternalConnectFailuresReported(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts mosquitto")
+	}
+	nothing := freePort(t)
+	mq := mosquittotest.Run(t, &mosquittotest.Options{Users: map[string]string{"hearth": "right"}})
+	for _, tc := range []struct {
+		name, addr, password, want string
+	}{
+		{"nothing listens", nothing, "", "nothing listens at the address of mqtt.external.url"},
+		{"wrong password", mq.Addr, "wrong", "the broker refused hearth's credentials"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			e, err := NewExternal(ExternalOptions{URL: "tcp://" + tc.addr, ClientID: "hearth-test", Username: "hearth", Password: tc.password,
+				Topics: []string{"zigbee2mqtt/#"}, Decoder: Router{}, ReconnectMax: time.Second, Registerer: reg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Ready(); err == nil || !strings.Contains(err.Error(), "connecting") {
+				t.Errorf("Ready before the first attempt: %v, want not ready (connecting)", err)
+			}
+			stop := run(t, e, &memSink{values: map[float64]int{}})
+			defer stop()
+			waitUntil(t, "two failed attempts", 20*time.Second, func() bool { return e.Status().FailedConnects >= 2 })
+			st := e.Status()
+			if st.State == StateConnected || !strings.Contains(st.LastError, tc.want) || st.LastErrorAt.IsZero() {
+				t.Errorf("status %+v, want not connected with last error %q", st, tc.want)
+			}
+			if err := e.Ready(); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.addr) {
+				t.Errorf("Ready: %v, want an error naming the broker and %q", err, tc.want)
+			}
+			if n := counter(t, reg, "hearth_mqtt_external_connects_total", "failed"); n < 2 {
+				t.Errorf("connects failed = %v, want ≥ 2", n)
+			}
+		})
+	}
+	// The right password: connected, subscribed, ready.
+	reg := prometheus.NewRegistry()
+	e, err := NewExternal(ExternalOptions{URL: "tcp://" + mq.Addr, ClientID: "hearth-test", Username: "hearth", Password: "right",
+		Topics: []string{"zigbee2mqtt/#"}, Decoder: Router{}, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, e, &memSink{values: map[float64]int{}})
+	defer stop()
+	waitUntil(t, "connected", 20*time.Second, func() bool { return e.Ready() == nil })
+	if st := e.Status(); st.State != StateConnected || st.FailedConnects != 0 {
+		t.Errorf("status %+v, want connected without failures", st)
+	}
+}
+
+// errFull stands for a store that is full (a refusal that may pass); errNever for
+// ingest refusing a reading it can never take.
+var (
+	errFull  = errors.New("disk quota exceeded")
+	errNever = errors.New("impossible timestamp")
+)
+
+// judgingSink refuses, for good, readings with a device time after 2200 and commits
+// the others, recording their temperatures in order.
+type judgingSink struct {
+	mu   sync.Mutex
+	vals []float64
+}
+
+func (s *judgingSink) Submit(rs []device.Reading, done func(error)) {
+	for _, r := range rs {
+		if r.DeviceTime.Year() > 2200 {
+			go done(errNever)
+			return
+		}
+	}
+	s.mu.Lock()
+	for _, r := range rs {
+		if r.Signal == device.SignalTemperature {
+			s.vals = append(s.vals, r.Value)
+		}
+	}
+	s.mu.Unlock()
+	go done(nil)
+}
+
+func (s *judgingSink) values() []float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.vals)
+}
+
+// A message the sink refuses for good is acknowledged and counted, by reason and
+// topic: the messages after it are stored without a reconnect.
+func TestExternalRejectedIsAcknowledged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts mosquitto")
+	}
+	addr := startMosquitto(t)
+	z2m, err := NewZigbee2MQTT(Mappings{{Source: SourceZigbee2MQTT, Name: "Fridge door", Device: "fridge1", Kind: device.KindFridge}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	e, err := NewExternal(ExternalOptions{URL: "tcp://" + addr, ClientID: "hearth-test", Topics: []string{"zigbee2mqtt/#"},
+		Decoder: Router{z2m}, ReconnectMax: 2 * time.Second, Registerer: reg,
+		Retryable: func(err error) bool { return errors.Is(err, errFull) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &judgingSink{}
+	stop := run(t, e, sink)
+	defer stop()
+	waitUntil(t, "subscribed", 10*time.Second, func() bool { return e.Ready() == nil })
+	publish(t, addr, "zigbee2mqtt/Fridge door", `{"temperature":-1,"last_seen":"2201-01-01T00:00:00Z"}`)
+	publishBurst(t, addr, 0, 20)
+	waitUntil(t, "the messages after the poison one", 10*time.Second, func() bool { return len(sink.values()) == 20 })
+	if got := sink.values(); got[0] != 0 || got[19] != 19 {
+		t.Errorf("stored %v, want 0..19", got)
+	}
+	// The sink's verdicts come on their own goroutines: the poison one may be counted
+	// after the valid ones were recorded.
+	waitUntil(t, "the poison message counted", 10*time.Second, func() bool {
+		return counter(t, reg, "hearth_mqtt_external_messages_total", "rejected") == 1
+	})
+	if n := counter(t, reg, "hearth_mqtt_external_connects_total", "ok"); n != 1 {
+		t.Errorf("connects = %v, want 1 (no reconnect for a message that can never be stored)", n)
+	}
+	ts := e.Status().Topics
+	if len(ts) != 1 || ts[0].Topic != "zigbee2mqtt/Fridge door" || ts[0].Problems["rejected"] != 1 || !strings.Contains(ts[0].LastError, "impossible timestamp") {
+		t.Errorf("topics %+v, want zigbee2mqtt/Fridge door with 1 rejected and its error", ts)
+	}
+}
+
+// Unmatched topics are counted by topic, up to MaxTopicLabels; the rest as "other".
+func TestExternalProblemsByTopicBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts mosquitto")
+	}
+	addr := startMosquitto(t)
+	z2m, err := NewZigbee2MQTT(Mappings{{Source: SourceZigbee2MQTT, Name: "Fridge door", Device: "fridge1", Kind: device.KindFridge}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	e, err := NewExternal(ExternalOptions{URL: "tcp://" + addr, ClientID: "hearth-test", Topics: []string{"zigbee2mqtt/#"},
+		Decoder: Router{z2m}, MaxTopicLabels: 2, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{values: map[float64]int{}}
+	stop := run(t, e, sink)
+	defer stop()
+	waitUntil(t, "subscribed", 10*time.Second, func() bool { return e.Ready() == nil })
+	for _, name := range []string{"Fridge dor", "Fridge dor", "Garage", "Cellar", "Attic"} {
+		publish(t, addr, "zigbee2mqtt/"+name, `{"contact":true}`)
+	}
+	publish(t, addr, "zigbee2mqtt/Fridge door", `{"temperature":"cold","contact":true}`)
+	// Messages are handled in order: once the last one's readings are committed,
+	// every problem before it is counted.
+	waitUntil(t, "the last message committed", 10*time.Second, func() bool {
+		return counter(t, reg, "hearth_mqtt_external_messages_total", "committed") == 1
+	})
+	want := map[string]float64{"zigbee2mqtt/Fridge dor": 2, "zigbee2mqtt/Garage": 1, "other": 2}
+	for topic, n := range want {
+		if got := problemCount(t, reg, "unknown_device", topic); got != n {
+			t.Errorf("problems{unknown_device, %s} = %v, want %v", topic, got, n)
+		}
+	}
+	if got := problemCount(t, reg, "field", "other"); got != 1 {
+		t.Errorf("problems{field, other} = %v, want 1 (the table is full)", got)
+	}
+	if n := counter(t, reg, "hearth_mqtt_external_fields_refused_total", "temperature"); n != 1 {
+		t.Errorf("fields_refused{temperature} = %v, want 1", n)
+	}
+	if n := e.Status().Messages; n != 6 {
+		t.Errorf("messages = %v, want 6", n)
+	}
+}
+
+func problemCount(t *testing.T, reg *prometheus.Registry, reason, topic string) float64 {
+	t.Helper()
+	v, err := metricset.Value(reg, "hearth_mqtt_external_problems_total", "reason", reason, "topic", topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// The rule for retained messages: a reading repeats the latest one of its device,
+// signal and label when its device time is not later, or, without device times, when
+// value and unit are the same. What the sink refused is taken back.
+func TestRetainCache(t *testing.T) {
+	t1 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	stored := []device.Reading{
+		{Device: "fridge", Signal: device.SignalTemperature, Value: 4, Unit: "°C"},
+		{Device: "fridge", Signal: device.SignalDoor, Value: 0, DeviceTime: t1},
+		{Device: "fridge", Signal: device.SignalBattery, Value: 90, Unit: "%", Label: "Fridge Door"},
+	}
+	c := newRetainCache(func() ([]device.Reading, error) { return stored, nil })
+	log := slog.New(slog.DiscardHandler)
+	in := []device.Reading{
+		{Device: "fridge", Signal: device.SignalTemperature, Value: 4, Unit: "°C"},                          // repeat
+		{Device: "fridge", Signal: device.SignalTemperature, Value: 4, Unit: "°F"},                          // other unit: new
+		{Device: "fridge", Signal: device.SignalDoor, Value: 1, DeviceTime: t1},                             // same time: repeat
+		{Device: "fridge", Signal: device.SignalDoor, Value: 0, DeviceTime: t1.Add(time.Second)},            // later: new
+		{Device: "fridge", Signal: device.SignalBattery, Value: 90, Unit: "%", Label: "Fridge Thermometer"}, // other sensor: new
+		{Device: "freezer", Signal: device.SignalTemperature, Value: -18, Unit: "°C"},                       // never stored: new
+	}
+	got := c.fresh(slices.Clone(in), log)
+	if want := []device.Reading{in[1], in[3], in[4], in[5]}; !slices.EqualFunc(got, want, func(a, b device.Reading) bool { return a == b }) {
+		t.Fatalf("fresh = %+v, want %+v", got, want)
+	}
+	// Handed to the sink: they repeat now; refused: they are new again.
+	u := c.submitted(got)
+	if again := c.fresh(slices.Clone(got), log); len(again) != 0 {
+		t.Errorf("after submitting, fresh = %+v, want nothing", again)
+	}
+	c.undo(u)
+	if again := c.fresh(slices.Clone(got), log); len(again) != len(got) {
+		t.Errorf("after undo, fresh = %+v, want all %d", again, len(got))
+	}
+	// No Latest: every retained reading is new, and nothing is kept.
+	var none *retainCache = newRetainCache(nil)
+	if got := none.fresh(slices.Clone(in), log); len(got) != len(in) {
+		t.Errorf("without Latest: %d of %d", len(got), len(in))
+	}
 }

@@ -81,6 +81,16 @@ type DiscoveryOptions struct {
 	// was added, changed or removed, e.g. to rebuild an HAState from Accepted.
 	// It must not block.
 	OnChange func()
+	// Known are proposals learned before (persisted by OnProposal), held from the
+	// start: a firmware that does not retain its discovery config announces it only
+	// when it starts or Home Assistant does, which may be long after hearth restarts.
+	// Those beyond MaxProposals (by config topic) are dropped.
+	Known []Proposal
+	// OnProposal, when set, is called from Decode (outside the lock) with the config
+	// topic of each proposal added or changed, and with nil when one was removed (an
+	// empty config), so that it can be persisted. A config received again unchanged
+	// (a retained one, on every reconnect) calls nothing. It should be quick.
+	OnProposal func(configTopic string, p *Proposal)
 }
 
 // Discovery learns devices from Home Assistant MQTT discovery configs
@@ -103,9 +113,10 @@ type DiscoveryOptions struct {
 // wrong types is ErrMalformed; a new proposal beyond MaxProposals is ErrLimit.
 // Discovery is safe for concurrent use.
 type Discovery struct {
-	prefix   string
-	max      int
-	onChange func()
+	prefix     string
+	max        int
+	onChange   func()
+	onProposal func(string, *Proposal)
 
 	mu        sync.Mutex
 	proposals map[string]Proposal // by config topic
@@ -126,7 +137,19 @@ func NewDiscovery(opts *DiscoveryOptions) (*Discovery, error) {
 	if err := checkBase(o.Prefix); err != nil {
 		return nil, fmt.Errorf("mqtt homeassistant: discovery prefix: %v", err)
 	}
-	return &Discovery{prefix: o.Prefix, max: o.MaxProposals, onChange: o.OnChange, proposals: make(map[string]Proposal)}, nil
+	d := &Discovery{prefix: o.Prefix, max: o.MaxProposals, onChange: o.OnChange, onProposal: o.OnProposal,
+		proposals: make(map[string]Proposal)}
+	known := slices.Clone(o.Known)
+	slices.SortFunc(known, func(a, b Proposal) int { return strings.Compare(a.ConfigTopic, b.ConfigTopic) })
+	for _, p := range known {
+		if len(d.proposals) >= d.max {
+			break
+		}
+		if p.ConfigTopic != "" {
+			d.proposals[p.ConfigTopic] = p.clone()
+		}
+	}
+	return d, nil
 }
 
 // Proposals returns a copy of the proposals held, sorted by config topic.
@@ -226,6 +249,9 @@ func (d *Discovery) store(topic string, p *Proposal) error {
 		}
 	}
 	d.mu.Unlock()
+	if changed && d.onProposal != nil {
+		d.onProposal(topic, p)
+	}
 	if changed && d.onChange != nil {
 		d.onChange()
 	}
@@ -930,13 +956,15 @@ type HAStateOptions struct {
 // entity whose key is missing from a JSON payload yields nothing), a binary_sensor or
 // switch compares it with PayloadOn/PayloadOff (1/0), a sensor reads a number and
 // converts its unit (°F → °C, kW → W, Wh → kWh). States "unknown", "unavailable" and
-// "None" yield nothing. The signal is the accepted Mapping's Signals[Property],
+// "None" yield nothing. An entity whose state cannot be read is reported in a
+// *FieldErrors (its Property as the field) with the readings of the other entities
+// on the same topic. The signal is the accepted Mapping's Signals[Property],
 // else the proposal's guessed Signal, else DefaultSignals of its kind.
 //
-// A topic that no accepted entity reads is ErrNotMine, so HAState may sit before
-// Zigbee2MQTT or Tasmota in a Router: when an entity reads a Zigbee2MQTT topic, put
-// HAState first or map the device in only one of them. Messages on an entity's
-// availability topic are reported through OnAvailability.
+// A topic that no accepted entity reads is ErrNotMine. When an entity reads a topic
+// that a configured mapping reads too (a Zigbee2MQTT device's), put HAState and the
+// adapters in a Layered decoder: both are read. Messages on an entity's availability
+// topic are reported through OnAvailability.
 //
 // HAState is safe for concurrent use; Replace swaps the accepted entities atomically.
 type HAState struct {
@@ -1050,17 +1078,20 @@ func (s *HAState) Decode(topic string, payload []byte, now time.Time) ([]device.
 	var (
 		obj map[string]json.RawMessage
 		out []device.Reading
+		bad = FieldErrors{Topic: topic}
 	)
 	for _, e := range ents {
 		r, ok, err := e.read(payload, &obj)
 		if err != nil {
-			return nil, fmt.Errorf("%w: homeassistant state topic %q: entity %q: %v", ErrMalformed, truncate(topic, 128), truncate(e.p.Mapping.Name, 64), err)
+			// The other entities on this topic are still read.
+			bad.add(e.p.Property, fmt.Errorf("entity %q: %v", truncate(e.p.Mapping.Name, 64), err))
+			continue
 		}
 		if ok {
 			out = append(out, r)
 		}
 	}
-	return out, nil
+	return bad.result(out)
 }
 
 func (e *haEntity) read(payload []byte, obj *map[string]json.RawMessage) (device.Reading, bool, error) {

@@ -3,6 +3,7 @@ package mqtt
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -172,7 +173,7 @@ func TestDiscoveryRealConfigs(t *testing.T) {
 	checkErr(t, "z2m via HA", err, nil)
 	checkReadings(t, "z2m via HA", rs, []want{
 		{"fridge", device.KindFridge, device.SignalDoor, 1, "", "", time.Time{}},
-		{"fridge", device.KindFridge, device.SignalBattery, 100, "%", "", time.Time{}}})
+		{"fridge", device.KindFridge, device.SignalBattery, 100, "%", "0x00158d00029b063b_battery_zigbee2mqtt", time.Time{}}})
 	rs, err = st2.Decode("zigbee2mqtt/0x00158d00029b063b", []byte(`{"contact":true,"linkquality":39}`), t0)
 	checkErr(t, "closed", err, nil)
 	checkReadings(t, "closed", rs, []want{{"fridge", device.KindFridge, device.SignalDoor, 0, "", "", time.Time{}}})
@@ -598,4 +599,39 @@ func ExampleDiscovery() {
 	// proposal 0x00158d00029b063b_contact_zigbee2mqtt: sensor door (no appliance named → sensor; device_class door → door)
 	// state: <nil>
 	// fridge fridge door 1
+}
+
+// Proposals learned before come back through Known; a change is reported through
+// OnProposal, a config received again unchanged is not, and an empty config reports
+// the removal.
+func TestDiscoveryKnownAndOnProposal(t *testing.T) {
+	d, err := NewDiscovery(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(t, d, fridgeDoorBatteryConfigTopic, []byte(fridgeDoorBatteryConfig))
+	learned := d.Proposals()
+
+	type call struct {
+		topic   string
+		removed bool
+	}
+	var calls []call
+	d2, err := NewDiscovery(&DiscoveryOptions{MaxProposals: 1, Known: append(learned, Proposal{ConfigTopic: "homeassistant/sensor/x/y/config"}),
+		OnProposal: func(topic string, p *Proposal) { calls = append(calls, call{topic, p == nil}) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d2.Proposals(); len(got) != 1 || got[0].ConfigTopic != fridgeDoorBatteryConfigTopic || got[0].Mapping.Name != learned[0].Mapping.Name {
+		t.Fatalf("restored %+v, want the one learned (MaxProposals 1)", got)
+	}
+	feed(t, d2, fridgeDoorBatteryConfigTopic, []byte(fridgeDoorBatteryConfig)) // the retained config again
+	if len(calls) != 0 {
+		t.Errorf("an unchanged config reported %+v", calls)
+	}
+	feed(t, d2, fridgeDoorBatteryConfigTopic, []byte(strings.Replace(fridgeDoorBatteryConfig, "Fridge Door battery", "Door battery", 1)))
+	feed(t, d2, fridgeDoorBatteryConfigTopic, nil)
+	if want := []call{{fridgeDoorBatteryConfigTopic, false}, {fridgeDoorBatteryConfigTopic, true}}; !slices.Equal(calls, want) {
+		t.Errorf("OnProposal calls %+v, want %+v", calls, want)
+	}
 }

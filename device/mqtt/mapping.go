@@ -539,7 +539,8 @@ func normalizeUnit(sig device.Signal, v float64, unit string) (float64, string, 
 	return v, u, nil
 }
 
-// reading builds and validates one reading of binding b.
+// reading builds and validates one reading of binding b. A battery reading's Label
+// is the mapping's Name.
 func (b *binding) reading(sig device.Signal, v scalar, unit string, textNumbers bool) (device.Reading, error) {
 	f, err := toValue(sig, v, textNumbers)
 	if err != nil {
@@ -550,6 +551,12 @@ func (b *binding) reading(sig device.Signal, v scalar, unit string, textNumbers 
 		return device.Reading{}, err
 	}
 	r := device.Reading{Device: b.Device, Kind: b.Kind, Signal: sig, Value: f, Unit: u}
+	if sig == device.SignalBattery {
+		// Each sensor of a device has its own battery: the label names the one that
+		// reported (the mapping's Name), so that two sensors mapped to one device do
+		// not mix their levels.
+		r.Label = clip(b.Name, device.MaxLabelLen)
+	}
 	if err := r.Validate(); err != nil {
 		return device.Reading{}, err
 	}

@@ -151,10 +151,14 @@ func checkFuzzResult(t *testing.T, rs []device.Reading, err error) {
 		if !errors.Is(err, ErrNotMine) && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnknownDevice) && !errors.Is(err, ErrLimit) {
 			t.Fatalf("error of no documented class: %v", err)
 		}
-		if rs != nil {
+		// Only a *FieldErrors comes with readings: those of the fields that were read.
+		var fe *FieldErrors
+		if errors.As(err, &fe) && len(fe.Fields) == 0 {
+			t.Fatalf("FieldErrors without fields: %v", err)
+		}
+		if rs != nil && fe == nil {
 			t.Fatalf("readings %v returned with error %v", rs, err)
 		}
-		return
 	}
 	for i := range rs {
 		if err := rs[i].Validate(); err != nil {

@@ -37,7 +37,9 @@ type TasmotaOptions struct {
 //     every sensor object yields properties "<sensor>.<field>" in lower case
 //     ("energy.power" W, "energy.total" kWh, "ds18b20.temperature", "am2301.humidity"),
 //     matched in full and then by the field alone ("power", "total", "temperature");
-//     a power or energy given per channel as an array is summed. Top-level switches
+//     a power or energy given per channel as an array is summed; a number written as
+//     a string is read as the number. The battery level of one sensor object of a
+//     topic mapped as a whole is labelled "<topic>/<sensor>". Top-level switches
 //     ("Switch1":"ON") are properties "switch1". Temperatures follow TempUnit (F is
 //     converted to °C). ZbReceived entries are read for their own mappings with
 //     properties in lower case, where Zigbee "Power" (on/off) is "state", "ActivePower"
@@ -49,6 +51,9 @@ type TasmotaOptions struct {
 //   - stat/<topic>/POWER, stat/<topic>/POWER<n>: the same properties, plain payload.
 //   - tele/<topic>/LWT: "Online"/"Offline": no reading; reported through OnAvailability.
 //   - cmnd/..., stat/<topic>/RESULT and STATUS*, other tele/ topics: nil, nil.
+//
+// A field that cannot be read is reported in a *FieldErrors returned with the readings
+// of the other fields.
 //
 // DeviceTime: Tasmota's "Time" is local time without a zone unless the device is set
 // to send one. hearth uses "Epoch" (Unix seconds) when present, else "Time" when it
@@ -255,6 +260,7 @@ func (t *Tasmota) state(topic string, b *binding, payload []byte) ([]device.Read
 	}
 	devTime := tasmotaTime(obj)
 	var out []device.Reading
+	bad := FieldErrors{Topic: topic}
 	for _, k := range sortedKeys(obj) {
 		prop := relayProp(k)
 		if prop == "" {
@@ -269,12 +275,13 @@ func (t *Tasmota) state(topic string, b *binding, payload []byte) ([]device.Read
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: tasmota topic %q: %s: %v", ErrMalformed, truncate(topic, 128), k, err)
+			bad.add(k, err)
+			continue
 		}
 		r.DeviceTime = devTime
 		out = append(out, r)
 	}
-	return out, nil
+	return bad.result(out)
 }
 
 // tasmotaSkip are SENSOR keys that are not sensors.
@@ -302,10 +309,14 @@ func (t *Tasmota) sensor(topic, dev string, top *binding, payload []byte) ([]dev
 		mapped   = top != nil
 		unmapped []string
 	)
-	add := func(b *binding, prop, field string, raw json.RawMessage) error {
+	bad := FieldErrors{Topic: topic}
+	// add reads one field; sub, when set, names the sensor a battery level belongs to
+	// (one sensor object of a hub mapped as a whole). A field that cannot be read is
+	// recorded in bad and the others are still read.
+	add := func(b *binding, prop, field, sub string, raw json.RawMessage) {
 		sig, ok := b.signal(prop)
 		if !ok {
-			return nil
+			return
 		}
 		unit := ""
 		if sig == device.SignalTemperature {
@@ -313,14 +324,17 @@ func (t *Tasmota) sensor(topic, dev string, top *binding, payload []byte) ([]dev
 		}
 		r, err := t.reading(b, prop, sig, raw, unit)
 		if errors.Is(err, errSkip) {
-			return nil
+			return
 		}
 		if err != nil {
-			return fmt.Errorf("%w: tasmota topic %q: %s: %v", ErrMalformed, truncate(topic, 128), truncate(field, 64), err)
+			bad.add(field, err)
+			return
+		}
+		if sub != "" && sig == device.SignalBattery {
+			r.Label = clip(sub, device.MaxLabelLen)
 		}
 		r.DeviceTime = devTime
 		out = append(out, r)
-		return nil
 	}
 	for _, k := range sortedKeys(obj) {
 		if tasmotaSkip[k] {
@@ -348,9 +362,7 @@ func (t *Tasmota) sensor(topic, dev string, top *binding, payload []byte) ([]dev
 					if p, ok := zigbeeRenames[prop]; ok {
 						prop = p
 					}
-					if err := add(b, prop, "ZbReceived."+sk+"."+f, fields[f]); err != nil {
-						return nil, err
-					}
+					add(b, prop, "ZbReceived."+sk+"."+f, "", fields[f])
 				}
 			}
 			continue
@@ -360,32 +372,28 @@ func (t *Tasmota) sensor(topic, dev string, top *binding, payload []byte) ([]dev
 			if err != nil {
 				return nil, fmt.Errorf("%w: tasmota topic %q: %s: %v", ErrMalformed, truncate(topic, 128), truncate(k, 64), err)
 			}
-			b, prefix := t.idx[dev+"/"+k], ""
+			b, prefix, sub := t.idx[dev+"/"+k], "", ""
 			if b == nil {
-				b, prefix = top, strings.ToLower(k)+"."
+				b, prefix, sub = top, strings.ToLower(k)+".", dev+"/"+k
 			}
 			if b == nil {
 				continue
 			}
 			mapped = true
 			for _, f := range sortedKeys(fields) {
-				if err := add(b, prefix+strings.ToLower(f), k+"."+f, fields[f]); err != nil {
-					return nil, err
-				}
+				add(b, prefix+strings.ToLower(f), k+"."+f, sub, fields[f])
 			}
 			continue
 		}
 		if top != nil {
-			if err := add(top, strings.ToLower(k), k, raw); err != nil {
-				return nil, err
-			}
+			add(top, strings.ToLower(k), k, "", raw)
 		}
 	}
 	if !mapped && len(unmapped) > 0 {
 		return nil, fmt.Errorf("%w: tasmota topic %q: Zigbee device %s has no mapping (name it %q)", ErrUnknownDevice,
 			truncate(dev, 128), strings.Join(unmapped, ", "), dev+"/<Name>")
 	}
-	return out, nil
+	return bad.result(out)
 }
 
 // zigbeeBinding finds the mapping of a ZbReceived entry by its Name, its short address
@@ -435,7 +443,7 @@ func (t *Tasmota) reading(b *binding, prop string, sig device.Signal, raw json.R
 	if err != nil {
 		return device.Reading{}, err
 	}
-	return b.reading(sig, v, unit, false)
+	return b.reading(sig, v, unit, true) // "Temperature":"21.5" is 21.5
 }
 
 // tasmotaTime returns a trustworthy device time: Epoch, or Time with a zone offset.

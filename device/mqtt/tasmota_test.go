@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -74,7 +75,7 @@ func TestTasmotaRealPayloads(t *testing.T) {
 		{name: "ds18b20-mqtt-doc", d: d1, wants: []want{{"tasmota_sensor", S, T, 20.6, "°C", "", z}}},
 		{name: "mpu6050-temperature", d: d1, wants: []want{{"tasmota_sensor", S, T, 27.7, "°C", "", z}}},
 		// one sensor object mapped on its own
-		{name: "ble-three-sensors", d: d1, wants: []want{{"fridge_ble", device.KindFridge, B, 100, "%", "", z}, {"fridge_ble", device.KindFridge, H, 58, "%", "", z}, {"fridge_ble", device.KindFridge, T, 21.1, "°C", "", z}}},
+		{name: "ble-three-sensors", d: d1, wants: []want{{"fridge_ble", device.KindFridge, B, 100, "%", "ble-hub/LYWSD03-52680f", z}, {"fridge_ble", device.KindFridge, H, 58, "%", "", z}, {"fridge_ble", device.KindFridge, T, 21.1, "°C", "", z}}},
 		{name: "analog-only", d: d1},
 		{name: "switch1-on", d: d2, wants: []want{{"hall", device.KindEntryDoor, D, 1, "", "", z}}},
 		// Time with an offset is trusted
@@ -135,8 +136,8 @@ func TestTasmotaRealPayloads(t *testing.T) {
 	rs, err := d2.Decode(m.topic, m.payload, t0)
 	checkErr(t, "ble hub", err, nil)
 	checkReadings(t, "ble hub", rs, []want{
-		{"ble", S, B, 2, "%", "", z}, {"ble", S, H, 57, "%", "", z}, {"ble", S, T, 21.4, "°C", "", z},
-		{"ble", S, B, 100, "%", "", z}, {"ble", S, H, 58, "%", "", z}, {"ble", S, T, 21.1, "°C", "", z},
+		{"ble", S, B, 2, "%", "ble-hub/LYWSD02-a2fd09", z}, {"ble", S, H, 57, "%", "", z}, {"ble", S, T, 21.4, "°C", "", z},
+		{"ble", S, B, 100, "%", "ble-hub/LYWSD03-52680f", z}, {"ble", S, H, 58, "%", "", z}, {"ble", S, T, 21.1, "°C", "", z},
 		{"ble", S, H, 54.6, "%", "", z}, {"ble", S, T, 21.4, "°C", "", z}})
 
 	// LWT: availability, no reading.
@@ -216,7 +217,7 @@ func TestTasmotaBadInput(t *testing.T) {
 		{"unknown lwt", "tele/garage/LWT", `Online`, ErrUnknownDevice, []string{`"garage"`}},
 		{"toggle", "stat/pow1/POWER", `TOGGLE`, ErrMalformed, []string{"stat/pow1/POWER", "relay", "TOGGLE"}},
 		{"lwt word", "tele/pow1/LWT", `Gone`, ErrMalformed, []string{"LWT", "Gone"}},
-		{"string power", "tele/pow1/SENSOR", `{"ENERGY":{"Power":"12"}}`, ErrMalformed, []string{"ENERGY.Power", "string"}},
+		{"word power", "tele/pow1/SENSOR", `{"ENERGY":{"Power":"twelve"}}`, ErrMalformed, []string{"ENERGY.Power", "string"}},
 		{"bool total", "tele/pow1/SENSOR", `{"ENERGY":{"Total":false}}`, ErrMalformed, []string{"ENERGY.Total", "boolean"}},
 		{"overflow", "tele/pow1/SENSOR", `{"ENERGY":{"Power":1e400}}`, ErrMalformed, []string{"ENERGY.Power", "range"}},
 		{"huge", "tele/pow1/SENSOR", `{"ENERGY":{"Total":9e99}}`, ErrMalformed, []string{"1e15"}},
@@ -240,6 +241,18 @@ func TestTasmotaBadInput(t *testing.T) {
 			continue
 		}
 		checkErr(t, tc.name, err, tc.class, tc.parts...)
+	}
+}
+
+// A numeric string is read as its number, and a field that cannot be read refuses
+// only itself.
+func TestTasmotaNumericStringsAndFieldErrors(t *testing.T) {
+	d := newTasmota(t, tasmotaMappings, nil)
+	rs, err := d.Decode("tele/pow1/SENSOR", []byte(`{"ENERGY":{"Power":"12.5","Total":"n/a","Voltage":230}}`), t0)
+	checkReadings(t, "pow1", rs, []want{{"washer", device.KindWasher, device.SignalPower, 12.5, "W", "", time.Time{}}})
+	var fe *FieldErrors
+	if !errors.As(err, &fe) || len(fe.Fields) != 1 || fe.Fields[0].Field != "ENERGY.Total" {
+		t.Fatalf("error %v, want a *FieldErrors naming ENERGY.Total alone", err)
 	}
 }
 

@@ -37,7 +37,11 @@ type Zigbee2MQTTOptions struct {
 //     the magnet is present (closed): contact is turned into door value 1 when open,
 //     0 when closed. state "ON"/"OFF" and occupancy true/false become 1/0.
 //     temperature °C, humidity %, power W, energy kWh and battery % keep their values.
-//     linkquality and properties no signal names are ignored; null values are skipped.
+//     A number written as a string ("temperature":"21.5", as some Tuya devices send
+//     it) is read as the number. linkquality and properties no signal names are
+//     ignored; null values are skipped. A property that cannot be read (a word where
+//     a number is expected) is reported in a *FieldErrors returned with the
+//     readings of the others.
 //     last_seen, when it carries a zone (ISO_8601) or is epoch milliseconds, becomes
 //     DeviceTime (Zigbee2MQTT stamps it when it heard the device); ISO_8601_local
 //     (no zone) is ignored.
@@ -167,7 +171,10 @@ func (z *Zigbee2MQTT) state(topic string, b *binding, payload []byte) ([]device.
 	if raw, ok := obj["last_seen"]; ok {
 		devTime = z2mLastSeen(raw)
 	}
-	var out []device.Reading
+	var (
+		out []device.Reading
+		bad = FieldErrors{Topic: topic}
+	)
 	for _, prop := range b.props {
 		raw, ok := obj[prop]
 		if !ok {
@@ -186,9 +193,9 @@ func (z *Zigbee2MQTT) state(topic string, b *binding, payload []byte) ([]device.
 		if errors.Is(err, errSkip) {
 			continue
 		}
-		return nil, fmt.Errorf("%w: zigbee2mqtt topic %q: property %q: %v", ErrMalformed, truncate(topic, 128), prop, err)
+		bad.add(prop, err) // the other properties are still read
 	}
-	return out, nil
+	return bad.result(out)
 }
 
 func (z *Zigbee2MQTT) attribute(topic string, b *binding, prop string, payload []byte) ([]device.Reading, error) {
@@ -215,10 +222,8 @@ func z2mReading(b *binding, prop string, sig device.Signal, v scalar) (device.Re
 		}
 		v.b = !v.b // contact=true: magnet present, door closed
 	}
-	if v.typ == 's' && !sig.Binary() {
-		return device.Reading{}, fmt.Errorf("string %s where a number is expected for signal %s", v, sig)
-	}
-	return b.reading(sig, v, "", false)
+	// Some devices (Tuya, a few ESPHome builds) send numbers as strings: "21.5".
+	return b.reading(sig, v, "", true)
 }
 
 // z2mLastSeen reads last_seen in the ISO_8601 (with zone) or epoch (ms) formats.

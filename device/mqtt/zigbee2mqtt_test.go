@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -50,20 +51,20 @@ func TestZigbee2MQTTRealPayloads(t *testing.T) {
 		name  string
 		wants []want
 	}{
-		{"aqara-climate-barbaris", []want{{"living_room", S, B, 100, "%", "", time.Time{}}, {"living_room", S, H, 44.43, "%", "", time.Time{}}, {"living_room", S, T, 20.74, "°C", "", time.Time{}}}},
-		{"climate-schuppen", []want{{"shed", S, B, 97, "%", "", time.Time{}}, {"shed", S, H, 81.23, "%", "", time.Time{}}, {"shed", S, T, 11.85, "°C", "", time.Time{}}}},
+		{"aqara-climate-barbaris", []want{{"living_room", S, B, 100, "%", "Living Room temperature, humidity and pressure sensor", time.Time{}}, {"living_room", S, H, 44.43, "%", "", time.Time{}}, {"living_room", S, T, 20.74, "°C", "", time.Time{}}}},
+		{"climate-schuppen", []want{{"shed", S, B, 97, "%", "schuppen/SENSOR", time.Time{}}, {"shed", S, H, 81.23, "%", "", time.Time{}}, {"shed", S, T, 11.85, "°C", "", time.Time{}}}},
 		// contact=false is open: door 1
-		{"tuya-contact-open", []want{{"front_door", device.KindEntryDoor, B, 100, "%", "", time.Time{}}, {"front_door", device.KindEntryDoor, device.SignalDoor, 1, "", "", time.Time{}}}},
+		{"tuya-contact-open", []want{{"front_door", device.KindEntryDoor, B, 100, "%", "0x142d41fffe5820ac", time.Time{}}, {"front_door", device.KindEntryDoor, device.SignalDoor, 1, "", "", time.Time{}}}},
 		// explicit Signals: only contact; last_seen with a zone becomes DeviceTime
 		{"aqara-window-last-seen", []want{{"window", S, device.SignalDoor, 1, "", "", time.Date(2024, 1, 10, 17, 42, 21, 0, time.UTC)}}},
 		{"aqara-motion-last-seen", []want{
-			{"hall_motion", device.KindMotion, B, 100, "%", "", time.Date(2024, 1, 9, 23, 22, 22, 0, time.UTC)},
+			{"hall_motion", device.KindMotion, B, 100, "%", "AZ_MOTION01", time.Date(2024, 1, 9, 23, 22, 22, 0, time.UTC)},
 			{"hall_motion", device.KindMotion, A, 1, "", "", time.Date(2024, 1, 9, 23, 22, 22, 0, time.UTC)}}},
 		{"plug-metering", []want{{"washer", device.KindWasher, device.SignalEnergy, 1.05, "kWh", "", time.Time{}},
 			{"washer", device.KindWasher, device.SignalPower, 102, "W", "", time.Time{}}, {"washer", device.KindWasher, A, 1, "", "", time.Time{}}}},
-		{"sonoff-climate", []want{{"fridge", device.KindFridge, B, 76.5, "%", "", time.Time{}}, {"fridge", device.KindFridge, H, 30.28, "%", "", time.Time{}},
+		{"sonoff-climate", []want{{"fridge", device.KindFridge, B, 76.5, "%", "0x00124b00251f6ccc", time.Time{}}, {"fridge", device.KindFridge, H, 30.28, "%", "", time.Time{}},
 			{"fridge", device.KindFridge, T, 26.66, "°C", "", time.Time{}}}},
-		{"tuya-climate-comfort", []want{{"toilet", S, B, 100, "%", "", time.Time{}}, {"toilet", S, H, 47.7, "%", "", time.Time{}}, {"toilet", S, T, 22.7, "°C", "", time.Time{}}}},
+		{"tuya-climate-comfort", []want{{"toilet", S, B, 100, "%", "toilet_humid_temp_sensor", time.Time{}}, {"toilet", S, H, 47.7, "%", "", time.Time{}}, {"toilet", S, T, 22.7, "°C", "", time.Time{}}}},
 		{"wsdcgq01lm-doc", []want{{"doc_climate", S, H, 44.72, "%", "", time.Time{}}, {"doc_climate", S, T, 27.34, "°C", "", time.Time{}}}},
 		{"rtcgq01lm-doc", []want{{"doc_motion", device.KindMotion, A, 1, "", "", time.Time{}}}},
 		// Zigbee2MQTT's own topics and commands: nothing, no error
@@ -90,7 +91,7 @@ func TestZigbee2MQTTRealPayloads(t *testing.T) {
 	m := c.get("aqara-contact-open-zb6")
 	rs, err := zb6.Decode(m.topic, m.payload, t0)
 	checkErr(t, "zb6", err, nil)
-	checkReadings(t, "zb6", rs, []want{{"fridge", device.KindFridge, B, 100, "%", "", time.Time{}}, {"fridge", device.KindFridge, device.SignalDoor, 1, "", "", time.Time{}}})
+	checkReadings(t, "zb6", rs, []want{{"fridge", device.KindFridge, B, 100, "%", "h6/T1", time.Time{}}, {"fridge", device.KindFridge, device.SignalDoor, 1, "", "", time.Time{}}})
 	if _, err := z.Decode(m.topic, m.payload, t0); err != ErrNotMine {
 		t.Errorf("zb6 topic on the default decoder: %v, want ErrNotMine", err)
 	}
@@ -141,7 +142,7 @@ func TestZigbee2MQTTBadInput(t *testing.T) {
 		{"array", "zigbee2mqtt/kettle", `[1,2]`, ErrMalformed, []string{"JSON object"}},
 		{"null", "zigbee2mqtt/kettle", `null`, ErrMalformed, []string{"null"}},
 		{"plain text", "zigbee2mqtt/kettle", `ON`, ErrMalformed, []string{"JSON"}},
-		{"string number", "zigbee2mqtt/kettle", `{"power":"20.1"}`, ErrMalformed, []string{`"power"`, "string", "number"}},
+		{"word for a number", "zigbee2mqtt/kettle", `{"power":"high"}`, ErrMalformed, []string{`"power"`, "string", "number"}},
 		{"bool number", "zigbee2mqtt/kettle", `{"temperature":true}`, ErrMalformed, []string{`"temperature"`, "boolean"}},
 		{"object number", "zigbee2mqtt/kettle", `{"energy":{"x":1}}`, ErrMalformed, []string{`"energy"`, "object"}},
 		{"contact number", "zigbee2mqtt/0x142d41fffe5820ac", `{"contact":1}`, ErrMalformed, []string{`"contact"`, "true (closed)"}},
@@ -179,6 +180,9 @@ func TestZigbee2MQTTValues(t *testing.T) {
 		{"state off", `{"state":"OFF","linkquality":80,"power_on_behavior":"on"}`, []want{{"kettle", K, device.SignalActive, 0, "", "", time.Time{}}}},
 		{"local last_seen ignored", `{"power":3,"last_seen":"2024-01-10T17:42:21"}`, []want{{"kettle", K, device.SignalPower, 3, "W", "", time.Time{}}}},
 		{"epoch last_seen", `{"power":3,"last_seen":1704908541000}`, []want{{"kettle", K, device.SignalPower, 3, "W", "", time.UnixMilli(1704908541000)}}},
+		// Some Tuya and ESPHome devices send numbers as strings.
+		{"numeric strings", `{"power":"20.1","temperature":" 21.5 ","state":"ON"}`, []want{{"kettle", K, device.SignalPower, 20.1, "W", "", time.Time{}},
+			{"kettle", K, device.SignalActive, 1, "", "", time.Time{}}, {"kettle", K, device.SignalTemperature, 21.5, "°C", "", time.Time{}}}},
 		{"nothing mapped", `{"linkquality":80,"voltage":230}`, nil},
 		{"empty object", `{}`, nil},
 	} {
@@ -189,6 +193,24 @@ func TestZigbee2MQTTValues(t *testing.T) {
 		}
 		checkReadings(t, tc.name, rs, tc.wants)
 	}
+}
+
+// A field that cannot be read refuses only itself: the other fields of the message
+// are read, and the error names the field.
+func TestZigbee2MQTTFieldErrorKeepsTheRest(t *testing.T) {
+	z := newZ2M(t, nil)
+	S := device.KindSensor
+	rs, err := z.Decode("zigbee2mqtt/toilet_humid_temp_sensor", []byte(`{"battery":"low","humidity":48,"temperature":"21.5","linkquality":"n/a"}`), t0)
+	checkReadings(t, "partial", rs, []want{{"toilet", S, device.SignalHumidity, 48, "%", "", time.Time{}},
+		{"toilet", S, device.SignalTemperature, 21.5, "°C", "", time.Time{}}})
+	var fe *FieldErrors
+	if !errors.As(err, &fe) || !errors.Is(err, ErrMalformed) {
+		t.Fatalf("error %v, want a *FieldErrors wrapping ErrMalformed", err)
+	}
+	if len(fe.Fields) != 1 || fe.Fields[0].Field != "battery" || fe.Topic != "zigbee2mqtt/toilet_humid_temp_sensor" {
+		t.Fatalf("fields %+v on %q, want battery alone", fe.Fields, fe.Topic)
+	}
+	checkErr(t, "partial", err, ErrMalformed, `"battery"`, `"low"`, "the other fields were read")
 }
 
 func TestZigbee2MQTTAttributeOutput(t *testing.T) {

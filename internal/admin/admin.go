@@ -9,6 +9,11 @@
 //	GET /metrics        Prometheus text format
 //	GET /v1/status      JSON: version, uptime, store, pipeline counters
 //	GET /v1/devices     JSON list of devices
+//	GET /v1/devices/{id}/readings?last=N&signal=S
+//	                    JSON: the device's last N readings (default 10, at most
+//	                    Sources.ReadingsMax), newest first, of signal S when given;
+//	                    404 for a device with no stored reading, 400 for a bad N or S.
+//	                    Raw readings: keep admin.listen on loopback.
 //	GET /v1/tags        JSON list of tags
 //	GET /v1/tags/{name} JSON of one tag, with its evidence (404 if unknown)
 //
@@ -33,8 +38,11 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,6 +72,56 @@ type Sources struct {
 	Registerer prometheus.Registerer
 	// Pprof serves net/http/pprof under /debug/pprof/.
 	Pprof bool
+	// Readings answers GET /v1/devices/{id}/readings with the last readings of a
+	// device (q checked: 1 <= q.Last <= ReadingsMax). An error wrapping ErrNotFound
+	// is a 404, ErrBadRequest a 400, any other a 500. nil: no such route.
+	Readings func(id string, q ReadingsQuery) (any, error)
+	// ReadingsMax bounds last= (default 1000).
+	ReadingsMax int
+}
+
+// ReadingsQuery is what GET /v1/devices/{id}/readings asks for.
+type ReadingsQuery struct {
+	Last   int    // how many readings, newest first
+	Signal string // only this signal; "" for every signal
+}
+
+// Errors a Readings function returns to choose the status code.
+var (
+	ErrNotFound   = errors.New("not found")
+	ErrBadRequest = errors.New("bad request")
+)
+
+// defaultLast is N of /v1/devices/{id}/readings without last=.
+const defaultLast = 10
+
+func readingsHandler(s Sources) http.HandlerFunc {
+	max := s.ReadingsMax
+	if max <= 0 {
+		max = 1000
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		q := ReadingsQuery{Last: defaultLast, Signal: r.URL.Query().Get("signal")}
+		if v := r.URL.Query().Get("last"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > max {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("last=%s: want a number from 1 to %d (admin.readings_max)", v, max)})
+				return
+			}
+			q.Last = n
+		}
+		out, err := s.Readings(r.PathValue("id"), q)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		case errors.Is(err, ErrBadRequest):
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		case err != nil:
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		default:
+			writeJSON(w, http.StatusOK, out)
+		}
+	}
 }
 
 // Handler returns the API's handler. It registers hearth_admin_unauthorized_total
@@ -87,6 +145,9 @@ func Handler(s Sources) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Status()) })
 	mux.HandleFunc("GET /v1/devices", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Devices()) })
+	if s.Readings != nil {
+		mux.HandleFunc("GET /v1/devices/{id}/readings", readingsHandler(s))
+	}
 	mux.HandleFunc("GET /v1/tags", func(w http.ResponseWriter, _ *http.Request) {
 		tags := s.Tags()
 		if tags == nil {

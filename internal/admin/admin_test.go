@@ -3,6 +3,7 @@ package admin
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -191,5 +192,45 @@ func TestEmptyTokenRefusesAll(t *testing.T) {
 	}
 	if len(*ran) != 0 {
 		t.Errorf("handler ran: %v", *ran)
+	}
+}
+
+// GET /v1/devices/{id}/readings: open (no token), last= checked against ReadingsMax,
+// a device the source does not know is a 404 with its message.
+func TestReadingsRoute(t *testing.T) {
+	var asked []ReadingsQuery
+	srv := serve(t, Sources{Gatherer: prometheus.NewRegistry(), Ready: func() error { return nil }, Token: testToken,
+		Status: func() any { return nil }, Devices: func() any { return nil }, Tags: func() []any { return nil },
+		TagName: func(any) string { return "" }, ReadingsMax: 50,
+		Readings: func(id string, q ReadingsQuery) (any, error) {
+			asked = append(asked, q)
+			switch {
+			case id != "kitchen-fridge":
+				return nil, fmt.Errorf("device %q: %w: no reading of it is stored", id, ErrNotFound)
+			case q.Signal == "smell":
+				return nil, fmt.Errorf("signal %q: %w", q.Signal, ErrBadRequest)
+			}
+			return map[string]any{"device": id, "last": q.Last}, nil
+		}})
+	for _, tc := range []struct {
+		path string
+		code int
+		body string
+	}{
+		{"/v1/devices/kitchen-fridge/readings", 200, `"last": 10`},
+		{"/v1/devices/kitchen-fridge/readings?last=50&signal=door", 200, `"last": 50`},
+		{"/v1/devices/kitchen-fridge/readings?last=51", 400, "from 1 to 50 (admin.readings_max)"},
+		{"/v1/devices/kitchen-fridge/readings?last=0", 400, "from 1 to 50"},
+		{"/v1/devices/kitchen-fridge/readings?last=x", 400, "last=x"},
+		{"/v1/devices/kitchen-fridge/readings?signal=smell", 400, `signal \"smell\"`},
+		{"/v1/devices/kitchen-fridg/readings", 404, `device \"kitchen-fridg\": not found: no reading of it is stored`},
+	} {
+		code, body := get(t, srv.URL+tc.path)
+		if code != tc.code || !strings.Contains(body, tc.body) {
+			t.Errorf("GET %s: %d %s, want %d with %q", tc.path, code, body, tc.code, tc.body)
+		}
+	}
+	if want := []ReadingsQuery{{10, ""}, {50, "door"}, {10, "smell"}, {10, ""}}; len(asked) != len(want) || asked[1] != want[1] {
+		t.Errorf("asked %+v, want %+v (a bad last= never reaches the source)", asked, want)
 	}
 }

@@ -131,6 +131,10 @@ type Admin struct {
 	Listen    string `yaml:"listen"`
 	TokenFile string `yaml:"token_file"` // "": admin.token in data_dir (see AdminTokenFile)
 	Pprof     bool   `yaml:"pprof"`
+	// ReadingsMax bounds N of GET /v1/devices/{id}/readings?last=N.
+	ReadingsMax int `yaml:"readings_max"`
+	// ReadingsScan bounds the events one such request examines.
+	ReadingsScan int `yaml:"readings_scan"`
 }
 
 // DefaultTokenFile is the admin token's file name in data_dir when admin.token_file
@@ -200,7 +204,7 @@ func Default() Config {
 			ConnectTimeout: Duration(5 * time.Second), MaxConnecting: 32, PublishRate: 200, PublishBurst: 400,
 			LockoutFailures: 5, LockoutWindow: Duration(time.Minute),
 			MaxConnectingPerSource: 8, MaxTopicLevels: 16, MaxTopicBytes: 1024, MaxTopicAliases: 16, MaxSubscriptions: 16},
-		Admin:   Admin{Listen: "127.0.0.1:9880"},
+		Admin:   Admin{Listen: "127.0.0.1:9880", ReadingsMax: 1000, ReadingsScan: 1000000},
 		Rollup:  Rollup{Interval: Duration(2 * time.Second)},
 		Tagging: Tagging{Interval: Duration(5 * time.Second), PeakHours: []int{17, 21}},
 		Sync: Sync{Interval: Duration(2 * time.Second), Transport: "file", Dir: "outbox",
@@ -493,6 +497,12 @@ func (c *Config) validate(bad func(key, format string, a ...any)) {
 		}
 	}
 	checkListen(bad, "admin.listen", c.Admin.Listen)
+	if c.Admin.ReadingsMax < 1 || c.Admin.ReadingsMax > 100000 {
+		bad("admin.readings_max", "%d is not between 1 and 100000", c.Admin.ReadingsMax)
+	}
+	if c.Admin.ReadingsScan < 1000 || c.Admin.ReadingsScan > 100000000 {
+		bad("admin.readings_scan", "%d is not between 1000 and 100000000", c.Admin.ReadingsScan)
+	}
 	if c.Broker.Enabled && c.Broker.Listen == c.Admin.Listen && !strings.HasSuffix(c.Admin.Listen, ":0") {
 		bad("admin.listen", "%q is also broker.listen", c.Admin.Listen)
 	}

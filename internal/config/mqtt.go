@@ -36,6 +36,12 @@ type MQTTExternal struct {
 	MaxExtraSubscriptions int      `yaml:"max_extra_subscriptions"`
 	MaxInflight           int      `yaml:"max_inflight"`
 	ReconnectMax          Duration `yaml:"reconnect_max"`
+	// RetainedLookback bounds the events read back, once per start, for the latest
+	// stored values a retained message is compared with.
+	RetainedLookback int `yaml:"retained_lookback"`
+	// MaxTopicLabels bounds the topics (and fields) counted one by one in metrics
+	// and status.
+	MaxTopicLabels int `yaml:"max_topic_labels"`
 }
 
 type MQTTZigbee2MQTT struct {
@@ -65,7 +71,7 @@ type MQTTDiscovery struct {
 func DefaultMQTT() MQTT {
 	return MQTT{
 		External: MQTTExternal{ClientID: "hearth", Topics: []string{}, MaxExtraSubscriptions: 256, MaxInflight: 256,
-			ReconnectMax: Duration(time.Minute)},
+			ReconnectMax: Duration(time.Minute), RetainedLookback: 1000000, MaxTopicLabels: 64},
 		Zigbee2MQTT: MQTTZigbee2MQTT{BaseTopic: "zigbee2mqtt"},
 		Tasmota:     MQTTTasmota{FullTopics: []string{"%prefix%/%topic%/"}},
 		Homie:       MQTTHomie{BaseTopic: "homie", MaxDevices: 256, MaxNodes: 32, MaxProperties: 256},
@@ -173,6 +179,12 @@ func (c *Config) validateMQTT(bad func(key, format string, a ...any)) {
 	}
 	if e.ReconnectMax < Duration(time.Second) {
 		bad("mqtt.external.reconnect_max", "must be at least 1s")
+	}
+	if e.RetainedLookback < 0 || e.RetainedLookback > 100000000 {
+		bad("mqtt.external.retained_lookback", "%d is not between 0 and 100000000", e.RetainedLookback)
+	}
+	if e.MaxTopicLabels < 1 || e.MaxTopicLabels > 10000 {
+		bad("mqtt.external.max_topic_labels", "%d is not between 1 and 10000", e.MaxTopicLabels)
 	}
 	if m.Zigbee2MQTT.BaseTopic == "" {
 		bad("mqtt.zigbee2mqtt.base_topic", "must not be empty")

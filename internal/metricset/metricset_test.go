@@ -33,3 +33,31 @@ func TestRegisterUnregisterAndRollback(t *testing.T) {
 		t.Errorf("nil registerer: %v", err)
 	}
 }
+
+func TestValue(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "p_total", Help: "p"}, []string{"reason", "topic"})
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "g", Help: "g"})
+	Must(reg, v, g)
+	v.WithLabelValues("rejected", "a/b").Add(2)
+	v.WithLabelValues("malformed", "a/b").Add(3)
+	g.Set(7)
+	for _, tc := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"p_total", []string{"reason", "rejected", "topic", "a/b"}, 2},
+		{"p_total", []string{"reason", "malformed"}, 3},
+		{"p_total", []string{"reason", "limit"}, 0},
+		{"g", nil, 7},
+		{"missing", nil, 0},
+	} {
+		if got, err := Value(reg, tc.name, tc.labels...); err != nil || got != tc.want {
+			t.Errorf("Value(%s, %q) = %v, %v; want %v", tc.name, tc.labels, got, err, tc.want)
+		}
+	}
+	if _, err := Value(reg, "p_total", "reason"); err == nil {
+		t.Error("an odd label list was accepted")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,40 @@ import (
 // default of 1000 would drop the rest). Its log is shown when the test fails.
 func Start(t testing.TB, extra ...string) string {
 	t.Helper()
+	return Run(t, &Options{Extra: extra}).Addr
+}
+
+// Options configure Run. The zero value is Start's broker.
+type Options struct {
+	// Persistent keeps sessions and retained messages in a file across Restart
+	// (mosquitto's persistence; written at every Stop).
+	Persistent bool
+	// Users, when set, are the only clients let in (allow_anonymous false): username
+	// → password, in a mosquitto_passwd file.
+	Users map[string]string
+	// Extra directives, one a line.
+	Extra []string
+}
+
+// Broker is a mosquitto that the test may stop and start again on the same address.
+type Broker struct {
+	Addr string // host:port
+
+	t    testing.TB
+	bin  string
+	conf string
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+	log *strings.Builder
+}
+
+// Run starts mosquitto with o (nil: defaults) until the test ends.
+func Run(t testing.TB, o *Options) *Broker {
+	t.Helper()
+	if o == nil {
+		o = &Options{}
+	}
 	bin := "/usr/sbin/mosquitto"
 	if _, err := os.Stat(bin); err != nil {
 		if bin, err = exec.LookPath("mosquitto"); err != nil {
@@ -35,31 +70,119 @@ func Start(t testing.TB, extra ...string) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	_, port, _ := net.SplitHostPort(addr)
-	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
-	lines := append([]string{"listener " + port + " 127.0.0.1", "allow_anonymous true", "persistence false",
-		"max_queued_messages 0", "log_dest stderr"}, extra...)
-	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+	dir := t.TempDir()
+	lines := []string{"listener " + port + " 127.0.0.1", "max_queued_messages 0", "log_dest stderr"}
+	if os.Geteuid() == 0 {
+		// Run as root, mosquitto drops to the user "mosquitto", who cannot read the
+		// test's private temporary directory (its password and persistence files).
+		lines = append(lines, "user root")
+	}
+	if o.Persistent {
+		lines = append(lines, "persistence true", "persistence_location "+dir+"/", "autosave_interval 0")
+	} else {
+		lines = append(lines, "persistence false")
+	}
+	if len(o.Users) > 0 {
+		pwfile := filepath.Join(dir, "passwd")
+		for u, p := range o.Users {
+			if out, err := exec.Command("mosquitto_passwd", "-b", pwfileFlag(pwfile), u, p).CombinedOutput(); err != nil {
+				t.Fatalf("mosquitto_passwd: %v: %s", err, out)
+			}
+		}
+		lines = append(lines, "allow_anonymous false", "password_file "+pwfile)
+	} else {
+		lines = append(lines, "allow_anonymous true")
+	}
+	conf := filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(conf, []byte(strings.Join(append(lines, o.Extra...), "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-c", conf)
-	var logBuf strings.Builder
-	cmd.Stderr = &logBuf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(fmt.Errorf("mosquitto: %w", err))
-	}
+	b := &Broker{Addr: addr, t: t, bin: bin, conf: conf}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("mosquitto log:\n%s", logBuf.String())
+		b.mu.Lock()
+		log := b.log
+		b.mu.Unlock()
+		b.Stop()
+		if t.Failed() && log != nil {
+			t.Logf("mosquitto log:\n%s", log.String())
 		}
 	})
-	poll.Until(t, "mosquitto to listen", 10*time.Second, func() bool {
-		c, err := net.Dial("tcp", addr)
+	b.Start()
+	return b
+}
+
+// pwfileFlag makes mosquitto_passwd create the file on its first user (-c would
+// truncate it for every later one).
+func pwfileFlag(f string) string {
+	if _, err := os.Stat(f); err != nil {
+		_ = os.WriteFile(f, nil, 0o600)
+	}
+	return f
+}
+
+// Start starts the broker again after Stop and waits until it listens.
+func (b *Broker) Start() {
+	b.t.Helper()
+	b.mu.Lock()
+	if b.cmd != nil {
+		b.mu.Unlock()
+		b.t.Fatal("mosquittotest: Start while running")
+	}
+	cmd := exec.Command(b.bin, "-c", b.conf)
+	if b.log == nil {
+		b.log = &strings.Builder{}
+	}
+	cmd.Stderr = &lockedWriter{mu: &b.mu, b: b.log}
+	if err := cmd.Start(); err != nil {
+		b.mu.Unlock()
+		b.t.Fatal(fmt.Errorf("mosquitto: %w", err))
+	}
+	b.cmd = cmd
+	b.mu.Unlock()
+	poll.Until(b.t, "mosquitto to listen on "+b.Addr, 10*time.Second, func() bool {
+		c, err := net.Dial("tcp", b.Addr)
 		if err == nil {
 			c.Close()
 		}
 		return err == nil
 	})
-	return addr
+}
+
+// Stop ends the broker gracefully (SIGTERM: a persistent one writes its file) and
+// waits for it to exit. Stopping a stopped broker does nothing.
+func (b *Broker) Stop() {
+	b.mu.Lock()
+	cmd := b.cmd
+	b.cmd = nil
+	b.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Restart is Stop then Start.
+func (b *Broker) Restart() {
+	b.t.Helper()
+	b.Stop()
+	b.Start()
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
 }
