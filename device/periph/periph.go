@@ -427,13 +427,12 @@ func (s *Source) poll(ctx context.Context, sn *sensor, sink device.Sink, period 
 	t := time.NewTicker(period)
 	defer t.Stop()
 	fails := 0
-	var st stuck
 	for {
 		vals, raw, err := measure()
 		switch {
 		case err == nil:
 			fails = 0
-			if st.same(raw, stuckAfter) {
+			if sn.stuck.same(raw, stuckAfter) {
 				sn.fault(FaultStuck)
 				sn.setState(StateStuck, s.o.Now())
 				break
@@ -464,7 +463,7 @@ func (s *Source) poll(ctx context.Context, sn *sensor, sink device.Sink, period 
 	}
 }
 
-// stuck counts identical raw readings in a row.
+// stuck counts identical raw readings in a row, across reopens of the sensor.
 type stuck struct {
 	last uint64
 	n    int
@@ -500,7 +499,6 @@ func (s *Source) serveHX711(ctx context.Context, sn *sensor, sink device.Sink) (
 	t := time.NewTicker(c.Period)
 	defer t.Stop()
 	fails := 0
-	var st stuck
 	var w scale
 	maxDev := int32(min(math.Abs(c.OutlierGrams*c.Scale), math.MaxInt32))
 	for {
@@ -517,7 +515,7 @@ func (s *Source) serveHX711(ctx context.Context, sn *sensor, sink device.Sink) (
 		case err != nil:
 			fails++
 			sn.faultErr(FaultIO, err)
-		case st.same(uint64(uint32(res.Raw)), c.StuckAfter):
+		case sn.stuck.same(uint64(uint32(res.Raw)), c.StuckAfter):
 			fails = 0
 			sn.fault(FaultStuck)
 			sn.setState(StateStuck, s.o.Now())
@@ -573,6 +571,9 @@ func (w scale) step(c *HX711, door *doorState, grams float64, now time.Time) ([]
 	switch {
 	case !known || open:
 		// The baseline stays what the shelf held before the door opened.
+	case !w.based && gen == 1:
+		// Closed since the source started: no closing to settle from.
+		next.based, next.base, next.baseGen = true, grams, gen
 	case gen != w.baseGen && now.Sub(at) < c.Settle:
 		// Closed, still settling (a hand on the shelf, a swinging bottle).
 	case gen != w.baseGen:
@@ -591,8 +592,12 @@ func (w scale) step(c *HX711, door *doorState, grams float64, now time.Time) ([]
 			}
 		}
 		next.based, next.base, next.baseGen = true, grams, gen
-	default:
+	case !w.based || math.Abs(grams-w.base) < c.MinChange:
 		next.based, next.base = true, grams // closed and settled: follow slow drift
+	default:
+		// A change this large with the door closed belongs to a door event not
+		// seen yet (its commit still under way) or missed: it stays to be counted
+		// at the next closing.
 	}
 	return rs, next
 }

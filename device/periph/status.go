@@ -40,6 +40,7 @@ type sensor struct {
 	mc     *sensorMetrics
 	door   *doorState // a gpio sensor's committed state
 	linked *doorState // an hx711's door
+	stuck  stuck      // its goroutine's only
 
 	mu     sync.Mutex
 	st     SensorStatus

@@ -30,7 +30,6 @@ type Bus struct {
 	mu      sync.Mutex
 	devs    map[uint16]Device
 	gone    bool
-	closed  bool
 	txCount int
 }
 
@@ -59,11 +58,9 @@ func (b *Bus) String() string { return b.Name }
 func (b *Bus) Tx(addr uint16, w, r []byte) error {
 	b.mu.Lock()
 	b.txCount++
-	d, gone, closed := b.devs[addr], b.gone, b.closed
+	d, gone := b.devs[addr], b.gone
 	b.mu.Unlock()
 	switch {
-	case closed:
-		return errors.New("periphtest: bus closed")
 	case gone:
 		return ErrGone
 	case d == nil:
@@ -75,20 +72,41 @@ func (b *Bus) Tx(addr uint16, w, r []byte) error {
 // SetSpeed implements i2c.Bus.
 func (b *Bus) SetSpeed(physic.Frequency) error { return nil }
 
-// Close implements i2c.BusCloser.
-func (b *Bus) Close() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.closed = true
-	return nil
+// Close implements i2c.BusCloser; the bus stays usable through other handles.
+func (b *Bus) Close() error { return nil }
+
+// Open returns a new handle on the bus, as opening /dev/i2c-N again gives a new
+// file: closing it does not close the bus for the others.
+func (b *Bus) Open() i2c.BusCloser { return &handle{b: b} }
+
+type handle struct {
+	b      *Bus
+	mu     sync.Mutex
+	closed bool
 }
 
-// Reopen returns the bus open again (as the host would after a Close).
-func (b *Bus) Reopen() *Bus {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.closed = false
-	return b
+func (h *handle) String() string { return h.b.String() }
+
+func (h *handle) Tx(addr uint16, w, r []byte) error {
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		return errors.New("periphtest: handle closed")
+	}
+	return h.b.Tx(addr, w, r)
+}
+
+func (h *handle) SetSpeed(physic.Frequency) error { return nil }
+
+func (h *handle) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return errors.New("periphtest: closed twice")
+	}
+	h.closed = true
+	return nil
 }
 
 var _ i2c.BusCloser = (*Bus)(nil)
