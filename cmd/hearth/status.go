@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hearth-iot/hearth/device/periph"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/tagging"
 	"github.com/hearth-iot/hearth/internal/config"
@@ -31,6 +32,8 @@ type Status struct {
 	Raw       Volume      `json:"raw"`      // readings as devices sent them
 	Upstream  Volume      `json:"upstream"` // summaries written by the sync transport
 	Outbox    int         `json:"outbox"`
+
+	HubSensors []periph.SensorStatus `json:"hub_sensors,omitempty"` // hubsensors.go
 }
 
 // Volume counts items and bytes.
@@ -56,6 +59,7 @@ func (a *agent) status() Status {
 		s.Raw.Bytes = int64(a.br.PayloadBytes())
 	}
 	s.Upstream.Bytes, s.Upstream.Items = a.sink.Written()
+	s.HubSensors = a.hubStatus()
 	return s
 }
 
@@ -156,6 +160,7 @@ func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "raw readings: %d (%s as received) · upstream: %d summaries (%s) · outbox: %d waiting\n",
 		s.Raw.Items, humanBytes(s.Raw.Bytes), s.Upstream.Items, humanBytes(s.Upstream.Bytes), s.Outbox)
+	printHubStatus(out, s.HubSensors)
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"periph.io/x/conn/v3/gpio/gpioreg"
 	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/host/v3"
+	"periph.io/x/host/v3/gpioioctl"
 	"periph.io/x/host/v3/sysfs"
 )
 
@@ -105,6 +106,21 @@ func (h *PeriphHost) I2C(bus string) (i2c.BusCloser, error) {
 		return nil, fmt.Errorf("I2C bus /dev/i2c-%d: %w", n, err)
 	}
 	return b, nil
+}
+
+// GPIOChips lists the GPIO chips periph's character-device driver opened.
+func (h *PeriphHost) GPIOChips() ([]GPIOChip, error) {
+	if _, err := h.Init(); err != nil {
+		return nil, err
+	}
+	var out []GPIOChip
+	for _, c := range gpioioctl.Chips {
+		out = append(out, GPIOChip{Path: c.Path(), Label: c.Label(), Lines: c.LineCount()})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no GPIO chip could be opened (none under /dev/gpiochip*, or no permission: see docs/hub-sensors.md)")
+	}
+	return out, nil
 }
 
 // BusNumber parses an I²C bus as the config gives it: "1" or "/dev/i2c-1".

@@ -81,6 +81,7 @@ type Config struct {
 	Report          Report       `yaml:"report"`
 	Serial          []SerialPort `yaml:"serial"`
 	MQTT            MQTT         `yaml:"mqtt"`
+	HubSensors      []HubSensor  `yaml:"hub_sensors"`
 }
 
 type Log struct {
@@ -204,6 +205,8 @@ func Default() Config {
 		Report: Report{Interval: Duration(10 * time.Second)},
 		Serial: []SerialPort{},
 		MQTT:   DefaultMQTT(),
+
+		HubSensors: []HubSensor{},
 	}
 }
 
@@ -545,6 +548,7 @@ func (c *Config) validate(bad func(key, format string, a ...any)) {
 	c.validateSerial(bad)
 	c.validateMQTT(bad)
 	c.validatePaths(bad)
+	c.validateHubSensors(bad)
 }
 
 func checkListen(bad func(string, string, ...any), key, addr string) {

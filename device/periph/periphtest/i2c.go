@@ -171,3 +171,21 @@ func crc31(b []byte) byte {
 
 // CRC31 exposes the reference checksum to tests that build fixtures.
 func CRC31(b []byte) byte { return crc31(b) }
+
+// DeviceFunc is a Device written as a function.
+type DeviceFunc func(w, r []byte) error
+
+// Tx implements Device.
+func (f DeviceFunc) Tx(w, r []byte) error { return f(w, r) }
+
+// ChipID is a device that answers a read of register 0xD0 with id (a Bosch BMx280's
+// chip id) and NACKs everything else.
+func ChipID(id byte) Device {
+	return DeviceFunc(func(w, r []byte) error {
+		if len(w) == 1 && w[0] == 0xD0 && len(r) == 1 {
+			r[0] = id
+			return nil
+		}
+		return ErrNACK
+	})
+}
