@@ -87,6 +87,8 @@ type Dev struct {
 	o     Opts
 	extra int // pulses after the 24 data bits
 	buf   []int32
+	// skip: the next word is at the power-on gain (128), not ours: read and drop it.
+	skip bool
 }
 
 // New sets the clock low (waking the chip if it was powered down) and the data pin
@@ -125,19 +127,53 @@ func New(clk gpio.PinOut, dout gpio.PinIn, o *Opts) (*Dev, error) {
 	if d.o.Count == nil {
 		d.o.Count = func(string) {}
 	}
-	if err := clk.Out(gpio.Low); err != nil {
-		return nil, fmt.Errorf("hx711: clock pin %s: %w", clk, err)
-	}
 	if err := dout.In(gpio.PullUp, gpio.NoEdge); err != nil {
 		return nil, fmt.Errorf("hx711: data pin %s: %w", dout, err)
+	}
+	if err := d.Reset(); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
 
+// PowerDown is how long Reset holds the clock high: the chip powers down after 60µs.
+const PowerDown = 100 * time.Microsecond
+
+// Reset powers the chip down and up again by holding the clock high past 60µs. It
+// ends a word left half read (after a discarded read, a timeout) in a known state:
+// the next conversion comes after the settling time, at gain 128 — for another gain
+// the first word after a reset is read and dropped.
+func (d *Dev) Reset() error {
+	if err := d.clk.Out(gpio.High); err != nil {
+		return fmt.Errorf("hx711: clock pin %s: %w", d.clk, err)
+	}
+	d.o.Sleep(PowerDown)
+	if err := d.clk.Out(gpio.Low); err != nil {
+		return fmt.Errorf("hx711: clock pin %s: %w", d.clk, err)
+	}
+	d.skip = d.o.Gain != 128
+	return nil
+}
+
 // ReadRaw waits for a conversion and shifts it out. A read whose clock was held high
 // too long, or after which DOUT stayed low, is discarded with ErrSlowClock or
-// ErrNotReleased; the caller may simply read again.
+// ErrNotReleased, and the chip is reset; the caller may simply read again.
 func (d *Dev) ReadRaw(ctx context.Context) (int32, error) {
+	v, err := d.readWord(ctx)
+	if err == nil && d.skip {
+		d.skip = false
+		v, err = d.readWord(ctx)
+	}
+	switch {
+	case errors.Is(err, ErrSlowClock), errors.Is(err, ErrNotReleased), errors.Is(err, ErrTimeout):
+		if rerr := d.Reset(); rerr != nil {
+			return 0, errors.Join(err, rerr)
+		}
+	}
+	return v, err
+}
+
+func (d *Dev) readWord(ctx context.Context) (int32, error) {
 	deadline := d.o.Now().Add(d.o.ReadyTimeout)
 	for d.dout.Read() == gpio.High {
 		if err := ctx.Err(); err != nil {

@@ -115,3 +115,21 @@ func TestGain(t *testing.T) {
 		t.Error("gain 100 accepted")
 	}
 }
+
+// After a reset the chip converts at gain 128 whatever was asked: for gain 64 the
+// first word is read (selecting the gain) and dropped.
+func TestResetDropsWordAtPowerOnGain(t *testing.T) {
+	fc := clockwork.NewFakeClock()
+	chip := &periphtest.HX711{Samples: []int32{111, 222, 333}, Now: fc.Now, Advance: fc.Advance}
+	clk, data := chip.Pins()
+	d, err := New(clk, data, &Opts{Gain: 64, Now: fc.Now, Sleep: fc.Advance})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := d.ReadRaw(context.Background()); v != 222 || err != nil {
+		t.Errorf("first read at gain 64: %d, %v; want 222 (111 was converted at gain 128)", v, err)
+	}
+	if v, _ := d.ReadRaw(context.Background()); v != 333 {
+		t.Errorf("second read: %d, want 333", v)
+	}
+}

@@ -83,7 +83,7 @@ func (h *HX711) spend() {
 func (h *HX711) init() {
 	if !h.started {
 		h.started = true
-		h.readyAt = h.now()
+		h.readyAt = h.now().Add(h.settle()) // powering up: the first conversion settles
 	}
 }
 
@@ -92,6 +92,16 @@ func (h *HX711) Load(v int32) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.Samples = append(h.Samples[:min(h.next, len(h.Samples))], v)
+}
+
+// Last returns the last word shifted out and how many there were.
+func (h *HX711) Last() (Delivered, int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.delivered) == 0 {
+		return Delivered{}, 0
+	}
+	return h.delivered[len(h.delivered)-1], len(h.delivered)
 }
 
 // Delivered returns every word shifted out so far.
@@ -132,20 +142,20 @@ func (h *HX711) clock(l gpio.Level) {
 		h.pulse++
 	case l == gpio.Low && h.high:
 		h.high = false
-		if h.pulse == 0 {
-			return
-		}
 		now := h.now()
-		switch {
-		case now.Sub(h.rose) > PowerDownAfter:
-			// Powered down mid-word; it wakes as the clock goes low and starts over:
-			// the word is lost, the driver's remaining pulses fall on a chip that has
-			// nothing ready (DOUT high), so the rest of its word reads as ones.
-			h.delivered = append(h.delivered, Delivered{Sample: h.sample(), Corrupt: true})
-			h.next++
+		if now.Sub(h.rose) > PowerDownAfter {
+			// Powered down; it wakes as the clock goes low and starts over. A word in
+			// progress is lost: the driver's remaining pulses fall on a chip that
+			// has nothing ready (DOUT high), so the rest of its word reads as ones.
+			if h.pulse > 0 {
+				h.delivered = append(h.delivered, Delivered{Sample: h.sample(), Corrupt: true})
+				h.next++
+			}
 			h.pulse = 0
 			h.readyAt = now.Add(h.settle())
-		case h.pulse >= 25:
+			return
+		}
+		if h.pulse >= 25 {
 			h.delivered = append(h.delivered, Delivered{Sample: h.sample()})
 			h.next++
 			h.pulse = 0
