@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,22 +8,13 @@ import (
 
 	"github.com/hearth-iot/hearth/device"
 	"github.com/hearth-iot/hearth/device/periph"
+	"github.com/hearth-iot/hearth/device/periph/periphtest"
 	"github.com/hearth-iot/hearth/internal/config"
 )
 
-// copyW1 copies a w1 fixture of device/periph/ds18b20 under root as its sysfs name.
+// copyW1 copies a w1 fixture of device/periph/ds18b20 to dst.
 func copyW1(t *testing.T, fixture, dst string) {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("../../device/periph/ds18b20/testdata", fixture, "w1_slave"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dst, "w1_slave"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	periphtest.CopyW1(t, filepath.Join("../../device/periph/ds18b20/testdata", fixture), dst)
 }
 
 // An agent configured with hub sensors, on a machine without the GPIO pin or the

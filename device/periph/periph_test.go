@@ -3,7 +3,6 @@ package periph_test
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -195,21 +194,6 @@ func sht3xConst() *periphtest.SHT3x {
 	}}
 }
 
-// copyDir copies a w1 fixture directory to dst.
-func copyDir(t *testing.T, src, dst string) {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(src, "w1_slave"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dst, "w1_slave"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // Every kind of sensor at once, through ingest into a real store: a fridge with a
 // reed switch on its door, an SHT3x inside, a DS18B20 in the freezer and a shelf on
 // a load cell. Opening the door, taking three 330 g cans and closing it stores the
@@ -226,7 +210,7 @@ func TestSourceThroughStore(t *testing.T) {
 	host.SetPin("GPIO5", clk)
 	host.SetPin("GPIO6", data)
 	w1 := filepath.Join(t.TempDir(), "28-0316a2797cff")
-	copyDir(t, "ds18b20/testdata/28-0316a2797cff", w1)
+	periphtest.CopyW1(t, "ds18b20/testdata/28-0316a2797cff", w1)
 
 	r := start(t, host, []periph.Sensor{
 		doorSensor(),
@@ -439,7 +423,7 @@ func TestBadHardware(t *testing.T) {
 	before := r.count("shed", device.SignalTemperature)
 	vanishing.SetGone(false)
 	host.SetBus("9", periphtest.NewBus("i2c-9", map[uint16]periphtest.Device{0x44: sht3xConst()}))
-	copyDir(t, "ds18b20/testdata/28-0000000000a2", w1)
+	periphtest.CopyW1(t, "ds18b20/testdata/28-0000000000a2", w1)
 	r.waitFor("the bus back, the late bus and probe found", func() bool {
 		return r.count("shed", device.SignalTemperature) > before && r.count("pantry", device.SignalTemperature) >= 1 &&
 			r.count("kitchen-freezer", device.SignalTemperature) >= 1

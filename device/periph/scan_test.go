@@ -26,8 +26,8 @@ func TestScan(t *testing.T) {
 	os.MkdirAll(name, 0o755)
 	os.WriteFile(filepath.Join(name, "name"), []byte("bcm2835 (i2c@7e804000)\n"), 0o644)
 	w1 := filepath.Join(sys, "bus", "w1", "devices")
-	copyDir(t, "ds18b20/testdata/28-0316a2797cff", filepath.Join(w1, "28-0316a2797cff"))
-	copyDir(t, "ds18b20/testdata/28-0000000000b4", filepath.Join(w1, "28-0000000000b4"))
+	periphtest.CopyW1(t, "ds18b20/testdata/28-0316a2797cff", filepath.Join(w1, "28-0316a2797cff"))
+	periphtest.CopyW1(t, "ds18b20/testdata/28-0000000000b4", filepath.Join(w1, "28-0000000000b4"))
 	os.MkdirAll(filepath.Join(w1, "w1_bus_master1"), 0o755)
 
 	bus1 := periphtest.NewBus("i2c-1", map[uint16]periphtest.Device{
