@@ -46,7 +46,8 @@ func TestHubSensorsMissingHardwareAgentAlive(t *testing.T) {
 	})
 	waitFor(t, "the missing sensors reported down", 30*time.Second, func() bool {
 		st := a.status().HubSensors
-		return len(st) == 3 && st[0].State == periph.StateDown && st[1].State == periph.StateDown && st[2].State == periph.StateUp
+		return len(st) == 3 && st[0].State == periph.StateDown && st[1].State == periph.StateDown && st[2].State == periph.StateUp &&
+			st[2].Committed > 0 // the store has it before the source counts it
 	})
 	out, err := hearthCLI(t, "status", "--addr", a.adminLn.Addr().String())
 	if err != nil {
