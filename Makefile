@@ -7,12 +7,16 @@ DIST     := dist
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 # Packages whose tests also run on arm64 under qemu-user (pure Go, no sockets to
-# outside programs): the target architecture is tested, not assumed.
+# outside programs): the target architecture is tested, not assumed. ./device/...
+# includes device/periph (hub sensors: GPIO, I2C, 1-Wire, HX711).
 ARM64_TEST_PKGS := ./device/... ./edge/store/... ./edge/rollup/... ./edge/tagging/... ./firmware-proto/... ./sync/...
+# The same on 32-bit ARM (GOARM=7: a Raspberry Pi 2/3 with a 32-bit OS, a Pi Zero 2):
+# 32-bit int, 64-bit atomics alignment and the smaller address space are tested there.
+ARMV7_TEST_PKGS := $(ARM64_TEST_PKGS)
 FUZZTIME ?= 10s
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test test-unit test-promises test-release image deb release test-arm64 test-crash bench-mqtt bench-footprint bench-attacks fuzz lint cross bench eval deps clean proto proto-check
+.PHONY: all build run test test-unit test-promises test-release image deb release test-arm64 test-armv7 test-crash bench-mqtt bench-footprint bench-attacks fuzz lint cross bench eval deps clean proto proto-check
 
 all: build
 
@@ -30,7 +34,7 @@ deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	command -v mosquitto_pub >/dev/null 2>&1 || missing="$$missing mosquitto-clients"; \
-	command -v qemu-aarch64-static >/dev/null 2>&1 || missing="$$missing qemu-user-static"; \
+	{ command -v qemu-aarch64-static >/dev/null 2>&1 && command -v qemu-arm-static >/dev/null 2>&1; } || missing="$$missing qemu-user-static"; \
 	command -v protoc >/dev/null 2>&1 || missing="$$missing protobuf-compiler"; \
 	command -v podman >/dev/null 2>&1 || missing="$$missing podman"; \
 	command -v runc >/dev/null 2>&1 || missing="$$missing runc"; \
@@ -41,10 +45,10 @@ deps:
 		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
-## test: lint, every test with the race detector, the arm64 tests under qemu, a short fuzz run, the proto check,
+## test: lint, every test with the race detector, the arm64 and armv7 tests under qemu, a short fuzz run, the proto check,
 ## the release checks (image layout, container smoke test, package install and purge, unit hardening), and
 ## the promise mutations (docs/promises.md)
-test: deps lint test-unit test-arm64 fuzz proto-check test-release test-promises
+test: deps lint test-unit test-arm64 test-armv7 fuzz proto-check test-release test-promises
 
 test-unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
@@ -57,6 +61,9 @@ test-crash:
 
 test-arm64: deps
 	GOARCH=arm64 CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m -exec qemu-aarch64-static $(ARM64_TEST_PKGS)
+
+test-armv7: deps
+	GOARCH=arm GOARM=7 CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m -exec qemu-arm-static $(ARMV7_TEST_PKGS)
 
 ## fuzz: every Fuzz target of the repository (found in the *_test.go files) for FUZZTIME each
 fuzz:

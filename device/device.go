@@ -73,10 +73,13 @@ const (
 	SignalInventory   Signal = "inventory"   // +1 item stocked, -1 item taken; Label is the category, Aux the best-before date (days since 1970-01-01)
 	SignalBattery     Signal = "battery"     // percent
 	SignalError       Signal = "error"       // error code in Value, text in Label
+	SignalPressure    Signal = "pressure"    // air pressure, hPa
+	SignalWeight      Signal = "weight"      // grams on a load cell (a shelf, a bin)
 )
 
 var signals = []Signal{SignalDoor, SignalActive, SignalPower, SignalEnergy, SignalTemperature,
-	SignalHumidity, SignalCycle, SignalWater, SignalFilter, SignalInventory, SignalBattery, SignalError}
+	SignalHumidity, SignalCycle, SignalWater, SignalFilter, SignalInventory, SignalBattery, SignalError,
+	SignalPressure, SignalWeight}
 
 // Signals returns every known signal, in a stable order.
 func Signals() []Signal { return append([]Signal(nil), signals...) }

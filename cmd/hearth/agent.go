@@ -22,6 +22,7 @@ import (
 
 	"github.com/hearth-iot/hearth/configs"
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/device/periph"
 	"github.com/hearth-iot/hearth/device/sim"
 	"github.com/hearth-iot/hearth/edge/broker"
 	"github.com/hearth-iot/hearth/edge/ingest"
@@ -101,7 +102,8 @@ type agent struct {
 	ob       *outbox.Outbox
 	sink     *transport.File
 	hh       *sim.Household
-	sources  []device.Source // serial ports, external broker
+	sources  []device.Source // serial ports, external broker, hub sensors
+	hub      *periph.Source  // the hub sensors, when configured (hubsensors.go)
 
 	rulesDigest [32]byte // sha256 of the rules file as loaded
 	simPass     map[string]string

@@ -7,6 +7,7 @@
 //	hearth status [--addr A]       the running agent's status
 //	hearth tags [--addr A] [--json] [--explain NAME]
 //	hearth readings DEVICE [--signal S] [--last N] [--json]
+//	hearth sensors scan [--json]   the hub's GPIO chips, I2C devices, 1-Wire probes
 //	hearth version
 //
 // cmd/hearth is the only package that sees the whole graph: it reads the config,
@@ -51,6 +52,8 @@ usage:
                                                   replay a recorded history through ingest, rollups and tagging
   hearth device add NAME --kind KIND | list | remove NAME | proposals | accept NAME | unaccept NAME
                                                   MQTT devices: credentials and discovery (hearth device for help)
+  hearth sensors scan [--json]                    GPIO chips, I2C devices and 1-Wire probes on this hub,
+                                                  to write hub_sensors: with
   hearth version                                  print the version
 `
 
@@ -84,6 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdReplay(args[1:], stdout, stderr)
 	case "device":
 		err = cmdDevice(ctx, args[1:], stdout, stderr)
+	case "sensors":
+		err = cmdSensors(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return 0

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/device/periph"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/tagging"
 	"github.com/hearth-iot/hearth/internal/config"
@@ -37,6 +38,8 @@ type Status struct {
 	External *devmqtt.ExternalStatus `json:"external,omitempty"`
 	// Warnings are things a person should change (a source publishing at QoS 0).
 	Warnings []string `json:"warnings,omitempty"`
+
+	HubSensors []periph.SensorStatus `json:"hub_sensors,omitempty"` // hubsensors.go
 }
 
 // Volume counts items and bytes.
@@ -68,6 +71,7 @@ func (a *agent) status() Status {
 		s.Warnings = append(s.Warnings, qos0Warnings(es.Topics)...)
 	}
 	s.Upstream.Bytes, s.Upstream.Items = a.sink.Written()
+	s.HubSensors = a.hubStatus()
 	return s
 }
 
@@ -190,6 +194,7 @@ func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
 	for _, w := range s.Warnings {
 		fmt.Fprintf(out, "WARNING: %s\n", w)
 	}
+	printHubStatus(out, s.HubSensors)
 	return nil
 }
 

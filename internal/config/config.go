@@ -81,6 +81,7 @@ type Config struct {
 	Report          Report       `yaml:"report"`
 	Serial          []SerialPort `yaml:"serial"`
 	MQTT            MQTT         `yaml:"mqtt"`
+	HubSensors      []HubSensor  `yaml:"hub_sensors"`
 }
 
 type Log struct {
@@ -215,6 +216,8 @@ func Default() Config {
 		Report: Report{Interval: Duration(10 * time.Second)},
 		Serial: []SerialPort{},
 		MQTT:   DefaultMQTT(),
+
+		HubSensors: []HubSensor{},
 	}
 }
 
@@ -562,6 +565,7 @@ func (c *Config) validate(bad func(key, format string, a ...any)) {
 	c.validateSerial(bad)
 	c.validateMQTT(bad)
 	c.validatePaths(bad)
+	c.validateHubSensors(bad)
 }
 
 func checkListen(bad func(string, string, ...any), key, addr string) {

@@ -122,6 +122,23 @@ func TestGoodConfigs(t *testing.T) {
 			c.DataDir, c.Store.File, c.Sync.Dir = "state", "db/hearth.db", "spool/outbox"
 			c.Tagging.RulesFile, c.Admin.TokenFile = "rules/tags.yaml", "/etc/hearth/admin.token"
 		},
+		"hubsensors.good.yaml": func(c *Config) {
+			c.Sim.Enabled = false
+			door, air, pantry, probe, shelf := DefaultHubGPIO(), DefaultHubI2C(), DefaultHubI2C(), DefaultHubOneWire(), DefaultHubHX711()
+			door.Pin = "GPIO17"
+			air.Driver, air.Period = "sht3x", Duration(time.Minute)
+			pantry.Bus, pantry.Address, pantry.Driver = "/dev/i2c-1", 0x77, "bme280"
+			probe.Path = "/sys/bus/w1/devices/28-0316a2797cff"
+			shelf.Clock, shelf.Data, shelf.Offset, shelf.Scale = "GPIO5", "GPIO6", 8388, -420.5
+			shelf.Door, shelf.Category, shelf.ItemGrams = "fridge-door", "drinks", 330
+			c.HubSensors = []HubSensor{
+				{Name: "fridge-door", Device: "kitchen-fridge", Kind: "fridge", GPIO: &door},
+				{Name: "fridge-air", Device: "kitchen-fridge", Kind: "fridge", I2C: &air},
+				{Name: "pantry-air", Device: "pantry", Kind: "kitchen_cabinet", I2C: &pantry},
+				{Name: "freezer-probe", Device: "kitchen-freezer", Kind: "freezer", OneWire: &probe},
+				{Name: "drinks-shelf", Device: "kitchen-fridge", Kind: "fridge", HX711: &shelf},
+			}
+		},
 		"warnings.good.yaml": func(c *Config) {
 			c.Sim.Enabled = false
 			c.MQTT.Mappings = devmqtt.Mappings{
