@@ -1,0 +1,120 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+
+	"github.com/hearth-iot/hearth/internal/metricset"
+	"github.com/hearth-iot/hearth/internal/poll"
+)
+
+func fast(reg prometheus.Registerer) *Options {
+	return &Options{RestartMin: time.Millisecond, RestartMax: 4 * time.Millisecond, Registerer: reg}
+}
+
+func health(g *Group, name string) Health {
+	for _, h := range g.Health() {
+		if h.Name == name {
+			return h
+		}
+	}
+	return Health{}
+}
+
+// A stage that fails is restarted with backoff, again and again, and every failure
+// shows in its health and metrics; once it runs, it is healthy again.
+func TestFailedStageIsRestartedAndShown(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	reg := prometheus.NewRegistry()
+	g := New(context.Background(), "pipeline", fast(reg))
+	var runs atomic.Int32
+	g.Go("rollup", func(ctx context.Context, r *Reporter) error {
+		if runs.Add(1) <= 3 {
+			return errors.New("disk on fire")
+		}
+		r.OK()
+		<-ctx.Done()
+		return nil
+	})
+	poll.Until(t, "the stage to run after 3 failures", 10*time.Second, func() bool { return health(g, "rollup").LastSuccess.After(time.Time{}) })
+	h := health(g, "rollup")
+	if h.State != StateRunning || h.Errors != 3 || h.Restarts != 3 || h.LastError != "disk on fire" || h.Failures != 0 || !h.Healthy(1) {
+		t.Fatalf("health after 3 failures and a run: %+v", h)
+	}
+	if v, err := metricset.Value(reg, "hearth_stage_restarts_total", "stage", "rollup"); err != nil || v != 3 {
+		t.Errorf("restarts metric %v, want 3", v)
+	}
+	if v, err := metricset.Value(reg, "hearth_stage_up", "stage", "rollup"); err != nil || v != 1 {
+		t.Errorf("up %v, want 1", v)
+	}
+	g.Stop()
+	if h := health(g, "rollup"); h.State != StateStopped {
+		t.Fatalf("after Stop: %+v", h)
+	}
+}
+
+// A stage that keeps failing stays in backoff and is unhealthy; a panic is an error,
+// not a crash of the agent; a stage that returns nil while it should run is a failure.
+func TestPanicsAndEarlyReturnsAreFailures(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	g := New(context.Background(), "sources", fast(nil))
+	g.Go("serial", func(context.Context, *Reporter) error { panic("nil map") })
+	g.Go("sim", func(context.Context, *Reporter) error { return nil })
+	poll.Until(t, "both stages to fail twice", 10*time.Second, func() bool {
+		return health(g, "serial").Errors >= 2 && health(g, "sim").Errors >= 2
+	})
+	if h := health(g, "serial"); !strings.Contains(h.LastError, "panic: nil map") || h.Healthy(1) {
+		t.Errorf("panicking stage: %+v", h)
+	}
+	if h := health(g, "sim"); !strings.Contains(h.LastError, "returned while it should still run") {
+		t.Errorf("returning stage: %+v", h)
+	}
+	g.Stop()
+}
+
+// A periodic step's errors are counted and shown without restarting the stage; the
+// first success after them makes it healthy again.
+func TestEveryRecordsFailedPasses(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	g := New(context.Background(), "pipeline", fast(nil))
+	var n atomic.Int32
+	fail := atomic.Bool{}
+	fail.Store(true)
+	g.Every("tagging", time.Millisecond, func(context.Context) error {
+		n.Add(1)
+		if fail.Load() {
+			return errors.New("rule broke")
+		}
+		return nil
+	})
+	poll.Until(t, "three failed passes", 10*time.Second, func() bool { return health(g, "tagging").Failures >= 3 })
+	h := health(g, "tagging")
+	if h.State != StateFailing || h.Restarts != 0 || h.Healthy(3) || !h.Healthy(h.Failures+1) {
+		t.Fatalf("after failed passes: %+v", h)
+	}
+	fail.Store(false)
+	poll.Until(t, "a successful pass", 10*time.Second, func() bool { return health(g, "tagging").State == StateRunning })
+	if h := health(g, "tagging"); h.Failures != 0 || h.Errors < 3 || h.LastError != "rule broke" {
+		t.Fatalf("after recovery: %+v", h)
+	}
+	g.Stop()
+}
+
+func TestStageNamesAreUnique(t *testing.T) {
+	g := New(context.Background(), "x", nil)
+	defer g.Stop()
+	g.Go("a", func(ctx context.Context, _ *Reporter) error { <-ctx.Done(); return nil })
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a second stage named a was accepted")
+		}
+	}()
+	g.Go("a", func(ctx context.Context, _ *Reporter) error { return nil })
+}
