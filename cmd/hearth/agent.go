@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,6 +32,7 @@ import (
 	"github.com/hearth-iot/hearth/edge/tagging"
 	"github.com/hearth-iot/hearth/internal/admin"
 	"github.com/hearth-iot/hearth/internal/config"
+	"github.com/hearth-iot/hearth/internal/supervise"
 	"github.com/hearth-iot/hearth/sync/outbox"
 	"github.com/hearth-iot/hearth/sync/privacy"
 	"github.com/hearth-iot/hearth/sync/summary"
@@ -109,7 +111,10 @@ type agent struct {
 	simPass     map[string]string
 	simIDs      map[string]bool // the simulated household's device ids (set before run, read-only after)
 	adminSrv    *http.Server
-	tokenFile   string // admin.token_file as resolved: the admin API's bearer token
+	stages      stages                          // the supervised stages (stages.go), made by run
+	stopHUP     func()                          // stops the rules stage's SIGHUP notification
+	testStages  func(pipeline *supervise.Group) // tests add stages of their own (stages.go)
+	tokenFile   string                          // admin.token_file as resolved: the admin API's bearer token
 
 	simMu       sync.Mutex
 	simReadings int64
@@ -284,11 +289,6 @@ func prepareDataDir(dir string) (made bool, err error) {
 	return made, nil
 }
 
-func loadRules(path string) (*tagging.RuleSet, error) {
-	rs, _, err := readRules(path)
-	return rs, err
-}
-
 // readRules parses the rules file (the built-in rules when path is empty) and returns
 // the sha256 of the bytes it parsed, which watchRules compares to see a change.
 func readRules(path string) (*tagging.RuleSet, [32]byte, error) {
@@ -311,6 +311,10 @@ func (a *agent) ready() error {
 	if err := a.st.Failed(); err != nil {
 		return fmt.Errorf("store intake stopped: %v", err)
 	}
+	if bad := a.unhealthy(); len(bad) > 0 {
+		sort.Strings(bad)
+		return fmt.Errorf("stages failing: %s", strings.Join(bad, "; "))
+	}
 	if a.mq != nil && a.mq.ext != nil {
 		// Not connected to the household's broker: nothing it carries comes in.
 		return a.mq.ext.Ready()
@@ -318,77 +322,18 @@ func (a *agent) ready() error {
 	return nil
 }
 
-// run starts the components and blocks until ctx is cancelled, then shuts down in
-// order — stop sources, drain, commit, close the store — within shutdown_timeout.
+// run starts the stages and blocks until ctx is cancelled, then shuts down in order —
+// stop sources, drain, commit, close the store — within shutdown_timeout. A stage
+// that fails is restarted with backoff (stages.go); it never stops the agent.
 func (a *agent) run(ctx context.Context) error {
 	log := a.log
-	pipeCtx, stopPipe := context.WithCancel(context.Background())
-	srcCtx, stopSrc := context.WithCancel(ctx)
-	defer stopPipe()
-	defer stopSrc()
-	var pipe, srcs sync.WaitGroup
-	errc := make(chan error, 8)
-
-	// Sinks first: the pipeline stages downstream of the store.
-	pipe.Add(5)
-	go func() { defer pipe.Done(); _ = a.roll.Run(pipeCtx, a.cfg.Rollup.Interval.D()) }()
-	go func() { defer pipe.Done(); _ = a.eng.Run(pipeCtx, a.cfg.Tagging.Interval.D()) }()
-	go func() { defer pipe.Done(); a.syncLoop(pipeCtx) }()
-	go func() { defer pipe.Done(); a.st.Maintain(pipeCtx, time.Minute) }()
-	go func() { defer pipe.Done(); a.watchRules(pipeCtx) }()
-	go func() {
-		if err := a.adminSrv.Serve(a.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("admin: %w", err)
-		}
-	}()
-	// Then sources.
-	if a.br != nil {
-		srcs.Add(1)
-		go func() {
-			defer srcs.Done()
-			if err := a.br.Serve(a.brokerListeners()...); err != nil {
-				errc <- err
-			}
-		}()
-	}
-	for _, src := range a.sources {
-		srcs.Add(1)
-		go func() {
-			defer srcs.Done()
-			if err := src.Run(srcCtx, a.in); err != nil {
-				errc <- fmt.Errorf("%s: %w", src.Name(), err)
-			}
-		}()
-	}
-	if a.hh != nil {
-		srcs.Add(1)
-		go func() {
-			defer srcs.Done()
-			err := sim.Publish(srcCtx, a.hh, sim.PublishOptions{Broker: "tcp://" + a.brokerLn.Addr().String(),
-				Credentials: a.simPass, Speed: a.cfg.Sim.Speed, Logger: log,
-				OnPublished: func(rs []device.Reading, n int) {
-					a.simMu.Lock()
-					a.simReadings += int64(len(rs))
-					a.simBytes += int64(n)
-					a.simMu.Unlock()
-				}})
-			if err != nil {
-				errc <- fmt.Errorf("sim: %w", err)
-			}
-		}()
-	}
-	var rep sync.WaitGroup
-	if a.cfg.Report.Interval > 0 {
-		rep.Add(1)
-		go func() { defer rep.Done(); a.reportLoop(srcCtx, a.cfg.Report.Interval.D()) }()
-	}
+	a.startStages()
 	// systemd (Type=notify): ready now that every listener serves; pinged while alive.
 	sd := newNotifier(os.Getenv)
 	if every, err := watchdogInterval(os.Getenv); err != nil {
 		log.Warn("systemd watchdog off", "err", err)
 	} else if every > 0 {
-		rep.Add(1)
-		go func() { defer rep.Done(); watchdog(srcCtx, sd, every, a.alive, log) }()
+		a.stages.admin.Every("watchdog", every/2, watchdogStep(sd, every/4, a.alive))
 	}
 	if err := sd.notify("READY=1\nSTATUS=running"); err != nil {
 		log.Warn("could not tell systemd hearth is ready", "err", err)
@@ -396,22 +341,40 @@ func (a *agent) run(ctx context.Context) error {
 	log.Info("hearth running", "version", version, "admin", a.adminLn.Addr().String(), "broker", addrOf(a.brokerLn),
 		"admin_token_file", a.tokenFile, "store", a.st.Path(), "install_id", a.st.InstallID(), "simulated_household", a.hh != nil)
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case runErr = <-errc:
-		log.Error("component failed: shutting down", "err", runErr)
-	}
+	<-ctx.Done()
+	log.Info("shutting down")
 	_ = sd.notify("STOPPING=1")
 	done := make(chan error, 1)
-	go func() { done <- a.shutdown(stopSrc, &srcs, stopPipe, &pipe, &rep) }()
+	go func() { done <- a.shutdown() }()
 	select {
 	case err := <-done:
-		return errors.Join(runErr, err)
+		return err
 	case <-time.After(a.cfg.ShutdownTimeout.D()):
-		return errors.Join(runErr, fmt.Errorf("shutdown took longer than shutdown_timeout (%s): exiting anyway; readings not yet acknowledged will be sent again by their devices", a.cfg.ShutdownTimeout.D()))
 	}
+	// Something did not stop: say what, and close the store anyway (what it
+	// committed is safe either way; Close writes the last checkpoint), unless the
+	// store itself is what hangs.
+	var waiting []string
+	for group, hs := range a.health() {
+		for _, h := range hs {
+			if h.State != supervise.StateStopped {
+				waiting = append(waiting, group+"/"+h.Name)
+			}
+		}
+	}
+	sort.Strings(waiting)
+	closed := make(chan error, 1)
+	go func() { closed <- a.st.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			log.Error("store close after the shutdown timeout failed", "err", err)
+		}
+	case <-time.After(2 * time.Second):
+		log.Error("the store did not close within 2s after the shutdown timeout")
+	}
+	return fmt.Errorf("shutdown took longer than shutdown_timeout (%s), still stopping: %s; exiting anyway (readings not yet acknowledged will be sent again by their devices)",
+		a.cfg.ShutdownTimeout.D(), strings.Join(waiting, ", "))
 }
 
 func addrOf(ln net.Listener) string {
@@ -421,17 +384,14 @@ func addrOf(ln net.Listener) string {
 	return ln.Addr().String()
 }
 
-func (a *agent) shutdown(stopSrc func(), srcs *sync.WaitGroup, stopPipe func(), pipe, rep *sync.WaitGroup) error {
-	// 1. Stop sources: no new readings.
-	stopSrc()
-	if a.br != nil {
-		_ = a.br.Close()
+func (a *agent) shutdown() error {
+	// 1. Stop sources: no new readings (the broker stage closes the broker).
+	a.stages.sources.Stop()
+	// 2. Drain: the stages catch up with everything committed, in data-flow order.
+	a.stages.pipeline.Stop()
+	if a.stopHUP != nil {
+		a.stopHUP()
 	}
-	srcs.Wait()
-	rep.Wait()
-	// 2. Drain: stages catch up with everything committed.
-	stopPipe()
-	pipe.Wait()
 	var errs []error
 	if _, err := a.roll.CatchUp(); err != nil {
 		errs = append(errs, fmt.Errorf("rollup: %w", err))
@@ -445,77 +405,17 @@ func (a *agent) shutdown(stopSrc func(), srcs *sync.WaitGroup, stopPipe func(), 
 	if _, err := a.ob.Flush(context.Background()); err != nil {
 		a.log.Warn("outbox not flushed: kept for the next start", "err", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	_ = a.adminSrv.Shutdown(ctx)
-	cancel()
-	// 3. Commit and close the store.
+	// 3. The admin API answers until here.
+	a.stages.admin.Stop()
+	for _, g := range []*supervise.Group{a.stages.sources, a.stages.pipeline, a.stages.admin} {
+		g.Unregister()
+	}
+	// 4. Commit and close the store.
 	if err := a.st.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("store: %w", err))
 	}
 	a.log.Info("stopped", "uptime", time.Since(a.started).Round(time.Second))
 	return errors.Join(errs...)
-}
-
-func (a *agent) syncLoop(ctx context.Context) {
-	t := time.NewTicker(a.cfg.Sync.Interval.D())
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := a.sum.Step(); err != nil {
-				a.log.Error("summary failed", "component", "summary", "err", err)
-			}
-			if _, err := a.ob.Step(ctx, time.Now(), false); err != nil {
-				a.log.Debug("outbox step", "err", err)
-			}
-		}
-	}
-}
-
-// watchRules reloads the rules file on SIGHUP or when it changes; a bad file keeps
-// the rules in use and logs every error with its line.
-func (a *agent) watchRules(ctx context.Context) {
-	path := a.cfg.Tagging.RulesFile
-	hup := make(chan os.Signal, 1)
-	notifyHUP(hup)
-	defer stopNotify(hup)
-	// The file's content, not its mtime, says whether it changed: an edit within the
-	// mtime's granularity, or between the start-up load and this loop, is still seen.
-	last := a.rulesDigest
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		reload := false
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			reload = true
-		case <-t.C:
-			if path == "" {
-				continue
-			}
-			if b, err := os.ReadFile(path); err == nil && sha256.Sum256(b) != last {
-				reload = true
-			}
-		}
-		if !reload || path == "" {
-			continue
-		}
-		rs, digest, err := readRules(path)
-		if digest != ([32]byte{}) {
-			last = digest // a bad file is reported once, not every second
-		}
-		if err != nil {
-			a.log.Error("tag rules not reloaded: keeping the rules in use", "component", "tagging", "file", path,
-				"errors", strings.ReplaceAll(err.Error(), "\n", "; "))
-			continue
-		}
-		a.eng.SetRules(rs)
-		a.log.Info("tag rules reloaded", "component", "tagging", "file", path, "rules", len(rs.Rules))
-	}
 }
 
 // simulated reports whether id is a device of the simulated household this agent

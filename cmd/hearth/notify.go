@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -70,30 +69,21 @@ func watchdogInterval(getenv func(string) string) (time.Duration, error) {
 	return time.Duration(n) * time.Microsecond, nil
 }
 
-// watchdog pings systemd at half its interval for as long as alive answers within a
-// quarter of it, until ctx ends. A hung store (an fsync that never returns, a lock
-// never released) stops the pings, and systemd restarts hearth; a refused intake (a
-// full disk) does not, since a restart would not help and /readyz already says it.
-func watchdog(ctx context.Context, n notifier, every time.Duration, alive func(context.Context, *liveness) error, log *slog.Logger) {
+// watchdogStep is one watchdog pass, run every half of systemd's interval: it pings
+// systemd if alive answers within timeout (a quarter of the interval). A hung store
+// (an fsync that never returns, a lock never released) stops the pings, and systemd
+// restarts hearth; a refused intake (a full disk) does not, since a restart would not
+// help and /readyz already says it. A withheld ping is the step's error: shown.
+func watchdogStep(n notifier, timeout time.Duration, alive func(context.Context, *liveness) error) func(context.Context) error {
 	var l liveness
-	t := time.NewTicker(every / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		actx, cancel := context.WithTimeout(ctx, every/4)
+	return func(ctx context.Context) error {
+		actx, cancel := context.WithTimeout(ctx, timeout)
 		err := alive(actx, &l)
 		cancel()
 		if err != nil {
-			log.Error("watchdog: not alive, withholding the ping to systemd", "component", "watchdog", "err", err)
-			continue
+			return fmt.Errorf("not alive, withholding the ping to systemd: %w", err)
 		}
-		if err := n.notify("WATCHDOG=1"); err != nil {
-			log.Warn("watchdog ping failed", "component", "watchdog", "err", err)
-		}
+		return n.notify("WATCHDOG=1")
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -86,25 +85,37 @@ func TestSystemdNotify(t *testing.T) {
 }
 
 // TestWatchdogWithholdsPingWhileNotAlive: no WATCHDOG=1 is sent while the liveness
-// check fails, so systemd restarts a hung agent.
+// check fails, so systemd restarts a hung agent; the failed pass is an error (shown
+// in the stage's health).
 func TestWatchdogWithholdsPingWhileNotAlive(t *testing.T) {
 	path, states := notifySocket(t)
 	n := newNotifier(func(string) string { return path })
-	var calls atomic.Int32
-	alive := func(context.Context, *liveness) error {
-		if calls.Add(1) <= 3 {
+	wedged := true
+	step := watchdogStep(n, time.Second, func(context.Context, *liveness) error {
+		if wedged {
 			return errors.New("store wedged")
 		}
 		return nil
+	})
+	for range 3 {
+		if err := step(context.Background()); err == nil || !strings.Contains(err.Error(), "store wedged") {
+			t.Fatalf("a pass while not alive: %v", err)
+		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go watchdog(ctx, n, 10*time.Millisecond, alive, testLogger(t))
+	// A marker, then a pass that is alive: datagrams keep their order, so a ping sent
+	// while not alive would arrive before the marker.
+	if err := n.notify("MARK"); err != nil {
+		t.Fatal(err)
+	}
+	wedged = false
+	if err := step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := nextState(t, states); s != "MARK" {
+		t.Fatalf("first datagram %q: a ping was sent while not alive", s)
+	}
 	if s := nextState(t, states); s != "WATCHDOG=1" {
-		t.Fatalf("state %q", s)
-	}
-	if c := calls.Load(); c < 4 {
-		t.Fatalf("a ping after %d checks, the first 3 of which failed", c)
+		t.Fatalf("state %q after the pass that was alive", s)
 	}
 }
 

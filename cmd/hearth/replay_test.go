@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -160,7 +159,7 @@ func TestReplayJSONL(t *testing.T) {
 func TestRulesReloadKeepsOldRules(t *testing.T) {
 	dir := t.TempDir()
 	path := writeFile(t, dir, "tags.yaml", string(configs.Tags))
-	rs, err := loadRules(path)
+	rs, digest, err := readRules(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,46 +168,33 @@ func TestRulesReloadKeepsOldRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	var logs syncBuffer
 	cfg := config.Default()
 	cfg.Tagging.RulesFile = path
-	a := &agent{cfg: cfg, log: slog.New(slog.NewTextHandler(&logs, nil)), eng: tagging.New(st, rs, nil)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); a.watchRules(ctx) }()
-	defer func() { cancel(); <-done }()
+	a := &agent{cfg: cfg, log: slog.New(slog.DiscardHandler), eng: tagging.New(st, rs, nil), rulesDigest: digest}
+	step := a.rulesStep()
+	defer a.stopHUP()
+	if err := step(context.Background()); err != nil {
+		t.Fatalf("the rules as loaded: %v", err)
+	}
 	bad := "tags:\n  - name: habit.broken\n    description: x\n    kinds: [fridge]\n    window: 7d\n    score: ratio(1,\n    activate: 0.5\n    consent: usage\n"
 	writeFile(t, dir, "tags.yaml", bad)
-	waitFor(t, "the reload error", 10*time.Second, func() bool {
-		return strings.Contains(logs.String(), "not reloaded")
-	})
-	if a.eng.Rules() != rs {
-		t.Fatal("a bad rules file replaced the rules")
-	}
-	if s := logs.String(); !strings.Contains(s, `habit.broken`) || !strings.Contains(s, "tags.yaml:2") {
-		t.Errorf("the error does not name the rule and its line: %s", s)
+	// The bad file fails the step (shown in the stage's health) and keeps failing it
+	// until it is fixed; the rules in use stay.
+	for range 2 {
+		err := step(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "not reloaded") || !strings.Contains(err.Error(), "habit.broken") || !strings.Contains(err.Error(), "tags.yaml:2") {
+			t.Fatalf("a bad rules file: %v, want an error naming the rule and its line", err)
+		}
+		if a.eng.Rules() != rs {
+			t.Fatal("a bad rules file replaced the rules")
+		}
 	}
 	one := "tags:\n  - name: habit.only\n    description: x\n    kinds: [fridge]\n    window: 7d\n    score: days() / 7\n    activate: 0.5\n    consent: usage\n"
 	writeFile(t, dir, "tags.yaml", one)
-	waitFor(t, "the good rules", 10*time.Second, func() bool {
-		r := a.eng.Rules()
-		return len(r.Rules) == 1 && r.Rules[0].Name == "habit.only"
-	})
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	if err := step(context.Background()); err != nil {
+		t.Fatalf("good rules: %v", err)
+	}
+	if r := a.eng.Rules(); len(r.Rules) != 1 || r.Rules[0].Name != "habit.only" {
+		t.Fatalf("rules after the fix: %+v", r.Rules)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/tagging"
 	"github.com/hearth-iot/hearth/internal/config"
+	"github.com/hearth-iot/hearth/internal/supervise"
 )
 
 // Status is what GET /v1/status returns.
@@ -40,6 +41,9 @@ type Status struct {
 	Warnings []string `json:"warnings,omitempty"`
 
 	HubSensors []periph.SensorStatus `json:"hub_sensors,omitempty"` // hubsensors.go
+	// Stages is the health of every supervised stage, by group (sources, pipeline,
+	// admin): state, last success, last error, errors and restarts.
+	Stages map[string][]supervise.Health `json:"stages,omitempty"`
 }
 
 // Volume counts items and bytes.
@@ -72,7 +76,36 @@ func (a *agent) status() Status {
 	}
 	s.Upstream.Bytes, s.Upstream.Items = a.sink.Written()
 	s.HubSensors = a.hubStatus()
+	s.Stages = a.health()
 	return s
+}
+
+// printStages prints one line for the stages that run well and one for each that
+// does not: a stall must be impossible to miss.
+func printStages(out io.Writer, groups map[string][]supervise.Health) {
+	running, total := 0, 0
+	var bad []supervise.Health
+	for _, g := range []string{"sources", "pipeline", "admin"} {
+		for _, h := range groups[g] {
+			total++
+			if h.State == supervise.StateRunning && h.Errors == 0 {
+				running++
+				continue
+			}
+			bad = append(bad, h)
+		}
+	}
+	if total == 0 {
+		return
+	}
+	fmt.Fprintf(out, "stages: %d of %d running without an error\n", running, total)
+	for _, h := range bad {
+		fmt.Fprintf(out, "  %-16s %-8s errors %d (%d in a row), restarts %d", h.Name, h.State, h.Errors, h.Failures, h.Restarts)
+		if h.LastError != "" {
+			fmt.Fprintf(out, ", last %s ago: %s", time.Since(h.LastErrorAt).Round(time.Second), h.LastError)
+		}
+		fmt.Fprintln(out)
+	}
 }
 
 // qos0Warnings name the mapped topics whose messages arrive at QoS 0: hearth's
@@ -195,6 +228,7 @@ func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "WARNING: %s\n", w)
 	}
 	printHubStatus(out, s.HubSensors)
+	printStages(out, s.Stages)
 	return nil
 }
 

@@ -1,7 +1,6 @@
 package rollup
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -196,24 +195,6 @@ func (c *Consumer) CatchUp() (int, error) {
 		total += n
 		if err != nil || n == 0 {
 			return total, err
-		}
-	}
-}
-
-// Run rolls up new events every interval until ctx is cancelled, then catches up once
-// more so that what was committed before shutdown is rolled up.
-func (c *Consumer) Run(ctx context.Context, interval time.Duration) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			_, err := c.CatchUp()
-			return err
-		case <-t.C:
-			if _, err := c.CatchUp(); err != nil {
-				c.log.Error("rollup failed", "err", err)
-			}
 		}
 	}
 }

@@ -1,9 +1,9 @@
 package store
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -117,43 +117,25 @@ func (s *Store) Expire(now time.Time) (int, error) {
 // releaseInterval is how often Maintain releases the store's mapped pages: at most
 // what the writer and readers touch in that time (under a MB in a burst) is resident
 // between releases; a release is one madvise over the mapping.
-const releaseInterval = 250 * time.Millisecond
-
-// Maintain runs retention every interval until ctx is cancelled: it expires raw
+// Maintain is one pass of retention (the agent runs it every minute): it expires raw
 // readings by age, then compacts the file when at least half of it (and at least 1/8
-// of the quota) is free pages, so what retention freed goes back to the disk.
-// Between passes, every releaseInterval, it drops the file's mapped pages from the
-// resident set (ReleaseMapped).
-func (s *Store) Maintain(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	rel := time.NewTicker(releaseInterval)
-	defer rel.Stop()
-	releaseWarned := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-rel.C:
-			// Warned once: after a failure that closed the database (a failed
-			// compaction stops intake) it would fail at every tick.
-			if err := s.ReleaseMapped(); err != nil && !releaseWarned {
-				releaseWarned = true
-				s.log.Warn("releasing mapped pages failed", "err", err)
-			}
-		case <-t.C:
-			if n, err := s.Expire(s.opts.Now()); err != nil {
-				s.log.Error("retention failed", "err", err)
-			} else if n > 0 {
-				s.log.Info("retention: expired raw readings", "expired", n, "max_age", s.opts.MaxAge)
-			}
-			if s.mostlyFree() {
-				if _, err := s.Compact(); err != nil {
-					s.log.Warn("compaction failed", "err", err)
-				}
-			}
+// of the quota) is free pages, so what retention freed goes back to the disk. Between
+// passes the agent drops the file's mapped pages from the resident set every 250ms
+// (ReleaseMapped).
+func (s *Store) Maintain(now time.Time) error {
+	n, err := s.Expire(now)
+	if err != nil {
+		return fmt.Errorf("retention: %w", err)
+	}
+	if n > 0 {
+		s.log.Info("retention: expired raw readings", "expired", n, "max_age", s.opts.MaxAge)
+	}
+	if s.mostlyFree() {
+		if _, err := s.Compact(); err != nil {
+			return fmt.Errorf("compaction: %w", err)
 		}
 	}
+	return nil
 }
 
 // Stats is a snapshot of the store's size and counts.

@@ -1,7 +1,6 @@
 package tagging
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -405,20 +404,4 @@ func (e *Engine) save(tx *store.Tx, t, prev Tag, hadPrev bool) error {
 		return err
 	}
 	return tx.Put(store.TagLog, store.Key(seq), c)
-}
-
-// Run evaluates every interval until ctx is cancelled.
-func (e *Engine) Run(ctx context.Context, interval time.Duration) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if _, err := e.Evaluate(time.Time{}); err != nil {
-				e.log.Error("evaluation failed", "err", err)
-			}
-		}
-	}
 }

@@ -79,6 +79,7 @@ type Config struct {
 	Consent         Consent      `yaml:"consent"`
 	Sim             Sim          `yaml:"sim"`
 	Report          Report       `yaml:"report"`
+	Stages          Stages       `yaml:"stages"`
 	Serial          []SerialPort `yaml:"serial"`
 	MQTT            MQTT         `yaml:"mqtt"`
 	HubSensors      []HubSensor  `yaml:"hub_sensors"`
@@ -189,6 +190,13 @@ type Report struct {
 	Interval Duration `yaml:"interval"`
 }
 
+// Stages tunes the supervision of the agent's stages (internal/supervise).
+type Stages struct {
+	RestartMin   Duration `yaml:"restart_min"`
+	RestartMax   Duration `yaml:"restart_max"`
+	UnreadyAfter int      `yaml:"unready_after"`
+}
+
 // Default returns the configuration hearth runs with when no file is given: the
 // embedded demo (broker, store under ./data, a simulated household, local file sink).
 func Default() Config {
@@ -214,6 +222,7 @@ func Default() Config {
 		Sim: Sim{Enabled: true, Persona: "default", Seed: 1, Speed: 10080, History: Duration(28 * 24 * time.Hour),
 			Kinds: []string{}},
 		Report: Report{Interval: Duration(10 * time.Second)},
+		Stages: Stages{RestartMin: Duration(time.Second), RestartMax: Duration(time.Minute), UnreadyAfter: 3},
 		Serial: []SerialPort{},
 		MQTT:   DefaultMQTT(),
 
@@ -530,6 +539,15 @@ func (c *Config) validate(bad func(key, format string, a ...any)) {
 	}
 	if c.Report.Interval < 0 {
 		bad("report.interval", "must not be negative (0 turns the report off)")
+	}
+	if c.Stages.RestartMin < Duration(10*time.Millisecond) || c.Stages.RestartMin > Duration(time.Hour) {
+		bad("stages.restart_min", "must be between 10ms and 1h")
+	}
+	if c.Stages.RestartMax < c.Stages.RestartMin || c.Stages.RestartMax > Duration(24*time.Hour) {
+		bad("stages.restart_max", "must be between stages.restart_min and 24h")
+	}
+	if c.Stages.UnreadyAfter < 1 {
+		bad("stages.unready_after", "must be at least 1")
 	}
 	if c.Sim.Enabled {
 		if c.Sim.Speed <= 0 {
