@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -44,6 +45,19 @@ func (k Kind) Valid() bool {
 		}
 	}
 	return false
+}
+
+// Check returns nil for a kind of the vocabulary, else an error naming the kind
+// and listing the known ones, for a person to pick from.
+func (k Kind) Check() error {
+	if k.Valid() {
+		return nil
+	}
+	names := make([]string, len(kinds))
+	for i, x := range kinds {
+		names[i] = string(x)
+	}
+	return fmt.Errorf("unknown kind %q (known: %s)", k, strings.Join(names, ", "))
 }
 
 // Kitchen reports whether appliances of kind k are used to prepare food.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/tagging"
 )
 
@@ -188,5 +189,29 @@ func TestTagsShowConfidence(t *testing.T) {
 	explainTag(&b, tags[0])
 	if !strings.Contains(b.String(), "score 0.710 (confidence 0.60)") {
 		t.Errorf("hearth tags --explain:\n%s", b.String())
+	}
+}
+
+// What a user reads when a command fails is the message, not the API's raw JSON;
+// an unknown kind lists the known ones; status keys have no NUL bytes.
+func TestCLIErrorsReadable(t *testing.T) {
+	cfg := testConfig(t)
+	a, _ := startAgent(t, cfg)
+	addr := a.adminLn.Addr().String()
+	out, err := hearthCLI(t, "tags", "--addr", addr, "--explain", "habit.nope")
+	if err == nil || !strings.Contains(out, "no tag named habit.nope") || strings.Contains(out, "{") {
+		t.Errorf("tags --explain of an unknown tag: %v\n%s", err, out)
+	}
+	out, err = hearthCLI(t, "device", "add", "x1", "--kind", "toastr", "--addr", addr, "--config", cliConfig(t, cfg))
+	if err == nil || !strings.Contains(out, `unknown kind "toastr" (known: fridge, freezer`) {
+		t.Errorf("device add --kind toastr: %v\n%s", err, out)
+	}
+	// A summary cursor has a name of two parts: shown joined by "/".
+	if err := a.st.Update(func(tx *store.Tx) error { return tx.SetCursor("sync.days\x00f1", 20260101) }); err != nil {
+		t.Fatal(err)
+	}
+	body := getText(t, "http://"+addr+"/v1/status")
+	if strings.Contains(body, `\u0000`) || !strings.Contains(body, `"sync.days/f1"`) {
+		t.Errorf("/v1/status cursors: %s", body)
 	}
 }

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -114,7 +113,7 @@ func cmdReadings(ctx context.Context, args []string, out io.Writer) error {
 	var rep ReadingsReply
 	body, err := get(ctx, addr, path, &rep)
 	if err != nil {
-		return apiError(err, body)
+		return err
 	}
 	if *asJSON {
 		_, err = out.Write(body)
@@ -122,17 +121,6 @@ func cmdReadings(ctx context.Context, args []string, out io.Writer) error {
 	}
 	printReadings(out, rep)
 	return nil
-}
-
-// apiError turns a JSON {"error": ...} reply into its message.
-func apiError(err error, body []byte) error {
-	var e struct {
-		Error string `json:"error"`
-	}
-	if len(body) > 0 && json.Unmarshal(body, &e) == nil && e.Error != "" {
-		return fmt.Errorf("%s", e.Error)
-	}
-	return err
 }
 
 func printReadings(out io.Writer, rep ReadingsReply) {

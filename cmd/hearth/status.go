@@ -61,6 +61,12 @@ func (a *agent) status() Status {
 		s.Ready = true
 	}
 	s.Store, _ = a.st.Stats()
+	// Cursor names join their parts with NUL (FORMAT.md): shown with "/".
+	cursors := make(map[string]uint64, len(s.Store.Cursors))
+	for k, v := range s.Store.Cursors {
+		cursors[strings.ReplaceAll(k, "\x00", "/")] = v
+	}
+	s.Store.Cursors = cursors
 	_ = a.st.View(func(tx *store.Tx) error { s.DataClock, _ = tagging.DataClock(tx); return nil })
 	for _, d := range a.st.Devices() {
 		s.Raw.Items += int64(d.Readings)
@@ -175,7 +181,7 @@ func get(ctx context.Context, addr, path string, v any) ([]byte, error) {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return body, fmt.Errorf("%s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+		return body, fmt.Errorf("%s (%s %s)", apiError(body), path, resp.Status)
 	}
 	if v != nil {
 		if err := json.Unmarshal(body, v); err != nil {
@@ -183,6 +189,18 @@ func get(ctx context.Context, addr, path string, v any) ([]byte, error) {
 		}
 	}
 	return body, nil
+}
+
+// apiError is the message of an admin API error: the "error" of its JSON body, else
+// the body as text.
+func apiError(body []byte) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return e.Error
+	}
+	return strings.TrimSpace(string(body))
 }
 
 func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
@@ -214,7 +232,7 @@ func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		fmt.Fprintf(out, "  cursor %-24s %d\n", strings.ReplaceAll(k, "\x00", "/"), s.Store.Cursors[k])
+		fmt.Fprintf(out, "  cursor %-24s %d\n", k, s.Store.Cursors[k])
 	}
 	if !s.DataClock.IsZero() {
 		fmt.Fprintf(out, "data clock: %s\n", s.DataClock.Format(time.RFC3339))

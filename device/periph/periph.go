@@ -190,8 +190,8 @@ func New(o *Options) (*Source, error) {
 		if err := device.ValidID(c.Device); err != nil {
 			return nil, fmt.Errorf("hub sensor %q: device: %w", c.Name, err)
 		}
-		if !c.Kind.Valid() {
-			return nil, fmt.Errorf("hub sensor %q: unknown kind %q", c.Name, c.Kind)
+		if err := c.Kind.Check(); err != nil {
+			return nil, fmt.Errorf("hub sensor %q: %w", c.Name, err)
 		}
 		if seqs[c.Device] == nil {
 			seqs[c.Device] = new(atomic.Uint64)

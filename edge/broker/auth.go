@@ -132,8 +132,8 @@ func (c *Credentials) Add(dev string, kind device.Kind) (Credential, string, err
 	if err := device.ValidID(dev); err != nil {
 		return Credential{}, "", fmt.Errorf("device %q: %w", dev, err)
 	}
-	if !kind.Valid() {
-		return Credential{}, "", fmt.Errorf("device %q: unknown kind %q", dev, kind)
+	if err := kind.Check(); err != nil {
+		return Credential{}, "", fmt.Errorf("device %q: %w", dev, err)
 	}
 	pw := NewPassword()
 	h, err := Hash([]byte(pw))

@@ -24,8 +24,8 @@ type window struct {
 }
 
 func checkKind(k string) (device.Kind, error) {
-	if !device.Kind(k).Valid() {
-		return "", fmt.Errorf("unknown kind %q", k)
+	if err := device.Kind(k).Check(); err != nil {
+		return "", err
 	}
 	return device.Kind(k), nil
 }

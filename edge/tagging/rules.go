@@ -143,8 +143,8 @@ func (r *Rule) compile() error {
 		problems = append(problems, "kinds: at least one device kind")
 	}
 	for _, k := range r.Kinds {
-		if !k.Valid() {
-			problems = append(problems, fmt.Sprintf("kinds: unknown kind %q", k))
+		if err := k.Check(); err != nil {
+			problems = append(problems, "kinds: "+err.Error())
 		}
 	}
 	if r.Window <= 0 {

@@ -571,8 +571,8 @@ func (c *Config) validate(bad func(key, format string, a ...any)) {
 		first := map[string]int{}
 		for i, k := range c.Sim.Kinds {
 			key := fmt.Sprintf("sim.kinds[%d]", i)
-			if !device.Kind(k).Valid() {
-				bad(key, "unknown kind %q", k)
+			if err := device.Kind(k).Check(); err != nil {
+				bad(key, "%v", err)
 			}
 			if j, dup := first[k]; dup {
 				bad(key, "%q is also sim.kinds[%d]: one appliance per kind", k, j)

@@ -176,8 +176,8 @@ func (c *Config) validateHubSensors(bad func(key, format string, a ...any)) {
 		if err := device.ValidID(s.Device); err != nil {
 			bad(k("device"), "%v", err)
 		}
-		if !device.Kind(s.Kind).Valid() {
-			bad(k("kind"), "unknown kind %q", s.Kind)
+		if err := device.Kind(s.Kind).Check(); err != nil {
+			bad(k("kind"), "%v", err)
 		}
 		n := 0
 		for _, set := range []bool{s.GPIO != nil, s.I2C != nil, s.OneWire != nil, s.HX711 != nil} {
