@@ -119,6 +119,8 @@ type agent struct {
 	simMu       sync.Mutex
 	simReadings int64
 	simBytes    int64
+	simAt       time.Time // the newest reading the simulated household published
+	stopReport  func()    // stops the report's SIGUSR1 notification
 }
 
 // newAgent binds the listeners, opens the store and builds every component. On any
@@ -389,8 +391,10 @@ func (a *agent) shutdown() error {
 	a.stages.sources.Stop()
 	// 2. Drain: the stages catch up with everything committed, in data-flow order.
 	a.stages.pipeline.Stop()
-	if a.stopHUP != nil {
-		a.stopHUP()
+	for _, stop := range []func(){a.stopHUP, a.stopReport} {
+		if stop != nil {
+			stop()
+		}
 	}
 	var errs []error
 	if _, err := a.roll.CatchUp(); err != nil {

@@ -70,6 +70,11 @@ func (a *agent) startStages() {
 					a.simMu.Lock()
 					a.simReadings += int64(len(rs))
 					a.simBytes += int64(n)
+					for i := range rs {
+						if rs[i].DeviceTime.After(a.simAt) {
+							a.simAt = rs[i].DeviceTime
+						}
+					}
 					a.simMu.Unlock()
 				}})
 			if err != nil {
@@ -79,11 +84,21 @@ func (a *agent) startStages() {
 		})
 	}
 	if a.cfg.Report.Interval > 0 {
-		s.Every("report", a.cfg.Report.Interval.D(), func(context.Context) error { a.report(); return nil })
+		r := a.newReporter()
+		a.stopReport = r.stop
+		s.Every("report", a.cfg.Report.Interval.D(), r.step)
 	}
 	if a.testStages != nil {
 		a.testStages(a.stages.pipeline)
 	}
+}
+
+// simClock is the time of the newest reading the simulated household published: its
+// clock, which the data clock stops following once a real device publishes.
+func (a *agent) simClock() time.Time {
+	a.simMu.Lock()
+	defer a.simMu.Unlock()
+	return a.simAt
 }
 
 // health is every stage's health, by group.

@@ -1,15 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hearth-iot/hearth/device"
 	"github.com/hearth-iot/hearth/internal/config"
 	"github.com/hearth-iot/hearth/internal/metricset"
 	"github.com/hearth-iot/hearth/internal/supervise"
@@ -80,5 +84,70 @@ func TestFailingStageShownAndRestarted(t *testing.T) {
 	cancel()
 	if err := <-runErr; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The terminal report prints the whole tag table once, then only a line of counts
+// and the tags that changed since they were printed; SIGUSR1 prints the table again.
+func TestReportPrintsWhatChanged(t *testing.T) {
+	cfg := testConfig(t)
+	var out bytes.Buffer
+	a, err := newAgent(cfg, testLogger(t), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAgent(t, a)
+	// A fortnight of a fridge's door, so that the rules have something to score.
+	var rs []device.Reading
+	start := time.Now().Add(-14 * 24 * time.Hour)
+	for i := range 14 * 6 {
+		at := start.Add(time.Duration(i) * 4 * time.Hour)
+		for j, v := range []float64{1, 0} {
+			rs = append(rs, device.Reading{Device: "f1", Kind: device.KindFridge, Signal: device.SignalDoor, Value: v,
+				Boot: 1, Seq: uint64(2*i + j + 1), DeviceTime: at.Add(time.Duration(j) * 40 * time.Second), HubTime: at.Add(time.Duration(j) * 40 * time.Second)})
+		}
+	}
+	done := make(chan error, 1)
+	a.st.Submit(rs, func(err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.roll.CatchUp(); err != nil {
+		t.Fatal(err)
+	}
+	tags, err := a.eng.Evaluate(time.Time{})
+	if err != nil || len(tags) < 5 {
+		t.Fatalf("%d tags, %v", len(tags), err)
+	}
+	rep := a.newReporter()
+	defer rep.stop()
+	lines := func() []string {
+		_ = rep.step(context.Background())
+		s := strings.TrimSpace(out.String())
+		out.Reset()
+		return strings.Split(s, "\n")
+	}
+	first := lines()
+	if len(first) < len(tags)+2 || !strings.Contains(strings.Join(first, "\n"), tags[len(tags)-1].Name) {
+		t.Fatalf("first report: want the header and the %d tags:\n%s", len(tags), strings.Join(first, "\n"))
+	}
+	if again := lines(); len(again) != 1 || !strings.HasPrefix(again[0], "── hearth") {
+		t.Fatalf("nothing changed: want only the line of counts, got:\n%s", strings.Join(again, "\n"))
+	}
+	// One tag as if it had moved since it was printed.
+	r := tags[2]
+	moved := r
+	moved.Score += 0.3
+	rep.printed[r.Name] = moved
+	changed := lines()
+	if len(changed) != 3 || !strings.Contains(changed[2], r.Name) { // counts, table header, the tag
+		t.Fatalf("one tag changed: want it alone under the counts, got:\n%s", strings.Join(changed, "\n"))
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "SIGUSR1 to arrive", 5*time.Second, func() bool { return len(rep.usr1) > 0 })
+	if full := lines(); len(full) < len(tags)+2 {
+		t.Fatalf("after SIGUSR1: want the whole table, got:\n%s", strings.Join(full, "\n"))
 	}
 }

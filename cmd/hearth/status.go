@@ -6,8 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -387,36 +390,75 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-// reportLoop prints what hearth has learned, every interval, for the person at the
-// terminal: the tags with their scores, and what goes upstream against what came in.
-func (a *agent) reportLoop(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			a.report()
-		}
-	}
+// reporter prints the terminal report: a line of counts every report.interval, the
+// tags that changed since they were last printed under it, and the whole table at
+// the first report and whenever hearth gets SIGUSR1 (kill -USR1 <pid>).
+type reporter struct {
+	a       *agent
+	printed map[string]tagging.Tag // each tag as it was last printed
+	usr1    chan os.Signal
 }
 
-func (a *agent) report() {
+// newReporter returns the report stage: step prints a report; stop ends its signal
+// notification.
+func (a *agent) newReporter() *reporter {
+	r := &reporter{a: a, usr1: make(chan os.Signal, 1)}
+	notifyUSR1(r.usr1)
+	return r
+}
+
+func (r *reporter) step(context.Context) error { r.report(); return nil }
+func (r *reporter) stop()                      { stopNotify(r.usr1) }
+
+// reportChanged says whether a tag moved enough since it was printed to print again.
+func reportChanged(was, now tagging.Tag) bool {
+	return was.Active != now.Active || was.Status != now.Status || math.Abs(was.Score-now.Score) >= 0.05 ||
+		math.Abs(was.Confidence-now.Confidence) >= 0.1
+}
+
+func (r *reporter) report() {
+	a := r.a
+	full := r.printed == nil
+	select {
+	case <-r.usr1:
+		full = true
+	default:
+	}
 	s := a.status()
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n── hearth · up %s · %d devices · %d readings stored", s.Uptime, s.Devices, s.Raw.Items)
+	fmt.Fprintf(&b, "── hearth · up %s · %d devices · %d readings stored", s.Uptime, s.Devices, s.Raw.Items)
 	if !s.DataClock.IsZero() {
 		fmt.Fprintf(&b, " · data clock %s", s.DataClock.In(a.cfg.Location()).Format("Mon 2006-01-02 15:04"))
 	}
-	b.WriteString(" ──\n")
-	printTags(&b, a.eng.Tags())
+	if sc := a.simClock(); !sc.IsZero() && !sc.Equal(s.DataClock) {
+		fmt.Fprintf(&b, " · simulated household at %s", sc.In(a.cfg.Location()).Format("Mon 2006-01-02 15:04"))
+	}
 	raw := s.Raw.Bytes
 	pct := 0.0
 	if raw > 0 {
 		pct = 100 * float64(s.Upstream.Bytes) / float64(raw)
 	}
-	fmt.Fprintf(&b, "  upstream: %d summaries, %s, against %s of raw readings as received (%.2f%%); %d waiting in the outbox\n",
-		s.Upstream.Items, humanBytes(s.Upstream.Bytes), humanBytes(raw), pct, s.Outbox)
+	fmt.Fprintf(&b, " · upstream %d summaries, %s (%.2f%% of %s raw), %d waiting\n",
+		s.Upstream.Items, humanBytes(s.Upstream.Bytes), pct, humanBytes(raw), s.Outbox)
+	tags := a.eng.Tags()
+	if full {
+		printTags(&b, tags)
+		b.WriteString("  (the whole table again: kill -USR1 " + strconv.Itoa(os.Getpid()) + ")\n")
+		r.printed = make(map[string]tagging.Tag, len(tags))
+		for _, t := range tags {
+			r.printed[t.Name] = t
+		}
+	} else {
+		var changed []tagging.Tag
+		for _, t := range tags {
+			if was, ok := r.printed[t.Name]; !ok || reportChanged(was, t) {
+				changed = append(changed, t)
+				r.printed[t.Name] = t
+			}
+		}
+		if len(changed) > 0 {
+			printTags(&b, changed)
+		}
+	}
 	_, _ = io.WriteString(a.out, b.String())
 }

@@ -25,6 +25,7 @@ const (
 	StatusOK       = "ok"       // scored on enough evidence
 	StatusLearning = "learning" // fewer than min_days of data: scored, never newly active
 	StatusStale    = "stale"    // the last evaluation failed; Error says why
+	StatusNoData   = "no_data"  // none of the rule's signals in its window: score 0, never active
 	// StatusUncertain: scored, but on less evidence than the rule's min_confidence:
 	// never newly active (an active tag stands until it expires, as when learning).
 	StatusUncertain = "uncertain"
@@ -277,6 +278,11 @@ func (e *Engine) evalRule(r *Rule, w *window, prev Tag, hadPrev bool, now time.T
 		WindowDays: time.Duration(r.Window).Hours() / 24, Evaluated: now, Evidence: map[string]float64{},
 		FirstSeen: prev.FirstSeen, LastSeen: prev.LastSeen, Expires: prev.Expires}
 	t.Days = w.dataDays(r.Kinds...)
+	if len(r.Signals) > 0 && !w.hasSignal(r.Kinds, r.Signals) {
+		t.Status = StatusNoData
+		t.Active = prev.Active && hadPrev && now.Before(prev.Expires) // it stands until it expires, as with too little data
+		return t
+	}
 	env := w.env()
 	score, err := runFloat(r.score, env)
 	if err == nil {

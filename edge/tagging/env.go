@@ -3,6 +3,7 @@ package tagging
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -71,6 +72,16 @@ func (w *window) dataDays(kinds ...device.Kind) int {
 		}
 	}
 	return len(seen)
+}
+
+// hasSignal reports whether the window holds any of signals from kinds.
+func (w *window) hasSignal(kinds []device.Kind, signals []device.Signal) bool {
+	for _, d := range w.days {
+		if containsKind(kinds, d.Kind) && slices.Contains(signals, d.Signal) {
+			return true
+		}
+	}
+	return false
 }
 
 func containsKind(ks []device.Kind, k device.Kind) bool {

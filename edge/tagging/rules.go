@@ -67,6 +67,9 @@ type Rule struct {
 	// MinConfidence: below it the tag is scored but never newly active (status
 	// uncertain). Default 0.
 	MinConfidence float64           `yaml:"min_confidence"`
+	// Signals the rule reads. When the window holds none of them from Kinds, the tag
+	// has no data to rest on: status no_data, score 0, never active. Default: any.
+	Signals []device.Signal `yaml:"signals"`
 	Evidence      map[string]string `yaml:"evidence"`   // named expressions reported beside the score
 	Activate      float64           `yaml:"activate"`   // score at or above which the tag turns active
 	Deactivate    float64           `yaml:"deactivate"` // score below which an active tag turns inactive (hysteresis)
@@ -184,6 +187,11 @@ func (r *Rule) compile() error {
 		problems = append(problems, fmt.Sprintf("score: %v", oneLine(err)))
 	} else {
 		r.score = p
+	}
+	for _, sg := range r.Signals {
+		if !sg.Valid() {
+			problems = append(problems, fmt.Sprintf("signals: unknown signal %q", sg))
+		}
 	}
 	if r.MinConfidence < 0 || r.MinConfidence > 1 {
 		problems = append(problems, fmt.Sprintf("min_confidence: %v must be in [0,1]", r.MinConfidence))
