@@ -236,3 +236,59 @@ func TestConfidence(t *testing.T) {
 		}
 	}
 }
+
+// A rule that names its signals has no data — not a confident 0 — in a home whose
+// devices of its kinds never sent any of them; once one arrives it is scored.
+func TestNoDataWithoutTheRulesSignals(t *testing.T) {
+	src := "tags:\n" +
+		"  - name: food.any_stock\n    description: x\n    kinds: [fridge]\n    signals: [inventory]\n    window: 20d\n    score: 0\n    activate: 0.5\n    consent: usage\n" +
+		"  - name: habit.opened\n    description: x\n    kinds: [fridge]\n    signals: [door]\n    window: 20d\n    score: 1\n    activate: 0.5\n    consent: usage\n"
+	rs, err := tagging.ParseRules([]byte(src), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(inventory bool) map[string]tagging.Tag {
+		p, err := replay.Open(t.TempDir(), replay.Options{Rules: rs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		at := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+		for range 5 {
+			rs := []device.Reading{{Device: "f", Kind: device.KindFridge, Signal: device.SignalDoor, Value: 1, DeviceTime: at},
+				{Device: "f", Kind: device.KindFridge, Signal: device.SignalDoor, Value: 0, DeviceTime: at.Add(time.Minute)}}
+			if inventory {
+				rs = append(rs, device.Reading{Device: "f", Kind: device.KindFridge, Signal: device.SignalInventory, Value: 1, Label: "dairy", DeviceTime: at.Add(2 * time.Minute)})
+			}
+			for _, r := range rs {
+				if err := p.Add(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			at = at.Add(24 * time.Hour)
+		}
+		tags, err := p.Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		by := map[string]tagging.Tag{}
+		for _, tg := range tags {
+			by[tg.Name] = tg
+		}
+		return by
+	}
+	by := run(false)
+	if s := by["food.any_stock"]; s.Status != tagging.StatusNoData || s.Active || s.Score != 0 {
+		t.Errorf("without inventory readings: %+v, want no_data", s)
+	}
+	if o := by["habit.opened"]; o.Status != tagging.StatusOK || !o.Active {
+		t.Errorf("a rule whose signal is there: %+v, want ok and active", o)
+	}
+	if s := run(true)["food.any_stock"]; s.Status != tagging.StatusOK {
+		t.Errorf("with inventory readings: status %s, want ok", s.Status)
+	}
+	bad := "tags:\n  - name: habit.bad\n    description: x\n    kinds: [fridge]\n    signals: [smell]\n    window: 7d\n    score: 1\n    activate: 0.5\n    consent: usage\n"
+	if _, err := tagging.ParseRules([]byte(bad), "t.yaml"); err == nil || !strings.Contains(err.Error(), `unknown signal "smell"`) {
+		t.Errorf("an unknown signal: %v", err)
+	}
+}
