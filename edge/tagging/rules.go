@@ -66,15 +66,15 @@ type Rule struct {
 	Confidence string `yaml:"confidence"`
 	// MinConfidence: below it the tag is scored but never newly active (status
 	// uncertain). Default 0.
-	MinConfidence float64           `yaml:"min_confidence"`
+	MinConfidence float64 `yaml:"min_confidence"`
 	// Signals the rule reads. When the window holds none of them from Kinds, the tag
 	// has no data to rest on: status no_data, score 0, never active. Default: any.
-	Signals []device.Signal `yaml:"signals"`
-	Evidence      map[string]string `yaml:"evidence"`   // named expressions reported beside the score
-	Activate      float64           `yaml:"activate"`   // score at or above which the tag turns active
-	Deactivate    float64           `yaml:"deactivate"` // score below which an active tag turns inactive (hysteresis)
-	Expiry        Days              `yaml:"expiry"`     // an active tag not confirmed for this long expires
-	Consent       string            `yaml:"consent"`    // usage | sensitive
+	Signals    []device.Signal   `yaml:"signals"`
+	Evidence   map[string]string `yaml:"evidence"`   // named expressions reported beside the score
+	Activate   float64           `yaml:"activate"`   // score at or above which the tag turns active
+	Deactivate float64           `yaml:"deactivate"` // score below which an active tag turns inactive (hysteresis)
+	Expiry     Days              `yaml:"expiry"`     // an active tag not confirmed for this long expires
+	Consent    string            `yaml:"consent"`    // usage | sensitive
 
 	line       int
 	score      *vm.Program
