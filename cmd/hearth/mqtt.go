@@ -14,7 +14,7 @@ import (
 	"github.com/hearth-iot/hearth/device"
 	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
 	"github.com/hearth-iot/hearth/edge/broker"
-	"github.com/hearth-iot/hearth/edge/store"
+	"github.com/hearth-iot/hearth/edge/ingest"
 	"github.com/hearth-iot/hearth/internal/config"
 )
 
@@ -227,7 +227,7 @@ func (a *agent) mqttSources() ([]device.Source, error) {
 	}
 	src, err := devmqtt.NewExternal(devmqtt.ExternalOptions{URL: e.URL, ClientID: e.ClientID, Username: e.Username, Password: pw,
 		TLS: tc, Topics: topics, MaxExtraSubscriptions: e.MaxExtraSubscriptions, Decoder: a.mq.external,
-		MaxInflight: e.MaxInflight, ReconnectMax: e.ReconnectMax.D(), Retryable: retryable, Latest: latest,
+		MaxInflight: e.MaxInflight, ReconnectMax: e.ReconnectMax.D(), Retryable: ingest.Retryable, Latest: latest,
 		MaxTopicLabels: e.MaxTopicLabels, Logger: a.log, Registerer: a.reg})
 	if err != nil {
 		return nil, fmt.Errorf("mqtt.external: %w", err)
@@ -252,14 +252,6 @@ func (a *agent) mqttSources() ([]device.Source, error) {
 	}
 	a.mq.ext = src
 	return []device.Source{src}, nil
-}
-
-// retryable tells the external source which refusals may pass: those of a store
-// that is full, stopped after a write failure, or closing. Anything else (ingest
-// refusing a reading it can never take, a batch too large) is final: the message is
-// acknowledged and counted, so that it cannot hold up the feed.
-func retryable(err error) bool {
-	return errors.Is(err, store.ErrQuota) || errors.Is(err, store.ErrIntakeStopped) || errors.Is(err, store.ErrClosed)
 }
 
 // maxLatestValues bounds the (device, signal, label) values latestValues returns.

@@ -18,6 +18,8 @@ import (
 
 	"github.com/hearth-iot/hearth/device"
 	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/edge/ingest"
+	"github.com/hearth-iot/hearth/edge/store"
 )
 
 // Options configure a Broker. Zero limits take safe defaults (the LAN is hostile:
@@ -26,6 +28,10 @@ type Options struct {
 	Auth    Authenticator   // required: who may connect
 	Decoder devmqtt.Decoder // turns publishes into readings; nil: the native schema
 	Sink    device.Sink     // where readings go (edge/ingest)
+	// Retryable tells which refusals of Sink may pass later (left unacknowledged for
+	// the device to send again); any other is final (acknowledged and counted as
+	// rejected). Default ingest.Retryable, the classification every source uses.
+	Retryable func(error) bool
 
 	MaxPacketBytes   int           // default 64 KiB
 	MaxClients       int           // connected clients, exactly (default 256); beyond it CONNACK "server busy"
@@ -132,6 +138,9 @@ func New(o Options) (*Broker, error) {
 	orDefault(&o.LockoutWindow, time.Minute)
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Retryable == nil {
+		o.Retryable = ingest.Retryable
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -747,9 +756,14 @@ func (b *Broker) allow(st *clientState, now time.Time) bool {
 
 // OnPublish decodes a publish and hands it to the sink. It always returns it
 // handled (see handled) so that mochi neither acknowledges nor forwards it: the PUBACK
-// (for QoS 2, the PUBREC) is written here once the store reports the readings durable. A refusal by the store is
-// a PUBACK with reason 0x97 (quota exceeded) or 0x80 for MQTT 5, and no PUBACK at all
-// for MQTT 3.1.1 (the client sends it again later).
+// (for QoS 2, the PUBREC) is written here once the store reports the readings durable.
+// A refusal that may pass (Options.Retryable: a full store) is a PUBACK with reason
+// 0x97 (quota exceeded) or 0x80 for MQTT 5, and no PUBACK at all for MQTT 3.1.1 (the
+// client sends it again later). A refusal for good (a reading ingest can never take)
+// is acknowledged and counted as rejected: MQTT 5 with reason 0x99 (payload format
+// invalid; 0x83 for other final refusals), MQTT 3.1.1 with a plain PUBACK, so that the
+// device does not send it for ever. A message some of whose fields cannot be read
+// (a *mqtt.FieldErrors from the decoder) has its other readings stored.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	b := h.b
 	if cl.Net.Inline {
@@ -788,6 +802,14 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return handled(pk)
 	}
 	rs, err := b.dec.Decode(pk.TopicName, pk.Payload, now)
+	var fe *devmqtt.FieldErrors
+	if errors.As(err, &fe) && len(rs) > 0 {
+		// Some fields could not be read ("temperature":"warm"): they never will be,
+		// and the others are stored, as the external source does.
+		b.m.fields.Add(float64(len(fe.Fields)))
+		b.logLimited("publish fields not readable: stored the others", "client", cl.ID, "topic", truncate(pk.TopicName, 128), "err", err)
+		err = nil
+	}
 	if err != nil {
 		reason := "malformed"
 		code := packets.ErrPayloadFormatInvalid
@@ -826,20 +848,36 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	b.m.payloadBytes.Add(float64(len(pk.Payload)))
 	n := len(rs)
 	b.opts.Sink.Submit(rs, func(err error) {
-		if err != nil {
+		switch {
+		case err == nil:
+			b.m.pubCommitted.Inc()
+			b.m.readCommitted.Add(float64(n))
+			b.complete(st, seq, ref, packets.CodeSuccess, true)
+		case b.opts.Retryable(err):
+			// It may pass later (a full store): not acknowledged, so that the device
+			// keeps the readings and sends them again.
 			b.m.publishes.WithLabelValues("refused").Inc()
 			b.m.readings.WithLabelValues("refused").Add(float64(n))
-			b.logLimited("store refused readings: not acknowledged", "client", cl.ID, "err", err)
+			b.logLimited("store refused readings for now: not acknowledged", "client", cl.ID, "err", err)
 			code := packets.ErrUnspecifiedError
-			if strings.Contains(err.Error(), "quota") {
+			if errors.Is(err, store.ErrQuota) {
 				code = packets.ErrQuotaExceeded
 			}
 			b.complete(st, seq, ref, code, false) // never acknowledged to an MQTT 3.1.1 client
-			return
+		default:
+			// It can never be stored (a timestamp in the year 2201): sent again, it
+			// would be refused again, for ever, and hold up what the device sends
+			// after it. Acknowledged (MQTT 5: with the reason) and counted.
+			b.m.publishes.WithLabelValues("rejected").Inc()
+			b.m.readings.WithLabelValues("rejected").Add(float64(n))
+			b.logLimited("readings rejected for good: acknowledged so that the device does not send them again", "client", cl.ID,
+				"topic", truncate(pk.TopicName, 128), "err", err)
+			code := packets.ErrImplementationSpecificError
+			if errors.Is(err, ingest.ErrRejected) {
+				code = packets.ErrPayloadFormatInvalid
+			}
+			b.complete(st, seq, ref, code, true)
 		}
-		b.m.pubCommitted.Inc()
-		b.m.readCommitted.Add(float64(n))
-		b.complete(st, seq, ref, packets.CodeSuccess, true)
 	})
 	return handled(pk)
 }
