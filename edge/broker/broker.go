@@ -18,6 +18,7 @@ import (
 
 	"github.com/hearth-iot/hearth/device"
 	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/device/mqtt/native"
 	"github.com/hearth-iot/hearth/edge/ingest"
 	"github.com/hearth-iot/hearth/edge/store"
 )
@@ -26,7 +27,7 @@ import (
 // mochi's own defaults are unlimited).
 type Options struct {
 	Auth    Authenticator   // required: who may connect
-	Decoder devmqtt.Decoder // turns publishes into readings; nil: the native schema
+	Handler devmqtt.Handler // turns publishes into readings (mqtt.Adapters); nil: the native schema
 	Sink    device.Sink     // where readings go (edge/ingest)
 	// Retryable tells which refusals of Sink may pass later (left unacknowledged for
 	// the device to send again); any other is final (acknowledged and counted as
@@ -91,7 +92,7 @@ type Broker struct {
 	opts Options
 	log  *slog.Logger
 	m    *metrics
-	dec  devmqtt.Decoder
+	h    devmqtt.Handler
 
 	lockMu sync.Mutex
 	fails  map[string]*failures
@@ -148,15 +149,15 @@ func New(o Options) (*Broker, error) {
 	b := &Broker{opts: o, log: o.Logger.With("component", "broker"), fails: map[string]*failures{},
 		states: map[*mqtt.Client]*clientState{}, admit: newAdmission(o.MaxConnecting, o.MaxConnectingPerSource),
 		suspectChecks: make(chan struct{}, 1)}
-	b.dec = o.Decoder
-	if b.dec == nil {
-		nat, pb := devmqtt.Native{}, devmqtt.NativeProto{}
+	b.h = o.Handler
+	if b.h == nil {
+		nat, pb := native.JSON{}, native.Proto{}
 		if kc, ok := o.Auth.(interface {
 			Kind(string) (device.Kind, bool)
 		}); ok {
 			nat.KindOf, pb.KindOf = kc.Kind, kc.Kind
 		}
-		b.dec = devmqtt.Router{nat, pb}
+		b.h = devmqtt.Adapters{Decoder: devmqtt.Router{nat, pb}}
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	// mochi's own client limit is checked before the password check and counted after
@@ -439,7 +440,7 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if dev == "" {
 		return false
 	}
-	prefix := devmqtt.NativePrefix + dev + "/"
+	prefix := native.Prefix + dev + "/"
 	if strings.HasPrefix(topic, prefix) && !(write && strings.ContainsAny(topic, "+#")) {
 		if write {
 			return true
@@ -453,7 +454,7 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		h.b.logLimited("subscriptions beyond broker.max_subscriptions refused", "client", cl.ID, "max_subscriptions", h.b.opts.MaxSubscriptions)
 		return false
 	}
-	if write && !strings.HasPrefix(topic, devmqtt.NativePrefix) && !strings.HasPrefix(topic, "$") {
+	if write && !strings.HasPrefix(topic, native.Prefix) && !strings.HasPrefix(topic, "$") {
 		return true
 	}
 	if write {
@@ -801,7 +802,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		b.complete(st, seq, ref, packets.ErrQuotaExceeded, false)
 		return handled(pk)
 	}
-	rs, err := b.dec.Decode(pk.TopicName, pk.Payload, now)
+	rs, err := b.h.Handle(pk.TopicName, pk.Payload, now)
 	var fe *devmqtt.FieldErrors
 	if errors.As(err, &fe) && len(rs) > 0 {
 		// Some fields could not be read ("temperature":"warm"): they never will be,
@@ -811,17 +812,14 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		err = nil
 	}
 	if err != nil {
-		reason := "malformed"
+		reason := devmqtt.Reason(err)
 		code := packets.ErrPayloadFormatInvalid
-		switch {
-		case errors.Is(err, devmqtt.ErrUnknownDevice):
-			reason = "unknown_device"
+		switch reason {
+		case "unknown_device":
 			code = packets.ErrNotAuthorized
-		case errors.Is(err, devmqtt.ErrNotMine):
-			reason = "unknown_topic"
+		case "unknown_topic":
 			code = packets.ErrTopicNameInvalid
-		case errors.Is(err, devmqtt.ErrLimit):
-			reason = "limit"
+		case "limit":
 			code = packets.ErrQuotaExceeded
 		}
 		b.m.publishes.WithLabelValues(reason).Inc()

@@ -1,4 +1,4 @@
-package mqtt
+package external
 
 import (
 	"context"
@@ -17,11 +17,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/device/mqtt/internal/conv"
 	"github.com/hearth-iot/hearth/internal/metricset"
 )
 
-// ExternalOptions configure an External source.
-type ExternalOptions struct {
+// Options configure a Source.
+type Options struct {
 	URL      string // tcp://host:1883, ssl://host:8883 (mqtt:// and mqtts:// are accepted too)
 	ClientID string // the persistent session's key on the broker: keep it stable
 	Username string
@@ -31,8 +33,9 @@ type ExternalOptions struct {
 	Topics []string
 	// MaxExtraSubscriptions bounds the topics Subscribe adds beyond Topics (default 256).
 	MaxExtraSubscriptions int
-	// Decoder turns messages into readings (a Router of the adapters).
-	Decoder Decoder
+	// Handler turns messages into readings: an mqtt.Adapters with the learners (Home
+	// Assistant discovery, Homie attributes) and a Router of the adapters.
+	Handler mqtt.Handler
 	// MaxInflight bounds the messages received but not yet committed and
 	// acknowledged (default 256).
 	MaxInflight int
@@ -48,10 +51,10 @@ type ExternalOptions struct {
 	// Latest, when set, returns the latest stored reading of each device, signal and
 	// label, as far back as it looks; it is called once, when the first retained
 	// message arrives. With it, a retained message becomes a reading only when it is
-	// new (see "Retained messages" on External); without it every retained message
+	// new (see "Retained messages" on Source); without it every retained message
 	// is stored.
 	Latest func() ([]device.Reading, error)
-	// MaxTopicLabels bounds the topics External tracks one by one (in
+	// MaxTopicLabels bounds the topics Source tracks one by one (in
 	// hearth_mqtt_external_problems_total's topic label and in Status): topics
 	// beyond it are counted together as "other" (default 64).
 	MaxTopicLabels int
@@ -59,7 +62,7 @@ type ExternalOptions struct {
 	Registerer     prometheus.Registerer
 }
 
-// External subscribes to a broker the household already runs (mosquitto with
+// Source subscribes to a broker the household already runs (mosquitto with
 // Zigbee2MQTT, say) and hands what its devices publish to a sink.
 //
 // # Delivery
@@ -109,11 +112,11 @@ type ExternalOptions struct {
 //
 // Subscribe adds topics (the state topic of a Home Assistant entity accepted while
 // hearth runs, say) to those of the options. They are remembered for the life of the
-// External and subscribed to again on every (re)connect with the configured filters:
+// Source and subscribed to again on every (re)connect with the configured filters:
 // a broker restarted without persistence, or a session it expired, has forgotten
 // them. Unsubscribe removes one again.
-type External struct {
-	o   ExternalOptions
+type Source struct {
+	o   Options
 	log *slog.Logger
 
 	mu     sync.Mutex
@@ -137,8 +140,8 @@ type External struct {
 var externalResults = []string{"committed", "ignored", "refused", "rejected", "malformed", "unknown_device", "unknown_topic",
 	"limit", "retained_repeat"}
 
-// NewExternal checks o and returns the source.
-func NewExternal(o ExternalOptions) (*External, error) {
+// New checks o and returns the source.
+func New(o Options) (*Source, error) {
 	if o.URL == "" {
 		return nil, errors.New("mqtt external: no url")
 	}
@@ -161,8 +164,8 @@ func NewExternal(o ExternalOptions) (*External, error) {
 	if len(o.Topics) == 0 {
 		return nil, errors.New("mqtt external: no topics")
 	}
-	if o.Decoder == nil {
-		return nil, errors.New("mqtt external: no decoder")
+	if o.Handler == nil {
+		return nil, errors.New("mqtt external: no handler")
 	}
 	if o.MaxInflight <= 0 {
 		o.MaxInflight = 256
@@ -182,7 +185,7 @@ func NewExternal(o ExternalOptions) (*External, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &External{o: o, log: o.Logger.With("component", "mqtt.external", "broker", u.Host), added: make(map[string]bool),
+	e := &Source{o: o, log: o.Logger.With("component", "mqtt.external", "broker", u.Host), added: make(map[string]bool),
 		topics: newTopicTable(o.MaxTopicLabels), retain: newRetainCache(o.Latest),
 		msgs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_mqtt_external_messages_total",
 			Help: "Messages from the external broker, by result: committed, ignored (nothing to store), refused (by the store, for now; sent again), rejected (by ingest, for good; acknowledged), malformed, unknown_device, unknown_topic, limit, retained_repeat (a retained value already stored)."},
@@ -221,13 +224,13 @@ func NewExternal(o ExternalOptions) (*External, error) {
 }
 
 // Name implements device.Source.
-func (e *External) Name() string { return "mqtt external " + e.o.URL }
+func (e *Source) Name() string { return "mqtt external " + e.o.URL }
 
 // Unregister removes the metrics from the registerer given in the options.
-func (e *External) Unregister() { e.set.Unregister() }
+func (e *Source) Unregister() { e.set.Unregister() }
 
 // Run implements device.Source: it stays subscribed until ctx ends.
-func (e *External) Run(ctx context.Context, sink device.Sink) error {
+func (e *Source) Run(ctx context.Context, sink device.Sink) error {
 	backoff := time.Second
 	for {
 		up, err := e.connection(ctx, sink)
@@ -277,7 +280,7 @@ const connectTimeout = 10 * time.Second
 // connection makes one connection and serves it until ctx ends, the connection is
 // lost or the sink refuses readings for now. up is how long it was connected (0:
 // the attempt failed, err says why).
-func (e *External) connection(ctx context.Context, sink device.Sink) (up time.Duration, err error) {
+func (e *Source) connection(ctx context.Context, sink device.Sink) (up time.Duration, err error) {
 	e.conn.set(StateConnecting, nil)
 	p := newPipeline(e, sink)
 	lost := make(chan error, 1)
@@ -386,7 +389,7 @@ func connectError(err error) error {
 
 // subscriptions are the filters of the options and the topics added (how many), at
 // QoS 1.
-func (e *External) subscriptions() (subs map[string]byte, added int) {
+func (e *Source) subscriptions() (subs map[string]byte, added int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	subs = make(map[string]byte, len(e.o.Topics)+len(e.extra))
@@ -399,7 +402,7 @@ func (e *External) subscriptions() (subs map[string]byte, added int) {
 	return subs, len(e.extra)
 }
 
-func (e *External) setClient(c paho.Client) {
+func (e *Source) setClient(c paho.Client) {
 	e.mu.Lock()
 	e.client = c
 	e.mu.Unlock()
@@ -408,23 +411,23 @@ func (e *External) setClient(c paho.Client) {
 // subackTimeout bounds how long Subscribe and Unsubscribe wait for the broker's answer.
 const subackTimeout = 10 * time.Second
 
-// Subscribe adds topics to those subscribed to, at QoS 1, for as long as the External
+// Subscribe adds topics to those subscribed to, at QoS 1, for as long as the Source
 // lives: on every (re)connect from now on, and at once when connected (it then waits
 // up to 10s for the broker's SUBACK). A topic a configured filter already matches, or
 // one added before, is skipped.
 //
 // Topics are topic names, as devices publish them: one with a wildcard (+ or #) or a
 // NUL, longer than 1024 bytes, not UTF-8 or empty is refused, as is going beyond
-// MaxExtraSubscriptions (ErrLimit); then none of topics is added.
+// MaxExtraSubscriptions (mqtt.ErrLimit); then none of topics is added.
 // When the broker refuses a subscription (its ACL, typically) that topic is forgotten
 // again and the error says so. Safe for concurrent use, before or during Run.
-func (e *External) Subscribe(topics ...string) error {
+func (e *Source) Subscribe(topics ...string) error {
 	for _, t := range topics {
 		if t == "" {
 			return errors.New("mqtt external: cannot subscribe to an empty topic")
 		}
-		if err := checkTopic(t); err != nil {
-			return fmt.Errorf("mqtt external: cannot subscribe to %q: %v", truncate(t, 128), err)
+		if err := conv.CheckTopic(t); err != nil {
+			return fmt.Errorf("mqtt external: cannot subscribe to %q: %v", conv.Truncate(t, 128), err)
 		}
 	}
 	e.mu.Lock()
@@ -442,7 +445,7 @@ func (e *External) Subscribe(topics ...string) error {
 	if n := len(e.extra) + len(add); n > e.o.MaxExtraSubscriptions {
 		e.mu.Unlock()
 		return fmt.Errorf("%w: mqtt external: subscribing to %q would make %d topics beyond the configured filters (max %d)",
-			ErrLimit, truncate(add[0], 128), n, e.o.MaxExtraSubscriptions)
+			mqtt.ErrLimit, conv.Truncate(add[0], 128), n, e.o.MaxExtraSubscriptions)
 	}
 	for _, t := range add {
 		e.added[t] = true
@@ -474,7 +477,7 @@ func (e *External) Subscribe(topics ...string) error {
 		return nil
 	}
 	e.forget(refused)
-	return fmt.Errorf("mqtt external: the broker refused the subscription to %q (its ACL for this client?)", truncate(refused[0], 128))
+	return fmt.Errorf("mqtt external: the broker refused the subscription to %q (its ACL for this client?)", conv.Truncate(refused[0], 128))
 }
 
 // Unsubscribe removes a topic Subscribe added: it is not subscribed to on later
@@ -482,7 +485,7 @@ func (e *External) Subscribe(topics ...string) error {
 // it, the broker's session may deliver the topic until the next clean reconnect, and
 // its messages are then decoded as any other). A topic not added (a configured filter
 // covers it, or it was never added) is left alone. Safe for concurrent use.
-func (e *External) Unsubscribe(topic string) {
+func (e *Source) Unsubscribe(topic string) {
 	e.mu.Lock()
 	had := e.added[topic]
 	c := e.client
@@ -500,7 +503,7 @@ func (e *External) Unsubscribe(topic string) {
 	}
 }
 
-func (e *External) forget(topics []string) {
+func (e *Source) forget(topics []string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.extra = slices.DeleteFunc(e.extra, func(t string) bool { return slices.Contains(topics, t) })
@@ -509,7 +512,7 @@ func (e *External) forget(topics []string) {
 	}
 }
 
-func (e *External) coveredLocked(topic string) bool {
+func (e *Source) coveredLocked(topic string) bool {
 	for _, f := range e.o.Topics {
 		if MatchFilter(f, topic) {
 			return true
@@ -536,7 +539,7 @@ func refusedTopics(tok paho.Token) []string {
 }
 
 // Added returns the topics Subscribe added, in the order added.
-func (e *External) Added() []string {
+func (e *Source) Added() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return slices.Clone(e.extra)
@@ -576,18 +579,3 @@ func MatchFilter(filter, topic string) bool {
 
 // flushTopic is unsubscribed from (never subscribed) only for the UNSUBACK round trip.
 const flushTopic = "hearth/internal/flush-acks"
-
-// decodeResult is the result (and problem reason) of a decoder error.
-func decodeResult(err error) string {
-	switch {
-	case err == nil:
-		return "ignored"
-	case errors.Is(err, ErrUnknownDevice):
-		return "unknown_device"
-	case errors.Is(err, ErrNotMine):
-		return "unknown_topic"
-	case errors.Is(err, ErrLimit):
-		return "limit"
-	}
-	return "malformed"
-}

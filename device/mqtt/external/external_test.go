@@ -1,4 +1,4 @@
-package mqtt
+package external
 
 import (
 	"context"
@@ -16,6 +16,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/device/mqtt/adaptertest"
+	"github.com/hearth-iot/hearth/device/mqtt/hadiscovery"
+	"github.com/hearth-iot/hearth/device/mqtt/internal/conv"
+	"github.com/hearth-iot/hearth/device/mqtt/zigbee2mqtt"
 	"github.com/hearth-iot/hearth/internal/metricset"
 	"github.com/hearth-iot/hearth/internal/mosquittotest"
 	"github.com/hearth-iot/hearth/internal/poll"
@@ -71,14 +76,14 @@ func publishBurst(t *testing.T, addr string, from, to int) {
 	}
 }
 
-func newTestExternal(t *testing.T, addr string, reg prometheus.Registerer) *External {
+func newTestExternal(t *testing.T, addr string, reg prometheus.Registerer) *Source {
 	t.Helper()
-	z2m, err := NewZigbee2MQTT(Mappings{{Source: SourceZigbee2MQTT, Name: "Fridge door", Device: "fridge1", Kind: device.KindFridge}}, nil)
+	z2m, err := zigbee2mqtt.New(mqtt.Mappings{{Source: mqtt.SourceZigbee2MQTT, Name: "Fridge door", Device: "fridge1", Kind: device.KindFridge}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := NewExternal(ExternalOptions{URL: "tcp://" + addr, ClientID: "hearth-test", Topics: []string{"zigbee2mqtt/#"},
-		Decoder: Router{z2m}, ReconnectMax: 2 * time.Second, Registerer: reg})
+	e, err := New(Options{URL: "tcp://" + addr, ClientID: "hearth-test", Topics: []string{"zigbee2mqtt/#"},
+		Handler: mqtt.Adapters{Decoder: mqtt.Router{z2m}}, ReconnectMax: 2 * time.Second, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +111,7 @@ func counter(t *testing.T, reg *prometheus.Registry, name, label string) float64
 }
 
 // run starts e and returns a stop function that waits for Run to return.
-func run(t *testing.T, e *External, sink device.Sink) (stop func()) {
+func run(t *testing.T, e *Source, sink device.Sink) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- e.Run(ctx, sink) }()
@@ -184,16 +189,16 @@ func TestExternalRefusedIsRedelivered(t *testing.T) {
 	}
 }
 
-func TestExternalOptionsChecked(t *testing.T) {
-	for _, o := range []ExternalOptions{
+func TestOptionsChecked(t *testing.T) {
+	for _, o := range []Options{
 		{},
-		{URL: "http://x:1", ClientID: "a", Topics: []string{"#"}, Decoder: Router{}},
-		{URL: "tcp://x:1", Topics: []string{"#"}, Decoder: Router{}},
-		{URL: "tcp://x:1", ClientID: "a", Decoder: Router{}},
+		{URL: "http://x:1", ClientID: "a", Topics: []string{"#"}, Handler: mqtt.Adapters{Decoder: mqtt.Router{}}},
+		{URL: "tcp://x:1", Topics: []string{"#"}, Handler: mqtt.Adapters{Decoder: mqtt.Router{}}},
+		{URL: "tcp://x:1", ClientID: "a", Handler: mqtt.Adapters{Decoder: mqtt.Router{}}},
 		{URL: "tcp://x:1", ClientID: "a", Topics: []string{"#"}},
 	} {
-		if _, err := NewExternal(o); err == nil {
-			t.Errorf("NewExternal(%+v) accepted", o)
+		if _, err := New(o); err == nil {
+			t.Errorf("New(%+v) accepted", o)
 		}
 	}
 }
@@ -242,8 +247,8 @@ func TestMatchFilter(t *testing.T) {
 // matches, and holds no more than MaxExtraSubscriptions, all or nothing.
 func TestExternalSubscribeChecked(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	e, err := NewExternal(ExternalOptions{URL: "tcp://127.0.0.1:1", ClientID: "hearth-test", Topics: []string{"zigbee2mqtt/#", "tele/+/SENSOR"},
-		Decoder: Router{}, MaxExtraSubscriptions: 3, Registerer: reg})
+	e, err := New(Options{URL: "tcp://127.0.0.1:1", ClientID: "hearth-test", Topics: []string{"zigbee2mqtt/#", "tele/+/SENSOR"},
+		Handler: mqtt.Adapters{Decoder: mqtt.Router{}}, MaxExtraSubscriptions: 3, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +263,7 @@ func TestExternalSubscribeChecked(t *testing.T) {
 	} {
 		err := e.Subscribe("ok/first", c.topic)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("Subscribe(%q): %v, want an error with %q", truncate(c.topic, 40), err, c.want)
+			t.Errorf("Subscribe(%q): %v, want an error with %q", conv.Truncate(c.topic, 40), err, c.want)
 		}
 	}
 	if got := e.Added(); len(got) != 0 {
@@ -279,8 +284,8 @@ func TestExternalSubscribeChecked(t *testing.T) {
 	}
 	// Two more would make 4 of 3: neither is added.
 	err = e.Subscribe("shellies/plug1/relay/0/power", "shellies/plug1/online")
-	if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "shellies/plug1/relay/0/power") || !strings.Contains(err.Error(), "max 3") {
-		t.Fatalf("beyond the limit: %v, want ErrLimit naming the topic and the maximum", err)
+	if !errors.Is(err, mqtt.ErrLimit) || !strings.Contains(err.Error(), "shellies/plug1/relay/0/power") || !strings.Contains(err.Error(), "max 3") {
+		t.Fatalf("beyond the limit: %v, want mqtt.ErrLimit naming the topic and the maximum", err)
 	}
 	if err := e.Subscribe("shellies/plug1/relay/0/power"); err != nil {
 		t.Fatalf("the third: %v", err)
@@ -317,18 +322,24 @@ const (
 )
 
 // esphomeFridge is the HAState reading the accepted ESPHome thermometer.
-func esphomeFridge(t *testing.T) *HAState {
+func esphomeFridge(t *testing.T) *hadiscovery.State {
 	t.Helper()
-	d, err := NewDiscovery(nil)
+	d, err := hadiscovery.NewLearner(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	feed(t, d, esphomeFridgeConfigTopic, []byte(esphomeFridgeConfig))
-	p := proposalFor(t, d, esphomeFridgeConfigTopic)
+	if err := d.Learn(esphomeFridgeConfigTopic, []byte(esphomeFridgeConfig), adaptertest.T0); err != nil {
+		t.Fatal(err)
+	}
+	ps := d.Proposals()
+	if len(ps) != 1 {
+		t.Fatalf("proposals %+v, want the thermometer's", ps)
+	}
+	p := ps[0]
 	if p.StateTopic != esphomeFridgeState || p.Signal != device.SignalTemperature {
 		t.Fatalf("proposal %+v", p)
 	}
-	st, err := NewHAState([]Proposal{p}, nil)
+	st, err := hadiscovery.NewState([]hadiscovery.Proposal{p}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,13 +378,13 @@ func TestExternalSubscribeAtRunTime(t *testing.T) {
 		t.Skip("starts mosquitto")
 	}
 	addr := startMosquitto(t)
-	z2m, err := NewZigbee2MQTT(Mappings{{Source: SourceZigbee2MQTT, Name: "Fridge door", Device: "fridge1", Kind: device.KindFridge}}, nil)
+	z2m, err := zigbee2mqtt.New(mqtt.Mappings{{Source: mqtt.SourceZigbee2MQTT, Name: "Fridge door", Device: "fridge1", Kind: device.KindFridge}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	e, err := NewExternal(ExternalOptions{URL: "tcp://" + addr, ClientID: "hearth-test", Topics: []string{"zigbee2mqtt/#"},
-		Decoder: Router{esphomeFridge(t), z2m}, ReconnectMax: 2 * time.Second, Registerer: reg})
+	e, err := New(Options{URL: "tcp://" + addr, ClientID: "hearth-test", Topics: []string{"zigbee2mqtt/#"},
+		Handler: mqtt.Adapters{Decoder: mqtt.Router{esphomeFridge(t), z2m}}, ReconnectMax: 2 * time.Second, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,8 +451,8 @@ func TestExternalConnectFailuresReported(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			e, err := NewExternal(ExternalOptions{URL: "tcp://" + tc.addr, ClientID: "hearth-test", Username: "hearth", Password: tc.password,
-				Topics: []string{"zigbee2mqtt/#"}, Decoder: Router{}, ReconnectMax: time.Second, Registerer: reg})
+			e, err := New(Options{URL: "tcp://" + tc.addr, ClientID: "hearth-test", Username: "hearth", Password: tc.password,
+				Topics: []string{"zigbee2mqtt/#"}, Handler: mqtt.Adapters{Decoder: mqtt.Router{}}, ReconnectMax: time.Second, Registerer: reg})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -465,8 +476,8 @@ func TestExternalConnectFailuresReported(t *testing.T) {
 	}
 	// The right password: connected, subscribed, ready.
 	reg := prometheus.NewRegistry()
-	e, err := NewExternal(ExternalOptions{URL: "tcp://" + mq.Addr, ClientID: "hearth-test", Username: "hearth", Password: "right",
-		Topics: []string{"zigbee2mqtt/#"}, Decoder: Router{}, Registerer: reg})
+	e, err := New(Options{URL: "tcp://" + mq.Addr, ClientID: "hearth-test", Username: "hearth", Password: "right",
+		Topics: []string{"zigbee2mqtt/#"}, Handler: mqtt.Adapters{Decoder: mqtt.Router{}}, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -522,13 +533,13 @@ func TestExternalRejectedIsAcknowledged(t *testing.T) {
 		t.Skip("starts mosquitto")
 	}
 	addr := startMosquitto(t)
-	z2m, err := NewZigbee2MQTT(Mappings{{Source: SourceZigbee2MQTT, Name: "Fridge door", Device: "fridge1", Kind: device.KindFridge}}, nil)
+	z2m, err := zigbee2mqtt.New(mqtt.Mappings{{Source: mqtt.SourceZigbee2MQTT, Name: "Fridge door", Device: "fridge1", Kind: device.KindFridge}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	e, err := NewExternal(ExternalOptions{URL: "tcp://" + addr, ClientID: "hearth-test", Topics: []string{"zigbee2mqtt/#"},
-		Decoder: Router{z2m}, ReconnectMax: 2 * time.Second, Registerer: reg,
+	e, err := New(Options{URL: "tcp://" + addr, ClientID: "hearth-test", Topics: []string{"zigbee2mqtt/#"},
+		Handler: mqtt.Adapters{Decoder: mqtt.Router{z2m}}, ReconnectMax: 2 * time.Second, Registerer: reg,
 		Retryable: func(err error) bool { return errors.Is(err, errFull) }})
 	if err != nil {
 		t.Fatal(err)
@@ -563,13 +574,13 @@ func TestExternalProblemsByTopicBounded(t *testing.T) {
 		t.Skip("starts mosquitto")
 	}
 	addr := startMosquitto(t)
-	z2m, err := NewZigbee2MQTT(Mappings{{Source: SourceZigbee2MQTT, Name: "Fridge door", Device: "fridge1", Kind: device.KindFridge}}, nil)
+	z2m, err := zigbee2mqtt.New(mqtt.Mappings{{Source: mqtt.SourceZigbee2MQTT, Name: "Fridge door", Device: "fridge1", Kind: device.KindFridge}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	e, err := NewExternal(ExternalOptions{URL: "tcp://" + addr, ClientID: "hearth-test", Topics: []string{"zigbee2mqtt/#"},
-		Decoder: Router{z2m}, MaxTopicLabels: 2, Registerer: reg})
+	e, err := New(Options{URL: "tcp://" + addr, ClientID: "hearth-test", Topics: []string{"zigbee2mqtt/#"},
+		Handler: mqtt.Adapters{Decoder: mqtt.Router{z2m}}, MaxTopicLabels: 2, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package mqtt
+package external
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/device/mqtt"
 )
 
 // pipeline takes the messages of one connection in the order paho delivers them
@@ -16,7 +17,7 @@ import (
 // up to MaxInflight messages between handle and their PUBACK. The store commits in
 // submission order, so the readings of one device are stored in publish order.
 type pipeline struct {
-	e    *External
+	e    *Source
 	sink device.Sink
 
 	sem     chan struct{}  // a token per message held, taken by handle, given back by the acker
@@ -46,7 +47,7 @@ type ackItem struct {
 	ack bool
 }
 
-func newPipeline(e *External, sink device.Sink) *pipeline {
+func newPipeline(e *Source, sink device.Sink) *pipeline {
 	p := &pipeline{e: e, sink: sink, sem: make(chan struct{}, e.o.MaxInflight), acks: make(chan ackItem, e.o.MaxInflight),
 		refused: make(chan error, 1), stopc: make(chan struct{}), quit: make(chan struct{}), idle: make(chan struct{}, 1)}
 	p.acker.Add(1)
@@ -112,8 +113,8 @@ func (p *pipeline) handle(_ paho.Client, m paho.Message) {
 		p.complete(s, false, false) // the connection is ending: sent again on the next one
 		return
 	}
-	rs, derr := e.o.Decoder.Decode(topic, payload, now)
-	var fe *FieldErrors
+	rs, derr := e.o.Handler.Handle(topic, payload, now)
+	var fe *mqtt.FieldErrors
 	if errors.As(derr, &fe) {
 		e.fieldsRefused(topic, fe, now)
 		if len(rs) > 0 {
@@ -121,7 +122,7 @@ func (p *pipeline) handle(_ paho.Client, m paho.Message) {
 		}
 	}
 	if derr != nil || len(rs) == 0 {
-		res := decodeResult(derr)
+		res := mqtt.Reason(derr)
 		e.msgs.WithLabelValues(res).Inc()
 		if derr != nil {
 			e.problem(res, topic, derr, now)

@@ -1,4 +1,4 @@
-package mqtt
+package external
 
 import (
 	"fmt"
@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/device/mqtt/zigbee2mqtt"
 )
 
 // fakeMessage is a paho.Message that records its PUBACK.
@@ -64,12 +66,12 @@ func (s *heldSink) submitted() int { s.mu.Lock(); defer s.mu.Unlock(); return s.
 
 func testPipeline(t *testing.T, sink device.Sink) *pipeline {
 	t.Helper()
-	z2m, err := NewZigbee2MQTT(Mappings{{Source: SourceZigbee2MQTT, Name: "Fridge door", Device: "fridge1", Kind: device.KindFridge}}, nil)
+	z2m, err := zigbee2mqtt.New(mqtt.Mappings{{Source: mqtt.SourceZigbee2MQTT, Name: "Fridge door", Device: "fridge1", Kind: device.KindFridge}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := NewExternal(ExternalOptions{URL: "tcp://127.0.0.1:1", ClientID: "hearth-test", Topics: []string{"zigbee2mqtt/#"},
-		Decoder: Router{z2m}, MaxInflight: 64, Registerer: prometheus.NewRegistry()})
+	e, err := New(Options{URL: "tcp://127.0.0.1:1", ClientID: "hearth-test", Topics: []string{"zigbee2mqtt/#"},
+		Handler: mqtt.Adapters{Decoder: mqtt.Router{z2m}}, MaxInflight: 64, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package mqtt
+package external
 
 import (
 	"log/slog"
@@ -14,7 +14,7 @@ import (
 const maxRetainKeys = 4096
 
 // retainCache knows the latest value of each device, signal and label: those the
-// store held when the first retained message came (ExternalOptions.Latest), and
+// store held when the first retained message came (Options.Latest), and
 // those handed to the sink since. A retained message is compared with it. Nil-safe
 // and free when Latest is not set. Safe for concurrent use.
 type retainCache struct {

@@ -1,4 +1,4 @@
-package mqtt
+package external
 
 import (
 	"errors"
@@ -6,6 +6,9 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/device/mqtt/internal/conv"
 )
 
 // The states of the connection to the external broker, as Status reports them.
@@ -16,9 +19,9 @@ const (
 	StateStopped      = "stopped"      // Run has returned
 )
 
-// ExternalStatus is what a person needs to see about the external broker: whether
+// Status is what a person needs to see about the external broker: whether
 // hearth is connected, why not, and which topics have problems.
-type ExternalStatus struct {
+type Status struct {
 	URL            string    `json:"url"`
 	State          string    `json:"state"`                    // one of the State constants
 	Since          time.Time `json:"since"`                    // when it entered State
@@ -51,7 +54,7 @@ type TopicStatus struct {
 
 // Status reports the connection, its last error and the topics with problems.
 // Safe for concurrent use.
-func (e *External) Status() ExternalStatus {
+func (e *Source) Status() Status {
 	s := e.conn.status()
 	s.URL = e.o.URL
 	s.Topics = e.topics.list()
@@ -59,7 +62,7 @@ func (e *External) Status() ExternalStatus {
 }
 
 // Ready returns nil while connected to the external broker, else why not.
-func (e *External) Ready() error {
+func (e *Source) Ready() error {
 	s := e.conn.status()
 	if s.State == StateConnected {
 		return nil
@@ -120,10 +123,10 @@ func (c *connState) committed(payloadBytes int) {
 	c.mu.Unlock()
 }
 
-func (c *connState) status() ExternalStatus {
+func (c *connState) status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return ExternalStatus{State: c.state, Since: c.since, LastError: c.lastErr, LastErrorAt: c.lastErrAt, FailedConnects: c.failed,
+	return Status{State: c.state, Since: c.since, LastError: c.lastErr, LastErrorAt: c.lastErrAt, FailedConnects: c.failed,
 		Messages: c.msgs, LastMessageAt: c.lastMsg, StoredBytes: c.storedBytes}
 }
 
@@ -171,7 +174,7 @@ func (t *topicTable) problem(reason, topic string, err error, at time.Time) (lab
 	}
 	first = ts.Problems[reason] == 0
 	ts.Problems[reason]++
-	ts.LastError = truncate(err.Error(), 256)
+	ts.LastError = conv.Truncate(err.Error(), 256)
 	ts.LastAt = at
 	return ts.Topic, first
 }
@@ -225,18 +228,18 @@ func (t *topicTable) list() []TopicStatus {
 // problem counts a message acknowledged without (all of) its readings stored. The
 // first problem of each reason on a topic is logged as a warning, later ones at
 // debug level: the metrics and Status count every one.
-func (e *External) problem(reason, topic string, err error, at time.Time) {
+func (e *Source) problem(reason, topic string, err error, at time.Time) {
 	label, first := e.topics.problem(reason, topic, err, at)
 	e.problems.WithLabelValues(reason, label).Inc()
 	lvl := e.log.Debug
 	if first {
 		lvl = e.log.Warn
 	}
-	lvl("message not stored", "reason", reason, "topic", truncate(topic, 128), "err", err)
+	lvl("message not stored", "reason", reason, "topic", conv.Truncate(topic, 128), "err", err)
 }
 
 // fieldsRefused counts the fields of a message that could not be read.
-func (e *External) fieldsRefused(topic string, fe *FieldErrors, at time.Time) {
+func (e *Source) fieldsRefused(topic string, fe *mqtt.FieldErrors, at time.Time) {
 	for _, f := range fe.Fields {
 		e.fields.WithLabelValues(e.topics.field(f.Field)).Inc()
 	}

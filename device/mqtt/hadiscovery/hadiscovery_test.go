@@ -1,4 +1,4 @@
-package mqtt
+package hadiscovery
 
 import (
 	"fmt"
@@ -9,26 +9,36 @@ import (
 	"time"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/device/mqtt/adaptertest"
+	"github.com/hearth-iot/hearth/device/mqtt/internal/conv"
 )
 
-func newDiscovery(t testing.TB, opts *DiscoveryOptions) *Discovery {
+func newDiscovery(t testing.TB, opts *LearnerOptions) *Learner {
 	t.Helper()
-	d, err := NewDiscovery(opts)
+	d, err := NewLearner(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return d
 }
 
-func feed(t *testing.T, d Decoder, topic string, payload []byte) {
+// feed hands a message to a learner, or to a decoder, and wants nothing back.
+func feed(t *testing.T, x any, topic string, payload []byte) {
 	t.Helper()
-	rs, err := d.Decode(topic, payload, t0)
-	if rs != nil || err != nil {
-		t.Fatalf("%s: %v %v, want nothing", topic, rs, err)
+	switch x := x.(type) {
+	case mqtt.Learner:
+		if err := x.Learn(topic, payload, adaptertest.T0); err != nil {
+			t.Fatalf("%s: %v, want nothing", topic, err)
+		}
+	case mqtt.Decoder:
+		if rs, err := x.Decode(topic, payload, adaptertest.T0); rs != nil || err != nil {
+			t.Fatalf("%s: %v %v, want nothing", topic, rs, err)
+		}
 	}
 }
 
-func proposalFor(t *testing.T, d *Discovery, configTopic string) Proposal {
+func proposalFor(t *testing.T, d *Learner, configTopic string) Proposal {
 	t.Helper()
 	for _, p := range d.Proposals() {
 		if p.ConfigTopic == configTopic {
@@ -40,19 +50,19 @@ func proposalFor(t *testing.T, d *Discovery, configTopic string) Proposal {
 }
 
 func TestDiscoveryRealConfigs(t *testing.T) {
-	c := loadCorpus(t, "homeassistant.tsv")
-	defer c.checkAllUsed()
+	c := adaptertest.LoadCorpus(t, "testdata/homeassistant.tsv")
+	defer c.CheckAllUsed()
 	changes := 0
-	d := newDiscovery(t, &DiscoveryOptions{OnChange: func() { changes++ }})
+	d := newDiscovery(t, &LearnerOptions{OnChange: func() { changes++ }})
 
 	// Doc example: a motion binary_sensor, its state, its removal.
-	m := c.get("doc-motion-config")
-	feed(t, d, m.topic, m.payload)
-	p := proposalFor(t, d, m.topic)
+	m := c.Get("doc-motion-config")
+	feed(t, d, m.Topic, m.Payload)
+	p := proposalFor(t, d, m.Topic)
 	wantP := Proposal{
-		Mapping:  Mapping{Source: SourceHomeAssistant, Name: "garden", Device: "garden", Kind: device.KindMotion, Signals: map[string]device.Signal{"motion": device.SignalActive}},
+		Mapping:  mqtt.Mapping{Source: mqtt.SourceHomeAssistant, Name: "garden", Device: "garden", Kind: device.KindMotion, Signals: map[string]device.Signal{"motion": device.SignalActive}},
 		Property: "motion", Signal: device.SignalActive, Reason: p.Reason,
-		ConfigTopic: m.topic, Component: "binary_sensor", ObjectID: "garden", EntityName: "garden", DeviceClass: "motion",
+		ConfigTopic: m.Topic, Component: "binary_sensor", ObjectID: "garden", EntityName: "garden", DeviceClass: "motion",
 		StateTopic: "homeassistant/binary_sensor/garden/state", PayloadOn: "ON", PayloadOff: "OFF",
 		PayloadAvailable: "online", PayloadNotAvailable: "offline",
 	}
@@ -62,37 +72,37 @@ func TestDiscoveryRealConfigs(t *testing.T) {
 	if !strings.Contains(p.Reason, "motion") {
 		t.Errorf("reason %q does not explain the guess", p.Reason)
 	}
-	st, err := NewHAState(d.Proposals(), nil)
+	st, err := NewState(d.Proposals(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m = c.get("doc-motion-state")
-	rs, err := st.Decode(m.topic, m.payload, t0)
-	checkErr(t, "motion state", err, nil)
-	checkReadings(t, "motion state", rs, []want{{"garden", device.KindMotion, device.SignalActive, 1, "", "", time.Time{}}})
-	if _, err := d.Decode(m.topic, m.payload, t0); err != ErrNotMine {
-		t.Errorf("Discovery on a state topic: %v, want ErrNotMine", err)
+	m = c.Get("doc-motion-state")
+	rs, err := st.Decode(m.Topic, m.Payload, adaptertest.T0)
+	adaptertest.CheckErr(t, "motion state", err, nil)
+	adaptertest.CheckReadings(t, "motion state", rs, []adaptertest.Want{adaptertest.W("garden", device.KindMotion, device.SignalActive, 1, "", "")})
+	if err := d.Learn(m.Topic, m.Payload, adaptertest.T0); err != mqtt.ErrNotMine {
+		t.Errorf("Learner on a state topic: %v, want ErrNotMine", err)
 	}
-	m = c.get("doc-motion-delete")
-	feed(t, d, m.topic, m.payload)
+	m = c.Get("doc-motion-delete")
+	feed(t, d, m.Topic, m.Payload)
 	if len(d.Proposals()) != 0 || changes != 2 {
 		t.Errorf("after removal: %d proposals, %d changes", len(d.Proposals()), changes)
 	}
 
 	// Doc example: two sensors sharing one JSON state topic.
 	for _, n := range []string{"doc-bedroom-t-config", "doc-bedroom-h-config"} {
-		m := c.get(n)
-		feed(t, d, m.topic, m.payload)
+		m := c.Get(n)
+		feed(t, d, m.Topic, m.Payload)
 	}
 	pt := proposalFor(t, d, "homeassistant/sensor/sensorBedroomT/config")
 	if pt.Property != "temperature" || pt.Signal != device.SignalTemperature || pt.Unit != "°C" || pt.Mapping.Kind != device.KindSensor || pt.Mapping.Name != "sensorBedroomT" {
 		t.Errorf("temperature proposal %+v", pt)
 	}
 	// Accept both under one corrected device.
-	ms := Mappings{
-		{Source: SourceHomeAssistant, Name: "sensorBedroomT", Device: "bedroom", Kind: device.KindSensor},
-		{Source: SourceHomeAssistant, Name: "sensorBedroomH", Device: "bedroom", Kind: device.KindSensor},
-		{Source: SourceHomeAssistant, Name: "not-discovered", Device: "x", Kind: device.KindSensor},
+	ms := mqtt.Mappings{
+		{Source: mqtt.SourceHomeAssistant, Name: "sensorBedroomT", Device: "bedroom", Kind: device.KindSensor},
+		{Source: mqtt.SourceHomeAssistant, Name: "sensorBedroomH", Device: "bedroom", Kind: device.KindSensor},
+		{Source: mqtt.SourceHomeAssistant, Name: "not-discovered", Device: "x", Kind: device.KindSensor},
 	}
 	acc := d.Accepted(ms)
 	if len(acc) != 2 || acc[0].Mapping.Device != "bedroom" || acc[1].Mapping.Device != "bedroom" {
@@ -101,27 +111,27 @@ func TestDiscoveryRealConfigs(t *testing.T) {
 	if err := st.Replace(acc); err != nil {
 		t.Fatal(err)
 	}
-	m = c.get("doc-bedroom-state")
-	rs, err = st.Decode(m.topic, m.payload, t0)
-	checkErr(t, "bedroom", err, nil)
-	checkReadings(t, "bedroom", rs, []want{
-		{"bedroom", device.KindSensor, device.SignalHumidity, 43.7, "%", "", time.Time{}},
-		{"bedroom", device.KindSensor, device.SignalTemperature, 23.2, "°C", "", time.Time{}}})
-	if _, err := st.Decode("homeassistant/binary_sensor/garden/state", []byte("ON"), t0); err != ErrNotMine {
-		t.Errorf("replaced-away topic: %v, want ErrNotMine", err)
+	m = c.Get("doc-bedroom-state")
+	rs, err = st.Decode(m.Topic, m.Payload, adaptertest.T0)
+	adaptertest.CheckErr(t, "bedroom", err, nil)
+	adaptertest.CheckReadings(t, "bedroom", rs, []adaptertest.Want{
+		adaptertest.W("bedroom", device.KindSensor, device.SignalHumidity, 43.7, "%", ""),
+		adaptertest.W("bedroom", device.KindSensor, device.SignalTemperature, 23.2, "°C", "")})
+	if _, err := st.Decode("homeassistant/binary_sensor/garden/state", []byte("ON"), adaptertest.T0); err != mqtt.ErrNotMine {
+		t.Errorf("replaced-away topic: %v, want mqtt.ErrNotMine", err)
 	}
 
 	// Doc example: the same switch in full and abbreviated form with a ~ base.
-	m = c.get("doc-switch-config")
-	feed(t, d, m.topic, m.payload)
-	full := proposalFor(t, d, m.topic)
+	m = c.Get("doc-switch-config")
+	feed(t, d, m.Topic, m.Payload)
+	full := proposalFor(t, d, m.Topic)
 	if full.StateTopic != "homeassistant/switch/irrigation/state" || full.Signal != device.SignalActive || full.Mapping.Kind != device.KindPlug || full.Property != "switch" {
 		t.Errorf("switch proposal %+v", full)
 	}
 	before := changes
-	m = c.get("doc-switch-abbrev-config")
-	feed(t, d, m.topic, m.payload)
-	if abbr := proposalFor(t, d, m.topic); !reflect.DeepEqual(abbr, full) {
+	m = c.Get("doc-switch-abbrev-config")
+	feed(t, d, m.Topic, m.Payload)
+	if abbr := proposalFor(t, d, m.Topic); !reflect.DeepEqual(abbr, full) {
 		t.Errorf("abbreviated switch\n got %+v\nwant %+v", abbr, full)
 	}
 	if changes != before {
@@ -130,15 +140,15 @@ func TestDiscoveryRealConfigs(t *testing.T) {
 
 	// Real Zigbee2MQTT 1.6.0 configs of a door sensor: contact, battery, link quality.
 	for _, n := range []string{"z2m-contact-config", "z2m-battery-config", "z2m-linkquality-config"} {
-		m := c.get(n)
-		feed(t, d, m.topic, m.payload)
+		m := c.Get(n)
+		feed(t, d, m.Topic, m.Payload)
 	}
 	if len(d.Proposals()) != 5 { // 2 bedroom + switch + contact + battery; no link quality
 		t.Errorf("%d proposals, want 5", len(d.Proposals()))
 	}
 	pc := proposalFor(t, d, "homeassistant/binary_sensor/0x00158d00029b063b/contact/config")
 	wantC := Proposal{
-		Mapping: Mapping{Source: SourceHomeAssistant, Name: "0x00158d00029b063b_contact_zigbee2mqtt", Device: "0x00158d00029b063b",
+		Mapping: mqtt.Mapping{Source: mqtt.SourceHomeAssistant, Name: "0x00158d00029b063b_contact_zigbee2mqtt", Device: "0x00158d00029b063b",
 			Kind: device.KindSensor, Signals: map[string]device.Signal{"contact": device.SignalDoor}},
 		Property: "contact", Signal: device.SignalDoor, Reason: pc.Reason,
 		ConfigTopic: "homeassistant/binary_sensor/0x00158d00029b063b/contact/config", Component: "binary_sensor",
@@ -158,30 +168,30 @@ func TestDiscoveryRealConfigs(t *testing.T) {
 	}
 
 	// The household says: that sensor is on the fridge door.
-	var av []Availability
-	ms = Mappings{
-		{Source: SourceHomeAssistant, Name: "0x00158d00029b063b_contact_zigbee2mqtt", Device: "fridge", Kind: device.KindFridge},
-		{Source: SourceHomeAssistant, Name: "0x00158d00029b063b_battery_zigbee2mqtt", Device: "fridge", Kind: device.KindFridge},
+	var av []mqtt.Availability
+	ms = mqtt.Mappings{
+		{Source: mqtt.SourceHomeAssistant, Name: "0x00158d00029b063b_contact_zigbee2mqtt", Device: "fridge", Kind: device.KindFridge},
+		{Source: mqtt.SourceHomeAssistant, Name: "0x00158d00029b063b_battery_zigbee2mqtt", Device: "fridge", Kind: device.KindFridge},
 	}
-	st2, err := NewHAState(d.Accepted(ms), &HAStateOptions{OnAvailability: func(a Availability) { av = append(av, a) }})
+	st2, err := NewState(d.Accepted(ms), &StateOptions{OnAvailability: func(a mqtt.Availability) { av = append(av, a) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A real MCCGQ11LM state (contact=false: open) published on this sensor's topic.
-	z := loadCorpus(t, "zigbee2mqtt.tsv").get("aqara-contact-open-zb6")
-	rs, err = st2.Decode("zigbee2mqtt/0x00158d00029b063b", z.payload, t0)
-	checkErr(t, "z2m via HA", err, nil)
-	checkReadings(t, "z2m via HA", rs, []want{
-		{"fridge", device.KindFridge, device.SignalDoor, 1, "", "", time.Time{}},
-		{"fridge", device.KindFridge, device.SignalBattery, 100, "%", "0x00158d00029b063b_battery_zigbee2mqtt", time.Time{}}})
-	rs, err = st2.Decode("zigbee2mqtt/0x00158d00029b063b", []byte(`{"contact":true,"linkquality":39}`), t0)
-	checkErr(t, "closed", err, nil)
-	checkReadings(t, "closed", rs, []want{{"fridge", device.KindFridge, device.SignalDoor, 0, "", "", time.Time{}}})
+	z := adaptertest.LoadCorpus(t, "../zigbee2mqtt/testdata/zigbee2mqtt.tsv").Get("aqara-contact-open-zb6")
+	rs, err = st2.Decode("zigbee2mqtt/0x00158d00029b063b", z.Payload, adaptertest.T0)
+	adaptertest.CheckErr(t, "z2m via HA", err, nil)
+	adaptertest.CheckReadings(t, "z2m via HA", rs, []adaptertest.Want{
+		adaptertest.W("fridge", device.KindFridge, device.SignalDoor, 1, "", ""),
+		adaptertest.W("fridge", device.KindFridge, device.SignalBattery, 100, "%", "0x00158d00029b063b_battery_zigbee2mqtt")})
+	rs, err = st2.Decode("zigbee2mqtt/0x00158d00029b063b", []byte(`{"contact":true,"linkquality":39}`), adaptertest.T0)
+	adaptertest.CheckErr(t, "closed", err, nil)
+	adaptertest.CheckReadings(t, "closed", rs, []adaptertest.Want{adaptertest.W("fridge", device.KindFridge, device.SignalDoor, 0, "", "")})
 	feed(t, st2, "zigbee2mqtt/bridge/state", []byte("offline"))
 	feed(t, st2, "zigbee2mqtt/bridge/state", []byte(`{"state":"online"}`))
-	wantAv := []Availability{
-		{Source: SourceHomeAssistant, Name: "0x00158d00029b063b_contact_zigbee2mqtt", Device: "fridge", Online: false, State: "offline", At: t0},
-		{Source: SourceHomeAssistant, Name: "0x00158d00029b063b_contact_zigbee2mqtt", Device: "fridge", Online: true, State: "online", At: t0},
+	wantAv := []mqtt.Availability{
+		{Source: mqtt.SourceHomeAssistant, Name: "0x00158d00029b063b_contact_zigbee2mqtt", Device: "fridge", Online: false, State: "offline", At: adaptertest.T0},
+		{Source: mqtt.SourceHomeAssistant, Name: "0x00158d00029b063b_contact_zigbee2mqtt", Device: "fridge", Online: true, State: "online", At: adaptertest.T0},
 	}
 	if !reflect.DeepEqual(av, wantAv) {
 		t.Errorf("availability %+v, want %+v (once per device)", av, wantAv)
@@ -240,14 +250,14 @@ func TestDiscoveryGuesses(t *testing.T) {
 		if err := p.Mapping.Validate(); err != nil {
 			t.Errorf("%s: proposed mapping invalid: %v", tc.topic, err)
 		}
-		st, err := NewHAState([]Proposal{p}, nil)
+		st, err := NewState([]Proposal{p}, nil)
 		if err != nil {
 			t.Errorf("%s: %v", tc.topic, err)
 			continue
 		}
-		rs, err := st.Decode(p.StateTopic, []byte(tc.state), t0)
-		checkErr(t, tc.topic, err, nil)
-		checkReadings(t, tc.topic, rs, []want{{tc.dev, tc.kind, tc.sig, tc.wantVal, tc.wantUnit, "", time.Time{}}})
+		rs, err := st.Decode(p.StateTopic, []byte(tc.state), adaptertest.T0)
+		adaptertest.CheckErr(t, tc.topic, err, nil)
+		adaptertest.CheckReadings(t, tc.topic, rs, []adaptertest.Want{adaptertest.W(tc.dev, tc.kind, tc.sig, tc.wantVal, tc.wantUnit, "")})
 	}
 	if p := proposalFor(t, d, "homeassistant/binary_sensor/kitchen/fridge_door/config"); p.StateTopic != "kitchen/fridge/state" ||
 		p.DeviceName != "Kitchen Fridge" || p.Model != "FD-1" || p.Manufacturer != "Acme" || !reflect.DeepEqual(p.Identifiers, []string{"abc"}) || p.UniqueID != "fridge_door_1" {
@@ -256,48 +266,45 @@ func TestDiscoveryGuesses(t *testing.T) {
 }
 
 func TestDiscoveryIgnoredAndBad(t *testing.T) {
-	d := newDiscovery(t, &DiscoveryOptions{MaxProposals: 2})
+	d := newDiscovery(t, &LearnerOptions{MaxProposals: 2})
 	for _, tc := range []struct {
 		name, topic, payload string
 		class                error
 		parts                []string
 	}{
-		{"state topic", "homeassistant/sensor/x/state", `1`, ErrNotMine, nil},
-		{"other prefix", "zigbee2mqtt/x/config", `{}`, ErrNotMine, nil},
+		{"state topic", "homeassistant/sensor/x/state", `1`, mqtt.ErrNotMine, nil},
+		{"other prefix", "zigbee2mqtt/x/config", `{}`, mqtt.ErrNotMine, nil},
 		{"light", "homeassistant/light/lamp/config", `{"name":"Lamp","state_topic":"lamp/state","command_topic":"lamp/set"}`, nil, nil},
 		{"optimistic switch", "homeassistant/switch/s/config", `{"name":"S","command_topic":"s/set"}`, nil, nil},
 		{"no signal", "homeassistant/sensor/rssi/config", `{"name":"RSSI","unit_of_measurement":"dBm","state_topic":"x/rssi"}`, nil, nil},
 		{"binary battery", "homeassistant/binary_sensor/bl/config", `{"device_class":"battery","state_topic":"x/bl"}`, nil, nil},
 		{"remove unknown", "homeassistant/sensor/nothing/config", ``, nil, nil},
-		{"too short", "homeassistant/config", `{}`, ErrNotMine, nil},
-		{"one level", "homeassistant/sensor/config", `{}`, ErrMalformed, []string{"<component>"}},
-		{"too deep", "homeassistant/sensor/a/b/c/config", `{}`, ErrMalformed, []string{"<object_id>"}},
-		{"bad id", "homeassistant/sensor/bad id/config", `{}`, ErrMalformed, []string{`"bad id"`}},
-		{"empty id", "homeassistant/sensor//config", `{}`, ErrMalformed, []string{"id"}},
-		{"wildcard", "homeassistant/sensor/+/config", `{}`, ErrMalformed, []string{"wildcards"}},
-		{"broken json", "homeassistant/sensor/t/config", `{"name":`, ErrMalformed, []string{"homeassistant/sensor/t/config", "JSON"}},
-		{"state_topic type", "homeassistant/sensor/t/config", `{"stat_t":5}`, ErrMalformed, []string{"state_topic", "want a string"}},
-		{"state_topic wildcard", "homeassistant/sensor/t/config", `{"state_topic":"a/#"}`, ErrMalformed, []string{"state_topic", "wildcards"}},
-		{"state_topic empty level", "homeassistant/sensor/t/config", `{"state_topic":"a//b"}`, ErrMalformed, []string{"state_topic", "empty level"}},
-		{"name type", "homeassistant/sensor/t/config", `{"name":["x"],"state_topic":"a"}`, ErrMalformed, []string{"name"}},
-		{"device type", "homeassistant/sensor/t/config", `{"dev":"x","state_topic":"a"}`, ErrMalformed, []string{"device"}},
-		{"identifiers type", "homeassistant/sensor/t/config", `{"dev":{"ids":5},"state_topic":"a"}`, ErrMalformed, []string{"identifiers"}},
-		{"payload_on type", "homeassistant/binary_sensor/t/config", `{"pl_on":{"a":1},"state_topic":"a"}`, ErrMalformed, []string{"payload_on"}},
-		{"availability type", "homeassistant/sensor/t/config", `{"avty":{"t":"x"},"state_topic":"a"}`, ErrMalformed, []string{"availability"}},
-		{"unique_id wildcard", "homeassistant/sensor/t/config", `{"uniq_id":"a#b","device_class":"power","state_topic":"a"}`, ErrMalformed, []string{"unique_id", `"a#b"`}},
-		{"overflow number", "homeassistant/binary_sensor/t/config", `{"pl_on":1e400,"state_topic":"a"}`, ErrMalformed, []string{"payload_on", "range"}},
+		{"too short", "homeassistant/config", `{}`, mqtt.ErrNotMine, nil},
+		{"one level", "homeassistant/sensor/config", `{}`, mqtt.ErrMalformed, []string{"<component>"}},
+		{"too deep", "homeassistant/sensor/a/b/c/config", `{}`, mqtt.ErrMalformed, []string{"<object_id>"}},
+		{"bad id", "homeassistant/sensor/bad id/config", `{}`, mqtt.ErrMalformed, []string{`"bad id"`}},
+		{"empty id", "homeassistant/sensor//config", `{}`, mqtt.ErrMalformed, []string{"id"}},
+		{"wildcard", "homeassistant/sensor/+/config", `{}`, mqtt.ErrMalformed, []string{"wildcards"}},
+		{"broken json", "homeassistant/sensor/t/config", `{"name":`, mqtt.ErrMalformed, []string{"homeassistant/sensor/t/config", "JSON"}},
+		{"state_topic type", "homeassistant/sensor/t/config", `{"stat_t":5}`, mqtt.ErrMalformed, []string{"state_topic", "want a string"}},
+		{"state_topic wildcard", "homeassistant/sensor/t/config", `{"state_topic":"a/#"}`, mqtt.ErrMalformed, []string{"state_topic", "wildcards"}},
+		{"state_topic empty level", "homeassistant/sensor/t/config", `{"state_topic":"a//b"}`, mqtt.ErrMalformed, []string{"state_topic", "empty level"}},
+		{"name type", "homeassistant/sensor/t/config", `{"name":["x"],"state_topic":"a"}`, mqtt.ErrMalformed, []string{"name"}},
+		{"device type", "homeassistant/sensor/t/config", `{"dev":"x","state_topic":"a"}`, mqtt.ErrMalformed, []string{"device"}},
+		{"identifiers type", "homeassistant/sensor/t/config", `{"dev":{"ids":5},"state_topic":"a"}`, mqtt.ErrMalformed, []string{"identifiers"}},
+		{"payload_on type", "homeassistant/binary_sensor/t/config", `{"pl_on":{"a":1},"state_topic":"a"}`, mqtt.ErrMalformed, []string{"payload_on"}},
+		{"availability type", "homeassistant/sensor/t/config", `{"avty":{"t":"x"},"state_topic":"a"}`, mqtt.ErrMalformed, []string{"availability"}},
+		{"unique_id wildcard", "homeassistant/sensor/t/config", `{"uniq_id":"a#b","device_class":"power","state_topic":"a"}`, mqtt.ErrMalformed, []string{"unique_id", `"a#b"`}},
+		{"overflow number", "homeassistant/binary_sensor/t/config", `{"pl_on":1e400,"state_topic":"a"}`, mqtt.ErrMalformed, []string{"payload_on", "range"}},
 	} {
-		rs, err := d.Decode(tc.topic, []byte(tc.payload), t0)
-		if rs != nil {
-			t.Errorf("%s: readings %v", tc.name, rs)
-		}
-		if tc.class == ErrNotMine {
-			if err != ErrNotMine {
-				t.Errorf("%s: %v, want ErrNotMine", tc.name, err)
+		err := d.Learn(tc.topic, []byte(tc.payload), adaptertest.T0)
+		if tc.class == mqtt.ErrNotMine {
+			if err != mqtt.ErrNotMine {
+				t.Errorf("%s: %v, want mqtt.ErrNotMine", tc.name, err)
 			}
 			continue
 		}
-		checkErr(t, tc.name, err, tc.class, tc.parts...)
+		adaptertest.CheckErr(t, tc.name, err, tc.class, tc.parts...)
 	}
 	if n := len(d.Proposals()); n != 0 {
 		t.Errorf("%d proposals from ignored and bad configs: %+v", n, d.Proposals())
@@ -307,8 +314,8 @@ func TestDiscoveryIgnoredAndBad(t *testing.T) {
 	cfg := []byte(`{"device_class":"power","unit_of_measurement":"W","state_topic":"p/w"}`)
 	feed(t, d, "homeassistant/sensor/p1/config", cfg)
 	feed(t, d, "homeassistant/sensor/p2/config", cfg)
-	_, err := d.Decode("homeassistant/sensor/p3/config", cfg, t0)
-	checkErr(t, "third", err, ErrLimit, "homeassistant/sensor/p3/config", "max 2")
+	err := d.Learn("homeassistant/sensor/p3/config", cfg, adaptertest.T0)
+	adaptertest.CheckErr(t, "third", err, mqtt.ErrLimit, "homeassistant/sensor/p3/config", "max 2")
 	feed(t, d, "homeassistant/sensor/p2/config", []byte(`{"device_class":"energy","state_topic":"p/e"}`))
 	feed(t, d, "homeassistant/sensor/p1/config", nil)
 	feed(t, d, "homeassistant/sensor/p3/config", cfg)
@@ -332,65 +339,25 @@ func TestDiscoveryIgnoredAndBad(t *testing.T) {
 	}
 }
 
-func TestParseTemplate(t *testing.T) {
-	for _, tc := range []struct {
-		tpl     string
-		path    []string
-		errPart string
-	}{
-		{"", nil, ""},
-		{"{{ value }}", nil, ""},
-		{"{{ value_json.temperature}}", []string{"temperature"}, ""},
-		{"{{value_json['temp']}}", []string{"temp"}, ""},
-		{`{{ value_json["a b"] }}`, []string{"a b"}, ""},
-		{"{{ value_json.update.state }}", []string{"update", "state"}, ""},
-		{"{{ value_json.t | float }}", []string{"t"}, ""},
-		{"{{ value_json.t | float(0) | round(2) }}", []string{"t"}, ""},
-		{"{{ value_json.t | int }}", []string{"t"}, ""},
-		{"{{ value_json.t | is_defined }}", []string{"t"}, ""},
-		{"{{ value_json.t | replace('a','b') }}", nil, "not supported"},
-		{"{% if value_json.x %}ON{% endif %}", nil, "single"},
-		{"on: {{ value }}", nil, "single"},
-		{"{{ value_json }}", nil, "without a key"},
-		{"{{ value_json[0] }}", nil, "['key']"},
-		{"{{ value_json.['a'] }}", nil, "empty name"},
-		{"{{ value_json['abc }}", nil, "unterminated"},
-		{"{{ value_json.a.b.c.d.e.f.g.h.i }}", nil, "deeper"},
-		{"{{ states('sensor.x') }}", nil, "only value"},
-		{"{{ value_json.t | round(x) }}", nil, "round"},
-		{"{{ value_json.t | float(0 }}", nil, "unbalanced"},
-		{"{{ value_json.t | lower(1) }}", nil, "no argument"},
-		{"{{ value_json.a }} {{ value_json.b }}", nil, "single"},
-	} {
-		got, err := parseTemplate(tc.tpl)
-		if tc.errPart != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.errPart) {
-				t.Errorf("%q: error %v, want %q", tc.tpl, err, tc.errPart)
-			}
-			continue
-		}
-		if err != nil || !reflect.DeepEqual(got.path, tc.path) {
-			t.Errorf("%q = %v %v, want %v", tc.tpl, got.path, err, tc.path)
-		}
-	}
-	// An unsupported template is listed with its problem and refused by HAState.
+func TestTemplateProblemListed(t *testing.T) {
+	// An unsupported template is listed with its problem and refused by State.
 	d := newDiscovery(t, nil)
 	feed(t, d, "homeassistant/sensor/jinja/config", []byte(`{"device_class":"power","state_topic":"j/p","value_template":"{{ value_json.p | multiply(2) }}"}`))
 	p := proposalFor(t, d, "homeassistant/sensor/jinja/config")
 	if !strings.Contains(p.Problem, "multiply") {
 		t.Errorf("problem %q", p.Problem)
 	}
-	if _, err := NewHAState([]Proposal{p}, nil); err == nil || !strings.Contains(err.Error(), "multiply") {
-		t.Errorf("NewHAState with a problem: %v", err)
+	if _, err := NewState([]Proposal{p}, nil); err == nil || !strings.Contains(err.Error(), "multiply") {
+		t.Errorf("NewState with a problem: %v", err)
 	}
 }
 
-func TestHAStateBadInput(t *testing.T) {
+func TestStateBadInput(t *testing.T) {
 	d := newDiscovery(t, nil)
 	feed(t, d, "homeassistant/binary_sensor/door/config", []byte(`{"device_class":"door","state_topic":"d/state","value_template":"{{ value_json.contact }}","payload_on":false,"payload_off":true}`))
 	feed(t, d, "homeassistant/sensor/power/config", []byte(`{"device_class":"power","unit_of_measurement":"W","state_topic":"p/state","value_template":"{{ value_json.power | float }}"}`))
 	feed(t, d, "homeassistant/sensor/raw/config", []byte(`{"device_class":"temperature","unit_of_measurement":"°C","state_topic":"t/state"}`))
-	st, err := NewHAState(d.Proposals(), nil)
+	st, err := NewState(d.Proposals(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,31 +367,31 @@ func TestHAStateBadInput(t *testing.T) {
 		parts                []string
 		n                    int
 	}{
-		{"not accepted", "x/state", `1`, ErrNotMine, nil, 0},
-		{"broken json", "d/state", `{"contact":`, ErrMalformed, []string{"d/state", `"door"`, "value_json"}, 0},
-		{"plain text for json", "d/state", `open`, ErrMalformed, []string{"value_json"}, 0},
-		{"neither on nor off", "d/state", `{"contact":"ajar"}`, ErrMalformed, []string{"ajar", "payload_on"}, 0},
+		{"not accepted", "x/state", `1`, mqtt.ErrNotMine, nil, 0},
+		{"broken json", "d/state", `{"contact":`, mqtt.ErrMalformed, []string{"d/state", `"door"`, "value_json"}, 0},
+		{"plain text for json", "d/state", `open`, mqtt.ErrMalformed, []string{"value_json"}, 0},
+		{"neither on nor off", "d/state", `{"contact":"ajar"}`, mqtt.ErrMalformed, []string{"ajar", "payload_on"}, 0},
 		{"missing key", "d/state", `{"battery":100}`, nil, nil, 0},
 		{"null value", "d/state", `{"contact":null}`, nil, nil, 0},
-		{"word for number", "p/state", `{"power":"lots"}`, ErrMalformed, []string{"float", "lots"}, 0},
+		{"word for number", "p/state", `{"power":"lots"}`, mqtt.ErrMalformed, []string{"float", "lots"}, 0},
 		{"unknown state", "p/state", `{"power":"unavailable"}`, nil, nil, 0},
-		{"overflow", "p/state", `{"power":1e400}`, ErrMalformed, []string{"range"}, 0},
-		{"huge", "p/state", `{"power":1e200}`, ErrMalformed, []string{"1e15"}, 0},
+		{"overflow", "p/state", `{"power":1e400}`, mqtt.ErrMalformed, []string{"range"}, 0},
+		{"huge", "p/state", `{"power":1e200}`, mqtt.ErrMalformed, []string{"1e15"}, 0},
 		{"numeric string", "p/state", `{"power":"12.5"}`, nil, nil, 1},
 		{"raw number", "t/state", `21.5`, nil, nil, 1},
 		{"raw unknown", "t/state", `unknown`, nil, nil, 0},
-		{"raw word", "t/state", `warm`, ErrMalformed, []string{"warm"}, 0},
-		{"raw NaN", "t/state", `NaN`, ErrMalformed, []string{"NaN"}, 0},
-		{"oversized", "t/state", strings.Repeat("1", maxPayload+1), ErrMalformed, []string{"bytes"}, 0},
+		{"raw word", "t/state", `warm`, mqtt.ErrMalformed, []string{"warm"}, 0},
+		{"raw NaN", "t/state", `NaN`, mqtt.ErrMalformed, []string{"NaN"}, 0},
+		{"oversized", "t/state", strings.Repeat("1", conv.MaxPayload+1), mqtt.ErrMalformed, []string{"bytes"}, 0},
 	} {
-		rs, err := st.Decode(tc.topic, []byte(tc.payload), t0)
-		if tc.class == ErrNotMine {
-			if err != ErrNotMine {
-				t.Errorf("%s: %v, want ErrNotMine", tc.name, err)
+		rs, err := st.Decode(tc.topic, []byte(tc.payload), adaptertest.T0)
+		if tc.class == mqtt.ErrNotMine {
+			if err != mqtt.ErrNotMine {
+				t.Errorf("%s: %v, want mqtt.ErrNotMine", tc.name, err)
 			}
 			continue
 		}
-		checkErr(t, tc.name, err, tc.class, tc.parts...)
+		adaptertest.CheckErr(t, tc.name, err, tc.class, tc.parts...)
 		if len(rs) != tc.n {
 			t.Errorf("%s: %d readings %v, want %d", tc.name, len(rs), rs, tc.n)
 		}
@@ -437,7 +404,7 @@ func TestHAStateBadInput(t *testing.T) {
 		mod  func(*Proposal)
 		part string
 	}{
-		{"source", func(p *Proposal) { p.Mapping.Source = SourceTasmota }, "source"},
+		{"source", func(p *Proposal) { p.Mapping.Source = mqtt.SourceTasmota }, "source"},
 		{"device", func(p *Proposal) { p.Mapping.Device = "a b" }, "device"},
 		{"no state topic", func(p *Proposal) { p.StateTopic = "" }, "state topic"},
 		{"wildcard state topic", func(p *Proposal) { p.StateTopic = "a/+" }, "state topic"},
@@ -453,51 +420,51 @@ func TestHAStateBadInput(t *testing.T) {
 		if err := st.Replace(bad); err == nil || !strings.Contains(err.Error(), tc.part) || !strings.Contains(err.Error(), "accepted[0]") {
 			t.Errorf("%s: %v", tc.name, err)
 		}
-		if _, err := st.Decode("t/state", []byte("1"), t0); err != nil {
+		if _, err := st.Decode("t/state", []byte("1"), adaptertest.T0); err != nil {
 			t.Errorf("%s: previous set lost: %v", tc.name, err)
 		}
 	}
 	// Accepted Signals win over the guess; an empty mapping falls back to the guess.
 	p := good[0] // the door entity
 	p.Mapping.Signals = map[string]device.Signal{"contact": device.SignalActive}
-	st2, err := NewHAState([]Proposal{p}, nil)
+	st2, err := NewState([]Proposal{p}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := st2.Decode("d/state", []byte(`{"contact":false}`), t0)
-	checkErr(t, "override", err, nil)
-	checkReadings(t, "override", rs, []want{{p.Mapping.Device, p.Mapping.Kind, device.SignalActive, 1, "", "", time.Time{}}})
+	rs, err := st2.Decode("d/state", []byte(`{"contact":false}`), adaptertest.T0)
+	adaptertest.CheckErr(t, "override", err, nil)
+	adaptertest.CheckReadings(t, "override", rs, []adaptertest.Want{adaptertest.W(p.Mapping.Device, p.Mapping.Kind, device.SignalActive, 1, "", "")})
 	p.Mapping.Signals = nil
-	p.Mapping.Kind = device.KindMotion // DefaultSignals(motion) has no "contact": the guess (door) is used
-	st3, err := NewHAState([]Proposal{p}, nil)
+	p.Mapping.Kind = device.KindMotion // mqtt.DefaultSignals(motion) has no "contact": the guess (door) is used
+	st3, err := NewState([]Proposal{p}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err = st3.Decode("d/state", []byte(`{"contact":true}`), t0)
-	checkErr(t, "guess", err, nil)
-	checkReadings(t, "guess", rs, []want{{p.Mapping.Device, device.KindMotion, device.SignalDoor, 0, "", "", time.Time{}}})
+	rs, err = st3.Decode("d/state", []byte(`{"contact":true}`), adaptertest.T0)
+	adaptertest.CheckErr(t, "guess", err, nil)
+	adaptertest.CheckReadings(t, "guess", rs, []adaptertest.Want{adaptertest.W(p.Mapping.Device, device.KindMotion, device.SignalDoor, 0, "", "")})
 
-	var av []Availability
+	var av []mqtt.Availability
 	feed(t, d, "homeassistant/sensor/avail/config", []byte(`{"device_class":"power","state_topic":"a/p","availability_topic":"a/status"}`))
-	st4, err := NewHAState([]Proposal{proposalFor(t, d, "homeassistant/sensor/avail/config")}, &HAStateOptions{OnAvailability: func(a Availability) { av = append(av, a) }})
+	st4, err := NewState([]Proposal{proposalFor(t, d, "homeassistant/sensor/avail/config")}, &StateOptions{OnAvailability: func(a mqtt.Availability) { av = append(av, a) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = st4.Decode("a/status", []byte("flaky"), t0)
-	checkErr(t, "availability word", err, ErrMalformed, "a/status", "flaky", `"online"`)
+	_, err = st4.Decode("a/status", []byte("flaky"), adaptertest.T0)
+	adaptertest.CheckErr(t, "availability word", err, mqtt.ErrMalformed, "a/status", "flaky", `"online"`)
 	if len(av) != 0 {
 		t.Errorf("availability reported for a malformed message: %+v", av)
 	}
 }
 
-func TestNewDiscoveryErrors(t *testing.T) {
-	if _, err := NewDiscovery(&DiscoveryOptions{Prefix: "ha/+"}); err == nil || !strings.Contains(err.Error(), "prefix") {
+func TestNewLearnerErrors(t *testing.T) {
+	if _, err := NewLearner(&LearnerOptions{Prefix: "ha/+"}); err == nil || !strings.Contains(err.Error(), "prefix") {
 		t.Errorf("bad prefix: %v", err)
 	}
-	d := newDiscovery(t, &DiscoveryOptions{Prefix: "custom/ha"})
+	d := newDiscovery(t, &LearnerOptions{Prefix: "custom/ha"})
 	feed(t, d, "custom/ha/sensor/p/config", []byte(`{"device_class":"power","state_topic":"p/w"}`))
-	if _, err := d.Decode("homeassistant/sensor/p/config", []byte(`{}`), t0); err != ErrNotMine {
-		t.Errorf("default prefix on a custom Discovery: %v", err)
+	if err := d.Learn("homeassistant/sensor/p/config", []byte(`{}`), adaptertest.T0); err != mqtt.ErrNotMine {
+		t.Errorf("default prefix on a custom Learner: %v", err)
 	}
 	if len(d.Proposals()) != 1 {
 		t.Errorf("custom prefix: %+v", d.Proposals())
@@ -505,18 +472,14 @@ func TestNewDiscoveryErrors(t *testing.T) {
 }
 
 func FuzzDiscovery(f *testing.F) {
-	for _, m := range loadCorpus(f, "homeassistant.tsv").all() {
-		f.Add(m.topic, m.payload, []byte(`{"temperature":21,"humidity":40,"contact":false,"battery":90}`))
+	for _, m := range adaptertest.LoadCorpus(f, "testdata/homeassistant.tsv").All() {
+		f.Add(m.Topic, m.Payload, []byte(`{"temperature":21,"humidity":40,"contact":false,"battery":90}`))
 	}
 	f.Add("homeassistant/sensor/x/config", []byte(`{"~":"a","stat_t":"~/s","val_tpl":"{{ value_json['p'] | round(2) }}","dev_cla":"power"}`), []byte(`{"p":"12.345"}`))
 	f.Add("homeassistant/switch/x/y/config", []byte(`{"stat_t":"s","stat_on":1,"stat_off":0}`), []byte(`1`))
 	f.Fuzz(func(t *testing.T, topic string, payload, state []byte) {
-		d := newDiscovery(t, &DiscoveryOptions{MaxProposals: 4})
-		rs, err := d.Decode(topic, payload, t0)
-		checkFuzzResult(t, rs, err)
-		if rs != nil {
-			t.Fatalf("Discovery returned readings %v", rs)
-		}
+		d := newDiscovery(t, &LearnerOptions{MaxProposals: 4})
+		adaptertest.CheckLearn(t, d, topic, payload, adaptertest.T0)
 		ps := d.Proposals()
 		if len(ps) > 4 {
 			t.Fatalf("%d proposals (max 4)", len(ps))
@@ -531,56 +494,54 @@ func FuzzDiscovery(f *testing.F) {
 			}
 		}
 		// Every proposal without a Problem, accepted as proposed, can be read.
-		st, err := NewHAState(ok, nil)
+		st, err := NewState(ok, nil)
 		if err != nil {
 			t.Fatalf("accepting proposals as proposed: %v", err)
 		}
 		for _, p := range ok {
-			rs, err := st.Decode(p.StateTopic, state, t0)
-			checkFuzzResult(t, rs, err)
+			adaptertest.Check(t, st, p.StateTopic, state, adaptertest.T0)
 		}
 	})
 }
 
-func FuzzHAState(f *testing.F) {
-	c := loadCorpus(f, "homeassistant.tsv")
+func FuzzState(f *testing.F) {
+	c := adaptertest.LoadCorpus(f, "testdata/homeassistant.tsv")
 	d := newDiscovery(f, nil)
-	for _, m := range c.all() {
-		if strings.HasSuffix(m.topic, "/config") {
-			if _, err := d.Decode(m.topic, m.payload, t0); err != nil {
+	for _, m := range c.All() {
+		if strings.HasSuffix(m.Topic, "/config") {
+			if err := d.Learn(m.Topic, m.Payload, adaptertest.T0); err != nil {
 				f.Fatal(err)
 			}
 		}
-		f.Add(m.topic, m.payload)
+		f.Add(m.Topic, m.Payload)
 	}
 	f.Add("zigbee2mqtt/0x00158d00029b063b", []byte(`{"battery":100,"contact":false}`))
 	f.Add("zigbee2mqtt/bridge/state", []byte(`offline`))
 	f.Add("homeassistant/sensor/sensorBedroom/state", []byte(`{"temperature":1e400}`))
-	st, err := NewHAState(d.Proposals(), &HAStateOptions{OnAvailability: func(Availability) {}})
+	st, err := NewState(d.Proposals(), &StateOptions{OnAvailability: func(mqtt.Availability) {}})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
-		rs, err := st.Decode(topic, payload, t0)
-		checkFuzzResult(t, rs, err)
+		adaptertest.Check(t, st, topic, payload, adaptertest.T0)
 	})
 }
 
-// Discovery learns entities; the household accepts some in hearth.yaml; HAState reads
-// the accepted ones and is rebuilt whenever discovery changes.
-func ExampleDiscovery() {
-	accepted := Mappings{{Source: SourceHomeAssistant, Name: "0x00158d00029b063b_contact_zigbee2mqtt", Device: "fridge", Kind: device.KindFridge}}
-	state, _ := NewHAState(nil, nil)
-	var disc *Discovery
-	disc, _ = NewDiscovery(&DiscoveryOptions{OnChange: func() {
+// The Learner learns entities; the household accepts some in hearth.yaml; State reads
+// the accepted ones and is given a new set whenever the Learner's proposals change.
+func ExampleLearner() {
+	accepted := mqtt.Mappings{{Source: mqtt.SourceHomeAssistant, Name: "0x00158d00029b063b_contact_zigbee2mqtt", Device: "fridge", Kind: device.KindFridge}}
+	state, _ := NewState(nil, nil)
+	var disc *Learner
+	disc, _ = NewLearner(&LearnerOptions{OnChange: func() {
 		if err := state.Replace(disc.Accepted(accepted)); err != nil {
 			fmt.Println(err)
 		}
 	}})
-	router := Router{state, disc} // HAState first: it claims only accepted topics
+	adapters := mqtt.Adapters{Learners: []mqtt.Learner{disc}, Decoder: state}
 
 	// A retained discovery config, as Zigbee2MQTT publishes it.
-	_, err := router.Decode("homeassistant/binary_sensor/0x00158d00029b063b/contact/config",
+	_, err := adapters.Handle("homeassistant/binary_sensor/0x00158d00029b063b/contact/config",
 		[]byte(`{"payload_on":false,"payload_off":true,"value_template":"{{ value_json.contact }}","device_class":"door",`+
 			`"state_topic":"zigbee2mqtt/0x00158d00029b063b","name":"0x00158d00029b063b_contact",`+
 			`"unique_id":"0x00158d00029b063b_contact_zigbee2mqtt","device":{"name":"0x00158d00029b063b"}}`), time.Now())
@@ -589,7 +550,7 @@ func ExampleDiscovery() {
 		fmt.Printf("proposal %s: %s %s (%s)\n", p.Mapping.Name, p.Mapping.Kind, p.Signal, p.Reason)
 	}
 
-	rs, err := router.Decode("zigbee2mqtt/0x00158d00029b063b", []byte(`{"battery":97,"contact":false}`), time.Now())
+	rs, err := adapters.Handle("zigbee2mqtt/0x00158d00029b063b", []byte(`{"battery":97,"contact":false}`), time.Now())
 	fmt.Println("state:", err)
 	for _, r := range rs {
 		fmt.Println(r.Device, r.Kind, r.Signal, r.Value)
@@ -605,7 +566,7 @@ func ExampleDiscovery() {
 // OnProposal, a config received again unchanged is not, and an empty config reports
 // the removal.
 func TestDiscoveryKnownAndOnProposal(t *testing.T) {
-	d, err := NewDiscovery(nil)
+	d, err := NewLearner(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -617,7 +578,7 @@ func TestDiscoveryKnownAndOnProposal(t *testing.T) {
 		removed bool
 	}
 	var calls []call
-	d2, err := NewDiscovery(&DiscoveryOptions{MaxProposals: 1, Known: append(learned, Proposal{ConfigTopic: "homeassistant/sensor/x/y/config"}),
+	d2, err := NewLearner(&LearnerOptions{MaxProposals: 1, Known: append(learned, Proposal{ConfigTopic: "homeassistant/sensor/x/y/config"}),
 		OnProposal: func(topic string, p *Proposal) { calls = append(calls, call{topic, p == nil}) }})
 	if err != nil {
 		t.Fatal(err)

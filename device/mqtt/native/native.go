@@ -1,26 +1,29 @@
-package mqtt
+package native
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/device/mqtt/internal/conv"
 )
 
-// NativeReading is one reading in hearth's native JSON payload. A payload is either
-// one object or an array of them (at most MaxNativeBatch), published to
+// Reading is one reading in hearth's native JSON payload. A payload is either
+// one object or an array of them (at most MaxBatch), published to
 // hearth/v1/<device>/readings:
 //
 //	{"kind":"fridge","signal":"door","value":1,"boot":7,"seq":42,"ts":1732345678123}
 //
 // kind may be left out when the device was registered with one; ts is the device's
 // wall time in Unix milliseconds, left out when the device has no clock.
-type NativeReading struct {
+type Reading struct {
 	Kind   device.Kind   `json:"kind,omitempty"`
 	Signal device.Signal `json:"signal"`
 	Value  *float64      `json:"value"`
@@ -32,41 +35,61 @@ type NativeReading struct {
 	TS     int64         `json:"ts,omitempty"`
 }
 
-// MaxNativeBatch is the most readings one native payload may carry.
-const MaxNativeBatch = 1000
+// Prefix is the root of hearth's own topic schema: hearth/v1/<device>/readings.
+const Prefix = "hearth/v1/"
 
-// Native decodes hearth's native topic schema. KindOf, when set, gives the registered
+// Topic returns the topic a device publishes its readings to.
+func Topic(deviceID string) string { return Prefix + deviceID + "/readings" }
+
+// DeviceFromTopic returns the device id of a native readings topic, or "" if the
+// topic is not one.
+func DeviceFromTopic(topic string) string {
+	rest, ok := strings.CutPrefix(topic, Prefix)
+	if !ok {
+		return ""
+	}
+	id, tail, ok := strings.Cut(rest, "/")
+	if !ok || tail != "readings" {
+		return ""
+	}
+	return id
+}
+
+// MaxBatch is the most readings one native payload may carry.
+const MaxBatch = 1000
+
+// JSON decodes hearth's native topic schema with JSON payloads. KindOf, when set, gives the registered
 // kind of a device (ok=false for a device that is not registered, which is then refused
-// with ErrUnknownDevice).
-type Native struct {
+// with mqtt.ErrUnknownDevice).
+type JSON struct {
 	KindOf func(deviceID string) (device.Kind, bool)
 }
 
-// Decode implements Decoder.
-func (n Native) Decode(topic string, payload []byte, _ time.Time) ([]device.Reading, error) {
-	id := NativeDeviceFromTopic(topic)
+// Decode implements mqtt.Decoder.
+func (n JSON) Decode(topic string, payload []byte, _ time.Time) ([]device.Reading, error) {
+	id := DeviceFromTopic(topic)
 	if id == "" {
-		return nil, ErrNotMine
+		return nil, mqtt.ErrNotMine
 	}
 	if err := device.ValidID(id); err != nil {
-		return nil, fmt.Errorf("%w: topic %q: %v", ErrMalformed, truncate(topic, 128), err)
+		return nil, fmt.Errorf("%w: topic %q: %v", mqtt.ErrMalformed, conv.Truncate(topic, 128), err)
 	}
 	var regKind device.Kind
 	if n.KindOf != nil {
 		k, ok := n.KindOf(id)
 		if !ok {
-			return nil, fmt.Errorf("%w: %q (topic %q)", ErrUnknownDevice, id, truncate(topic, 128))
+			return nil, fmt.Errorf("%w: %q (topic %q)", mqtt.ErrUnknownDevice, id, conv.Truncate(topic, 128))
 		}
 		regKind = k
 	}
 	p := bytes.TrimSpace(payload)
 	if len(p) > 0 && p[0] == '[' {
-		var batch []NativeReading
+		var batch []Reading
 		if err := strictUnmarshal(p, &batch); err != nil {
-			return nil, fmt.Errorf("%w: device %q: %v", ErrMalformed, id, err)
+			return nil, fmt.Errorf("%w: device %q: %v", mqtt.ErrMalformed, id, err)
 		}
-		if len(batch) > MaxNativeBatch {
-			return nil, fmt.Errorf("%w: device %q: %d readings in one payload (max %d)", ErrMalformed, id, len(batch), MaxNativeBatch)
+		if len(batch) > MaxBatch {
+			return nil, fmt.Errorf("%w: device %q: %d readings in one payload (max %d)", mqtt.ErrMalformed, id, len(batch), MaxBatch)
 		}
 		out := make([]device.Reading, len(batch))
 		for i := range batch {
@@ -77,9 +100,9 @@ func (n Native) Decode(topic string, payload []byte, _ time.Time) ([]device.Read
 		return out, nil
 	}
 	// One reading, the common case: no batch slice in between.
-	var one NativeReading
+	var one Reading
 	if err := strictUnmarshal(p, &one); err != nil {
-		return nil, fmt.Errorf("%w: device %q: %v", ErrMalformed, id, err)
+		return nil, fmt.Errorf("%w: device %q: %v", mqtt.ErrMalformed, id, err)
 	}
 	out := make([]device.Reading, 1)
 	if err := one.reading(id, regKind, 0, &out[0]); err != nil {
@@ -90,15 +113,15 @@ func (n Native) Decode(topic string, payload []byte, _ time.Time) ([]device.Read
 
 // reading fills r from nr, the i-th reading of device id (registered as regKind, or
 // "" when the registry is not consulted), or says what is wrong with it.
-func (nr *NativeReading) reading(id string, regKind device.Kind, i int, r *device.Reading) error {
+func (nr *Reading) reading(id string, regKind device.Kind, i int, r *device.Reading) error {
 	if nr.Value == nil {
-		return fmt.Errorf("%w: device %q reading %d: no value", ErrMalformed, id, i)
+		return fmt.Errorf("%w: device %q reading %d: no value", mqtt.ErrMalformed, id, i)
 	}
 	k := nr.Kind
 	if k == "" {
 		k = regKind
 	} else if regKind != "" && k != regKind {
-		return fmt.Errorf("%w: device %q reading %d: kind %q, registered as %q", ErrMalformed, id, i, k, regKind)
+		return fmt.Errorf("%w: device %q reading %d: kind %q, registered as %q", mqtt.ErrMalformed, id, i, k, regKind)
 	}
 	*r = device.Reading{Device: id, Kind: k, Signal: nr.Signal, Value: *nr.Value, Unit: nr.Unit,
 		Label: nr.Label, Aux: nr.Aux, Boot: nr.Boot, Seq: nr.Seq}
@@ -106,22 +129,22 @@ func (nr *NativeReading) reading(id string, regKind device.Kind, i int, r *devic
 		// Over MQTT there is no session to say which boot a sequence belongs to:
 		// after a reboot the same numbers would be taken for retransmissions,
 		// acknowledged, and dropped.
-		return fmt.Errorf("%w: device %q reading %d: seq %d without a boot id (a device that numbers its readings must send a boot id that changes at every boot)", ErrMalformed, id, i, nr.Seq)
+		return fmt.Errorf("%w: device %q reading %d: seq %d without a boot id (a device that numbers its readings must send a boot id that changes at every boot)", mqtt.ErrMalformed, id, i, nr.Seq)
 	}
 	if nr.TS != 0 {
 		if nr.TS < 0 || nr.TS > math.MaxInt64/int64(time.Millisecond) {
-			return fmt.Errorf("%w: device %q reading %d: ts %d out of range", ErrMalformed, id, i, nr.TS)
+			return fmt.Errorf("%w: device %q reading %d: ts %d out of range", mqtt.ErrMalformed, id, i, nr.TS)
 		}
 		r.DeviceTime = time.UnixMilli(nr.TS)
 	}
 	if err := r.Validate(); err != nil {
-		return fmt.Errorf("%w: reading %d: %v", ErrMalformed, i, err)
+		return fmt.Errorf("%w: reading %d: %v", mqtt.ErrMalformed, i, err)
 	}
 	return nil
 }
 
-// AppendNative appends the native JSON encoding of rs (an array) to dst.
-func AppendNative(dst []byte, rs []device.Reading) []byte {
+// Append appends the native JSON encoding of rs (an array) to dst.
+func Append(dst []byte, rs []device.Reading) []byte {
 	dst = append(dst, '[')
 	for i := range rs {
 		if i > 0 {
@@ -129,7 +152,7 @@ func AppendNative(dst []byte, rs []device.Reading) []byte {
 		}
 		r := &rs[i]
 		v := r.Value
-		nr := NativeReading{Kind: r.Kind, Signal: r.Signal, Value: &v, Unit: r.Unit, Label: r.Label,
+		nr := Reading{Kind: r.Kind, Signal: r.Signal, Value: &v, Unit: r.Unit, Label: r.Label,
 			Aux: r.Aux, Boot: r.Boot, Seq: r.Seq}
 		if !r.DeviceTime.IsZero() {
 			nr.TS = r.DeviceTime.UnixMilli()

@@ -1,4 +1,4 @@
-package mqtt
+package native
 
 import (
 	"errors"
@@ -7,11 +7,12 @@ import (
 	"time"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/device/mqtt"
 )
 
 func TestNativeDecode(t *testing.T) {
 	kinds := map[string]device.Kind{"fridge1": device.KindFridge}
-	n := Native{KindOf: func(id string) (device.Kind, bool) { k, ok := kinds[id]; return k, ok }}
+	n := JSON{KindOf: func(id string) (device.Kind, bool) { k, ok := kinds[id]; return k, ok }}
 	rs, err := n.Decode("hearth/v1/fridge1/readings", []byte(`[{"signal":"door","value":1,"boot":7,"seq":42,"ts":1732345678123},
 		{"kind":"fridge","signal":"temperature","value":4.5,"unit":"°C","boot":7,"seq":43}]`), time.Time{})
 	if err != nil {
@@ -22,7 +23,7 @@ func TestNativeDecode(t *testing.T) {
 		t.Fatalf("decoded %+v", rs)
 	}
 	// Round trip through AppendNative.
-	back, err := n.Decode("hearth/v1/fridge1/readings", AppendNative(nil, rs), time.Time{})
+	back, err := n.Decode("hearth/v1/fridge1/readings", Append(nil, rs), time.Time{})
 	if err != nil || len(back) != 2 || back[0].Seq != 42 || back[1].Unit != "°C" {
 		t.Fatalf("round trip: %+v %v", back, err)
 	}
@@ -37,7 +38,7 @@ func TestNativeDecode(t *testing.T) {
 		{"hearth/v1/fridge1/readings", `{"signal":"door","value":1,"seq":5}`, "without a boot id"},
 		{"hearth/v1/fridge1/readings", `{"kind":"oven","signal":"door","value":1}`, "registered as"},
 		{"hearth/v1/oven9/readings", `{"signal":"door","value":1}`, "unknown device"},
-		{"hearth/v1/fridge1/readings", "[" + strings.Repeat(`{"signal":"door","value":1},`, MaxNativeBatch) + `{"signal":"door","value":1}]`, "readings in one payload"},
+		{"hearth/v1/fridge1/readings", "[" + strings.Repeat(`{"signal":"door","value":1},`, MaxBatch) + `{"signal":"door","value":1}]`, "readings in one payload"},
 	}
 	for _, c := range bad {
 		_, err := n.Decode(c.topic, []byte(c.payload), time.Time{})
@@ -45,13 +46,13 @@ func TestNativeDecode(t *testing.T) {
 			t.Errorf("%.60s: err = %v, want it to mention %q", c.payload, err, c.want)
 		}
 	}
-	if _, err := n.Decode("zigbee2mqtt/x", []byte(`{}`), time.Time{}); !errors.Is(err, ErrNotMine) {
+	if _, err := n.Decode("zigbee2mqtt/x", []byte(`{}`), time.Time{}); !errors.Is(err, mqtt.ErrNotMine) {
 		t.Errorf("foreign topic: %v", err)
 	}
 }
 
 func BenchmarkNativeDecode(b *testing.B) {
-	n := Native{}
+	n := JSON{}
 	p := []byte(`{"kind":"fridge","signal":"door","value":1,"boot":7,"seq":42,"ts":1732345678123}`)
 	b.ReportAllocs()
 	for b.Loop() {

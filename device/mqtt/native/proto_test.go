@@ -1,4 +1,4 @@
-package mqtt
+package native
 
 import (
 	"errors"
@@ -9,12 +9,13 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/device/mqtt"
 	"github.com/hearth-iot/hearth/firmware-proto/fwpb"
 )
 
-func TestNativeProto(t *testing.T) {
+func TestProto(t *testing.T) {
 	kinds := map[string]device.Kind{"fridge1": device.KindFridge, "washer1": device.KindWasher}
-	n := NativeProto{KindOf: func(id string) (device.Kind, bool) { k, ok := kinds[id]; return k, ok }}
+	n := Proto{KindOf: func(id string) (device.Kind, bool) { k, ok := kinds[id]; return k, ok }}
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	rd, _ := proto.Marshal(&fwpb.Readings{BootId: 77, SentMonoMs: 10_000, Readings: []*fwpb.Reading{
 		{Seq: 1, MonoMs: 9_000, Signal: fwpb.Signal_SIGNAL_TEMPERATURE, Value: 4.25},
@@ -49,12 +50,12 @@ func TestNativeProto(t *testing.T) {
 		want    error
 		msg     string
 	}{
-		{"hearth/v1/fridge1/readings/pb", []byte{0xff, 0xff, 0xff}, ErrMalformed, "readings"},
-		{"hearth/v1/fridge1/readings/pb", badSeq, ErrMalformed, "sequence number 0"},
-		{"hearth/v1/fridge1/readings/pb", noBoot, ErrMalformed, "boot_id 0"},
-		{"hearth/v1/oven9/readings/pb", rd, ErrUnknownDevice, "oven9"},
-		{"hearth/v1/fridge1/other/pb", rd, ErrNotMine, ""},
-		{"hearth/v1/fridge1/readings", rd, ErrNotMine, ""},
+		{"hearth/v1/fridge1/readings/pb", []byte{0xff, 0xff, 0xff}, mqtt.ErrMalformed, "readings"},
+		{"hearth/v1/fridge1/readings/pb", badSeq, mqtt.ErrMalformed, "sequence number 0"},
+		{"hearth/v1/fridge1/readings/pb", noBoot, mqtt.ErrMalformed, "boot_id 0"},
+		{"hearth/v1/oven9/readings/pb", rd, mqtt.ErrUnknownDevice, "oven9"},
+		{"hearth/v1/fridge1/other/pb", rd, mqtt.ErrNotMine, ""},
+		{"hearth/v1/fridge1/readings", rd, mqtt.ErrNotMine, ""},
 	} {
 		_, err := n.Decode(c.topic, c.payload, now)
 		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.msg) {

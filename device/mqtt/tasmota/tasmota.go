@@ -1,4 +1,4 @@
-package mqtt
+package tasmota
 
 import (
 	"bytes"
@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/device/mqtt/internal/conv"
 )
 
-// TasmotaOptions configures a Tasmota decoder. The zero value is Tasmota's default.
-type TasmotaOptions struct {
+// Options configures a Decoder. The zero value is Tasmota's default.
+type Options struct {
 	// FullTopics are the FullTopic settings in use, tried in order; each holds
 	// %prefix% and %topic% once, as whole levels, and may hold %hostname% or %id%
 	// (any one level) and literal levels, e.g. "tasmota/%topic%/%prefix%/".
@@ -22,10 +24,10 @@ type TasmotaOptions struct {
 	FullTopics []string
 	// OnAvailability, when set, is called from Decode for every tele/<topic>/LWT
 	// message, once per mapping of that topic. It must not block.
-	OnAvailability func(Availability)
+	OnAvailability func(mqtt.Availability)
 }
 
-// Tasmota decodes what Tasmota firmware publishes for the devices mapped with source
+// Decoder decodes what Tasmota firmware publishes for the devices mapped with source
 // "tasmota". A mapping's Name is the device's %topic% ("pow1"), or "<topic>/<sensor>"
 // for one sensor object of a SENSOR payload ("ble-hub/LYWSD03-52680f") or one Zigbee
 // device behind a Tasmota Zigbee bridge ("SonoffZB/door_sensor", by its Name, short
@@ -45,39 +47,39 @@ type TasmotaOptions struct {
 //     properties in lower case, where Zigbee "Power" (on/off) is "state", "ActivePower"
 //     is "power" and "Contact" is 1 when open (the IAS zone alarm bit, as Tasmota
 //     reports it). A message whose only devices are unmapped Zigbee devices is
-//     ErrUnknownDevice; unmapped ones beside mapped readings are skipped.
+//     mqtt.ErrUnknownDevice; unmapped ones beside mapped readings are skipped.
 //   - tele/<topic>/STATE: POWER or POWER1 is property "relay", POWER<n> is "relay<n>"
 //     ("ON"/"OFF" → 1/0).
 //   - stat/<topic>/POWER, stat/<topic>/POWER<n>: the same properties, plain payload.
 //   - tele/<topic>/LWT: "Online"/"Offline": no reading; reported through OnAvailability.
 //   - cmnd/..., stat/<topic>/RESULT and STATUS*, other tele/ topics: nil, nil.
 //
-// A field that cannot be read is reported in a *FieldErrors returned with the readings
+// A field that cannot be read is reported in a *mqtt.FieldErrors returned with the readings
 // of the other fields.
 //
 // DeviceTime: Tasmota's "Time" is local time without a zone unless the device is set
 // to send one. hearth uses "Epoch" (Unix seconds) when present, else "Time" when it
 // carries an offset, else leaves DeviceTime zero for the hub to stamp.
 //
-// Tasmota is immutable after NewTasmota and safe for concurrent use.
-type Tasmota struct {
+// Decoder is immutable after New and safe for concurrent use.
+type Decoder struct {
 	patterns [][]string
-	onAvail  func(Availability)
-	idx      map[string]*binding   // by mapping name
-	topics   map[string][]*binding // by %topic%: the topic's mapping and its sensors'
+	onAvail  func(mqtt.Availability)
+	idx      map[string]*conv.Binding   // by mapping name
+	topics   map[string][]*conv.Binding // by %topic%: the topic's mapping and its sensors'
 }
 
-// NewTasmota returns a decoder for the mappings of source "tasmota" in ms (others are
+// New returns a decoder for the mappings of source "tasmota" in ms (others are
 // ignored). nil opts means defaults.
-func NewTasmota(ms Mappings, opts *TasmotaOptions) (*Tasmota, error) {
-	var o TasmotaOptions
+func New(ms mqtt.Mappings, opts *Options) (*Decoder, error) {
+	var o Options
 	if opts != nil {
 		o = *opts
 	}
 	if len(o.FullTopics) == 0 {
 		o.FullTopics = []string{"%prefix%/%topic%/"}
 	}
-	t := &Tasmota{onAvail: o.OnAvailability, topics: make(map[string][]*binding)}
+	t := &Decoder{onAvail: o.OnAvailability, topics: make(map[string][]*conv.Binding)}
 	for _, ft := range o.FullTopics {
 		p, err := parseFullTopic(ft)
 		if err != nil {
@@ -85,12 +87,12 @@ func NewTasmota(ms Mappings, opts *TasmotaOptions) (*Tasmota, error) {
 		}
 		t.patterns = append(t.patterns, p)
 	}
-	idx, err := indexMappings(ms, SourceTasmota)
+	idx, err := conv.Index(ms, mqtt.SourceTasmota)
 	if err != nil {
 		return nil, err
 	}
 	t.idx = idx
-	for _, name := range sortedKeys(idx) {
+	for _, name := range conv.SortedKeys(idx) {
 		topic, _, _ := strings.Cut(name, "/")
 		t.topics[topic] = append(t.topics[topic], idx[name])
 	}
@@ -98,7 +100,7 @@ func NewTasmota(ms Mappings, opts *TasmotaOptions) (*Tasmota, error) {
 }
 
 func parseFullTopic(s string) ([]string, error) {
-	if err := checkTopic(s); err != nil {
+	if err := conv.CheckTopic(s); err != nil {
 		return nil, err
 	}
 	levels := strings.Split(strings.TrimSuffix(s, "/"), "/")
@@ -125,7 +127,7 @@ func parseFullTopic(s string) ([]string, error) {
 }
 
 // match returns the prefix, %topic% and the rest of a topic.
-func (t *Tasmota) match(topic string) (prefix, dev, rest string, ok bool) {
+func (t *Decoder) match(topic string) (prefix, dev, rest string, ok bool) {
 	levels := strings.Split(topic, "/")
 	for _, p := range t.patterns {
 		if len(levels) <= len(p) {
@@ -156,14 +158,14 @@ func (t *Tasmota) match(topic string) (prefix, dev, rest string, ok bool) {
 	return "", "", "", false
 }
 
-// Decode implements Decoder.
-func (t *Tasmota) Decode(topic string, payload []byte, now time.Time) ([]device.Reading, error) {
+// Decode implements mqtt.Decoder.
+func (t *Decoder) Decode(topic string, payload []byte, now time.Time) ([]device.Reading, error) {
 	prefix, dev, rest, ok := t.match(topic)
 	if !ok {
-		return nil, ErrNotMine
+		return nil, mqtt.ErrNotMine
 	}
-	if err := checkTopic(topic); err != nil {
-		return nil, fmt.Errorf("%w: tasmota: %v", ErrMalformed, err)
+	if err := conv.CheckTopic(topic); err != nil {
+		return nil, fmt.Errorf("%w: tasmota: %v", mqtt.ErrMalformed, err)
 	}
 	var kind string // SENSOR, STATE, LWT, POWER
 	switch prefix {
@@ -186,10 +188,10 @@ func (t *Tasmota) Decode(topic string, payload []byte, now time.Time) ([]device.
 	}
 	bs := t.topics[dev]
 	if len(bs) == 0 {
-		return nil, fmt.Errorf("%w: tasmota topic %q (MQTT topic %q)", ErrUnknownDevice, truncate(dev, 128), truncate(topic, 128))
+		return nil, fmt.Errorf("%w: tasmota topic %q (MQTT topic %q)", mqtt.ErrUnknownDevice, conv.Truncate(dev, 128), conv.Truncate(topic, 128))
 	}
-	if err := checkPayload(payload); err != nil {
-		return nil, fmt.Errorf("%w: tasmota topic %q: %v", ErrMalformed, truncate(topic, 128), err)
+	if err := conv.CheckPayload(payload); err != nil {
+		return nil, fmt.Errorf("%w: tasmota topic %q: %v", mqtt.ErrMalformed, conv.Truncate(topic, 128), err)
 	}
 	if kind == "LWT" {
 		return nil, t.lwt(topic, bs, payload, now)
@@ -204,13 +206,13 @@ func (t *Tasmota) Decode(topic string, payload []byte, now time.Time) ([]device.
 			return nil, nil
 		}
 		prop := relayProp(rest)
-		sig, ok := top.signal(prop)
+		sig, ok := top.Signal(prop)
 		if !ok {
 			return nil, nil
 		}
-		r, err := top.reading(sig, textScalar(payload), "", false)
+		r, err := top.Reading(sig, conv.TextScalar(payload), "", false)
 		if err != nil {
-			return nil, fmt.Errorf("%w: tasmota topic %q: %s: %v", ErrMalformed, truncate(topic, 128), prop, err)
+			return nil, fmt.Errorf("%w: tasmota topic %q: %s: %v", mqtt.ErrMalformed, conv.Truncate(topic, 128), prop, err)
 		}
 		return []device.Reading{r}, nil
 	case "STATE":
@@ -237,7 +239,7 @@ func relayProp(cmd string) string {
 	return ""
 }
 
-func (t *Tasmota) lwt(topic string, bs []*binding, payload []byte, now time.Time) error {
+func (t *Decoder) lwt(topic string, bs []*conv.Binding, payload []byte, now time.Time) error {
 	state := string(bytes.TrimSpace(payload))
 	var online bool
 	switch strings.ToLower(state) {
@@ -245,43 +247,43 @@ func (t *Tasmota) lwt(topic string, bs []*binding, payload []byte, now time.Time
 		online = true
 	case "offline":
 	default:
-		return fmt.Errorf("%w: tasmota topic %q: LWT %q is not Online or Offline", ErrMalformed, truncate(topic, 128), truncate(state, 64))
+		return fmt.Errorf("%w: tasmota topic %q: LWT %q is not Online or Offline", mqtt.ErrMalformed, conv.Truncate(topic, 128), conv.Truncate(state, 64))
 	}
 	for _, b := range bs {
-		callAvailability(t.onAvail, Availability{Source: SourceTasmota, Name: b.Name, Device: b.Device, Online: online, State: state, At: now})
+		conv.Report(t.onAvail, mqtt.Availability{Source: mqtt.SourceTasmota, Name: b.Name, Device: b.Device, Online: online, State: state, At: now})
 	}
 	return nil
 }
 
-func (t *Tasmota) state(topic string, b *binding, payload []byte) ([]device.Reading, error) {
-	obj, err := decodeObject(payload)
+func (t *Decoder) state(topic string, b *conv.Binding, payload []byte) ([]device.Reading, error) {
+	obj, err := conv.DecodeObject(payload)
 	if err != nil {
-		return nil, fmt.Errorf("%w: tasmota topic %q: %v", ErrMalformed, truncate(topic, 128), err)
+		return nil, fmt.Errorf("%w: tasmota topic %q: %v", mqtt.ErrMalformed, conv.Truncate(topic, 128), err)
 	}
 	devTime := tasmotaTime(obj)
 	var out []device.Reading
-	bad := FieldErrors{Topic: topic}
-	for _, k := range sortedKeys(obj) {
+	bad := mqtt.FieldErrors{Topic: topic}
+	for _, k := range conv.SortedKeys(obj) {
 		prop := relayProp(k)
 		if prop == "" {
 			continue
 		}
-		sig, ok := b.signal(prop)
+		sig, ok := b.Signal(prop)
 		if !ok {
 			continue
 		}
 		r, err := t.reading(b, prop, sig, obj[k], "")
-		if errors.Is(err, errSkip) {
+		if errors.Is(err, conv.ErrSkip) {
 			continue
 		}
 		if err != nil {
-			bad.add(k, err)
+			bad.Add(k, err)
 			continue
 		}
 		r.DeviceTime = devTime
 		out = append(out, r)
 	}
-	return bad.result(out)
+	return bad.Result(out)
 }
 
 // tasmotaSkip are SENSOR keys that are not sensors.
@@ -292,16 +294,16 @@ var tasmotaSkip = map[string]bool{"Time": true, "Epoch": true, "TempUnit": true,
 // zigbeeRenames turn Tasmota's Zigbee attribute names into hearth property names.
 var zigbeeRenames = map[string]string{"power": "state", "activepower": "power", "batterypercentage": "battery"}
 
-func (t *Tasmota) sensor(topic, dev string, top *binding, payload []byte) ([]device.Reading, error) {
-	obj, err := decodeObject(payload)
+func (t *Decoder) sensor(topic, dev string, top *conv.Binding, payload []byte) ([]device.Reading, error) {
+	obj, err := conv.DecodeObject(payload)
 	if err != nil {
-		return nil, fmt.Errorf("%w: tasmota topic %q: %v", ErrMalformed, truncate(topic, 128), err)
+		return nil, fmt.Errorf("%w: tasmota topic %q: %v", mqtt.ErrMalformed, conv.Truncate(topic, 128), err)
 	}
 	devTime := tasmotaTime(obj)
 	tempUnit := ""
 	if raw, ok := obj["TempUnit"]; ok {
-		if v, err := jsonScalar(raw); err == nil && v.typ == 's' && (v.s == "F" || v.s == "C") {
-			tempUnit = "°" + v.s
+		if v, err := conv.JSONScalar(raw); err == nil && v.Type == 's' && (v.Str == "F" || v.Str == "C") {
+			tempUnit = "°" + v.Str
 		}
 	}
 	var (
@@ -309,12 +311,12 @@ func (t *Tasmota) sensor(topic, dev string, top *binding, payload []byte) ([]dev
 		mapped   = top != nil
 		unmapped []string
 	)
-	bad := FieldErrors{Topic: topic}
+	bad := mqtt.FieldErrors{Topic: topic}
 	// add reads one field; sub, when set, names the sensor a battery level belongs to
 	// (one sensor object of a hub mapped as a whole). A field that cannot be read is
 	// recorded in bad and the others are still read.
-	add := func(b *binding, prop, field, sub string, raw json.RawMessage) {
-		sig, ok := b.signal(prop)
+	add := func(b *conv.Binding, prop, field, sub string, raw json.RawMessage) {
+		sig, ok := b.Signal(prop)
 		if !ok {
 			return
 		}
@@ -323,33 +325,33 @@ func (t *Tasmota) sensor(topic, dev string, top *binding, payload []byte) ([]dev
 			unit = tempUnit
 		}
 		r, err := t.reading(b, prop, sig, raw, unit)
-		if errors.Is(err, errSkip) {
+		if errors.Is(err, conv.ErrSkip) {
 			return
 		}
 		if err != nil {
-			bad.add(field, err)
+			bad.Add(field, err)
 			return
 		}
 		if sub != "" && sig == device.SignalBattery {
-			r.Label = clip(sub, device.MaxLabelLen)
+			r.Label = conv.Clip(sub, device.MaxLabelLen)
 		}
 		r.DeviceTime = devTime
 		out = append(out, r)
 	}
-	for _, k := range sortedKeys(obj) {
+	for _, k := range conv.SortedKeys(obj) {
 		if tasmotaSkip[k] {
 			continue
 		}
 		raw := obj[k]
 		if k == "ZbReceived" {
-			subs, err := decodeObject(raw)
+			subs, err := conv.DecodeObject(raw)
 			if err != nil {
-				return nil, fmt.Errorf("%w: tasmota topic %q: ZbReceived: %v", ErrMalformed, truncate(topic, 128), err)
+				return nil, fmt.Errorf("%w: tasmota topic %q: ZbReceived: %v", mqtt.ErrMalformed, conv.Truncate(topic, 128), err)
 			}
-			for _, sk := range sortedKeys(subs) {
-				fields, err := decodeObject(subs[sk])
+			for _, sk := range conv.SortedKeys(subs) {
+				fields, err := conv.DecodeObject(subs[sk])
 				if err != nil {
-					return nil, fmt.Errorf("%w: tasmota topic %q: ZbReceived %q: %v", ErrMalformed, truncate(topic, 128), truncate(sk, 64), err)
+					return nil, fmt.Errorf("%w: tasmota topic %q: ZbReceived %q: %v", mqtt.ErrMalformed, conv.Truncate(topic, 128), conv.Truncate(sk, 64), err)
 				}
 				b := t.zigbeeBinding(dev, sk, fields)
 				if b == nil {
@@ -357,7 +359,7 @@ func (t *Tasmota) sensor(topic, dev string, top *binding, payload []byte) ([]dev
 					continue
 				}
 				mapped = true
-				for _, f := range sortedKeys(fields) {
+				for _, f := range conv.SortedKeys(fields) {
 					prop := strings.ToLower(f)
 					if p, ok := zigbeeRenames[prop]; ok {
 						prop = p
@@ -368,9 +370,9 @@ func (t *Tasmota) sensor(topic, dev string, top *binding, payload []byte) ([]dev
 			continue
 		}
 		if v := bytes.TrimSpace(raw); len(v) > 0 && v[0] == '{' {
-			fields, err := decodeObject(raw)
+			fields, err := conv.DecodeObject(raw)
 			if err != nil {
-				return nil, fmt.Errorf("%w: tasmota topic %q: %s: %v", ErrMalformed, truncate(topic, 128), truncate(k, 64), err)
+				return nil, fmt.Errorf("%w: tasmota topic %q: %s: %v", mqtt.ErrMalformed, conv.Truncate(topic, 128), conv.Truncate(k, 64), err)
 			}
 			b, prefix, sub := t.idx[dev+"/"+k], "", ""
 			if b == nil {
@@ -380,7 +382,7 @@ func (t *Tasmota) sensor(topic, dev string, top *binding, payload []byte) ([]dev
 				continue
 			}
 			mapped = true
-			for _, f := range sortedKeys(fields) {
+			for _, f := range conv.SortedKeys(fields) {
 				add(b, prefix+strings.ToLower(f), k+"."+f, sub, fields[f])
 			}
 			continue
@@ -390,18 +392,18 @@ func (t *Tasmota) sensor(topic, dev string, top *binding, payload []byte) ([]dev
 		}
 	}
 	if !mapped && len(unmapped) > 0 {
-		return nil, fmt.Errorf("%w: tasmota topic %q: Zigbee device %s has no mapping (name it %q)", ErrUnknownDevice,
-			truncate(dev, 128), strings.Join(unmapped, ", "), dev+"/<Name>")
+		return nil, fmt.Errorf("%w: tasmota topic %q: Zigbee device %s has no mapping (name it %q)", mqtt.ErrUnknownDevice,
+			conv.Truncate(dev, 128), strings.Join(unmapped, ", "), dev+"/<Name>")
 	}
-	return bad.result(out)
+	return bad.Result(out)
 }
 
 // zigbeeBinding finds the mapping of a ZbReceived entry by its Name, its short address
 // or its key.
-func (t *Tasmota) zigbeeBinding(dev, key string, fields map[string]json.RawMessage) *binding {
+func (t *Decoder) zigbeeBinding(dev, key string, fields map[string]json.RawMessage) *conv.Binding {
 	for _, f := range []string{"Name", "Device"} {
-		if v, err := jsonScalar(fields[f]); err == nil && v.typ == 's' {
-			if n := strings.TrimSpace(v.s); n != "" {
+		if v, err := conv.JSONScalar(fields[f]); err == nil && v.Type == 's' {
+			if n := strings.TrimSpace(v.Str); n != "" {
 				if b := t.idx[dev+"/"+n]; b != nil {
 					return b
 				}
@@ -412,15 +414,15 @@ func (t *Tasmota) zigbeeBinding(dev, key string, fields map[string]json.RawMessa
 }
 
 func zigbeeLabel(key string, fields map[string]json.RawMessage) string {
-	if v, err := jsonScalar(fields["Name"]); err == nil && v.typ == 's' && strings.TrimSpace(v.s) != "" {
-		return strconv.Quote(truncate(strings.TrimSpace(v.s), 64)) + " (" + truncate(key, 32) + ")"
+	if v, err := conv.JSONScalar(fields["Name"]); err == nil && v.Type == 's' && strings.TrimSpace(v.Str) != "" {
+		return strconv.Quote(conv.Truncate(strings.TrimSpace(v.Str), 64)) + " (" + conv.Truncate(key, 32) + ")"
 	}
-	return strconv.Quote(truncate(key, 64))
+	return strconv.Quote(conv.Truncate(key, 64))
 }
 
 // reading converts one Tasmota JSON value; per-channel arrays of power or energy are
 // summed.
-func (t *Tasmota) reading(b *binding, prop string, sig device.Signal, raw json.RawMessage, unit string) (device.Reading, error) {
+func (t *Decoder) reading(b *conv.Binding, prop string, sig device.Signal, raw json.RawMessage, unit string) (device.Reading, error) {
 	if v := bytes.TrimSpace(raw); len(v) > 0 && v[0] == '[' && (sig == device.SignalPower || sig == device.SignalEnergy) {
 		var chans []json.RawMessage
 		if err := json.Unmarshal(v, &chans); err != nil || len(chans) == 0 || len(chans) > 32 {
@@ -428,31 +430,31 @@ func (t *Tasmota) reading(b *binding, prop string, sig device.Signal, raw json.R
 		}
 		sum := 0.0
 		for _, c := range chans {
-			s, err := jsonScalar(c)
+			s, err := conv.JSONScalar(c)
 			if err != nil {
 				return device.Reading{}, err
 			}
-			if s.typ != 'n' {
+			if s.Type != 'n' {
 				return device.Reading{}, fmt.Errorf("%s: channel value %s is not a number", prop, s)
 			}
-			sum += s.num
+			sum += s.Num
 		}
-		return b.reading(sig, scalar{typ: 'n', num: sum}, unit, false)
+		return b.Reading(sig, conv.Scalar{Type: 'n', Num: sum}, unit, false)
 	}
-	v, err := jsonScalar(raw)
+	v, err := conv.JSONScalar(raw)
 	if err != nil {
 		return device.Reading{}, err
 	}
-	return b.reading(sig, v, unit, true) // "Temperature":"21.5" is 21.5
+	return b.Reading(sig, v, unit, true) // "Temperature":"21.5" is 21.5
 }
 
 // tasmotaTime returns a trustworthy device time: Epoch, or Time with a zone offset.
 func tasmotaTime(obj map[string]json.RawMessage) time.Time {
-	if v, err := jsonScalar(obj["Epoch"]); err == nil && v.typ == 'n' && v.num > 0 && v.num < 1e11 {
-		return time.Unix(int64(v.num), 0)
+	if v, err := conv.JSONScalar(obj["Epoch"]); err == nil && v.Type == 'n' && v.Num > 0 && v.Num < 1e11 {
+		return time.Unix(int64(v.Num), 0)
 	}
-	if v, err := jsonScalar(obj["Time"]); err == nil && v.typ == 's' {
-		if t, err := time.Parse(time.RFC3339, v.s); err == nil {
+	if v, err := conv.JSONScalar(obj["Time"]); err == nil && v.Type == 's' {
+		if t, err := time.Parse(time.RFC3339, v.Str); err == nil {
 			return t
 		}
 	}

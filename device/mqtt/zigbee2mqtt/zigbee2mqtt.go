@@ -1,4 +1,4 @@
-package mqtt
+package zigbee2mqtt
 
 import (
 	"bytes"
@@ -9,11 +9,13 @@ import (
 	"time"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/device/mqtt/internal/conv"
 )
 
-// Zigbee2MQTTOptions configures a Zigbee2MQTT decoder. The zero value is the
+// Options configures a Decoder. The zero value is the
 // Zigbee2MQTT default.
-type Zigbee2MQTTOptions struct {
+type Options struct {
 	// BaseTopic is Zigbee2MQTT's mqtt.base_topic. Default "zigbee2mqtt".
 	BaseTopic string
 	// AttributeOutput decodes the per-attribute topics Zigbee2MQTT publishes with
@@ -24,23 +26,23 @@ type Zigbee2MQTTOptions struct {
 	AttributeOutput bool
 	// OnAvailability, when set, is called from Decode for every
 	// <base>/<name>/availability message of a mapped device. It must not block.
-	OnAvailability func(Availability)
+	OnAvailability func(mqtt.Availability)
 }
 
-// Zigbee2MQTT decodes what Zigbee2MQTT publishes for the devices mapped with source
+// Decoder decodes what Zigbee2MQTT publishes for the devices mapped with source
 // "zigbee2mqtt", whose Name is the friendly_name (which may contain '/').
 //
 // Topics under the base topic:
 //
 //   - <base>/<name>: the JSON state object. Properties (payload keys) become readings
-//     through the mapping's Signals or DefaultSignals of its kind. contact=true means
+//     through the mapping's Signals or mqtt.DefaultSignals of its kind. contact=true means
 //     the magnet is present (closed): contact is turned into door value 1 when open,
 //     0 when closed. state "ON"/"OFF" and occupancy true/false become 1/0.
 //     temperature °C, humidity %, power W, energy kWh and battery % keep their values.
 //     A number written as a string ("temperature":"21.5", as some Tuya devices send
 //     it) is read as the number. linkquality and properties no signal names are
 //     ignored; null values are skipped. A property that cannot be read (a word where
-//     a number is expected) is reported in a *FieldErrors returned with the
+//     a number is expected) is reported in a *mqtt.FieldErrors returned with the
 //     readings of the others.
 //     last_seen, when it carries a zone (ISO_8601) or is epoch milliseconds, becomes
 //     DeviceTime (Zigbee2MQTT stamps it when it heard the device); ISO_8601_local
@@ -51,56 +53,46 @@ type Zigbee2MQTTOptions struct {
 //     topics and commands to devices: nil readings and nil error.
 //   - an empty payload (a retained message being cleared): nil, nil.
 //
-// A name with no mapping is ErrUnknownDevice; a topic outside the base is ErrNotMine.
-// Zigbee2MQTT is immutable after NewZigbee2MQTT and safe for concurrent use.
-type Zigbee2MQTT struct {
+// A name with no mapping is mqtt.ErrUnknownDevice; a topic outside the base is mqtt.ErrNotMine.
+// Decoder is immutable after New and safe for concurrent use.
+type Decoder struct {
 	base    string
 	attr    bool
-	onAvail func(Availability)
-	idx     map[string]*binding
+	onAvail func(mqtt.Availability)
+	idx     map[string]*conv.Binding
 }
 
-// NewZigbee2MQTT returns a decoder for the mappings of source "zigbee2mqtt" in ms
+// New returns a decoder for the mappings of source "zigbee2mqtt" in ms
 // (others are ignored). nil opts means defaults.
-func NewZigbee2MQTT(ms Mappings, opts *Zigbee2MQTTOptions) (*Zigbee2MQTT, error) {
-	var o Zigbee2MQTTOptions
+func New(ms mqtt.Mappings, opts *Options) (*Decoder, error) {
+	var o Options
 	if opts != nil {
 		o = *opts
 	}
 	if o.BaseTopic == "" {
 		o.BaseTopic = "zigbee2mqtt"
 	}
-	if err := checkBase(o.BaseTopic); err != nil {
+	if err := conv.CheckBase(o.BaseTopic); err != nil {
 		return nil, fmt.Errorf("mqtt zigbee2mqtt: base topic: %v", err)
 	}
-	idx, err := indexMappings(ms, SourceZigbee2MQTT)
+	idx, err := conv.Index(ms, mqtt.SourceZigbee2MQTT)
 	if err != nil {
 		return nil, err
 	}
-	return &Zigbee2MQTT{base: o.BaseTopic, attr: o.AttributeOutput, onAvail: o.OnAvailability, idx: idx}, nil
+	return &Decoder{base: o.BaseTopic, attr: o.AttributeOutput, onAvail: o.OnAvailability, idx: idx}, nil
 }
 
-func checkBase(base string) error {
-	if err := checkTopic(base); err != nil {
-		return err
-	}
-	if base == "" || strings.HasPrefix(base, "/") || strings.HasSuffix(base, "/") || strings.Contains(base, "//") {
-		return fmt.Errorf("%q: want levels without leading, trailing or double /", base)
-	}
-	return nil
-}
-
-// Decode implements Decoder.
-func (z *Zigbee2MQTT) Decode(topic string, payload []byte, now time.Time) ([]device.Reading, error) {
+// Decode implements mqtt.Decoder.
+func (z *Decoder) Decode(topic string, payload []byte, now time.Time) ([]device.Reading, error) {
 	rest, ok := strings.CutPrefix(topic, z.base+"/")
 	if !ok {
-		return nil, ErrNotMine
+		return nil, mqtt.ErrNotMine
 	}
-	if err := checkTopic(topic); err != nil {
-		return nil, fmt.Errorf("%w: zigbee2mqtt: %v", ErrMalformed, err)
+	if err := conv.CheckTopic(topic); err != nil {
+		return nil, fmt.Errorf("%w: zigbee2mqtt: %v", mqtt.ErrMalformed, err)
 	}
 	if rest == "" {
-		return nil, fmt.Errorf("%w: zigbee2mqtt topic %q: no device name", ErrMalformed, topic)
+		return nil, fmt.Errorf("%w: zigbee2mqtt topic %q: no device name", mqtt.ErrMalformed, topic)
 	}
 	if rest == "bridge" || strings.HasPrefix(rest, "bridge/") {
 		return nil, nil
@@ -111,8 +103,8 @@ func (z *Zigbee2MQTT) Decode(topic string, payload []byte, now time.Time) ([]dev
 			return nil, nil
 		}
 	}
-	if err := checkPayload(payload); err != nil {
-		return nil, fmt.Errorf("%w: zigbee2mqtt topic %q: %v", ErrMalformed, topic, err)
+	if err := conv.CheckPayload(payload); err != nil {
+		return nil, fmt.Errorf("%w: zigbee2mqtt topic %q: %v", mqtt.ErrMalformed, topic, err)
 	}
 	if name, ok := strings.CutSuffix(rest, "/availability"); ok {
 		return nil, z.availability(topic, name, payload, now)
@@ -128,13 +120,13 @@ func (z *Zigbee2MQTT) Decode(topic string, payload []byte, now time.Time) ([]dev
 			return z.attribute(topic, b, rest[i+1:], payload)
 		}
 	}
-	return nil, fmt.Errorf("%w: zigbee2mqtt friendly_name %q (topic %q)", ErrUnknownDevice, truncate(rest, 128), truncate(topic, 128))
+	return nil, fmt.Errorf("%w: zigbee2mqtt friendly_name %q (topic %q)", mqtt.ErrUnknownDevice, conv.Truncate(rest, 128), conv.Truncate(topic, 128))
 }
 
-func (z *Zigbee2MQTT) availability(topic, name string, payload []byte, now time.Time) error {
+func (z *Decoder) availability(topic, name string, payload []byte, now time.Time) error {
 	b := z.idx[name]
 	if b == nil {
-		return fmt.Errorf("%w: zigbee2mqtt friendly_name %q (topic %q)", ErrUnknownDevice, truncate(name, 128), truncate(topic, 128))
+		return fmt.Errorf("%w: zigbee2mqtt friendly_name %q (topic %q)", mqtt.ErrUnknownDevice, conv.Truncate(name, 128), conv.Truncate(topic, 128))
 	}
 	p := bytes.TrimSpace(payload)
 	state := string(p)
@@ -143,7 +135,7 @@ func (z *Zigbee2MQTT) availability(topic, name string, payload []byte, now time.
 			State *string `json:"state"`
 		}
 		if err := json.Unmarshal(p, &v); err != nil || v.State == nil {
-			return fmt.Errorf("%w: zigbee2mqtt topic %q: availability %q: want online/offline or {\"state\":\"online\"}", ErrMalformed, topic, truncate(state, 64))
+			return fmt.Errorf("%w: zigbee2mqtt topic %q: availability %q: want online/offline or {\"state\":\"online\"}", mqtt.ErrMalformed, topic, conv.Truncate(state, 64))
 		}
 		state = *v.State
 	}
@@ -153,19 +145,19 @@ func (z *Zigbee2MQTT) availability(topic, name string, payload []byte, now time.
 		online = true
 	case "offline":
 	default:
-		return fmt.Errorf("%w: zigbee2mqtt topic %q: availability %q is not online or offline", ErrMalformed, topic, truncate(state, 64))
+		return fmt.Errorf("%w: zigbee2mqtt topic %q: availability %q is not online or offline", mqtt.ErrMalformed, topic, conv.Truncate(state, 64))
 	}
-	callAvailability(z.onAvail, Availability{Source: SourceZigbee2MQTT, Name: name, Device: b.Device, Online: online, State: state, At: now})
+	conv.Report(z.onAvail, mqtt.Availability{Source: mqtt.SourceZigbee2MQTT, Name: name, Device: b.Device, Online: online, State: state, At: now})
 	return nil
 }
 
-func (z *Zigbee2MQTT) state(topic string, b *binding, payload []byte) ([]device.Reading, error) {
+func (z *Decoder) state(topic string, b *conv.Binding, payload []byte) ([]device.Reading, error) {
 	if len(bytes.TrimSpace(payload)) == 0 {
 		return nil, nil
 	}
-	obj, err := decodeObject(payload)
+	obj, err := conv.DecodeObject(payload)
 	if err != nil {
-		return nil, fmt.Errorf("%w: zigbee2mqtt topic %q: %v", ErrMalformed, truncate(topic, 128), err)
+		return nil, fmt.Errorf("%w: zigbee2mqtt topic %q: %v", mqtt.ErrMalformed, conv.Truncate(topic, 128), err)
 	}
 	var devTime time.Time
 	if raw, ok := obj["last_seen"]; ok {
@@ -173,74 +165,74 @@ func (z *Zigbee2MQTT) state(topic string, b *binding, payload []byte) ([]device.
 	}
 	var (
 		out []device.Reading
-		bad = FieldErrors{Topic: topic}
+		bad = mqtt.FieldErrors{Topic: topic}
 	)
-	for _, prop := range b.props {
+	for _, prop := range b.Props {
 		raw, ok := obj[prop]
 		if !ok {
 			continue
 		}
-		v, err := jsonScalar(raw)
+		v, err := conv.JSONScalar(raw)
 		if err == nil {
 			var r device.Reading
-			r, err = z2mReading(b, prop, b.signals[prop], v)
+			r, err = z2mReading(b, prop, b.Table[prop], v)
 			if err == nil {
 				r.DeviceTime = devTime
 				out = append(out, r)
 				continue
 			}
 		}
-		if errors.Is(err, errSkip) {
+		if errors.Is(err, conv.ErrSkip) {
 			continue
 		}
-		bad.add(prop, err) // the other properties are still read
+		bad.Add(prop, err) // the other properties are still read
 	}
-	return bad.result(out)
+	return bad.Result(out)
 }
 
-func (z *Zigbee2MQTT) attribute(topic string, b *binding, prop string, payload []byte) ([]device.Reading, error) {
+func (z *Decoder) attribute(topic string, b *conv.Binding, prop string, payload []byte) ([]device.Reading, error) {
 	prop = strings.ToLower(prop)
-	sig, ok := b.signal(prop)
+	sig, ok := b.Signal(prop)
 	if !ok || len(bytes.TrimSpace(payload)) == 0 {
 		return nil, nil
 	}
-	r, err := z2mReading(b, prop, sig, textScalar(payload))
-	if errors.Is(err, errSkip) {
+	r, err := z2mReading(b, prop, sig, conv.TextScalar(payload))
+	if errors.Is(err, conv.ErrSkip) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: zigbee2mqtt topic %q: %v", ErrMalformed, truncate(topic, 128), err)
+		return nil, fmt.Errorf("%w: zigbee2mqtt topic %q: %v", mqtt.ErrMalformed, conv.Truncate(topic, 128), err)
 	}
 	return []device.Reading{r}, nil
 }
 
 // z2mReading applies Zigbee2MQTT's conventions to one property value.
-func z2mReading(b *binding, prop string, sig device.Signal, v scalar) (device.Reading, error) {
-	if prop == "contact" && v.typ != 'z' {
-		if v.typ != 'b' {
+func z2mReading(b *conv.Binding, prop string, sig device.Signal, v conv.Scalar) (device.Reading, error) {
+	if prop == "contact" && v.Type != 'z' {
+		if v.Type != 'b' {
 			return device.Reading{}, fmt.Errorf("contact %s: want true (closed) or false (open)", v)
 		}
-		v.b = !v.b // contact=true: magnet present, door closed
+		v.Bool = !v.Bool // contact=true: magnet present, door closed
 	}
 	// Some devices (Tuya, a few ESPHome builds) send numbers as strings: "21.5".
-	return b.reading(sig, v, "", true)
+	return b.Reading(sig, v, "", true)
 }
 
 // z2mLastSeen reads last_seen in the ISO_8601 (with zone) or epoch (ms) formats.
 func z2mLastSeen(raw json.RawMessage) time.Time {
-	v, err := jsonScalar(raw)
+	v, err := conv.JSONScalar(raw)
 	if err != nil {
 		return time.Time{}
 	}
-	switch v.typ {
+	switch v.Type {
 	case 's':
-		t, err := time.Parse(time.RFC3339Nano, v.s)
+		t, err := time.Parse(time.RFC3339Nano, v.Str)
 		if err == nil {
 			return t
 		}
 	case 'n':
-		if v.num > 0 && v.num < 1e15 {
-			return time.UnixMilli(int64(v.num))
+		if v.Num > 0 && v.Num < 1e15 {
+			return time.UnixMilli(int64(v.Num))
 		}
 	}
 	return time.Time{}
