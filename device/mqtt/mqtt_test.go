@@ -1,8 +1,11 @@
 package mqtt
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -82,5 +85,43 @@ func TestReason(t *testing.T) {
 		if got := Reason(err); got != want {
 			t.Errorf("Reason(%v) = %q, want %q", err, got, want)
 		}
+	}
+}
+
+// Every adapter folder keeps a sample.yaml that a test reads (adaptertest.CheckSample),
+// and passes the conformance suite (adaptertest.Run); the external source keeps a
+// sample too. A new adapter without them fails here.
+func TestEveryAdapterConforms(t *testing.T) {
+	dirs, err := os.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, d := range dirs {
+		if !d.IsDir() || d.Name() == "internal" || d.Name() == "adaptertest" || d.Name() == "testdata" {
+			continue
+		}
+		n++
+		if _, err := os.Stat(filepath.Join(d.Name(), "sample.yaml")); err != nil {
+			t.Errorf("%s: no sample.yaml: %v", d.Name(), err)
+		}
+		tests, _ := filepath.Glob(filepath.Join(d.Name(), "*_test.go"))
+		var all []byte
+		for _, f := range tests {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, b...)
+		}
+		if !bytes.Contains(all, []byte("adaptertest.CheckSample(")) {
+			t.Errorf("%s: no test reads sample.yaml (adaptertest.CheckSample)", d.Name())
+		}
+		if d.Name() != "external" && !bytes.Contains(all, []byte("adaptertest.Run(")) {
+			t.Errorf("%s: the adapter does not run the conformance suite (adaptertest.Run)", d.Name())
+		}
+	}
+	if n < 6 {
+		t.Errorf("found %d adapter folders, want at least 6", n)
 	}
 }

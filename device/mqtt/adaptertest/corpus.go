@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -160,4 +161,29 @@ func CheckErr(t testing.TB, what string, err, class error, parts ...string) {
 			t.Errorf("%s: error %q does not mention %q", what, err, p)
 		}
 	}
+}
+
+// Shared returns the path of a capture in ../shared/data/mqtt-formats (beside the
+// repository), failing the test when it is not there.
+func Shared(t testing.TB, name string) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			t.Fatal("adaptertest: no go.mod above the test's directory")
+		}
+		dir = up
+	}
+	p := filepath.Join(dir, "..", "shared", "data", "mqtt-formats", name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("the MQTT captures must be at %s (../shared/data/mqtt-formats): %v", p, err)
+	}
+	return p
 }
