@@ -135,25 +135,7 @@ func (r *rig) pubAs(dev string, args ...string) (string, error) {
 }
 
 // count returns the value of a counter with one label value.
-func (r *rig) count(name, label string) float64 {
-	mfs, err := r.reg.Gather()
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetValue() == label {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
-}
+func (r *rig) count(name, label string) float64 { return gathered(r.t, r.reg, name, label) }
 
 func (r *rig) readings() []device.Reading {
 	var out []device.Reading
