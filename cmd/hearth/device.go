@@ -6,8 +6,8 @@ package main
 // Both are kept in the store's credentials bucket (hashes only, never a password):
 //
 //	device/<id>              JSON broker.Credential {device, kind, hash}
-//	accepted/<name>          JSON devmqtt.Proposal, the accepted mapping of one HA entity
-//	proposal/<config topic>  JSON devmqtt.Proposal, one learned from discovery (accepted or not),
+//	accepted/<name>          JSON hadiscovery.Proposal, the accepted mapping of one HA entity
+//	proposal/<config topic>  JSON hadiscovery.Proposal, one learned from discovery (accepted or not),
 //	                         so that it is proposed again after a restart even when its
 //	                         config is not retained
 //
@@ -42,7 +42,8 @@ import (
 	"time"
 
 	"github.com/hearth-iot/hearth/device"
-	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/device/mqtt/hadiscovery"
+	"github.com/hearth-iot/hearth/device/mqtt/native"
 	"github.com/hearth-iot/hearth/edge/broker"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/internal/admin"
@@ -62,7 +63,7 @@ var (
 )
 
 // loadRegistry reads every credential and accepted proposal.
-func loadRegistry(st *store.Store) (creds []broker.Credential, accepted []devmqtt.Proposal, err error) {
+func loadRegistry(st *store.Store) (creds []broker.Credential, accepted []hadiscovery.Proposal, err error) {
 	err = st.View(func(tx *store.Tx) error {
 		if err := tx.ForEach(store.Credentials, []byte(credPrefix), func(k, v []byte) error {
 			var cr broker.Credential
@@ -75,7 +76,7 @@ func loadRegistry(st *store.Store) (creds []broker.Credential, accepted []devmqt
 			return err
 		}
 		return tx.ForEach(store.Credentials, []byte(acceptedPrefix), func(k, v []byte) error {
-			var p devmqtt.Proposal
+			var p hadiscovery.Proposal
 			if err := json.Unmarshal(v, &p); err != nil {
 				return fmt.Errorf("%s: %w", k, err)
 			}
@@ -87,11 +88,11 @@ func loadRegistry(st *store.Store) (creds []broker.Credential, accepted []devmqt
 }
 
 // loadProposals reads the discovery proposals learned before.
-func loadProposals(st *store.Store) ([]devmqtt.Proposal, error) {
-	var out []devmqtt.Proposal
+func loadProposals(st *store.Store) ([]hadiscovery.Proposal, error) {
+	var out []hadiscovery.Proposal
 	err := st.View(func(tx *store.Tx) error {
 		return tx.ForEach(store.Credentials, []byte(proposalPrefix), func(k, v []byte) error {
-			var p devmqtt.Proposal
+			var p hadiscovery.Proposal
 			if err := json.Unmarshal(v, &p); err != nil {
 				return fmt.Errorf("%s: %w", k, err)
 			}
@@ -103,7 +104,7 @@ func loadProposals(st *store.Store) ([]devmqtt.Proposal, error) {
 }
 
 // saveProposal persists a proposal discovery learned or changed (nil: removed).
-func saveProposal(st *store.Store, configTopic string, p *devmqtt.Proposal) error {
+func saveProposal(st *store.Store, configTopic string, p *hadiscovery.Proposal) error {
 	key := []byte(proposalPrefix + configTopic)
 	return st.Update(func(tx *store.Tx) error {
 		if p == nil {
@@ -119,8 +120,8 @@ func saveProposal(st *store.Store, configTopic string, p *devmqtt.Proposal) erro
 
 // removeAccepted deletes an accepted proposal from the store; errNotFound when it
 // is not there.
-func removeAccepted(st *store.Store, name string) (devmqtt.Proposal, error) {
-	var p devmqtt.Proposal
+func removeAccepted(st *store.Store, name string) (hadiscovery.Proposal, error) {
+	var p hadiscovery.Proposal
 	err := st.Update(func(tx *store.Tx) error {
 		v := tx.Get(store.Credentials, []byte(acceptedPrefix+name))
 		if v == nil {
@@ -182,7 +183,7 @@ type RegisteredDevice struct {
 	Session bool        `json:"ephemeral,omitempty"` // a simulated device: not persisted
 }
 
-func registryList(creds []broker.Credential, persisted map[string]bool, accepted []devmqtt.Proposal) []RegisteredDevice {
+func registryList(creds []broker.Credential, persisted map[string]bool, accepted []hadiscovery.Proposal) []RegisteredDevice {
 	out := make([]RegisteredDevice, 0, len(creds)+len(accepted))
 	for _, cr := range creds {
 		out = append(out, RegisteredDevice{Device: cr.Device, Kind: cr.Kind, Via: "credentials", Session: !persisted[cr.Device]})
@@ -220,7 +221,7 @@ type acceptRequest struct {
 
 // proposalView is one entry of GET /v1/proposals.
 type proposalView struct {
-	devmqtt.Proposal
+	hadiscovery.Proposal
 	Accepted bool `json:"accepted"`
 }
 
@@ -284,7 +285,7 @@ func (a *agent) registryRoutes() map[string]http.Handler {
 			a.creds.Set(cr) // the running broker accepts it from now on
 			a.log.Info("device added", "component", "registry", "device", cr.Device, "kind", cr.Kind)
 			replyJSON(w, http.StatusCreated, addReply{Device: cr.Device, Kind: cr.Kind, Username: cr.Device, Password: pw,
-				Topic: devmqtt.NativeTopic(cr.Device)})
+				Topic: native.Topic(cr.Device)})
 		}),
 		"DELETE /v1/registry/{device}": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			dev := r.PathValue("device")
@@ -351,9 +352,9 @@ func (a *agent) registryRoutes() map[string]http.Handler {
 	}
 }
 
-// accept persists a proposal (with the request's corrections) and makes HAState read it.
-func (a *agent) accept(req acceptRequest) (devmqtt.Proposal, error) {
-	var p devmqtt.Proposal
+// accept persists a proposal (with the request's corrections) and makes the hadiscovery.State read it.
+func (a *agent) accept(req acceptRequest) (hadiscovery.Proposal, error) {
+	var p hadiscovery.Proposal
 	found := false
 	for _, x := range a.mq.disc.Proposals() {
 		if x.Mapping.Name == req.Name || x.ConfigTopic == req.Name {
@@ -384,8 +385,8 @@ func (a *agent) accept(req acceptRequest) (devmqtt.Proposal, error) {
 	if err := p.Mapping.Validate(); err != nil {
 		return p, fmt.Errorf("proposal %q: %w", req.Name, err)
 	}
-	list := []devmqtt.Proposal{p}
-	prev := make([]devmqtt.Proposal, 0, len(a.mq.accepted)) // what HAState reads now, for a rollback
+	list := []hadiscovery.Proposal{p}
+	prev := make([]hadiscovery.Proposal, 0, len(a.mq.accepted)) // what the hadiscovery.State reads now, for a rollback
 	for name, x := range a.mq.accepted {
 		prev = append(prev, x)
 		if name != p.Mapping.Name {
@@ -395,7 +396,7 @@ func (a *agent) accept(req acceptRequest) (devmqtt.Proposal, error) {
 	if err := a.mq.ha.Replace(list); err != nil { // checks it before anything is persisted
 		return p, err
 	}
-	// On a failure, HAState goes back to exactly what it read before: with an earlier
+	// On a failure, the hadiscovery.State goes back to exactly what it read before: with an earlier
 	// acceptance of the same entity still in it (dropping it, as list[1:] did, lost
 	// that entity's readings until a restart).
 	if a.mq.onAccept != nil { // subscribes to its state topic on the external broker (mqtt.go)
@@ -439,12 +440,12 @@ func (a *agent) kindOf(dev, except string) (device.Kind, string, bool) {
 	return "", "", false
 }
 
-// unaccept forgets an accepted proposal: HAState stops reading it, its state topic
+// unaccept forgets an accepted proposal: the hadiscovery.State stops reading it, its state topic
 // is unsubscribed from when nothing else reads it, and it is deleted from the store.
 // The proposal itself stays listed by `hearth device proposals`.
-func (a *agent) unaccept(name string) (devmqtt.Proposal, error) {
+func (a *agent) unaccept(name string) (hadiscovery.Proposal, error) {
 	if a.mq == nil {
-		return devmqtt.Proposal{}, fmt.Errorf("accepted entity %q: %w", name, errNotFound)
+		return hadiscovery.Proposal{}, fmt.Errorf("accepted entity %q: %w", name, errNotFound)
 	}
 	a.mq.mu.Lock()
 	defer a.mq.mu.Unlock()
@@ -452,7 +453,7 @@ func (a *agent) unaccept(name string) (devmqtt.Proposal, error) {
 	if !ok {
 		return p, fmt.Errorf("accepted entity %q: %w (see `hearth device list`)", name, errNotFound)
 	}
-	list := make([]devmqtt.Proposal, 0, len(a.mq.accepted))
+	list := make([]hadiscovery.Proposal, 0, len(a.mq.accepted))
 	for n, x := range a.mq.accepted {
 		if n != name {
 			list = append(list, x)
@@ -614,7 +615,7 @@ func cmdDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err := need(1, "one proposal NAME"); err != nil {
 			return err
 		}
-		var p devmqtt.Proposal
+		var p hadiscovery.Proposal
 		if _, err := c.api(http.MethodPost, "/v1/proposals/accept", acceptRequest{Name: pos[0], Device: *devID, Kind: device.Kind(*kind)}, &p); err != nil {
 			return err
 		}
@@ -769,7 +770,7 @@ func (c *registryClient) add(dev string, kind device.Kind) (addReply, string, er
 	if err != nil {
 		return rep, "", err
 	}
-	return addReply{Device: cr.Device, Kind: cr.Kind, Username: cr.Device, Password: pw, Topic: devmqtt.NativeTopic(cr.Device)},
+	return addReply{Device: cr.Device, Kind: cr.Kind, Username: cr.Device, Password: pw, Topic: native.Topic(cr.Device)},
 		"in " + st.Path() + "; the agent loads it when it starts", nil
 }
 
@@ -825,8 +826,8 @@ func (c *registryClient) list() ([]RegisteredDevice, error) {
 	return registryList(creds, persisted, accepted), nil
 }
 
-func (c *registryClient) unaccept(name string) (devmqtt.Proposal, string, error) {
-	var p devmqtt.Proposal
+func (c *registryClient) unaccept(name string) (hadiscovery.Proposal, string, error) {
+	var p hadiscovery.Proposal
 	_, err := c.api(http.MethodDelete, "/v1/proposals/accepted/"+url.PathEscape(name), nil, &p)
 	if err == nil {
 		return p, "through the running agent", nil

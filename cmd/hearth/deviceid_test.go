@@ -9,6 +9,7 @@ import (
 
 	"github.com/hearth-iot/hearth/device"
 	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/device/mqtt/hadiscovery"
 	"github.com/hearth-iot/hearth/edge/broker"
 	"github.com/hearth-iot/hearth/edge/store"
 )
@@ -28,7 +29,7 @@ func TestLegacyDeviceIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	accepted := devmqtt.Proposal{Mapping: devmqtt.Mapping{Source: devmqtt.SourceHomeAssistant, Name: "fridge_temp", Device: "..",
+	accepted := hadiscovery.Proposal{Mapping: devmqtt.Mapping{Source: devmqtt.SourceHomeAssistant, Name: "fridge_temp", Device: "..",
 		Kind: device.KindFridge}, Property: "temperature", Signal: device.SignalTemperature, Component: "sensor",
 		StateTopic: "esphome/fridge/temperature/state", UniqueID: "fridge_temp"}
 	if err := st.Update(func(tx *store.Tx) error {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hearth-iot/hearth/device"
 	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/device/mqtt/external"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/internal/config"
 	"github.com/hearth-iot/hearth/internal/mosquittotest"
@@ -45,7 +46,7 @@ func doorPayload(i int) string {
 func waitSubscribed(t testing.TB, a *agent) {
 	t.Helper()
 	waitFor(t, "the external broker's SUBACK", 20*time.Second, func() bool {
-		return a.mq.ext.Status().State == devmqtt.StateConnected
+		return a.mq.ext.Status().State == external.StateConnected
 	})
 }
 
@@ -277,7 +278,7 @@ mqtt:
 			h := startChild(t, cfgFile)
 			waitFor(t, "the first hearth subscribed", 20*time.Second, func() bool {
 				s := h.status(t)
-				return s.External != nil && s.External.State == devmqtt.StateConnected
+				return s.External != nil && s.External.State == external.StateConnected
 			})
 			const N = 1000
 			pc := publisher(t, mq, "z2m")

@@ -13,6 +13,8 @@ import (
 
 	"github.com/hearth-iot/hearth/device"
 	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/device/mqtt/external"
+	"github.com/hearth-iot/hearth/device/mqtt/hadiscovery"
 )
 
 // ESPHome thermometers as their firmware announces them (topic_prefix esphome/kitchen):
@@ -73,7 +75,7 @@ func temperatures(t *testing.T, a *agent) []float64 {
 func waitProposal(t *testing.T, a *agent, name string) {
 	t.Helper()
 	waitFor(t, "the discovery proposal "+name, 10*time.Second, func() bool {
-		return slices.ContainsFunc(a.mq.disc.Proposals(), func(p devmqtt.Proposal) bool { return p.Mapping.Name == name })
+		return slices.ContainsFunc(a.mq.disc.Proposals(), func(p hadiscovery.Proposal) bool { return p.Mapping.Name == name })
 	})
 }
 
@@ -197,9 +199,9 @@ func TestExternalAcceptBeyondExtraSubscriptions(t *testing.T) {
 	if want := []string{z2mContactName, espFridgeName}; !slices.Equal(names, want) {
 		t.Errorf("persisted acceptances %q, want %q", names, want)
 	}
-	// HAState does not read the refused entity.
+	// hadiscovery.State does not read the refused entity.
 	if _, err := a.mq.ha.Decode("esphome/kitchen/sensor/freezer_temp/state", []byte("-18"), time.Now()); err == nil {
-		t.Errorf("HAState reads the refused entity's state topic")
+		t.Errorf("hadiscovery.State reads the refused entity's state topic")
 	}
 	if _, err := a.accept(acceptRequest{Name: espFreezerName, Device: "kitchen-freezer"}); err == nil {
 		t.Errorf("the refused entity was accepted on a second try")
@@ -242,8 +244,8 @@ func TestExternalSubscribeRefusedByBroker(t *testing.T) {
 	}
 	a.creds.Set(cr)
 	reg := prometheus.NewRegistry()
-	src, err := devmqtt.NewExternal(devmqtt.ExternalOptions{URL: "tcp://" + a.brokerLn.Addr().String(), ClientID: "gateway",
-		Username: "gateway", Password: pw, Topics: []string{"hearth/v1/gateway/#"}, Decoder: devmqtt.Router{}, Registerer: reg})
+	src, err := external.New(external.Options{URL: "tcp://" + a.brokerLn.Addr().String(), ClientID: "gateway",
+		Username: "gateway", Password: pw, Topics: []string{"hearth/v1/gateway/#"}, Handler: devmqtt.Adapters{}, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +269,7 @@ func TestExternalSubscribeRefusedByBroker(t *testing.T) {
 }
 
 // Accepting an entity again (another device) and failing must leave the earlier
-// acceptance as it was: HAState still reads the entity's state as the first device's.
+// acceptance as it was: hadiscovery.State still reads the entity's state as the first device's.
 func TestFailedReacceptKeepsEarlierAcceptance(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts mosquitto")
@@ -284,7 +286,7 @@ func TestFailedReacceptKeepsEarlierAcceptance(t *testing.T) {
 	}
 	a.mq.mu.Lock()
 	subscribe := a.mq.onAccept
-	a.mq.onAccept = func(devmqtt.Proposal) error { return errors.New("injected: the broker refused the subscription") }
+	a.mq.onAccept = func(hadiscovery.Proposal) error { return errors.New("injected: the broker refused the subscription") }
 	a.mq.mu.Unlock()
 	if _, err := a.accept(acceptRequest{Name: espFridgeName, Device: "garage-fridge", Kind: device.KindFridge}); err == nil {
 		t.Fatal("the re-acceptance did not fail")
@@ -294,7 +296,7 @@ func TestFailedReacceptKeepsEarlierAcceptance(t *testing.T) {
 	a.mq.mu.Unlock()
 	rs, err := a.mq.ha.Decode(espFridgeState, []byte("4.5"), time.Now())
 	if err != nil || len(rs) != 1 || rs[0].Device != "kitchen-fridge" {
-		t.Fatalf("after the failed re-acceptance HAState reads %s as %+v (%v), want kitchen-fridge", espFridgeState, rs, err)
+		t.Fatalf("after the failed re-acceptance hadiscovery.State reads %s as %+v (%v), want kitchen-fridge", espFridgeState, rs, err)
 	}
 	_, accepted, err := loadRegistry(a.st)
 	if err != nil {

@@ -13,31 +13,37 @@ import (
 
 	"github.com/hearth-iot/hearth/device"
 	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/device/mqtt/external"
+	"github.com/hearth-iot/hearth/device/mqtt/hadiscovery"
+	"github.com/hearth-iot/hearth/device/mqtt/homie"
+	"github.com/hearth-iot/hearth/device/mqtt/native"
+	"github.com/hearth-iot/hearth/device/mqtt/tasmota"
+	"github.com/hearth-iot/hearth/device/mqtt/zigbee2mqtt"
 	"github.com/hearth-iot/hearth/edge/broker"
-	"github.com/hearth-iot/hearth/edge/store"
+	"github.com/hearth-iot/hearth/edge/ingest"
 	"github.com/hearth-iot/hearth/internal/config"
 )
 
 // mqttWiring is what the agent builds for MQTT devices: the adapters, Home Assistant
-// discovery, and the accepted proposals it reads through HAState.
+// discovery, and the accepted proposals it reads through hadiscovery.State.
 type mqttWiring struct {
-	embedded devmqtt.Router // for the embedded broker: no discovery (device credentials may not teach it)
-	external devmqtt.Router // for the external broker: everything
-	disc     *devmqtt.Discovery
-	ha       *devmqtt.HAState
-	ext      *devmqtt.External // the external-broker source, when one is configured
+	embedded devmqtt.Adapters // for the embedded broker: no discovery (device credentials may not teach it)
+	external devmqtt.Adapters // for the external broker: everything
+	disc     *hadiscovery.Learner
+	ha       *hadiscovery.State
+	ext      *external.Source // the external-broker source, when one is configured
 
 	mu       sync.Mutex
-	accepted map[string]devmqtt.Proposal // by Mapping.Name, persisted (device.go)
+	accepted map[string]hadiscovery.Proposal // by Mapping.Name, persisted (device.go)
 
 	// onAccept, when set (an external broker is configured), is called by accept
-	// (device.go) with mu held, after HAState took the proposal and before it is
+	// (device.go) with mu held, after the State took the proposal and before it is
 	// persisted; an error refuses the acceptance.
-	onAccept func(devmqtt.Proposal) error
+	onAccept func(hadiscovery.Proposal) error
 	// onUnaccept, when set, is called by unaccept with mu held, after the proposal
 	// left accepted: it unsubscribes from its state topic when no other accepted
 	// entity reads it.
-	onUnaccept func(devmqtt.Proposal)
+	onUnaccept func(hadiscovery.Proposal)
 }
 
 // listenBroker binds broker.listen and broker.tls_listen (the TLS handshake happens
@@ -91,7 +97,7 @@ func (a *agent) buildBroker() error {
 	}
 	b := a.cfg.Broker
 	var err error
-	a.br, err = broker.New(broker.Options{Auth: a.creds, Sink: a.in, Decoder: a.mq.embedded,
+	a.br, err = broker.New(broker.Options{Auth: a.creds, Sink: a.in, Handler: a.mq.embedded,
 		MaxPacketBytes: b.MaxPacketBytes, MaxClients: b.MaxClients, MaxInflight: b.MaxInflight,
 		MaxPendingWrites: b.MaxPendingWrites, SessionExpiry: b.SessionExpiry.D(), ConnectTimeout: b.ConnectTimeout.D(), MaxConnecting: b.MaxConnecting,
 		PublishRate: b.PublishRate, PublishBurst: b.PublishBurst,
@@ -122,8 +128,8 @@ func (a *agent) wireMQTT() error {
 		a.creds.Set(cr)
 	}
 	m := a.cfg.MQTT
-	mq := &mqttWiring{accepted: map[string]devmqtt.Proposal{}}
-	list := make([]devmqtt.Proposal, 0, len(accepted))
+	mq := &mqttWiring{accepted: map[string]hadiscovery.Proposal{}}
+	list := make([]hadiscovery.Proposal, 0, len(accepted))
 	for _, p := range accepted {
 		if err := device.ValidID(p.Mapping.Device); err != nil {
 			a.log.Warn("accepted proposal maps to a device id that is not valid: not loaded; accept it again with --device ID",
@@ -133,60 +139,60 @@ func (a *agent) wireMQTT() error {
 		mq.accepted[p.Mapping.Name] = p
 		list = append(list, p)
 	}
-	if mq.ha, err = devmqtt.NewHAState(list, nil); err != nil {
+	if mq.ha, err = hadiscovery.NewState(list, nil); err != nil {
 		return fmt.Errorf("device registry: accepted proposals: %w", err)
 	}
 	ad, err := mqttAdapters(m)
 	if err != nil {
 		return err
 	}
-	native := devmqtt.Native{KindOf: a.creds.Kind}
-	nativePB := devmqtt.NativeProto{KindOf: a.creds.Kind}
 	// An accepted entity may read a topic a configured mapping reads too (a
 	// Zigbee2MQTT device's): Layered reads both, the configured mapping winning.
 	layered := devmqtt.Layered{Base: devmqtt.Router{ad.z2m, ad.tas, ad.homie}, Extra: mq.ha}
-	mq.embedded = devmqtt.Router{native, nativePB, layered}
-	mq.external = devmqtt.Router{native, nativePB, layered}
+	dec := devmqtt.Router{native.JSON{KindOf: a.creds.Kind}, native.Proto{KindOf: a.creds.Kind}, layered}
+	mq.embedded = devmqtt.Adapters{Learners: []devmqtt.Learner{ad.homieAttrs}, Decoder: dec}
+	mq.external = devmqtt.Adapters{Learners: []devmqtt.Learner{ad.homieAttrs}, Decoder: dec}
 	if ad.disc != nil {
-		// The agent's Discovery also starts from the proposals learned before and
+		// The agent's discovery Learner also starts from the proposals learned before and
 		// keeps what it learns (mqttAdapters' one only checks the options).
 		known, err := loadProposals(a.st)
 		if err != nil {
 			return fmt.Errorf("device registry: proposals: %w", err)
 		}
-		if mq.disc, err = devmqtt.NewDiscovery(&devmqtt.DiscoveryOptions{Prefix: m.Discovery.Prefix,
+		if mq.disc, err = hadiscovery.NewLearner(&hadiscovery.LearnerOptions{Prefix: m.Discovery.Prefix,
 			MaxProposals: m.Discovery.MaxProposals, Known: known, OnProposal: a.saveProposal}); err != nil {
 			return fmt.Errorf("mqtt.discovery: %w", err)
 		}
-		mq.external = append(mq.external, mq.disc)
+		mq.external.Learners = append(mq.external.Learners, mq.disc)
 	}
 	a.mq = mq
 	return nil
 }
 
-// adapters are the decoders of the mqtt section's adapters.
+// adapters are the decoders and learners of the mqtt section's adapters.
 type adapters struct {
-	z2m   *devmqtt.Zigbee2MQTT
-	tas   *devmqtt.Tasmota
-	homie *devmqtt.Homie
-	disc  *devmqtt.Discovery // nil when discovery is off
+	z2m        *zigbee2mqtt.Decoder
+	tas        *tasmota.Decoder
+	homie      *homie.Decoder
+	homieAttrs *homie.Learner
+	disc       *hadiscovery.Learner // nil when discovery is off
 }
 
 // mqttAdapters builds the adapters of the mqtt section (checkSystem tries it too).
 func mqttAdapters(m config.MQTT) (ad adapters, err error) {
-	if ad.z2m, err = devmqtt.NewZigbee2MQTT(m.Mappings, &devmqtt.Zigbee2MQTTOptions{BaseTopic: m.Zigbee2MQTT.BaseTopic,
+	if ad.z2m, err = zigbee2mqtt.New(m.Mappings, &zigbee2mqtt.Options{BaseTopic: m.Zigbee2MQTT.BaseTopic,
 		AttributeOutput: m.Zigbee2MQTT.AttributeOutput}); err != nil {
 		return ad, keyError{"mqtt.zigbee2mqtt", err}
 	}
-	if ad.tas, err = devmqtt.NewTasmota(m.Mappings, &devmqtt.TasmotaOptions{FullTopics: m.Tasmota.FullTopics}); err != nil {
+	if ad.tas, err = tasmota.New(m.Mappings, &tasmota.Options{FullTopics: m.Tasmota.FullTopics}); err != nil {
 		return ad, keyError{"mqtt.tasmota", err}
 	}
-	if ad.homie, err = devmqtt.NewHomie(m.Mappings, &devmqtt.HomieOptions{BaseTopic: m.Homie.BaseTopic, MaxDevices: m.Homie.MaxDevices,
+	if ad.homie, ad.homieAttrs, err = homie.New(m.Mappings, &homie.Options{BaseTopic: m.Homie.BaseTopic, MaxDevices: m.Homie.MaxDevices,
 		MaxNodes: m.Homie.MaxNodes, MaxProperties: m.Homie.MaxProperties}); err != nil {
 		return ad, keyError{"mqtt.homie", err}
 	}
 	if m.Discovery.Enabled {
-		if ad.disc, err = devmqtt.NewDiscovery(&devmqtt.DiscoveryOptions{Prefix: m.Discovery.Prefix,
+		if ad.disc, err = hadiscovery.NewLearner(&hadiscovery.LearnerOptions{Prefix: m.Discovery.Prefix,
 			MaxProposals: m.Discovery.MaxProposals}); err != nil {
 			return ad, keyError{"mqtt.discovery", err}
 		}
@@ -197,7 +203,7 @@ func mqttAdapters(m config.MQTT) (ad adapters, err error) {
 // saveProposal persists what discovery learned, so that a proposal whose config is
 // not retained is still proposed after a restart. One store commit per change (a
 // config received again unchanged writes nothing).
-func (a *agent) saveProposal(configTopic string, p *devmqtt.Proposal) {
+func (a *agent) saveProposal(configTopic string, p *hadiscovery.Proposal) {
 	if err := saveProposal(a.st, configTopic, p); err != nil {
 		a.log.Warn("discovery proposal not persisted: it is proposed again only when its config comes again",
 			"component", "registry", "config_topic", configTopic, "err", err)
@@ -225,9 +231,9 @@ func (a *agent) mqttSources() ([]device.Source, error) {
 	if e.RetainedLookback > 0 {
 		latest = a.latestValues
 	}
-	src, err := devmqtt.NewExternal(devmqtt.ExternalOptions{URL: e.URL, ClientID: e.ClientID, Username: e.Username, Password: pw,
-		TLS: tc, Topics: topics, MaxExtraSubscriptions: e.MaxExtraSubscriptions, Decoder: a.mq.external,
-		MaxInflight: e.MaxInflight, ReconnectMax: e.ReconnectMax.D(), Retryable: retryable, Latest: latest,
+	src, err := external.New(external.Options{URL: e.URL, ClientID: e.ClientID, Username: e.Username, Password: pw,
+		TLS: tc, Topics: topics, MaxExtraSubscriptions: e.MaxExtraSubscriptions, Handler: a.mq.external,
+		MaxInflight: e.MaxInflight, ReconnectMax: e.ReconnectMax.D(), Retryable: ingest.Retryable, Latest: latest,
 		MaxTopicLabels: e.MaxTopicLabels, Logger: a.log, Registerer: a.reg})
 	if err != nil {
 		return nil, fmt.Errorf("mqtt.external: %w", err)
@@ -241,8 +247,8 @@ func (a *agent) mqttSources() ([]device.Source, error) {
 			return nil, err
 		}
 	}
-	a.mq.onAccept = func(p devmqtt.Proposal) error { return subscribeEntity(src, p) }
-	a.mq.onUnaccept = func(p devmqtt.Proposal) {
+	a.mq.onAccept = func(p hadiscovery.Proposal) error { return subscribeEntity(src, p) }
+	a.mq.onUnaccept = func(p hadiscovery.Proposal) {
 		for _, x := range a.mq.accepted {
 			if x.StateTopic == p.StateTopic {
 				return // another accepted entity still reads it
@@ -252,14 +258,6 @@ func (a *agent) mqttSources() ([]device.Source, error) {
 	}
 	a.mq.ext = src
 	return []device.Source{src}, nil
-}
-
-// retryable tells the external source which refusals may pass: those of a store
-// that is full, stopped after a write failure, or closing. Anything else (ingest
-// refusing a reading it can never take, a batch too large) is final: the message is
-// acknowledged and counted, so that it cannot hold up the feed.
-func retryable(err error) bool {
-	return errors.Is(err, store.ErrQuota) || errors.Is(err, store.ErrIntakeStopped) || errors.Is(err, store.ErrClosed)
 }
 
 // maxLatestValues bounds the (device, signal, label) values latestValues returns.
@@ -289,10 +287,10 @@ func (a *agent) latestValues() ([]device.Reading, error) {
 // subscribeEntity subscribes the external source to an accepted Home Assistant
 // entity's state topic, unless a configured filter covers it (src skips those).
 //
-// Its availability topic is not subscribed to: HAState reads it only for an
+// Its availability topic is not subscribed to: the hadiscovery.State reads it only for an
 // OnAvailability callback, and the agent sets none, so those messages would only
 // be counted as ignored.
-func subscribeEntity(src *devmqtt.External, p devmqtt.Proposal) error {
+func subscribeEntity(src *external.Source, p hadiscovery.Proposal) error {
 	err := src.Subscribe(p.StateTopic)
 	switch {
 	case errors.Is(err, devmqtt.ErrLimit):
@@ -318,7 +316,7 @@ func (a *agent) defaultTopics() []string {
 			out = append(out, t)
 		}
 	}
-	add(devmqtt.NativePrefix + "+/readings")
+	add(native.Prefix + "+/readings")
 	add(m.Zigbee2MQTT.BaseTopic + "/#")
 	for _, ft := range m.Tasmota.FullTopics {
 		for _, prefix := range []string{"tele", "stat"} {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hearth-iot/hearth/device"
 	"github.com/hearth-iot/hearth/device/serial"
+	"github.com/hearth-iot/hearth/edge/ingest"
 )
 
 var (
@@ -25,7 +26,7 @@ func (a *agent) serialSources() ([]device.Source, error) {
 			Baud: p.Baud, DataBits: p.DataBits, Parity: parities[p.Parity], StopBits: stopBits[p.StopBits],
 			MaxFrame: p.MaxFrame, ReadTimeout: p.ReadTimeout.D(), ReconnectMin: p.ReconnectMin.D(),
 			ReconnectMax: p.ReconnectMax.D(), MaxPending: p.MaxPending, NacksPerSecond: p.NacksPerSecond,
-			TimeSync: timeSyncPeriod(p.TimeSync.D()), Committed: a.st.Committed, Logger: a.log, Registerer: a.reg,
+			TimeSync: timeSyncPeriod(p.TimeSync.D()), Committed: a.st.Committed, Retryable: ingest.Retryable, Logger: a.log, Registerer: a.reg,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("serial[%d]: %w", i, err)

@@ -15,7 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/device/mqtt/external"
 	"github.com/hearth-iot/hearth/device/periph"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/tagging"
@@ -39,7 +39,7 @@ type Status struct {
 	Outbox    int         `json:"outbox"`
 	// External is the external broker's connection and the topics with problems,
 	// when one is configured (mqtt.external.url).
-	External *devmqtt.ExternalStatus `json:"external,omitempty"`
+	External *external.Status `json:"external,omitempty"`
 	// Warnings are things a person should change (a source publishing at QoS 0).
 	Warnings []string `json:"warnings,omitempty"`
 
@@ -120,7 +120,7 @@ func printStages(out io.Writer, groups map[string][]supervise.Health) {
 // qos0Warnings name the mapped topics whose messages arrive at QoS 0: hearth's
 // session is persistent, but a broker keeps nothing published at QoS 0 while hearth
 // is away unless told to.
-func qos0Warnings(ts []devmqtt.TopicStatus) []string {
+func qos0Warnings(ts []external.TopicStatus) []string {
 	var out []string
 	for _, t := range ts {
 		if t.QoS0 == 0 {
@@ -255,7 +255,7 @@ func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
 
 // printExternal shows the external broker's connection, its last error and the
 // topics with problems.
-func printExternal(out io.Writer, e *devmqtt.ExternalStatus) {
+func printExternal(out io.Writer, e *external.Status) {
 	fmt.Fprintf(out, "external broker %s: %s since %s", e.URL, strings.ToUpper(e.State), e.Since.Local().Format(time.DateTime))
 	if e.FailedConnects > 0 {
 		fmt.Fprintf(out, " · %d failed connection attempts", e.FailedConnects)
@@ -268,7 +268,7 @@ func printExternal(out io.Writer, e *devmqtt.ExternalStatus) {
 	if e.LastError != "" {
 		fmt.Fprintf(out, "  last error (%s): %s\n", e.LastErrorAt.Local().Format(time.DateTime), e.LastError)
 	}
-	var problems []devmqtt.TopicStatus
+	var problems []external.TopicStatus
 	for _, t := range e.Topics {
 		if len(t.Problems) > 0 {
 			problems = append(problems, t)

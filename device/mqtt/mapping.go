@@ -1,12 +1,10 @@
 package mqtt
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"sort"
-	"strconv"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -24,23 +22,12 @@ const (
 
 var sources = []string{SourceZigbee2MQTT, SourceTasmota, SourceHomie, SourceHomeAssistant}
 
-// ErrLimit means a decoder refused to keep more state (devices, properties, proposals)
-// than its configured cap. The message that hit the cap is dropped; nothing held is
-// evicted.
-var ErrLimit = errors.New("limit reached")
-
 // Limits on names and topics the adapters accept.
 const (
 	// MaxMappingNameLen is the longest Mapping.Name.
 	MaxMappingNameLen = 256
 	// MaxPropertyLen is the longest key of Mapping.Signals.
 	MaxPropertyLen = 64
-	// maxTopicLen and maxTopicLevels bound the topics the adapters parse; deeper or
-	// longer topics are malformed.
-	maxTopicLen    = 1024
-	maxTopicLevels = 16
-	// maxPayload bounds the payloads the adapters parse.
-	maxPayload = 64 << 10
 )
 
 // Mapping binds a source-specific name to a hearth device.
@@ -80,7 +67,7 @@ func (m Mapping) Validate() error {
 		return fmt.Errorf("kind: %q is not a known kind (known: %s)", m.Kind, joinKinds())
 	}
 	lower := make(map[string]string, len(m.Signals))
-	for _, p := range sortedKeys(m.Signals) {
+	for _, p := range slices.Sorted(maps.Keys(m.Signals)) {
 		s := m.Signals[p]
 		if p == "" {
 			return errors.New("signals: empty property name")
@@ -217,7 +204,7 @@ type Availability struct {
 	Device string    // hearth device id
 	Online bool      // the device can send readings now
 	State  string    // the source's own word: "online", "Offline", "lost", "sleeping", ...
-	At     time.Time // the now passed to Decode
+	At     time.Time // the now passed to Decode or Learn
 }
 
 // DefaultSignals returns the property→signal table an adapter uses for a mapping of
@@ -261,329 +248,6 @@ var (
 	}
 )
 
-// binding is a mapping with its effective property table (lower-case keys).
-type binding struct {
-	Mapping
-	signals map[string]device.Signal
-	props   []string // sorted keys of signals
-}
-
-func newBinding(m Mapping) *binding {
-	b := &binding{Mapping: m}
-	if len(m.Signals) > 0 {
-		b.signals = make(map[string]device.Signal, len(m.Signals))
-		for p, s := range m.Signals {
-			b.signals[strings.ToLower(p)] = s
-		}
-	} else {
-		b.signals = DefaultSignals(m.Kind)
-	}
-	b.props = sortedKeys(b.signals)
-	return b
-}
-
-// signal resolves a lower-case property. A dotted property ("energy.power",
-// "engine.temperature") matches its full name first, then its last part.
-func (b *binding) signal(prop string) (device.Signal, bool) {
-	if s, ok := b.signals[prop]; ok {
-		return s, true
-	}
-	if i := strings.LastIndexByte(prop, '.'); i >= 0 {
-		s, ok := b.signals[prop[i+1:]]
-		return s, ok
-	}
-	return "", false
-}
-
-// indexMappings validates the mappings of one source and indexes them by name.
-func indexMappings(ms Mappings, source string) (map[string]*binding, error) {
-	var mine Mappings
-	for _, m := range ms {
-		if m.Source == source {
-			mine = append(mine, m)
-		}
-	}
-	if err := mine.Validate(); err != nil {
-		return nil, fmt.Errorf("mqtt %s: %w", source, err)
-	}
-	idx := make(map[string]*binding, len(mine))
-	for _, m := range mine {
-		idx[m.Name] = newBinding(m)
-	}
-	return idx, nil
-}
-
-// checkTopic rejects topics no adapter should parse: too long, too deep, with
-// wildcards or NUL, or not UTF-8.
-func checkTopic(topic string) error {
-	if len(topic) > maxTopicLen {
-		return fmt.Errorf("topic of %d bytes (max %d)", len(topic), maxTopicLen)
-	}
-	if i := strings.IndexAny(topic, "+#\x00"); i >= 0 {
-		return fmt.Errorf("topic %q has %q at %d (wildcards and NUL are not allowed in a published topic)", truncate(topic, 128), topic[i], i)
-	}
-	if !utf8.ValidString(topic) {
-		return fmt.Errorf("topic %q is not valid UTF-8", truncate(topic, 128))
-	}
-	if n := strings.Count(topic, "/") + 1; n > maxTopicLevels {
-		return fmt.Errorf("topic %q has %d levels (max %d)", truncate(topic, 128), n, maxTopicLevels)
-	}
-	return nil
-}
-
-func checkPayload(payload []byte) error {
-	if len(payload) > maxPayload {
-		return fmt.Errorf("payload of %d bytes (max %d)", len(payload), maxPayload)
-	}
-	return nil
-}
-
-// scalar is one value taken from a payload.
-type scalar struct {
-	typ byte // 'n' number, 'b' bool, 's' string, 'z' null, 'o' object or array
-	num float64
-	b   bool
-	s   string
-}
-
-func (v scalar) String() string {
-	switch v.typ {
-	case 'n':
-		return strconv.FormatFloat(v.num, 'g', -1, 64)
-	case 'b':
-		return strconv.FormatBool(v.b)
-	case 's':
-		return strconv.Quote(truncate(v.s, 32))
-	case 'z':
-		return "null"
-	}
-	return "an object or array"
-}
-
-// jsonScalar reads a value that json.Unmarshal already checked for syntax.
-func jsonScalar(raw json.RawMessage) (scalar, error) {
-	r := strings.TrimSpace(string(raw))
-	if r == "" {
-		return scalar{typ: 'z'}, nil
-	}
-	switch r[0] {
-	case 'n':
-		return scalar{typ: 'z'}, nil
-	case 't', 'f':
-		return scalar{typ: 'b', b: r == "true"}, nil
-	case '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return scalar{}, err
-		}
-		return scalar{typ: 's', s: s}, nil
-	case '{', '[':
-		return scalar{typ: 'o'}, nil
-	}
-	f, err := strconv.ParseFloat(r, 64)
-	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-		return scalar{}, fmt.Errorf("number %s is out of range", truncate(r, 32))
-	}
-	return scalar{typ: 'n', num: f}, nil
-}
-
-// textScalar reads a plain-text payload: true/false, a number, or a string.
-func textScalar(p []byte) scalar {
-	s := strings.TrimSpace(string(p))
-	switch s {
-	case "true":
-		return scalar{typ: 'b', b: true}
-	case "false":
-		return scalar{typ: 'b', b: false}
-	}
-	if f, err := strictFloat(s); err == nil {
-		return scalar{typ: 'n', num: f}
-	}
-	return scalar{typ: 's', s: s}
-}
-
-// strictFloat parses a decimal number as JSON and Homie write it: digits, sign,
-// '.', exponent. NaN, Inf, hex and out-of-range values are errors.
-func strictFloat(s string) (float64, error) {
-	if s == "" {
-		return 0, errors.New("empty number")
-	}
-	digit := false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= '0' && c <= '9':
-			digit = true
-		case c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E':
-		default:
-			return 0, fmt.Errorf("%q is not a number", truncate(s, 32))
-		}
-	}
-	if !digit {
-		return 0, fmt.Errorf("%q is not a number", truncate(s, 32))
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-		return 0, fmt.Errorf("%q is not a finite number in range", truncate(s, 32))
-	}
-	return f, nil
-}
-
-// onOff reads the words devices use for binary states.
-func onOff(s string) (float64, bool) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "on", "true", "open", "opened", "yes", "1", "active", "detected", "online":
-		return 1, true
-	case "off", "false", "closed", "close", "no", "0", "inactive", "clear", "offline":
-		return 0, true
-	}
-	return 0, false
-}
-
-// errSkip means the value is absent (null, "unknown"): no reading and no error.
-var errSkip = errors.New("no value")
-
-// toValue converts a scalar to the Value of signal sig. textNumbers allows numbers
-// written as strings (text protocols: Homie, Home Assistant states).
-func toValue(sig device.Signal, v scalar, textNumbers bool) (float64, error) {
-	if v.typ == 'z' {
-		return 0, errSkip
-	}
-	if sig.Binary() {
-		switch v.typ {
-		case 'b':
-			if v.b {
-				return 1, nil
-			}
-			return 0, nil
-		case 'n':
-			if v.num == 0 || v.num == 1 {
-				return v.num, nil
-			}
-			return 0, fmt.Errorf("%s for binary signal %s (want 0 or 1)", v, sig)
-		case 's':
-			if f, ok := onOff(v.s); ok {
-				return f, nil
-			}
-			return 0, fmt.Errorf("%s is not an on/off state for signal %s", v, sig)
-		}
-		return 0, fmt.Errorf("%s where an on/off state is expected", v)
-	}
-	switch v.typ {
-	case 'n':
-		return v.num, nil
-	case 's':
-		if textNumbers {
-			if f, err := strictFloat(strings.TrimSpace(v.s)); err == nil {
-				return f, nil
-			}
-		}
-		return 0, fmt.Errorf("string %s where a number is expected for signal %s", v, sig)
-	case 'b':
-		return 0, fmt.Errorf("boolean %s where a number is expected for signal %s", v, sig)
-	}
-	return 0, fmt.Errorf("%s where a number is expected for signal %s", v, sig)
-}
-
-// normalizeUnit converts v from the unit a device reported to the unit hearth uses
-// for sig (W, kWh, °C, %) and returns the unit to record. Binary signals carry no
-// unit; signals without a fixed unit keep the device's.
-func normalizeUnit(sig device.Signal, v float64, unit string) (float64, string, error) {
-	u := strings.TrimSpace(unit)
-	bad := func() (float64, string, error) {
-		return 0, "", fmt.Errorf("unit %q does not fit signal %s", truncate(u, 16), sig)
-	}
-	switch sig {
-	case device.SignalDoor, device.SignalActive, device.SignalCycle:
-		return v, "", nil
-	case device.SignalPower:
-		switch u {
-		case "", "W", "w":
-			return v, "W", nil
-		case "kW", "kw":
-			return v * 1000, "W", nil
-		case "mW":
-			return v / 1000, "W", nil
-		}
-		return bad()
-	case device.SignalEnergy:
-		switch u {
-		case "", "kWh", "kwh", "KWh":
-			return v, "kWh", nil
-		case "Wh", "wh":
-			return v / 1000, "kWh", nil
-		case "MWh":
-			return v * 1000, "kWh", nil
-		}
-		return bad()
-	case device.SignalTemperature:
-		switch u {
-		case "", "°C", "C", "ºC", "degC", "celsius", "Celsius":
-			return v, "°C", nil
-		case "°F", "F", "ºF", "degF", "fahrenheit", "Fahrenheit":
-			return (v - 32) * 5 / 9, "°C", nil
-		case "K":
-			return v - 273.15, "°C", nil
-		}
-		return bad()
-	case device.SignalHumidity, device.SignalBattery:
-		switch u {
-		case "", "%":
-			return v, "%", nil
-		}
-		return bad()
-	}
-	if len(u) > device.MaxUnitLen {
-		u = ""
-	}
-	return v, u, nil
-}
-
-// reading builds and validates one reading of binding b. A battery reading's Label
-// is the mapping's Name.
-func (b *binding) reading(sig device.Signal, v scalar, unit string, textNumbers bool) (device.Reading, error) {
-	f, err := toValue(sig, v, textNumbers)
-	if err != nil {
-		return device.Reading{}, err
-	}
-	f, u, err := normalizeUnit(sig, f, unit)
-	if err != nil {
-		return device.Reading{}, err
-	}
-	r := device.Reading{Device: b.Device, Kind: b.Kind, Signal: sig, Value: f, Unit: u}
-	if sig == device.SignalBattery {
-		// Each sensor of a device has its own battery: the label names the one that
-		// reported (the mapping's Name), so that two sensors mapped to one device do
-		// not mix their levels.
-		r.Label = clip(b.Name, device.MaxLabelLen)
-	}
-	if err := r.Validate(); err != nil {
-		return device.Reading{}, err
-	}
-	return r, nil
-}
-
-// decodeObject parses a payload that must be one JSON object.
-func decodeObject(payload []byte) (map[string]json.RawMessage, error) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &obj); err != nil {
-		return nil, fmt.Errorf("not a JSON object: %v", err)
-	}
-	if obj == nil {
-		return nil, errors.New("payload is null, want a JSON object")
-	}
-	return obj, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
 func joinKinds() string {
 	var b strings.Builder
 	for i, k := range device.Kinds() {
@@ -593,21 +257,4 @@ func joinKinds() string {
 		b.WriteString(string(k))
 	}
 	return b.String()
-}
-
-// clip cuts s to at most n bytes at a rune boundary.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
-func callAvailability(f func(Availability), a Availability) {
-	if f != nil {
-		f(a)
-	}
 }

@@ -9,14 +9,62 @@ import (
 	"github.com/hearth-iot/hearth/device"
 )
 
-// Decoder turns one MQTT message into readings. Implementations are pure (no I/O) and
-// safe for concurrent use unless they say otherwise.
+// Decoder turns one MQTT message into readings.
+//
+// Decode is a pure function of topic, payload, now and the decoder's configuration,
+// which is immutable after construction: it keeps nothing of the message, so decoding
+// the same message twice gives the same readings and the same error, and decoders are
+// safe for concurrent use. What a decoder knows beyond its configuration (entities a
+// household accepted, datatypes a Homie device announced) was learned by a Learner and
+// handed over as a new value, never changed inside Decode. An optional callback (an
+// adapter's OnAvailability) may be called from Decode: it reports, it keeps nothing.
 //
 // Decode returns ErrNotMine when the topic is not one the decoder understands, so a
 // Router can try the next decoder; any other error means the message was the
-// decoder's but malformed, and names what and where.
+// decoder's but could not be stored, and names what and where. Only a *FieldErrors
+// comes with readings (those of the fields that could be read).
 type Decoder interface {
 	Decode(topic string, payload []byte, now time.Time) ([]device.Reading, error)
+}
+
+// Learner learns from messages that describe devices rather than carry readings: Home
+// Assistant discovery configs (hadiscovery), the $-attributes of Homie devices (homie).
+// What it learned reaches decoders as a new value (copy-on-write), never by changing a
+// decoder in the middle of a Decode.
+//
+// Learn returns ErrNotMine for a topic it does not learn from; any other error means
+// the message was its own and could not be taken (ErrMalformed, ErrLimit). It yields no
+// readings. Learners are safe for concurrent use.
+type Learner interface {
+	Learn(topic string, payload []byte, now time.Time) error
+}
+
+// Handler is what a source (the embedded broker, the external-broker source) hands each
+// message to.
+type Handler interface {
+	Handle(topic string, payload []byte, now time.Time) ([]device.Reading, error)
+}
+
+// Adapters is the Handler sources use: a message is offered to each Learner in turn
+// and, when none claims it, decoded by Decoder. It is the one place where learning
+// happens; the decoders behind it stay pure.
+type Adapters struct {
+	Learners []Learner
+	Decoder  Decoder
+}
+
+// Handle implements Handler: a message a learner takes yields no readings (nil, or the
+// learner's error); any other is Decoder's.
+func (a Adapters) Handle(topic string, payload []byte, now time.Time) ([]device.Reading, error) {
+	for _, l := range a.Learners {
+		if err := l.Learn(topic, payload, now); !errors.Is(err, ErrNotMine) {
+			return nil, err
+		}
+	}
+	if a.Decoder == nil {
+		return nil, fmt.Errorf("%w: %q", ErrNotMine, truncate(topic, 128))
+	}
+	return a.Decoder.Decode(topic, payload, now)
 }
 
 // Errors shared by the decoders.
@@ -27,6 +75,10 @@ var (
 	ErrMalformed = errors.New("malformed payload")
 	// ErrUnknownDevice means the topic names a device that no mapping or registration knows.
 	ErrUnknownDevice = errors.New("unknown device")
+	// ErrLimit means a learner refused to keep more (devices, properties, proposals)
+	// than its configured cap. The message that hit the cap is dropped; nothing held
+	// is evicted.
+	ErrLimit = errors.New("limit reached")
 )
 
 // FieldErrors reports the fields of a message that could not be read while others
@@ -60,13 +112,13 @@ func (fe *FieldErrors) Error() string {
 // Unwrap makes errors.Is(fe, ErrMalformed) hold.
 func (fe *FieldErrors) Unwrap() error { return ErrMalformed }
 
-// add records a field that could not be read.
-func (fe *FieldErrors) add(field string, err error) {
+// Add records a field that could not be read.
+func (fe *FieldErrors) Add(field string, err error) {
 	fe.Fields = append(fe.Fields, FieldError{field, err})
 }
 
-// result returns rs and fe, or nil for fe when no field failed.
-func (fe *FieldErrors) result(rs []device.Reading) ([]device.Reading, error) {
+// Result returns rs and fe, or nil for fe when no field failed.
+func (fe *FieldErrors) Result(rs []device.Reading) ([]device.Reading, error) {
 	if len(fe.Fields) == 0 {
 		return rs, nil
 	}
@@ -88,7 +140,7 @@ func (rt Router) Decode(topic string, payload []byte, now time.Time) ([]device.R
 	return nil, fmt.Errorf("%w: %q", ErrNotMine, truncate(topic, 128))
 }
 
-// Layered decodes a topic with Extra (an HAState reading the accepted Home Assistant
+// Layered decodes a topic with Extra (a hadiscovery.State reading the accepted Home Assistant
 // entities) and with Base (a Router of the configured adapters), so that an entity
 // accepted on a topic a configured mapping also reads (a Zigbee2MQTT device's state
 // topic) adds to that mapping instead of hiding it:
@@ -139,30 +191,27 @@ func (l Layered) Decode(topic string, payload []byte, now time.Time) ([]device.R
 			if len(out) == 0 {
 				return nil, err
 			}
-			bad.add("(payload)", err)
+			bad.Add("(payload)", err)
 		}
 	}
-	return bad.result(out)
+	return bad.Result(out)
 }
 
-// NativePrefix is the root of hearth's own topic schema: hearth/v1/<device>/readings.
-const NativePrefix = "hearth/v1/"
-
-// NativeTopic returns the topic a device publishes its readings to.
-func NativeTopic(deviceID string) string { return NativePrefix + deviceID + "/readings" }
-
-// NativeDeviceFromTopic returns the device id of a native topic, or "" if the topic is
-// not native.
-func NativeDeviceFromTopic(topic string) string {
-	rest, ok := strings.CutPrefix(topic, NativePrefix)
-	if !ok {
-		return ""
+// Reason names the result of a decoder or learner error in metrics: "unknown_device",
+// "unknown_topic" (ErrNotMine), "limit", "malformed"; "ignored" for nil (a message
+// with nothing to store). Every source counts by it.
+func Reason(err error) string {
+	switch {
+	case err == nil:
+		return "ignored"
+	case errors.Is(err, ErrUnknownDevice):
+		return "unknown_device"
+	case errors.Is(err, ErrNotMine):
+		return "unknown_topic"
+	case errors.Is(err, ErrLimit):
+		return "limit"
 	}
-	id, tail, ok := strings.Cut(rest, "/")
-	if !ok || tail != "readings" {
-		return ""
-	}
-	return id
+	return "malformed"
 }
 
 func truncate(s string, n int) string {

@@ -24,7 +24,11 @@
 //     validation is refused alone (Nack INVALID) and counts as consumed.
 //   - The Ack is cumulative and sent only after the sink's done callback reports the
 //     batch durable. Items above a hole are stored and the hole is reported once with
-//     a Nack SEQ_GAP; a refused batch gets a Nack BUSY. Nacks are rate limited.
+//     a Nack SEQ_GAP; a batch the sink refuses for now (Options.Retryable: a full
+//     store) gets a Nack BUSY. One it refuses for good (a reading it can never take)
+//     is stored as error readings in its place, value RejectedItemCode, and
+//     acknowledged, so that the device does not send it for ever. Nacks are rate
+//     limited.
 //   - Damaged frames are counted by class in hearth_serial_faults_total, logged at
 //     most once per class every 10 s, and skipped; the stream resynchronises at the
 //     next 0x00. Frames of another framing version get a Nack UNSUPPORTED_VERSION at

@@ -1,6 +1,7 @@
 package serial
 
 import (
+	"cmp"
 	"sync"
 	"testing"
 
@@ -16,6 +17,7 @@ type memSink struct {
 	n      int
 	last   []device.Reading // the readings of every Submit, in order
 	refuse error
+	once   error // refuses the next Submit only, with this error
 }
 
 func (s *memSink) Submit(rs []device.Reading, done func(error)) {
@@ -25,8 +27,8 @@ func (s *memSink) Submit(rs []device.Reading, done func(error)) {
 		}
 	}
 	s.mu.Lock()
-	if s.refuse != nil {
-		err := s.refuse
+	if err := cmp.Or(s.once, s.refuse); err != nil {
+		s.once = nil
 		s.mu.Unlock()
 		go done(err)
 		return

@@ -49,12 +49,13 @@ const (
 	itemCommitted = "committed" // stored by this source's submission
 	itemDuplicate = "duplicate" // already committed: acked again, not resubmitted
 	itemInvalid   = "invalid"   // failed validation: Nack INVALID, consumed
-	itemRefused   = "refused"   // the sink refused the batch: Nack BUSY, device retries
+	itemRefused   = "refused"   // the sink refused the batch for now: Nack BUSY, device retries
+	itemRejected  = "rejected"  // the sink refused the batch for good: stored as error readings, acked
 	itemNoSession = "no_session"
 	itemWindow    = "out_of_window" // too far above a gap: dropped, the device resends it
 )
 
-var itemResults = []string{itemCommitted, itemDuplicate, itemInvalid, itemRefused, itemNoSession, itemWindow}
+var itemResults = []string{itemCommitted, itemDuplicate, itemInvalid, itemRefused, itemRejected, itemNoSession, itemWindow}
 
 type metrics struct {
 	cs         []prometheus.Collector
@@ -81,7 +82,7 @@ func newMetrics(port string) *metrics {
 			Help: "Frames dropped, by class: too_long, bad_cobs, truncated, bad_length, bad_crc, bad_version (SPEC.md §7); bad_payload, unknown_type (intact frames, Nacked); hub_type (ignored)."},
 			[]string{"class"}),
 		items: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_serial_items_total", ConstLabels: cl,
-			Help: "Items (readings, events, inventory changes) received, by result: committed, duplicate, invalid, refused, no_session, out_of_window."},
+			Help: "Items (readings, events, inventory changes) received, by result: committed, duplicate, invalid, refused (by the sink, for now: Nack BUSY), rejected (by the sink, for good: stored as error readings and acknowledged), no_session, out_of_window."},
 			[]string{"result"}),
 		acks: prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_serial_acks_total", ConstLabels: cl,
 			Help: "Ack frames sent to the device."}),

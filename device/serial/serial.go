@@ -61,6 +61,14 @@ type Options struct {
 	// de-duplicated by the sink).
 	Committed func(device string, boot uint64) uint64
 
+	// Retryable tells which refusals of the sink may pass later (a full store): the
+	// batch is then refused with a Nack BUSY and the device sends it again. Any other
+	// refusal is final (a reading the sink can never take): its items are stored as
+	// error readings in their place (value RejectedItemCode, the reason in the label),
+	// so that their sequences count as consumed, acknowledged, and counted as
+	// "rejected". nil: every refusal may pass. cmd/hearth passes ingest.Retryable.
+	Retryable func(error) bool
+
 	// Now is the hub's wall clock (default time.Now).
 	Now func() time.Time
 	// Logger; nil discards.
@@ -116,6 +124,9 @@ func New(o *Options) (*Source, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Retryable == nil {
+		opts.Retryable = func(error) bool { return true }
 	}
 	if opts.Name == "" {
 		opts.Name = opts.Path

@@ -87,6 +87,9 @@ type result struct {
 	st   *bootState
 	seqs []uint64
 	err  error
+	// stand is set for a batch of error readings standing in for items the sink
+	// refused for good (see rejected).
+	stand bool
 }
 
 // session is the hub side of the protocol for one port: current session, boots, the
@@ -98,7 +101,8 @@ type session struct {
 	boots map[bootKey]*bootState
 	clock uint64
 
-	inflight int // batches awaiting commit, all boots
+	inflight int         // batches awaiting commit, all boots
+	sink     device.Sink // of the last frame handled: where rejected items' stand-ins go
 	w        io.Writer
 	out      []byte // frames waiting for flush
 	nackTok  tokens
@@ -127,6 +131,7 @@ func (ss *session) init(s *Source) {
 
 // handle processes one frame from the reader.
 func (ss *session) handle(f inFrame, sink device.Sink) {
+	ss.sink = sink
 	m := ss.s.m
 	if f.version != 0 {
 		ss.nackVersion(f)
@@ -325,18 +330,54 @@ func (ss *session) result(r result) {
 	r.st.inflight--
 	ss.inflight--
 	m.pending.Set(float64(ss.inflight))
-	if r.err != nil {
+	switch {
+	case r.err != nil && ss.s.o.Retryable(r.err):
 		m.items.WithLabelValues(itemRefused).Add(float64(len(r.seqs)))
-		ss.s.lim.Warn("refused", "sink refused readings; sending Nack BUSY", "device", r.st.dev, "readings", len(r.seqs), "err", r.err)
+		ss.s.lim.Warn("refused", "sink refused readings for now; sending Nack BUSY", "device", r.st.dev, "readings", len(r.seqs), "err", r.err)
 		ss.sendNack(fwpb.NackReason_NACK_REASON_BUSY, uint32(frame.TypeReadings), r.st.boot, r.seqs[0], "")
 		return
+	case r.err != nil && !r.stand:
+		ss.rejected(r)
+		return
+	case r.err != nil:
+		// Even the error readings standing in for rejected items were refused for
+		// good: the items are acknowledged all the same, or the device would send them
+		// for ever; after a hub restart the Ack may stall below them until the
+		// device reboots.
+		ss.s.log.Error("sink refused the error readings standing in for rejected items; acknowledging them anyway",
+			"device", r.st.dev, "boot", fmt.Sprintf("%016x", r.st.boot), "seqs", len(r.seqs), "err", r.err)
+	case !r.stand:
+		m.items.WithLabelValues(itemCommitted).Add(float64(len(r.seqs)))
 	}
-	m.items.WithLabelValues(itemCommitted).Add(float64(len(r.seqs)))
 	for _, q := range r.seqs {
 		r.st.done(q)
 	}
 	r.st.ackDue = true
 	ss.checkGap(r.st)
+}
+
+// rejected handles a batch the sink refused for good (a reading it can never take,
+// such as a timestamp in the year 2201). Sending it again would be refused again, for
+// ever, and hold up every item after it: its items are counted as rejected and stored
+// as error readings in their place — value RejectedItemCode, the reason in the label,
+// as an invalid item is — so that their sequences count as consumed in the store's
+// dedupe state too; the Ack follows that commit.
+func (ss *session) rejected(r result) {
+	m := ss.s.m
+	m.items.WithLabelValues(itemRejected).Add(float64(len(r.seqs)))
+	ss.s.lim.Warn("rejected", "sink refused readings for good; storing error readings in their place and acknowledging them",
+		"device", r.st.dev, "readings", len(r.seqs), "err", r.err)
+	rs := make([]device.Reading, 0, len(r.seqs))
+	label := labelOf("rejected: ", r.err)
+	for _, q := range r.seqs {
+		rs = append(rs, device.Reading{Device: r.st.dev, Kind: r.st.kind, Signal: device.SignalError, Value: RejectedItemCode,
+			Label: label, Boot: r.st.boot, Seq: q})
+	}
+	r.st.inflight++
+	ss.inflight++
+	m.pending.Set(float64(ss.inflight))
+	results, st, seqs := ss.s.results, r.st, r.seqs
+	ss.sink.Submit(rs, func(err error) { results <- result{st: st, seqs: seqs, err: err, stand: true} })
 }
 
 // checkGap owes the device an Ack and, when items above a hole are committed and
@@ -448,12 +489,20 @@ func (ss *session) flush() error {
 	return nil
 }
 
-// InvalidItemCode is the Value of the error reading the hub stores in place of an item
-// it refused as invalid (Nack INVALID): the item's sequence is then durably consumed.
-const InvalidItemCode = -1
+// The Values of the error readings the hub stores in place of items it cannot store,
+// so that their sequences are durably consumed: InvalidItemCode for an item it refused
+// as invalid (Nack INVALID), RejectedItemCode for one the sink refused for good (the
+// item is acknowledged).
+const (
+	InvalidItemCode  = -1
+	RejectedItemCode = -2
+)
 
-func invalidLabel(err error) string {
-	l := "invalid item: " + err.Error()
+func invalidLabel(err error) string { return labelOf("invalid item: ", err) }
+
+// labelOf is prefix and the error's text, cut to a valid label.
+func labelOf(prefix string, err error) string {
+	l := prefix + err.Error()
 	if len(l) > device.MaxLabelLen {
 		l = l[:device.MaxLabelLen]
 		for !utf8.ValidString(l) {

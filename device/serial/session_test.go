@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"google.golang.org/protobuf/proto"
 
@@ -23,7 +25,13 @@ type hub struct {
 }
 
 func newHub(t *testing.T, committed func(string, uint64) uint64) *hub {
-	s, err := New(&Options{Path: "/dev/null", Committed: committed, TimeSync: -1})
+	return newHubWith(t, &Options{Committed: committed})
+}
+
+// newHubWith is newHub with more options.
+func newHubWith(t *testing.T, o *Options) *hub {
+	o.Path, o.TimeSync = "/dev/null", -1
+	s, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,6 +151,43 @@ func TestSessionRefusedReadingsAreNotAcked(t *testing.T) {
 	}
 }
 
+// errFull stands for a store that is full: a refusal that may pass.
+var errFull = errors.New("store: quota exceeded")
+
+// A batch the sink refuses for good (a reading it can never take) is acknowledged, so
+// that the device does not send it for ever and what follows gets through; its items
+// are stored as error readings in their place, so that their sequences are consumed
+// in the store too. One refused for now is not acknowledged (Nack BUSY).
+func TestSessionRejectedReadingsAreAcked(t *testing.T) {
+	h := newHubWith(t, &Options{Retryable: func(err error) bool { return errors.Is(err, errFull) }})
+	if got := h.send(&fwpb.Hello{DeviceId: "fridge-1", Kind: "fridge", BootId: 0xB}); got != "ack 0" {
+		t.Fatalf("hello: %q", got)
+	}
+	h.sink.once = errors.New("readings rejected: impossible timestamp")
+	if got := h.send(readings(1, 2)); got != "ack 2" {
+		t.Fatalf("readings rejected for good: %q, want ack 2", got)
+	}
+	if len(h.sink.last) != 2 {
+		t.Fatalf("the sink holds %+v, want two stand-ins", h.sink.last)
+	}
+	for i, r := range h.sink.last {
+		if r.Signal != device.SignalError || r.Value != RejectedItemCode || r.Seq != uint64(i+1) || r.Boot != 0xB ||
+			!strings.HasPrefix(r.Label, "rejected: readings rejected") {
+			t.Errorf("stand-in %d = %+v", i, r)
+		}
+	}
+	if n := counterOf(t, h.s.m.items.WithLabelValues(itemRejected)); n != 2 {
+		t.Errorf("rejected items = %v, want 2", n)
+	}
+	h.sink.once = errFull
+	if got := h.send(readings(3)); got != "nack busy 3" {
+		t.Fatalf("a refusal that may pass: %q, want nack busy 3", got)
+	}
+	if got := h.send(readings(3)); got != "ack 3" || len(h.sink.last) != 3 || h.sink.last[2].Value != 3 {
+		t.Fatalf("sent again: %q, sink %+v", got, h.sink.last)
+	}
+}
+
 // A port is bound to the device of its first Hello: another id is refused, and the
 // first device goes on being served.
 func TestSessionBindsPortToOneDevice(t *testing.T) {
@@ -159,4 +204,13 @@ func TestSessionBindsPortToOneDevice(t *testing.T) {
 	if got := h.send(readings(1)); got != "ack 1" || h.sink.last[0].Device != "fridge-1" {
 		t.Errorf("readings after the refusal: %q, stored as %q", got, h.sink.last[0].Device)
 	}
+}
+
+func counterOf(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

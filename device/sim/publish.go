@@ -12,7 +12,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/hearth-iot/hearth/device"
-	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/device/mqtt/native"
 )
 
 // PublishOptions configure Publish.
@@ -81,7 +81,7 @@ func Publish(ctx context.Context, h *Household, o PublishOptions) error {
 		case <-ctx.Done():
 			return nil
 		}
-		pubs[a.ID] = &appPub{c: c, topic: devmqtt.NativeTopic(a.ID)}
+		pubs[a.ID] = &appPub{c: c, topic: native.Topic(a.ID)}
 	}
 	log.Info("simulated household publishing", "persona", h.Persona(), "appliances", len(pubs), "from", h.Now().Format(time.DateOnly), "speed", o.Speed)
 
@@ -132,7 +132,7 @@ func Publish(ctx context.Context, h *Household, o PublishOptions) error {
 				for len(rs) > 0 {
 					n := min(len(rs), o.BatchMax)
 					c := chunk{rs: append([]device.Reading(nil), rs[:n]...)}
-					c.payload = devmqtt.AppendNative(nil, c.rs)
+					c.payload = native.Append(nil, c.rs)
 					rs = rs[n:]
 					select {
 					case p.queue <- c:

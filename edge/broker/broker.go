@@ -18,14 +18,21 @@ import (
 
 	"github.com/hearth-iot/hearth/device"
 	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/device/mqtt/native"
+	"github.com/hearth-iot/hearth/edge/ingest"
+	"github.com/hearth-iot/hearth/edge/store"
 )
 
 // Options configure a Broker. Zero limits take safe defaults (the LAN is hostile:
 // mochi's own defaults are unlimited).
 type Options struct {
 	Auth    Authenticator   // required: who may connect
-	Decoder devmqtt.Decoder // turns publishes into readings; nil: the native schema
+	Handler devmqtt.Handler // turns publishes into readings (mqtt.Adapters); nil: the native schema
 	Sink    device.Sink     // where readings go (edge/ingest)
+	// Retryable tells which refusals of Sink may pass later (left unacknowledged for
+	// the device to send again); any other is final (acknowledged and counted as
+	// rejected). Default ingest.Retryable, the classification every source uses.
+	Retryable func(error) bool
 
 	MaxPacketBytes   int           // default 64 KiB
 	MaxClients       int           // connected clients, exactly (default 256); beyond it CONNACK "server busy"
@@ -85,7 +92,7 @@ type Broker struct {
 	opts Options
 	log  *slog.Logger
 	m    *metrics
-	dec  devmqtt.Decoder
+	h    devmqtt.Handler
 
 	lockMu sync.Mutex
 	fails  map[string]*failures
@@ -133,21 +140,24 @@ func New(o Options) (*Broker, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Retryable == nil {
+		o.Retryable = ingest.Retryable
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	b := &Broker{opts: o, log: o.Logger.With("component", "broker"), fails: map[string]*failures{},
 		states: map[*mqtt.Client]*clientState{}, admit: newAdmission(o.MaxConnecting, o.MaxConnectingPerSource),
 		suspectChecks: make(chan struct{}, 1)}
-	b.dec = o.Decoder
-	if b.dec == nil {
-		nat, pb := devmqtt.Native{}, devmqtt.NativeProto{}
+	b.h = o.Handler
+	if b.h == nil {
+		nat, pb := native.JSON{}, native.Proto{}
 		if kc, ok := o.Auth.(interface {
 			Kind(string) (device.Kind, bool)
 		}); ok {
 			nat.KindOf, pb.KindOf = kc.Kind, kc.Kind
 		}
-		b.dec = devmqtt.Router{nat, pb}
+		b.h = devmqtt.Adapters{Decoder: devmqtt.Router{nat, pb}}
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	// mochi's own client limit is checked before the password check and counted after
@@ -430,7 +440,7 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if dev == "" {
 		return false
 	}
-	prefix := devmqtt.NativePrefix + dev + "/"
+	prefix := native.Prefix + dev + "/"
 	if strings.HasPrefix(topic, prefix) && !(write && strings.ContainsAny(topic, "+#")) {
 		if write {
 			return true
@@ -444,7 +454,7 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		h.b.logLimited("subscriptions beyond broker.max_subscriptions refused", "client", cl.ID, "max_subscriptions", h.b.opts.MaxSubscriptions)
 		return false
 	}
-	if write && !strings.HasPrefix(topic, devmqtt.NativePrefix) && !strings.HasPrefix(topic, "$") {
+	if write && !strings.HasPrefix(topic, native.Prefix) && !strings.HasPrefix(topic, "$") {
 		return true
 	}
 	if write {
@@ -747,9 +757,14 @@ func (b *Broker) allow(st *clientState, now time.Time) bool {
 
 // OnPublish decodes a publish and hands it to the sink. It always returns it
 // handled (see handled) so that mochi neither acknowledges nor forwards it: the PUBACK
-// (for QoS 2, the PUBREC) is written here once the store reports the readings durable. A refusal by the store is
-// a PUBACK with reason 0x97 (quota exceeded) or 0x80 for MQTT 5, and no PUBACK at all
-// for MQTT 3.1.1 (the client sends it again later).
+// (for QoS 2, the PUBREC) is written here once the store reports the readings durable.
+// A refusal that may pass (Options.Retryable: a full store) is a PUBACK with reason
+// 0x97 (quota exceeded) or 0x80 for MQTT 5, and no PUBACK at all for MQTT 3.1.1 (the
+// client sends it again later). A refusal for good (a reading ingest can never take)
+// is acknowledged and counted as rejected: MQTT 5 with reason 0x99 (payload format
+// invalid; 0x83 for other final refusals), MQTT 3.1.1 with a plain PUBACK, so that the
+// device does not send it for ever. A message some of whose fields cannot be read
+// (a *mqtt.FieldErrors from the decoder) has its other readings stored.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	b := h.b
 	if cl.Net.Inline {
@@ -787,19 +802,24 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		b.complete(st, seq, ref, packets.ErrQuotaExceeded, false)
 		return handled(pk)
 	}
-	rs, err := b.dec.Decode(pk.TopicName, pk.Payload, now)
+	rs, err := b.h.Handle(pk.TopicName, pk.Payload, now)
+	var fe *devmqtt.FieldErrors
+	if errors.As(err, &fe) && len(rs) > 0 {
+		// Some fields could not be read ("temperature":"warm"): they never will be,
+		// and the others are stored, as the external source does.
+		b.m.fields.Add(float64(len(fe.Fields)))
+		b.logLimited("publish fields not readable: stored the others", "client", cl.ID, "topic", truncate(pk.TopicName, 128), "err", err)
+		err = nil
+	}
 	if err != nil {
-		reason := "malformed"
+		reason := devmqtt.Reason(err)
 		code := packets.ErrPayloadFormatInvalid
-		switch {
-		case errors.Is(err, devmqtt.ErrUnknownDevice):
-			reason = "unknown_device"
+		switch reason {
+		case "unknown_device":
 			code = packets.ErrNotAuthorized
-		case errors.Is(err, devmqtt.ErrNotMine):
-			reason = "unknown_topic"
+		case "unknown_topic":
 			code = packets.ErrTopicNameInvalid
-		case errors.Is(err, devmqtt.ErrLimit):
-			reason = "limit"
+		case "limit":
 			code = packets.ErrQuotaExceeded
 		}
 		b.m.publishes.WithLabelValues(reason).Inc()
@@ -826,20 +846,36 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	b.m.payloadBytes.Add(float64(len(pk.Payload)))
 	n := len(rs)
 	b.opts.Sink.Submit(rs, func(err error) {
-		if err != nil {
+		switch {
+		case err == nil:
+			b.m.pubCommitted.Inc()
+			b.m.readCommitted.Add(float64(n))
+			b.complete(st, seq, ref, packets.CodeSuccess, true)
+		case b.opts.Retryable(err):
+			// It may pass later (a full store): not acknowledged, so that the device
+			// keeps the readings and sends them again.
 			b.m.publishes.WithLabelValues("refused").Inc()
 			b.m.readings.WithLabelValues("refused").Add(float64(n))
-			b.logLimited("store refused readings: not acknowledged", "client", cl.ID, "err", err)
+			b.logLimited("store refused readings for now: not acknowledged", "client", cl.ID, "err", err)
 			code := packets.ErrUnspecifiedError
-			if strings.Contains(err.Error(), "quota") {
+			if errors.Is(err, store.ErrQuota) {
 				code = packets.ErrQuotaExceeded
 			}
 			b.complete(st, seq, ref, code, false) // never acknowledged to an MQTT 3.1.1 client
-			return
+		default:
+			// It can never be stored (a timestamp in the year 2201): sent again, it
+			// would be refused again, for ever, and hold up what the device sends
+			// after it. Acknowledged (MQTT 5: with the reason) and counted.
+			b.m.publishes.WithLabelValues("rejected").Inc()
+			b.m.readings.WithLabelValues("rejected").Add(float64(n))
+			b.logLimited("readings rejected for good: acknowledged so that the device does not send them again", "client", cl.ID,
+				"topic", truncate(pk.TopicName, 128), "err", err)
+			code := packets.ErrImplementationSpecificError
+			if errors.Is(err, ingest.ErrRejected) {
+				code = packets.ErrPayloadFormatInvalid
+			}
+			b.complete(st, seq, ref, code, true)
 		}
-		b.m.pubCommitted.Inc()
-		b.m.readCommitted.Add(float64(n))
-		b.complete(st, seq, ref, packets.CodeSuccess, true)
 	})
 	return handled(pk)
 }

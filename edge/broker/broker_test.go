@@ -21,6 +21,9 @@ import (
 
 	"github.com/hearth-iot/hearth/device"
 	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/device/mqtt/native"
+	"github.com/hearth-iot/hearth/device/mqtt/tasmota"
+	"github.com/hearth-iot/hearth/device/mqtt/zigbee2mqtt"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/firmware-proto/fwpb"
 	"github.com/hearth-iot/hearth/internal/poll"
@@ -70,20 +73,20 @@ func newRig(t testing.TB, o Options, sink func(*store.Store) device.Sink) *rig {
 		}
 		r.pw[dev] = pw
 	}
-	if o.Decoder == nil {
+	if o.Handler == nil {
 		ms := devmqtt.Mappings{
 			{Source: devmqtt.SourceZigbee2MQTT, Name: "Fridge door", Device: "fridge1", Kind: device.KindFridge},
 			{Source: devmqtt.SourceTasmota, Name: "pow1", Device: "plug1", Kind: device.KindPlug},
 		}
-		z2m, err := devmqtt.NewZigbee2MQTT(ms, nil)
+		z2m, err := zigbee2mqtt.New(ms, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tas, err := devmqtt.NewTasmota(ms, nil)
+		tas, err := tasmota.New(ms, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		o.Decoder = devmqtt.Router{devmqtt.Native{KindOf: r.creds.Kind}, z2m, tas}
+		o.Handler = devmqtt.Adapters{Decoder: devmqtt.Router{native.JSON{KindOf: r.creds.Kind}, z2m, tas}}
 	}
 	if w, ok := o.Auth.(authWrapper); ok {
 		o.Auth = w.wrap(r.creds)
@@ -132,25 +135,7 @@ func (r *rig) pubAs(dev string, args ...string) (string, error) {
 }
 
 // count returns the value of a counter with one label value.
-func (r *rig) count(name, label string) float64 {
-	mfs, err := r.reg.Gather()
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetValue() == label {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
-}
+func (r *rig) count(name, label string) float64 { return gathered(r.t, r.reg, name, label) }
 
 func (r *rig) readings() []device.Reading {
 	var out []device.Reading
@@ -605,7 +590,7 @@ func TestTruncatedSubscribeDoesNotStopTheBroker(t *testing.T) {
 // mosquitto_pub sends a fwpb.Readings payload from a file.
 func TestMosquittoPubProtobuf(t *testing.T) {
 	r := newRig(t, Options{}, nil)
-	r.b.dec = devmqtt.Router{devmqtt.Native{KindOf: r.creds.Kind}, devmqtt.NativeProto{KindOf: r.creds.Kind}}
+	r.b.h = devmqtt.Adapters{Decoder: devmqtt.Router{native.JSON{KindOf: r.creds.Kind}, native.Proto{KindOf: r.creds.Kind}}}
 	payload, err := proto.Marshal(&fwpb.Readings{BootId: 9, Readings: []*fwpb.Reading{
 		{Seq: 1, WallMs: time.Now().UnixMilli(), Signal: fwpb.Signal_SIGNAL_DOOR, Value: 1},
 		{Seq: 2, WallMs: time.Now().UnixMilli(), Signal: fwpb.Signal_SIGNAL_TEMPERATURE, Value: 3.5},

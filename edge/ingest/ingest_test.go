@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -182,5 +183,23 @@ func TestTimeRule(t *testing.T) {
 	}
 	if c := counts(t, reg)["hearth_ingest_readings_total/clock"]; c != float64(untrusted) {
 		t.Errorf("clock counter = %v, want %d", c, untrusted)
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("commit: %w", store.ErrQuota), true},
+		{fmt.Errorf("commit: %w", store.ErrIntakeStopped), true},
+		{store.ErrClosed, true},
+		{fmt.Errorf("%w: impossible timestamp", ErrRejected), false},
+		{store.ErrTooLarge, false},
+		{errors.New("disk quota exceeded"), false}, // the words are not the error
+	} {
+		if got := Retryable(c.err); got != c.want {
+			t.Errorf("Retryable(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }

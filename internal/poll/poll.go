@@ -22,3 +22,16 @@ func Until(t testing.TB, what string, d time.Duration, cond func() bool) {
 		time.Sleep(Every)
 	}
 }
+
+// Try is Until without a test to fail: it reports whether cond became true within d
+// (for a step that is repeated until answered, such as a Hello sent again).
+func Try(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(Every)
+	}
+	return true
+}
