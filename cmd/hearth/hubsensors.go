@@ -15,6 +15,7 @@ import (
 
 	"github.com/hearth-iot/hearth/device"
 	"github.com/hearth-iot/hearth/device/periph"
+	"github.com/hearth-iot/hearth/edge/ingest"
 	"github.com/hearth-iot/hearth/internal/config"
 )
 
@@ -28,7 +29,8 @@ func (a *agent) hubSources() ([]device.Source, error) {
 	for _, c := range a.cfg.HubSensors {
 		sensors = append(sensors, hubSensor(c))
 	}
-	src, err := periph.New(&periph.Options{Sensors: sensors, Host: periph.NewHost(), Logger: a.log, Registerer: a.reg})
+	src, err := periph.New(&periph.Options{Sensors: sensors, Host: periph.NewHost(), Retryable: ingest.Retryable,
+		Logger: a.log, Registerer: a.reg})
 	if err != nil {
 		return nil, fmt.Errorf("hub_sensors: %w", err)
 	}

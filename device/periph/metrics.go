@@ -18,6 +18,7 @@ type sensorMetrics struct {
 	lost      prometheus.Counter
 	committed prometheus.Counter
 	refused   prometheus.Counter
+	rejected  prometheus.Counter
 	faults    *prometheus.CounterVec // by reason
 }
 
@@ -31,7 +32,7 @@ func newMetrics() *metrics {
 		lost: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_hub_sensor_lost_total",
 			Help: "Times an open hub sensor failed fail_after times in a row and was opened again."}, []string{"sensor"}),
 		readings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_hub_sensor_readings_total",
-			Help: "Readings of hub sensors handed to the store, by result: committed, refused (submitted again after back-off)."},
+			Help: "Readings of hub sensors handed to the store, by result: committed, refused (submitted again after back-off), rejected (refused for good: dropped)."},
 			[]string{"sensor", "result"}),
 		faults: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_hub_sensor_faults_total",
 			Help: "Bad data and failed reads of hub sensors, by reason (docs/hub-sensors.md lists them)."},
@@ -50,6 +51,7 @@ func (m *metrics) forSensor(name string, reasons []string) *sensorMetrics {
 		lost:      m.lost.WithLabelValues(name),
 		committed: m.readings.WithLabelValues(name, "committed"),
 		refused:   m.readings.WithLabelValues(name, "refused"),
+		rejected:  m.readings.WithLabelValues(name, "rejected"),
 		faults:    m.faults.MustCurryWith(prometheus.Labels{"sensor": name}),
 	}
 	m.up.WithLabelValues(name)

@@ -126,6 +126,11 @@ type Options struct {
 	// sensor, and between attempts to commit readings the sink refused (defaults 1s
 	// and 5m).
 	RetryMin, RetryMax time.Duration
+	// Retryable says whether a refusal of the Sink may pass (a full store): those
+	// readings are submitted again after back-off. Any other refusal is final (a
+	// reading ingest will never take): counted as rejected and dropped, so that one
+	// bad reading never stalls its sensor. Nil: every refusal may pass.
+	Retryable func(error) bool
 	// FailAfter is how many I/O failures in a row make an open sensor count as lost:
 	// it is closed and opened again after back-off (default 3).
 	FailAfter int
@@ -630,6 +635,11 @@ func (s *Source) commit(ctx context.Context, sn *sensor, sink device.Sink, rs []
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if s.o.Retryable != nil && !s.o.Retryable(err) {
+			sn.mc.rejected.Add(float64(len(valid)))
+			sn.log.Error("readings rejected by the store for good: dropped", "err", err, "readings", len(valid))
+			return nil
 		}
 		sn.mc.refused.Add(float64(len(valid)))
 		if bo == nil {
