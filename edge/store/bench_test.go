@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -205,7 +206,7 @@ func offline7Days(b *testing.B) {
 					if err != nil {
 						return err
 					}
-					if err := tx.Put(store.Outbox, store.Key(q), make([]byte, 600)); err != nil {
+					if err := tx.Put(store.Outbox, store.Key(q), outboxMessage(600)); err != nil {
 						return err
 					}
 					outbox++
@@ -289,6 +290,9 @@ func BenchmarkOpenCheck(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
+				if s.Recovered != "" {
+					b.Fatalf("a sound store was taken for damaged and moved aside")
+				}
 				b.StopTimer()
 				s.Close()
 				b.StartTimer()
@@ -356,4 +360,10 @@ func procWriteBytes(b *testing.B) int64 {
 		}
 	}
 	return n
+}
+
+// outboxMessage is an outbox record of about n bytes: enqueue time, then JSON.
+func outboxMessage(n int) []byte {
+	v := binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano()))
+	return strconv.AppendQuote(v, strings.Repeat("s", max(n-10, 0)))
 }
