@@ -307,9 +307,16 @@ func readRules(path string) (*tagging.RuleSet, [32]byte, error) {
 	return rs, sha256.Sum256(b), err
 }
 
+// ready says why the agent should not be sent work, or nil: intake stopped by a
+// write failure, a disk without the room the store's next commits need (a restart
+// on a still-full disk opens fine, and would fail at its first commit), a stage
+// failing, or an external broker not connected.
 func (a *agent) ready() error {
 	if err := a.st.Failed(); err != nil {
 		return fmt.Errorf("store intake stopped: %v", err)
+	}
+	if err := a.st.Space(); err != nil {
+		return err
 	}
 	if bad := a.unhealthy(); len(bad) > 0 {
 		sort.Strings(bad)

@@ -49,6 +49,9 @@ func TestMain(m *testing.M) {
 	case "fsize":
 		fsizeChild()
 		os.Exit(0)
+	case "fulldisk":
+		fullDiskChild()
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }

@@ -86,6 +86,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the wall clock (default time.Now).
 	Now func() time.Time
+	// FreeSpace returns the bytes available on the filesystem of dir (default:
+	// statfs). Space compares it with what the next commits may need.
+	FreeSpace func(dir string) (int64, error)
 	// SkipCheck skips the check of every record at Open (bucketDefs: each key and
 	// value the shape its bucket's owner writes). The page structure is checked
 	// whatever it says: bbolt's Open and reads depend on it. The record check
