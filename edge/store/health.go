@@ -1,6 +1,8 @@
 package store
 
 import (
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,7 +36,12 @@ func (s *Store) Health() Health {
 	h := Health{Since: s.started, Committed: counter(s.m.committed), Duplicates: counter(s.m.duplicates),
 		Evicted: map[string]uint64{}, Refused: map[string]uint64{}, Corruptions: s.corruptions,
 		Compactions: counter(s.m.compactions), FileBytes: fileSize(s.path), QuotaBytes: s.opts.QuotaBytes,
-		IntakeStopped: s.Failed() != nil, Salvage: s.salvage, MetaPageDamaged: s.metaDamage != ""}
+		IntakeStopped: s.Failed() != nil, MetaPageDamaged: s.metaDamage != ""}
+	if s.salvage != nil { // without the hub's paths: the report goes upstream
+		r := *s.salvage
+		r.Error = strings.ReplaceAll(r.Error, filepath.Dir(s.path), "<data_dir>")
+		h.Salvage = &r
+	}
 	for _, r := range []string{"age", "quota"} {
 		h.Evicted[r] = counter(s.m.evicted.WithLabelValues(r))
 	}

@@ -72,8 +72,11 @@ type BucketSalvage struct {
 	LostPages int `json:"lost_pages"`
 }
 
-// Recovered is the number of records salvaged from every bucket.
+// Recovered is the number of records salvaged from every bucket (0 for nil).
 func (r *SalvageReport) Recovered() int {
+	if r == nil {
+		return 0
+	}
 	n := 0
 	for _, b := range r.Buckets {
 		n += b.Recovered
@@ -88,16 +91,13 @@ const salvageBatch = 8 << 20
 // salvageFile copies what is readable of the damaged file from into a new store
 // at to, and returns what it recovered. An error means the new store could not be
 // written (to is removed); the report says what was read.
-func salvageFile(from, to string, opts Options, rec *recovery) (*SalvageReport, error) {
+//
+// f is the damaged file at path from, opened and locked by the caller.
+func salvageFile(f *os.File, from, to string, opts Options, rec *recovery) (*SalvageReport, error) {
 	rep := &SalvageReport{Buckets: map[string]BucketSalvage{}}
 	if err := os.Remove(to); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return rep, fmt.Errorf("store: salvage: remove %s: %w", to, err)
 	}
-	f, err := os.Open(from)
-	if err != nil {
-		return rep, fmt.Errorf("store: salvage: %w", err)
-	}
-	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
 		return rep, fmt.Errorf("store: salvage: %w", err)

@@ -256,11 +256,25 @@ func quarantineAndSalvage(path string, opts Options, damage error) (*Store, erro
 		}
 		moved = fmt.Sprintf("%s.corrupt-%s-%d", path, at.Format("20060102T150405Z"), i)
 	}
+	// The damaged file stays locked until it is moved aside: a second hearth started
+	// meanwhile waits, then finds the new store (and bbolt's lock on it).
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s is damaged (%v) and cannot be read: %w", path, damage, err)
+	}
+	defer f.Close()
+	if err := lockFile(f, opts.LockTimeout); err != nil {
+		return nil, fmt.Errorf("store: %s: %w (is hearth already running?)", path, ErrLocked)
+	}
+	if _, err := checkFile(f, !opts.SkipCheck); err == nil { // another process put a sound one in its place
+		_ = f.Close()
+		return openStore(path, opts, nil)
+	}
 	rec := &recovery{movedTo: moved, damage: damage.Error(), at: at}
 	opts.Logger.Error("database is damaged: salvaging what is readable, then moving it aside", "component", "store",
 		"path", path, "moved_to", moved, "err", damage)
 	partial := path + salvagePartialSuffix
-	rep, err := salvageFile(path, partial, opts, rec)
+	rep, err := salvageFile(f, path, partial, opts, rec)
 	rec.report = rep
 	salvaged := ""
 	if err == nil {
@@ -278,6 +292,7 @@ func quarantineAndSalvage(path string, opts Options, damage error) (*Store, erro
 	if rerr := quarantine(path, moved, salvaged); rerr != nil {
 		return nil, fmt.Errorf("store: %s is damaged (%v) and could not be moved aside: %w", path, damage, rerr)
 	}
+	_ = f.Close() // releases the lock on the damaged file, now at moved
 	if salvaged != "" {
 		opts.Logger.Error("database was damaged: moved aside; salvaged what was readable into a new store", "component", "store",
 			"path", path, "moved_to", moved, "salvage", rep.summary())
@@ -337,9 +352,17 @@ func openStore(path string, opts Options, rec *recovery) (s *Store, err error) {
 // list is not written at each commit (NoFreelistSync, as etcd runs bbolt): Open
 // rebuilds it by walking the file, and every commit writes a page less (about 8% of
 // the bytes a small commit writes, BenchmarkCommitDiskBytes).
+//
+// Salvage's scratch file has no MaxSize: what it copies may take more pages than
+// the damaged file did (buckets other than the log are filled to bbolt's 50%), and
+// the store evicts and compacts down to the quota once it runs.
 func boltOptionsFor(opts Options) *bolt.Options {
+	maxSize := int(min(opts.QuotaBytes, int64(^uint(0)>>1)))
+	if opts.scratch {
+		maxSize = 0
+	}
 	return &bolt.Options{Timeout: opts.LockTimeout, FreelistType: bolt.FreelistMapType, NoFreelistSync: true,
-		MaxSize: int(min(opts.QuotaBytes, int64(^uint(0)>>1))), NoSync: opts.scratch}
+		MaxSize: maxSize, NoSync: opts.scratch}
 }
 
 func allocSize(opts Options) int { return int(min(max(opts.QuotaBytes/32, 64<<10), 16<<20)) }
