@@ -47,12 +47,16 @@ func TestDamageTable(t *testing.T) {
 		do   func(b []byte) []byte
 	}
 	var cases []damage
-	// Pages spread over the whole file (metas, data, free pages, the grown tail),
-	// plus the pages most worth hitting: the root, and each bucket's root page.
+	// Pages spread over the data (branches, leaves, free pages), one of the file's
+	// grown tail, and the pages most worth hitting: the root, each bucket's root
+	// page, and two free pages.
 	pages := map[int]bool{}
 	const spread = 24
-	for i := range spread {
-		pages[2+i*(npages-2)/spread] = true
+	for i := range spread { // over the pages below the high-water mark
+		pages[2+i*(base.hwm-2)/spread] = true
+	}
+	if base.hwm < npages { // and one of the file's grown, unused tail
+		pages[(base.hwm+npages)/2] = true
 	}
 	for _, p := range base.special {
 		pages[p] = true
@@ -278,7 +282,7 @@ func damageBase(t *testing.T) *damageFixture {
 		for h := 0; h < 24; h++ {
 			clock = time.Date(2026, 1, 1+d, h, 0, 0, 0, time.UTC)
 			var rs []device.Reading
-			for dev := range 20 {
+			for dev := range 14 {
 				id := fmt.Sprintf("dev%02d", dev)
 				for range 2 {
 					seqs[id]++
@@ -388,9 +392,14 @@ func damageBase(t *testing.T) *damageFixture {
 		base.newerMeta = 1
 	}
 	base.special = append(base.special, int(binary.LittleEndian.Uint64(base.file[base.newerMeta*base.pageSize+16+16:])))
-	for _, typ := range base.types {
-		if typ != "free" {
+	frees := 0
+	for p := 2; p < base.hwm; p++ {
+		switch {
+		case base.types[p] != "free":
 			base.inUse++
+		case frees < 2: // damage on free pages, whatever the spread hits
+			base.special = append(base.special, p)
+			frees++
 		}
 	}
 	base.dump = dumpFile(t, path)
