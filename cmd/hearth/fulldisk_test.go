@@ -1,19 +1,18 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/hearth-iot/hearth/device"
 	"github.com/hearth-iot/hearth/internal/config"
+	"github.com/hearth-iot/hearth/internal/tmpfstest"
 )
 
 const envFullDiskChild = "HEARTH_TEST_FULLDISK_DIR"
@@ -88,24 +87,11 @@ func fullDiskConfig(dir string) config.Config {
 // the child's own), the agent is not ready — it used to say ready until its first
 // commit failed — and is ready again once there is room.
 func TestReadyOnAFullDisk(t *testing.T) {
-	if err := exec.Command("unshare", "-rm", "true").Run(); err != nil {
-		t.Skipf("cannot make a mount namespace here to mount a tmpfs (unshare -rm: %v); edge/store's TestSpaceNeedsHolesAndNextGrowth covers the check", err)
+	if err := tmpfstest.Available(); err != nil {
+		t.Skipf("%v; edge/store's TestSpaceNeedsHolesAndNextGrowth covers the check", err)
 	}
 	dir := t.TempDir()
-	script := fmt.Sprintf("mount -t tmpfs -o size=8m tmpfs '%s' && exec '%s' -test.run='^$'", dir, os.Args[0])
-	cmd := exec.Command("unshare", "-rm", "sh", "-c", script)
-	cmd.Env = append(os.Environ(), envFullDiskChild+"="+dir)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
-	res := map[string]string{}
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	for sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), " ")
-		res[k] = v
-	}
+	res := tmpfstest.Run(t, dir, "8m", []string{os.Args[0], "-test.run=^$"}, append(os.Environ(), envFullDiskChild+"="+dir))
 	if res["before"] != "<nil>" {
 		t.Errorf("before the disk filled: ready() = %s, want ready", res["before"])
 	}

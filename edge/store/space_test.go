@@ -1,18 +1,17 @@
 package store_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/hearth-iot/hearth/device"
 	"github.com/hearth-iot/hearth/edge/store"
+	"github.com/hearth-iot/hearth/internal/tmpfstest"
 )
 
 // Space says whether the filesystem has the room the next commits may need: the
@@ -104,24 +103,12 @@ func fullDiskChild() {
 // mount namespace of the child's own), the store opens, and Space says it has no
 // room, until the disk is freed. The agent's /readyz reports Space.
 func TestSpaceOnARealFullDisk(t *testing.T) {
-	if err := exec.Command("unshare", "-rm", "true").Run(); err != nil {
-		t.Skipf("cannot make a mount namespace here to mount a tmpfs (unshare -rm: %v); TestSpaceNeedsHolesAndNextGrowth covers Space", err)
+	if err := tmpfstest.Available(); err != nil {
+		t.Skipf("%v; TestSpaceNeedsHolesAndNextGrowth covers Space", err)
 	}
 	dir := t.TempDir()
 	child := childCmd(t, "fulldisk", dir)
-	script := fmt.Sprintf("mount -t tmpfs -o size=8m tmpfs %q && exec %s", dir, shellQuote(child.Args))
-	cmd := exec.Command("unshare", "-rm", "sh", "-c", script)
-	cmd.Env, cmd.Stderr = child.Env, os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
-	res := map[string]string{}
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	for sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), " ")
-		res[k] = v
-	}
+	res := tmpfstest.Run(t, dir, "8m", child.Args, child.Env)
 	if res["before"] != "<nil>" {
 		t.Errorf("before the disk filled up: Space = %s, want nil", res["before"])
 	}
@@ -131,12 +118,4 @@ func TestSpaceOnARealFullDisk(t *testing.T) {
 	if res["freed"] != "<nil>" {
 		t.Errorf("after the disk was freed: Space = %s, want nil", res["freed"])
 	}
-}
-
-func shellQuote(args []string) string {
-	q := make([]string, len(args))
-	for i, a := range args {
-		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-	}
-	return strings.Join(q, " ")
 }
