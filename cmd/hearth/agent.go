@@ -172,11 +172,9 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 		return nil, fmt.Errorf("store.file: %w", err)
 	}
 	undo = append(undo, func() { a.st.Close() })
-	if a.st.Recovered != "" {
-		log.Error("store was corrupt and was moved aside; started a fresh one", "component", "store", "moved_to", a.st.Recovered)
-		_ = a.st.Update(func(tx *store.Tx) error {
-			return tx.Audit("store_corrupt", map[string]string{"moved_to": a.st.Recovered, "at": time.Now().UTC().Format(time.RFC3339)})
-		})
+	if a.st.Recovered != "" { // the store logged, audited and counted it, with what it salvaged
+		log.Error("store was damaged: moved aside, and what was readable salvaged into a new one", "component", "store",
+			"moved_to", a.st.Recovered, "recovered_records", a.st.Salvage().Recovered())
 	}
 	// 4b. The admin token, after the store's lock is held: two agents starting on one
 	// fresh data_dir cannot both write it.
@@ -309,9 +307,16 @@ func readRules(path string) (*tagging.RuleSet, [32]byte, error) {
 	return rs, sha256.Sum256(b), err
 }
 
+// ready says why the agent should not be sent work, or nil: intake stopped by a
+// write failure, a disk without the room the store's next commits need (a restart
+// on a still-full disk opens fine, and would fail at its first commit), a stage
+// failing, or an external broker not connected.
 func (a *agent) ready() error {
 	if err := a.st.Failed(); err != nil {
 		return fmt.Errorf("store intake stopped: %v", err)
+	}
+	if err := a.st.Space(); err != nil {
+		return err
 	}
 	if bad := a.unhealthy(); len(bad) > 0 {
 		sort.Strings(bad)

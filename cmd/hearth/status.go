@@ -47,6 +47,11 @@ type Status struct {
 	// Stages is the health of every supervised stage, by group (sources, pipeline,
 	// admin): state, last success, last error, errors and restarts.
 	Stages map[string][]supervise.Health `json:"stages,omitempty"`
+	// Quarantined is where a damaged store was moved at this start, and Salvage
+	// what was recovered from it; MetaDamage a damaged meta page Open did without.
+	Quarantined string               `json:"quarantined,omitempty"`
+	Salvage     *store.SalvageReport `json:"salvage,omitempty"`
+	MetaDamage  string               `json:"meta_damage,omitempty"`
 }
 
 // Volume counts items and bytes.
@@ -86,6 +91,7 @@ func (a *agent) status() Status {
 	s.Upstream.Bytes, s.Upstream.Items = a.sink.Written()
 	s.HubSensors = a.hubStatus()
 	s.Stages = a.health()
+	s.Quarantined, s.Salvage, s.MetaDamage = a.st.Recovered, a.st.Salvage(), a.st.MetaDamage()
 	return s
 }
 
@@ -250,6 +256,7 @@ func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
 	}
 	printHubStatus(out, s.HubSensors)
 	printStages(out, s.Stages)
+	printDamage(out, s)
 	return nil
 }
 
@@ -286,6 +293,47 @@ func printExternal(out io.Writer, e *external.Status) {
 		}
 		sort.Strings(reasons)
 		fmt.Fprintf(tw, "    %s\t%s\t%s\n", t.Topic, strings.Join(reasons, ", "), t.LastError)
+	}
+	tw.Flush()
+}
+
+// printDamage tells what Open found wrong with the database at this start, if
+// anything: a damaged file moved aside, and what was salvaged from it, bucket by
+// bucket; or a damaged meta page.
+func printDamage(out io.Writer, s Status) {
+	if s.MetaDamage != "" {
+		fmt.Fprintf(out, "DAMAGED META PAGE at start: %s (the other one was used; its newest commit may be lost)\n", s.MetaDamage)
+	}
+	if s.Quarantined == "" {
+		return
+	}
+	fmt.Fprintf(out, "DAMAGED STORE at start: moved aside to %s\n", s.Quarantined)
+	r := s.Salvage
+	if r == nil {
+		return
+	}
+	if r.Error != "" {
+		fmt.Fprintf(out, "  salvage: %s\n", r.Error)
+	}
+	identity := "kept (pseudonyms upstream unchanged)"
+	if !r.IdentityKept {
+		identity = "LOST: new install id and pseudonyms"
+	}
+	fmt.Fprintf(out, "  salvaged from transaction %d; identity %s", r.Txid, identity)
+	if len(r.FromKeep) > 0 {
+		fmt.Fprintf(out, "; from the keep file: %s", strings.Join(r.FromKeep, ", "))
+	}
+	fmt.Fprintln(out)
+	names := make([]string, 0, len(r.Buckets))
+	for k := range r.Buckets {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  BUCKET\tRECOVERED\tLOST\tLOST PAGES")
+	for _, k := range names {
+		b := r.Buckets[k]
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\n", k, b.Recovered, b.Lost, b.LostPages)
 	}
 	tw.Flush()
 }

@@ -55,7 +55,7 @@ func (s *Store) writeCheckpoint(tx *bolt.Tx, seq uint64, wmChange map[bootKey]*w
 		}
 	}
 	for bk, w := range wmChange {
-		if err := dd.Put(dedupeKey(bk), w.encode()); err != nil {
+		if err := dd.Put(dedupeKey(bk), w.encode(dedupeKey(bk))); err != nil {
 			return err
 		}
 	}
@@ -64,7 +64,7 @@ func (s *Store) writeCheckpoint(tx *bolt.Tx, seq uint64, wmChange map[bootKey]*w
 			continue
 		}
 		if w, ok := s.wm[bk]; ok && !slices.Contains(pruned, bk) {
-			if err := dd.Put(dedupeKey(bk), w.encode()); err != nil {
+			if err := dd.Put(dedupeKey(bk), w.encode(dedupeKey(bk))); err != nil {
 				return err
 			}
 		}

@@ -53,8 +53,9 @@ func appendString(dst []byte, s string) []byte {
 var ErrCorruptEvent = errors.New("corrupt event record")
 
 type decoder struct {
-	b   []byte
-	err error
+	b    []byte
+	err  error
+	skip bool // check the strings' lengths only: make none
 }
 
 func (d *decoder) uvarint() uint64 {
@@ -94,6 +95,9 @@ func (d *decoder) str(intern map[string]string) string {
 	}
 	raw := d.b[:n]
 	d.b = d.b[n:]
+	if d.skip {
+		return ""
+	}
 	if intern != nil {
 		if s, ok := intern[string(raw)]; ok { // no allocation for the lookup
 			return s
@@ -132,7 +136,59 @@ func decodeReading(b []byte, r *device.Reading, intern map[string]string) error 
 	r.Seq = d.uvarint()
 	r.DeviceTime = fromUnixNano(d.varint())
 	r.HubTime = fromUnixNano(d.varint())
+	if d.err == nil && len(d.b) != 0 {
+		return fmt.Errorf("%w: %d bytes after the record", ErrCorruptEvent, len(d.b))
+	}
 	return d.err
 }
 
 func u64key(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+// checkEvent reports whether b is an event record, exactly, as decodeReading reads
+// one, without making its strings or a Reading: the check at Open reads every
+// event of the log (TestCheckEventAgreesWithDecode keeps the two in step).
+func checkEvent(b []byte) error {
+	if len(b) == 0 || b[0] != eventVersion {
+		return fmt.Errorf("%w: unknown version", ErrCorruptEvent)
+	}
+	at := 1
+	// varint skips one (u)varint at b[at:]; str skips a length-prefixed string.
+	varint := func() bool {
+		for i := 0; i < binary.MaxVarintLen64 && at+i < len(b); i++ {
+			if b[at+i] < 0x80 {
+				if i == binary.MaxVarintLen64-1 && b[at+i] > 1 {
+					return false // overflows 64 bits, as binary.Uvarint says
+				}
+				at += i + 1
+				return true
+			}
+		}
+		return false
+	}
+	str := func() bool {
+		start := at
+		if !varint() {
+			return false
+		}
+		n, _ := binary.Uvarint(b[start:at])
+		if n > uint64(len(b)-at) {
+			return false
+		}
+		at += int(n)
+		return true
+	}
+	ok := str() && str() && str() // device, kind, signal
+	if ok && len(b)-at >= 8 {
+		at += 8 // value
+	} else {
+		ok = false
+	}
+	ok = ok && str() && str() && varint() && varint() && varint() && varint() && varint() // unit, label, aux, boot, seq, times
+	switch {
+	case !ok:
+		return ErrCorruptEvent
+	case at != len(b):
+		return fmt.Errorf("%w: %d bytes after the record", ErrCorruptEvent, len(b)-at)
+	}
+	return nil
+}

@@ -93,7 +93,7 @@ func (s *Store) compact(reason string) (int64, error) {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		_ = os.Remove(tmp)
-		if db, oerr := openBolt(path, s.opts); oerr == nil {
+		if db, oerr := openBolt(path, s.opts, nil); oerr == nil {
 			s.db = db
 			return 0, fmt.Errorf("store: compact: rename: %w", err)
 		}
@@ -102,7 +102,7 @@ func (s *Store) compact(reason string) (int64, error) {
 	if err := syncDir(filepath.Dir(path)); err != nil {
 		s.log.Warn("compact: fsync of the directory failed", "err", err)
 	}
-	db, err := openBolt(path, s.opts)
+	db, err := openBolt(path, s.opts, nil)
 	if err != nil {
 		return 0, s.failWith(fmt.Errorf("store: compact: reopen: %w", err))
 	}

@@ -3,7 +3,6 @@ package store_test
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -49,6 +48,9 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	case "fsize":
 		fsizeChild()
+		os.Exit(0)
+	case "fulldisk":
+		fullDiskChild()
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
@@ -120,9 +122,7 @@ func crashChild() {
 			var cur, count uint64
 			_ = s.View(func(tx *store.Tx) error {
 				cur = tx.Cursor(crashConsumer)
-				if v := tx.Get(store.Rollups, []byte(crashConsumer)); len(v) == 8 {
-					count = binary.BigEndian.Uint64(v)
-				}
+				count, _ = strconv.ParseUint(string(tx.Get(store.Rollups, []byte(crashConsumer))), 10, 64)
 				return nil
 			})
 			n := uint64(0)
@@ -135,7 +135,7 @@ func crashChild() {
 				continue
 			}
 			if err := s.Update(func(tx *store.Tx) error {
-				if err := tx.Put(store.Rollups, []byte(crashConsumer), binary.BigEndian.AppendUint64(nil, count+n)); err != nil {
+				if err := tx.Put(store.Rollups, []byte(crashConsumer), strconv.AppendUint(nil, count+n, 10)); err != nil { // a JSON number
 					return err
 				}
 				return tx.SetCursor(crashConsumer, last)
@@ -302,9 +302,7 @@ func verifyAfterCrash(t *testing.T, dir string, cycle int, acked map[devBoot]uin
 	var cursor, count, upToCursor uint64
 	_ = s.View(func(tx *store.Tx) error {
 		cursor = tx.Cursor(crashConsumer)
-		if v := tx.Get(store.Rollups, []byte(crashConsumer)); len(v) == 8 {
-			count = binary.BigEndian.Uint64(v)
-		}
+		count, _ = strconv.ParseUint(string(tx.Get(store.Rollups, []byte(crashConsumer))), 10, 64)
 		return nil
 	})
 	if _, err := s.ReadEvents(0, 0, func(seq uint64, r *device.Reading) error {

@@ -74,18 +74,29 @@ func parseDedupeKey(b []byte) (bootKey, bool) {
 	return bootKey{dev: string(b[:len(b)-9]), boot: binary.BigEndian.Uint64(b[len(b)-8:])}, true
 }
 
-// encode: low, used, then each sequence above low, 8 bytes big-endian each.
-func (w *watermark) encode() []byte {
-	b := make([]byte, 0, 16+8*len(w.above))
+// encode: low, used, then each sequence above low, 8 bytes big-endian each, sealed
+// with the record's key (seal.go).
+func (w *watermark) encode(key []byte) []byte {
+	b := make([]byte, 0, 16+8*len(w.above)+4)
 	b = binary.BigEndian.AppendUint64(b, w.low)
 	b = binary.BigEndian.AppendUint64(b, w.used)
 	for _, s := range w.above {
 		b = binary.BigEndian.AppendUint64(b, s)
 	}
-	return b
+	return seal(key, b)
 }
 
-func decodeWatermark(b []byte) (*watermark, error) {
+// decodeWatermark decodes the sealed record of key.
+func decodeWatermark(key, sealed []byte) (*watermark, error) {
+	b, err := unseal(key, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("dedupe record: %w", err)
+	}
+	return decodeWatermarkV2(b)
+}
+
+// decodeWatermarkV2 decodes a record as schema 2 and before wrote it: unsealed.
+func decodeWatermarkV2(b []byte) (*watermark, error) {
 	if len(b) < 16 || len(b)%8 != 0 {
 		return nil, fmt.Errorf("dedupe record of %d bytes", len(b))
 	}

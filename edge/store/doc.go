@@ -22,8 +22,16 @@
 // Raw readings expire by age (Expire, Maintain) and are evicted oldest first to stay
 // within the disk quota; rollups, tags and the outbox are never evicted. When even
 // that cannot make room, new readings are refused with ErrQuota. A write or fsync
-// error stops intake (ErrIntakeStopped) rather than being retried blindly. A corrupt
-// file is moved aside at Open and a fresh store started, never a boot loop.
+// error stops intake (ErrIntakeStopped) rather than being retried blindly.
+//
+// # Damage
+//
+// bbolt trusts its file and panics or faults on a damaged page, so Open reads the
+// file itself first, as bbolt will (pagefile.go, filecheck.go), and checks every
+// record against its bucket's definition (buckets.go). A damaged file is moved aside
+// and what is readable of it salvaged into a new store (salvage.go); credentials and
+// the install's identity are also kept in a file of their own (keep.go). Never a
+// boot loop.
 //
 // The layout of every bucket and key is in FORMAT.md beside this file.
 package store

@@ -18,6 +18,9 @@ var (
 	ErrIntakeStopped = errors.New("intake stopped after a write failure")
 	// ErrTooLarge means one submission carries more readings than MaxBatch allows.
 	ErrTooLarge = errors.New("submission too large")
+	// ErrDiskFull means the store's filesystem lacks the room its next commits may
+	// need (Store.Space): the first of them would fail and stop intake.
+	ErrDiskFull = errors.New("disk full")
 	// ErrSchemaTooNew means the file was written by a newer hearth.
 	ErrSchemaTooNew = errors.New("store schema is newer than this hearth")
 )

@@ -54,7 +54,7 @@ func fsizeChild() {
 	next := []device.Reading{crashReading("plug1", 1, seq+1)}
 	err = device.Commit(ctx, s, next)
 	fmt.Printf("after %v\n", errors.Is(err, store.ErrIntakeStopped))
-	err = s.Update(func(tx *store.Tx) error { return tx.Put(store.Rollups, []byte("k"), []byte("v")) })
+	err = s.Update(func(tx *store.Tx) error { return tx.Put(store.Rollups, []byte("k"), []byte(`"v"`)) })
 	fmt.Printf("update %v\n", errors.Is(err, store.ErrIntakeStopped))
 	fmt.Printf("failedset %v\n", s.Failed() != nil)
 	_ = s.Close()

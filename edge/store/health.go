@@ -1,6 +1,8 @@
 package store
 
 import (
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +24,10 @@ type Health struct {
 	FileBytes     int64             `json:"file_bytes"`
 	QuotaBytes    int64             `json:"quota_bytes"`
 	IntakeStopped bool              `json:"intake_stopped"`
+	// Salvage: what was salvaged from a damaged file moved aside at this start.
+	Salvage *SalvageReport `json:"salvage,omitempty"`
+	// MetaPageDamaged: Open found a meta page damaged and used the other one.
+	MetaPageDamaged bool `json:"meta_page_damaged,omitempty"`
 }
 
 // Health returns the store's counters. It does not touch the database, so it may be
@@ -30,7 +36,12 @@ func (s *Store) Health() Health {
 	h := Health{Since: s.started, Committed: counter(s.m.committed), Duplicates: counter(s.m.duplicates),
 		Evicted: map[string]uint64{}, Refused: map[string]uint64{}, Corruptions: s.corruptions,
 		Compactions: counter(s.m.compactions), FileBytes: fileSize(s.path), QuotaBytes: s.opts.QuotaBytes,
-		IntakeStopped: s.Failed() != nil}
+		IntakeStopped: s.Failed() != nil, MetaPageDamaged: s.metaDamage != ""}
+	if s.salvage != nil { // without the hub's paths: the report goes upstream
+		r := *s.salvage
+		r.Error = strings.ReplaceAll(r.Error, filepath.Dir(s.path), "<data_dir>")
+		h.Salvage = &r
+	}
 	for _, r := range []string{"age", "quota"} {
 		h.Evicted[r] = counter(s.m.evicted.WithLabelValues(r))
 	}

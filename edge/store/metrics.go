@@ -18,6 +18,8 @@ type metrics struct {
 	batchSize      prometheus.Histogram
 	compactions    prometheus.Counter
 	compactedBytes prometheus.Counter
+	salvaged       *prometheus.CounterVec
+	metaDamage     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
@@ -42,6 +44,11 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 			Help: "Compactions of the database file (free pages returned to the disk)."}),
 		compactedBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_store_compaction_freed_bytes_total",
 			Help: "Bytes of file returned to the disk by compaction."}),
+		salvaged: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_store_salvaged_records_total",
+			Help: "Records of a damaged database moved aside at open, by bucket and result: recovered (copied into the new store) or lost."},
+			[]string{"bucket", "result"}),
+		metaDamage: prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_store_meta_page_damaged_total",
+			Help: "Opens that found one of the two meta pages damaged and used the other (the newest commit may be lost)."}),
 	}
 	for _, r := range []string{"quota", "write_error", "intake_stopped", "too_large"} {
 		m.refused.WithLabelValues(r)
@@ -49,7 +56,7 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 	m.evicted.WithLabelValues("age")
 	m.evicted.WithLabelValues("quota")
 	m.set = metricset.Must(reg, m.committed, m.duplicates, m.commits, m.refused, m.evicted, m.corruptions,
-		m.commitSeconds, m.batchSize, m.compactions, m.compactedBytes,
+		m.commitSeconds, m.batchSize, m.compactions, m.compactedBytes, m.salvaged, m.metaDamage,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hearth_store_queue_readings",
 			Help: "Readings submitted and waiting for the writer."}, func() float64 { return float64(s.Pending()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hearth_store_last_seq",
@@ -59,3 +66,14 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 }
 
 func (m *metrics) unregister() { m.set.Unregister() }
+
+// countSalvage adds what salvage recovered and lost to the metrics.
+func (m *metrics) countSalvage(r *SalvageReport) {
+	if r == nil {
+		return
+	}
+	for name, b := range r.Buckets {
+		m.salvaged.WithLabelValues(name, "recovered").Add(float64(b.Recovered))
+		m.salvaged.WithLabelValues(name, "lost").Add(float64(b.Lost))
+	}
+}

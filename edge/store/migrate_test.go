@@ -2,7 +2,9 @@ package store
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -16,58 +18,33 @@ import (
 	"github.com/hearth-iot/hearth/device"
 )
 
-// writeSchema0 writes a store as the first hearth did (schema 0): no schema key in
-// meta, and no taglog or credentials buckets yet.
-func writeSchema0(t *testing.T, path string) {
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketEvents, bucketDedupe, bucketDevices, bucketCursors, bucketRollups, bucketState, bucketTags, bucketOutbox, bucketAudit} {
-			if _, err := tx.CreateBucket(b); err != nil {
-				return err
-			}
-		}
-		meta := tx.Bucket(bucketMeta)
-		for k, v := range map[string]string{"magic": magic, "install_id": "0123456789abcdef0123456789abcdef",
-			"secret": strings.Repeat("s", 32), "created": "2024-01-02T03:04:05Z"} {
-			if err := meta.Put([]byte(k), []byte(v)); err != nil {
-				return err
-			}
-		}
-		ev := tx.Bucket(bucketEvents)
-		for q := uint64(1); q <= 3; q++ {
-			r := reading("fridge1", 4, q, float64(q%2))
-			if err := ev.Put(u64key(q), appendReading(nil, &r)); err != nil {
-				return err
-			}
-		}
-		w := &watermark{low: 3, used: 1}
-		if err := tx.Bucket(bucketDedupe).Put(dedupeKey(bootKey{"fridge1", 4}), w.encode()); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketDevices).Put([]byte("fridge1"), []byte(`{"id":"fridge1","kind":"fridge","readings":3}`)); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketCursors).Put([]byte("rollup"), u64key(2))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+// schema0SHA256 pins testdata/schema0.db: a fixture of an old layout is an input,
+// never rewritten by today's code (a test that regenerated it from today's
+// encoder would migrate a file the first hearth never wrote). It was made by
+// testdata/schema0gen, which spells out every record byte for byte.
+const schema0SHA256 = "c436d57e579528792040a33ffc66cb66eeee7c5257c74eba0da6de4d8feca6ab"
 
 func TestMigrateSchema0(t *testing.T) {
 	fixture := filepath.Join("testdata", "schema0.db")
-	if *update {
-		_ = os.Remove(fixture)
-		writeSchema0(t, fixture)
-	}
 	orig, err := os.ReadFile(fixture)
 	if err != nil {
-		t.Fatalf("%v (run with -update to make it)", err)
+		t.Fatal(err)
 	}
+	if sum := sha256.Sum256(orig); hex.EncodeToString(sum[:]) != schema0SHA256 {
+		t.Fatalf("%s changed (sha256 %x): old-layout fixtures are immutable inputs; restore it from git", fixture, sum)
+	}
+	// It is the old layout: no schema key, neither taglog nor credentials.
+	db, err := bolt.Open(fixture, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket([]byte("taglog")) != nil || tx.Bucket([]byte("credentials")) != nil || tx.Bucket(bucketMeta).Get(keySchema) != nil {
+			t.Errorf("%s is not a schema-0 file", fixture)
+		}
+		return nil
+	})
+	db.Close()
 	path := filepath.Join(t.TempDir(), "hearth.db")
 	if err := os.WriteFile(path, orig, 0o600); err != nil {
 		t.Fatal(err)
@@ -109,7 +86,7 @@ func TestMigrateSchema0(t *testing.T) {
 			}
 		}
 		// The buckets schema 1 added work, and the dedupe state carried over.
-		if err := s.Update(func(tx *Tx) error { return tx.Put(Credentials, []byte("dev"), []byte("hash")) }); err != nil {
+		if err := s.Update(func(tx *Tx) error { return tx.Put(Credentials, []byte("dev"), []byte(`"hash"`)) }); err != nil {
 			t.Fatal(err)
 		}
 		if err := commit(s, reading("fridge1", 4, 3, 1), reading("fridge1", 4, 4, 0)); err != nil {

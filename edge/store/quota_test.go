@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,7 +35,7 @@ func TestQuotaBoundsFile(t *testing.T) {
 			t.Fatalf("batch %d: %v", i, err)
 		}
 		if err := s.Update(func(tx *Tx) error {
-			return tx.Put(Rollups, fmt.Appendf(nil, "day-%04d", i), make([]byte, 200))
+			return tx.Put(Rollups, fmt.Appendf(nil, "day-%04d", i), jsonOf(200))
 		}); err != nil {
 			t.Fatalf("rollup %d: %v", i, err)
 		}
@@ -73,7 +75,7 @@ func TestQuotaRefusesWhenFull(t *testing.T) {
 	// Fill with outbox entries (never evicted) until an Update is refused.
 	var full error
 	for i := 0; full == nil && i < 100000; i++ {
-		full = s.Update(func(tx *Tx) error { return tx.Put(Outbox, fmt.Appendf(nil, "%08d", i), make([]byte, 1000)) })
+		full = s.Update(func(tx *Tx) error { return tx.Put(Outbox, fmt.Appendf(nil, "%08d", i), append(Key(1), jsonOf(992)...)) })
 	}
 	if !errors.Is(full, ErrQuota) {
 		t.Fatalf("filling the outbox: %v, want ErrQuota", full)
@@ -144,7 +146,7 @@ func TestCompactReturnsSpace(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return tx.Put(Outbox, Key(outSeq), []byte("summary"))
+		return tx.Put(Outbox, Key(outSeq), append(Key(1), `"summary"`...))
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +179,7 @@ func TestCompactReturnsSpace(t *testing.T) {
 		if c := tx.Cursor("rollup"); c != seq {
 			t.Errorf("cursor %d after compaction, want %d", c, seq)
 		}
-		if v := tx.Get(Outbox, Key(outSeq)); string(v) != "summary" {
+		if v := tx.Get(Outbox, Key(outSeq)); string(v[8:]) != `"summary"` {
 			t.Errorf("outbox entry lost: %q", v)
 		}
 		next, _ := tx.NextSeq(Outbox)
@@ -235,3 +237,7 @@ func TestQuotaSparesUnprocessedReadings(t *testing.T) {
 		t.Fatalf("after the consumer caught up: %v", err)
 	}
 }
+
+// jsonOf is a JSON string of n bytes, quotes included: a record of that size for a
+// bucket that holds JSON.
+func jsonOf(n int) []byte { return strconv.AppendQuote(nil, strings.Repeat("x", max(n-2, 0))) }

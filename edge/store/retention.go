@@ -164,7 +164,7 @@ func (s *Store) Stats() (Stats, error) {
 			st.FirstSeq = binary.BigEndian.Uint64(k)
 		}
 		st.LastSeq = s.lastSeq.Load()
-		st.Cursors = (&Tx{tx}).Cursors()
+		st.Cursors = (&Tx{tx: tx}).Cursors()
 		return nil
 	})
 	return st, err
@@ -186,7 +186,7 @@ func (s *Store) mostlyFree() bool {
 func (s *Store) protectedFloor(tx *bolt.Tx) uint64 {
 	floor := ^uint64(0)
 	for _, name := range s.opts.Protect {
-		if cur := (&Tx{tx}).Cursor(name); cur < floor {
+		if cur := (&Tx{tx: tx}).Cursor(name); cur < floor {
 			floor = cur
 		}
 	}

@@ -24,7 +24,7 @@ import (
 )
 
 // SchemaVersion is the layout version this code writes (FORMAT.md).
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // magic marks a bbolt file as a hearth store.
 const magic = "hearth-store"
@@ -36,14 +36,6 @@ var (
 	bucketDedupe   = []byte("dedupe")
 	bucketDevices  = []byte("devices")
 	bucketCursors  = []byte("cursors")
-	bucketRollups  = []byte("rollups")
-	bucketState    = []byte("state")
-	bucketTags     = []byte("tags")
-	bucketOutbox   = []byte("outbox")
-	bucketAudit    = []byte("audit")
-	bucketCreds    = []byte("credentials")
-	bucketTagLog   = []byte("taglog")
-	allBuckets     = [][]byte{bucketMeta, bucketEvents, bucketDedupe, bucketDevices, bucketCursors, bucketRollups, bucketState, bucketTags, bucketTagLog, bucketOutbox, bucketAudit, bucketCreds}
 	keyMagic       = []byte("magic")
 	keySchema      = []byte("schema")
 	keyInstallID   = []byte("install_id")
@@ -94,10 +86,19 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the wall clock (default time.Now).
 	Now func() time.Time
-	// SkipCheck skips the page check at Open (Check). The check reads the whole
-	// file (≈0.1 s per 64 MiB here); skip it only where a damaged page may surface
-	// later, at read time, as an error.
+	// FreeSpace returns the bytes available on the filesystem of dir (default:
+	// statfs). Space compares it with what the next commits may need.
+	FreeSpace func(dir string) (int64, error)
+	// SkipCheck skips the check of every record at Open (bucketDefs: each key and
+	// value the shape its bucket's owner writes). The page structure is checked
+	// whatever it says: bbolt's Open and reads depend on it. The record check
+	// costs about as much again (BenchmarkOpenCheck); skipped, a damaged record
+	// surfaces later, at read time, as an error.
 	SkipCheck bool
+
+	// scratch: the file is salvage's new store, synced once when complete
+	// (salvage.go); never the store in use, whose every commit is synced.
+	scratch bool
 }
 
 func (o *Options) withDefaults() Options {
@@ -181,6 +182,10 @@ type Store struct {
 	compactWanted bool // the last commit hit the file's size limit (writer only)
 
 	Recovered string // path the corrupt file was moved to at Open, or ""
+
+	keepMu     sync.Mutex     // serialises writes of the keep file (keep.go)
+	metaDamage string         // a damaged meta page Open did without (fileCheck.otherMeta), or ""
+	salvage    *SalvageReport // what was salvaged when Recovered is set
 }
 
 type request struct {
@@ -200,30 +205,24 @@ type DeviceInfo struct {
 	Seq       uint64      `json:"seq,omitempty"`
 }
 
-// Open opens (or creates) the store at path. A file bbolt cannot read (corrupt or
-// truncated) is moved aside to path.corrupt-<UTC time> and a fresh store is started;
-// Recovered says where it went. A valid bbolt file that is not a hearth store is left
-// untouched and ErrNotHearth returned.
+// Open opens (or creates) the store at path. A damaged file (one that fails the
+// check bbolt's reads depend on, or the check of its records: checkFile) is moved
+// aside to path.corrupt-<UTC time>, and a new store takes its place with what could
+// be salvaged from it (salvage.go); Recovered says where the file went, Salvage what
+// came through. A valid bbolt file that is not a hearth store is left untouched and
+// ErrNotHearth returned.
 func Open(path string, o *Options) (*Store, error) {
 	opts := o.withDefaults()
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("store: create directory: %w", err)
 	}
 	removeStaleCompaction(path)
-	s, err := openStore(path, opts, "")
+	if err := finishSalvage(path, opts.Logger); err != nil {
+		return nil, err
+	}
+	s, err := openStore(path, opts, nil)
 	if err != nil && isCorrupt(err) {
-		moved := fmt.Sprintf("%s.corrupt-%s", path, opts.Now().UTC().Format("20060102T150405Z"))
-		for i := 2; ; i++ { // never overwrite an earlier one of the same second
-			if _, serr := os.Lstat(moved); errors.Is(serr, fs.ErrNotExist) {
-				break
-			}
-			moved = fmt.Sprintf("%s.corrupt-%s-%d", path, opts.Now().UTC().Format("20060102T150405Z"), i)
-		}
-		if rerr := os.Rename(path, moved); rerr != nil {
-			return nil, fmt.Errorf("store: %s is corrupt (%v) and could not be moved aside: %w", path, err, rerr)
-		}
-		opts.Logger.Error("database was corrupt: moved aside, starting a fresh store", "component", "store", "path", path, "moved_to", moved, "err", err)
-		s, err = openStore(path, opts, moved)
+		s, err = quarantineAndSalvage(path, opts, err)
 	}
 	if err != nil {
 		return nil, err
@@ -232,16 +231,82 @@ func Open(path string, o *Options) (*Store, error) {
 	s.started = opts.Now()
 	if s.Recovered != "" {
 		s.m.corruptions.Inc()
+		s.m.countSalvage(s.salvage)
+	}
+	if s.metaDamage != "" {
+		s.m.metaDamage.Inc()
+	}
+	if err := s.syncKeep(); err != nil {
+		s.log.Warn("the keep file (credentials and identity, kept beside the database) could not be written", "err", err)
 	}
 	go s.writer()
 	return s, nil
 }
 
-// openStore opens the file, checks it is a hearth store, checks its pages (Check:
-// bbolt reads a damaged page by panicking, which must not become a boot loop) and
-// loads it. A panic inside bbolt is reported as corruption. recovered is the path a
-// corrupt predecessor was moved to, or "".
-func openStore(path string, opts Options, recovered string) (s *Store, err error) {
+// quarantineAndSalvage handles a damaged file at path (damage says how): it salvages
+// what it can into a new store beside it, moves the file aside, and opens the new
+// store in its place. When nothing can be written (a full disk) the file is moved
+// aside all the same and a fresh store started: never a boot loop.
+func quarantineAndSalvage(path string, opts Options, damage error) (*Store, error) {
+	at := opts.Now().UTC()
+	moved := fmt.Sprintf("%s.corrupt-%s", path, at.Format("20060102T150405Z"))
+	for i := 2; ; i++ { // never overwrite an earlier one of the same second
+		if _, serr := os.Lstat(moved); errors.Is(serr, fs.ErrNotExist) {
+			break
+		}
+		moved = fmt.Sprintf("%s.corrupt-%s-%d", path, at.Format("20060102T150405Z"), i)
+	}
+	// The damaged file stays locked until it is moved aside: a second hearth started
+	// meanwhile waits, then finds the new store (and bbolt's lock on it).
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s is damaged (%v) and cannot be read: %w", path, damage, err)
+	}
+	defer f.Close()
+	if err := lockFile(f, opts.LockTimeout); err != nil {
+		return nil, fmt.Errorf("store: %s: %w (is hearth already running?)", path, ErrLocked)
+	}
+	if _, err := checkFile(f, !opts.SkipCheck); err == nil { // another process put a sound one in its place
+		_ = f.Close()
+		return openStore(path, opts, nil)
+	}
+	rec := &recovery{movedTo: moved, damage: damage.Error(), at: at}
+	opts.Logger.Error("database is damaged: salvaging what is readable, then moving it aside", "component", "store",
+		"path", path, "moved_to", moved, "err", damage)
+	partial := path + salvagePartialSuffix
+	rep, err := salvageFile(f, path, partial, opts, rec)
+	rec.report = rep
+	salvaged := ""
+	if err == nil {
+		salvaged = path + salvageSuffix
+		if err = os.Rename(partial, salvaged); err == nil {
+			rec.recorded = true // salvageFile wrote the audit record and the count
+		}
+	}
+	if err != nil {
+		rep.Error = err.Error()
+		salvaged = ""
+		_ = os.Remove(partial)
+		opts.Logger.Error("salvage failed: starting an empty store", "component", "store", "err", err)
+	}
+	if rerr := quarantine(path, moved, salvaged); rerr != nil {
+		return nil, fmt.Errorf("store: %s is damaged (%v) and could not be moved aside: %w", path, damage, rerr)
+	}
+	_ = f.Close() // releases the lock on the damaged file, now at moved
+	if salvaged != "" {
+		opts.Logger.Error("database was damaged: moved aside; salvaged what was readable into a new store", "component", "store",
+			"path", path, "moved_to", moved, "salvage", rep.summary())
+	}
+	return openStore(path, opts, rec)
+}
+
+// openStore opens the file and loads it. Before bbolt reads a byte of it, the file
+// is checked as bbolt will read it (checkFile, under bbolt's lock): bbolt reads a
+// damaged page by panicking, at Open on a goroutine of its own, or faulting, and
+// either must not become a boot loop. A panic inside bbolt all the same (this
+// goroutine only) is reported as corruption. rec, when not nil, says how a damaged
+// predecessor was moved aside and what was salvaged from it.
+func openStore(path string, opts Options, rec *recovery) (s *Store, err error) {
 	var db *bolt.DB
 	defer func() {
 		if r := recover(); r != nil {
@@ -251,52 +316,34 @@ func openStore(path string, opts Options, recovered string) (s *Store, err error
 			s, err = nil, corruptErr{fmt.Errorf("store: %s: unreadable page: %v", path, r)}
 		}
 	}()
-	if err := checkTruncated(path); err != nil {
-		return nil, err
-	}
 	// A damaged page bbolt reads through its mmap can fault: make that a panic
 	// (recovered above as corruption) rather than a crash, on this goroutine.
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	db, err = openBolt(path, opts)
+	var fc fileCheck
+	db, err = openBolt(path, opts, func(f *os.File) error {
+		var err error
+		fc, err = checkFile(f, !opts.SkipCheck)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
 	s = &Store{db: db, path: path, compactCh: make(chan compactReq), ckptCh: make(chan chan error), opts: opts, log: opts.Logger.With("component", "store"),
 		queue: make(chan *request, 1024), stop: make(chan struct{}), done: make(chan struct{}),
-		devices: map[string]*DeviceInfo{}, wm: map[bootKey]*watermark{}, bootsOf: map[string]map[uint64]bool{}, Recovered: recovered,
-		dirtyDev: map[string]bool{}, dirtyWM: map[bootKey]bool{}, prunedWM: map[bootKey]bool{}}
-	if err := s.verify(); err != nil {
-		_ = db.Close()
-		return nil, err
+		devices: map[string]*DeviceInfo{}, wm: map[bootKey]*watermark{}, bootsOf: map[string]map[uint64]bool{},
+		dirtyDev: map[string]bool{}, dirtyWM: map[bootKey]bool{}, prunedWM: map[bootKey]bool{}, metaDamage: fc.otherMeta}
+	if rec != nil {
+		s.Recovered, s.salvage = rec.movedTo, rec.report
 	}
-	if err := s.init(recovered != ""); err != nil {
+	if fc.otherMeta != "" {
+		s.log.Error("a meta page of the database is damaged: opened the transaction of the other one (if the damaged page held the newer transaction, its commit is lost)",
+			"path", path, "damage", fc.otherMeta, "txid", fc.txid)
+	}
+	if err := s.init(rec); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
 	return s, nil
-}
-
-// verify refuses a file that is not a hearth store (untouched: ErrNotHearth) and
-// reports one whose pages fail the check as corrupt.
-func (s *Store) verify() error {
-	if err := s.db.View(func(tx *bolt.Tx) error {
-		names := 0
-		_ = tx.ForEach(func(name []byte, _ *bolt.Bucket) error { names++; return nil })
-		meta := tx.Bucket(bucketMeta)
-		if names > 0 && (meta == nil || !bytes.Equal(meta.Get(keyMagic), []byte(magic))) {
-			return fmt.Errorf("store: %s: %w (file left untouched)", s.db.Path(), ErrNotHearth)
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	if s.opts.SkipCheck {
-		return nil
-	}
-	if err := s.Check(); err != nil {
-		return corruptErr{err}
-	}
-	return nil
 }
 
 // boltOptions: the quota is also bbolt's MaxSize, so the file cannot grow past it
@@ -305,17 +352,45 @@ func (s *Store) verify() error {
 // list is not written at each commit (NoFreelistSync, as etcd runs bbolt): Open
 // rebuilds it by walking the file, and every commit writes a page less (about 8% of
 // the bytes a small commit writes, BenchmarkCommitDiskBytes).
+//
+// Salvage's scratch file has no MaxSize: what it copies may take more pages than
+// the damaged file did (buckets other than the log are filled to bbolt's 50%), and
+// the store evicts and compacts down to the quota once it runs.
 func boltOptionsFor(opts Options) *bolt.Options {
+	maxSize := int(min(opts.QuotaBytes, int64(^uint(0)>>1)))
+	if opts.scratch {
+		maxSize = 0
+	}
 	return &bolt.Options{Timeout: opts.LockTimeout, FreelistType: bolt.FreelistMapType, NoFreelistSync: true,
-		MaxSize: int(min(opts.QuotaBytes, int64(^uint(0)>>1)))}
+		MaxSize: maxSize, NoSync: opts.scratch}
 }
 
 func allocSize(opts Options) int { return int(min(max(opts.QuotaBytes/32, 64<<10), 16<<20)) }
 
 func (s *Store) boltOptions() *bolt.Options { return boltOptionsFor(s.opts) }
 
-func openBolt(path string, opts Options) (*bolt.DB, error) {
-	db, err := bolt.Open(path, 0o600, boltOptionsFor(opts))
+// openBolt opens the file with bbolt. check, when not nil, is run on the file under
+// bbolt's lock before bbolt reads it; its error is returned as it is.
+func openBolt(path string, opts Options, check func(*os.File) error) (*bolt.DB, error) {
+	bo := boltOptionsFor(opts)
+	if check != nil {
+		bo.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, perm)
+			if err != nil {
+				return nil, err
+			}
+			err = lockFile(f, opts.LockTimeout)
+			if err == nil {
+				err = check(f)
+			}
+			if err != nil {
+				_ = f.Close()
+				return nil, err
+			}
+			return f, nil
+		}
+	}
+	db, err := bolt.Open(path, 0o600, bo)
 	if err == nil {
 		db.AllocSize = allocSize(opts)
 	}
@@ -325,6 +400,9 @@ func openBolt(path string, opts Options) (*bolt.DB, error) {
 		}
 		if errors.Is(err, fs.ErrPermission) {
 			return nil, fmt.Errorf("store: %s: %w", path, err)
+		}
+		if errors.Is(err, ErrNotHearth) || errors.Is(err, ErrSchemaTooNew) || isCorrupt(err) {
+			return nil, err // checkFile's, naming the file
 		}
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -345,7 +423,7 @@ func isCorrupt(err error) bool {
 }
 
 // init creates the buckets of a new store, or checks and loads an existing one.
-func (s *Store) init(recovered bool) error {
+func (s *Store) init(rec *recovery) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		names := 0
 		_ = tx.ForEach(func(name []byte, _ *bolt.Bucket) error { names++; return nil })
@@ -353,9 +431,9 @@ func (s *Store) init(recovered bool) error {
 		if names > 0 && (meta == nil || !bytes.Equal(meta.Get(keyMagic), []byte(magic))) {
 			return fmt.Errorf("store: %s: %w (file left untouched)", s.db.Path(), ErrNotHearth)
 		}
-		for _, b := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return fmt.Errorf("store: create bucket %s: %w", b, err)
+		for _, d := range bucketDefs {
+			if _, err := tx.CreateBucketIfNotExists([]byte(d.name)); err != nil {
+				return fmt.Errorf("store: create bucket %s: %w", d.name, err)
 			}
 		}
 		meta = tx.Bucket(bucketMeta)
@@ -382,15 +460,13 @@ func (s *Store) init(recovered bool) error {
 		if err := migrate(tx); err != nil {
 			return err
 		}
-		if recovered {
-			n := uint64(0)
-			if v := meta.Get(keyCorruptions); len(v) == 8 {
-				n = binary.BigEndian.Uint64(v)
-			}
-			if err := meta.Put(keyCorruptions, u64key(n+1)); err != nil {
+		if rec != nil && !rec.recorded {
+			if err := rec.record(tx); err != nil {
 				return err
 			}
-			if err := (&Tx{tx}).Audit("corrupt_file_moved_aside", map[string]string{"moved_to": s.Recovered,
+		}
+		if s.metaDamage != "" {
+			if err := (&Tx{tx: tx}).Audit("meta_page_damaged", map[string]any{"damage": s.metaDamage, "txid": tx.ID() - 1,
 				"at": s.opts.Now().UTC().Format(time.RFC3339)}); err != nil {
 				return err
 			}
@@ -421,7 +497,7 @@ func (s *Store) init(recovered bool) error {
 		}
 		if err := tx.Bucket(bucketDedupe).ForEach(func(k, v []byte) error {
 			bk, ok := parseDedupeKey(k)
-			w, err := decodeWatermark(v)
+			w, err := decodeWatermark(k, v)
 			if !ok || err != nil {
 				return corruptErr{fmt.Errorf("store: dedupe record %q: %v", k, err)}
 			}

@@ -31,13 +31,16 @@ const (
 // It is valid only inside the View or Update call that made it.
 type Tx struct {
 	tx *bolt.Tx
+	// credsChanged: Put or Delete touched Credentials; Update then rewrites the
+	// keep file (keep.go) once the transaction is committed.
+	credsChanged bool
 }
 
 // View runs fn in a read-only transaction.
 func (s *Store) View(fn func(*Tx) error) error {
 	s.dbMu.RLock()
 	defer s.dbMu.RUnlock()
-	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx}) })
+	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
 }
 
 // Update runs fn in a read-write transaction, committed (with fsync) when fn returns
@@ -56,10 +59,17 @@ func (s *Store) Update(fn func(*Tx) error) error {
 	var fnErr error
 	s.dbMu.RLock()
 	defer s.dbMu.RUnlock()
+	t := &Tx{}
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		fnErr = fn(&Tx{tx})
+		t.tx = tx
+		fnErr = fn(t)
 		return fnErr
 	})
+	if err == nil && t.credsChanged {
+		if kerr := s.syncKeep(); kerr != nil {
+			s.log.Warn("credentials committed, but their copy in the keep file was not written", "err", kerr)
+		}
+	}
 	if errors.Is(err, berrors.ErrMaxSizeReached) {
 		// The file is at its quota: refused, not a write failure. The writer
 		// evicts raw readings (and compacts) on its next commit.
@@ -80,25 +90,26 @@ func (t *Tx) bucket(b Bucket) *bolt.Bucket {
 }
 
 // Cursor returns the sequence up to which consumer name has processed the log.
+// (0 for a consumer that has none: Open refused any that failed its check.)
 func (t *Tx) Cursor(name string) uint64 {
-	v := t.tx.Bucket(bucketCursors).Get([]byte(name))
-	if len(v) != 8 {
-		return 0
-	}
-	return binary.BigEndian.Uint64(v)
+	seq, _ := parseCursor([]byte(name), t.tx.Bucket(bucketCursors).Get([]byte(name)))
+	return seq
 }
 
 // SetCursor records that consumer name has processed the log up to seq.
 func (t *Tx) SetCursor(name string, seq uint64) error {
-	return t.tx.Bucket(bucketCursors).Put([]byte(name), u64key(seq))
+	if name == "" {
+		return errors.New("store: a cursor needs a name")
+	}
+	return t.tx.Bucket(bucketCursors).Put([]byte(name), cursorValue(name, seq))
 }
 
 // Cursors returns every consumer's cursor.
 func (t *Tx) Cursors() map[string]uint64 {
 	out := map[string]uint64{}
 	_ = t.tx.Bucket(bucketCursors).ForEach(func(k, v []byte) error {
-		if len(v) == 8 {
-			out[string(k)] = binary.BigEndian.Uint64(v)
+		if seq, err := parseCursor(k, v); err == nil {
+			out[string(k)] = seq
 		}
 		return nil
 	})
@@ -108,11 +119,24 @@ func (t *Tx) Cursors() map[string]uint64 {
 // Get returns the value of key in b, or nil. It is valid only inside the transaction.
 func (t *Tx) Get(b Bucket, key []byte) []byte { return t.bucket(b).Get(key) }
 
-// Put sets key to val in b.
-func (t *Tx) Put(b Bucket, key, val []byte) error { return t.bucket(b).Put(key, val) }
+// Put sets key to val in b. A record of the wrong shape for its bucket (bucketDefs:
+// JSON where FORMAT.md says JSON, 8-byte sequence keys) is refused: the check at
+// Open would take it for damage.
+func (t *Tx) Put(b Bucket, key, val []byte) error {
+	if d, ok := bucketDefOf(string(b)); ok && d.check != nil {
+		if err := d.check(key, val); err != nil {
+			return fmt.Errorf("store: %s %q: %w", b, key, err)
+		}
+	}
+	t.credsChanged = t.credsChanged || b == Credentials
+	return t.bucket(b).Put(key, val)
+}
 
 // Delete removes key from b.
-func (t *Tx) Delete(b Bucket, key []byte) error { return t.bucket(b).Delete(key) }
+func (t *Tx) Delete(b Bucket, key []byte) error {
+	t.credsChanged = t.credsChanged || b == Credentials
+	return t.bucket(b).Delete(key)
+}
 
 // ForEach calls fn for every key in b that starts with prefix, in key order, until fn
 // returns an error.
@@ -174,7 +198,7 @@ func migrate(tx *bolt.Tx) error {
 		cur = binary.BigEndian.Uint64(v)
 	}
 	if cur > SchemaVersion {
-		return fmt.Errorf("store: schema %d: %w (this hearth reads up to %d)", cur, ErrSchemaTooNew, SchemaVersion)
+		return schemaTooNew(cur)
 	}
 	if cur == SchemaVersion {
 		return nil
@@ -193,10 +217,48 @@ func migrate(tx *bolt.Tx) error {
 			return err
 		}
 	}
-	if err := (&Tx{tx}).Audit("schema_migrated", map[string]uint64{"from": cur, "to": SchemaVersion}); err != nil {
+	if cur < 3 {
+		// Schema 3 seals dedupe and cursor records with a CRC (seal.go).
+		if err := rewrite(tx.Bucket(bucketDedupe), func(k, v []byte) ([]byte, error) {
+			w, err := decodeWatermarkV2(v)
+			if err != nil {
+				return nil, corruptErr{fmt.Errorf("store: dedupe record %q: %w", k, err)}
+			}
+			return w.encode(k), nil
+		}); err != nil {
+			return err
+		}
+		if err := rewrite(tx.Bucket(bucketCursors), func(k, v []byte) ([]byte, error) {
+			if len(v) != 8 || len(k) == 0 {
+				return nil, corruptErr{fmt.Errorf("store: cursor %q of %d bytes", k, len(v))}
+			}
+			return cursorValue(string(k), binary.BigEndian.Uint64(v)), nil
+		}); err != nil {
+			return err
+		}
+	}
+	if err := (&Tx{tx: tx}).Audit("schema_migrated", map[string]uint64{"from": cur, "to": SchemaVersion}); err != nil {
 		return err
 	}
 	return meta.Put(keySchema, u64key(SchemaVersion))
+}
+
+// rewrite replaces every value of b by what fn makes of it.
+func rewrite(b *bolt.Bucket, fn func(k, v []byte) ([]byte, error)) error {
+	var kvs [][2][]byte
+	if err := b.ForEach(func(k, v []byte) error {
+		nv, err := fn(k, v)
+		kvs = append(kvs, [2][]byte{bytes.Clone(k), nv})
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, kv := range kvs {
+		if err := b.Put(kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Range calls fn for every key in b from `from` onwards, in key order, until fn

@@ -5,7 +5,8 @@
 // These read-only routes are open (Prometheus scrapes them):
 //
 //	GET /healthz        200 "ok" while the process serves
-//	GET /readyz         200 when every component is up and intake is open, else 503 with why
+//	GET /readyz         200 when every component is up, intake is open and the disk has room for
+//	                    the store's next commits; else 503 with why
 //	GET /metrics        Prometheus text format
 //	GET /v1/status      JSON: version, uptime, store, pipeline counters
 //	GET /v1/devices     JSON list of devices
