@@ -3,6 +3,7 @@ package periph_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -40,7 +41,7 @@ func start(t *testing.T, host *periphtest.Host, sensors []periph.Sensor, wrap fu
 	t.Helper()
 	r := &rig{t: t, st: storetest.Open(t, nil), reg: prometheus.NewRegistry(), host: host}
 	var err error
-	r.src, err = periph.New(&periph.Options{Sensors: sensors, Host: host, Boot: boot, Registerer: r.reg,
+	r.src, err = periph.New(&periph.Options{Sensors: sensors, Host: host, Boot: boot, Registerer: r.reg, Retryable: ingest.Retryable,
 		RetryMin: 5 * time.Millisecond, RetryMax: 40 * time.Millisecond, FailAfter: 2, Sleep: func(time.Duration) {}})
 	if err != nil {
 		t.Fatal(err)
@@ -284,8 +285,9 @@ type gate struct {
 	next    device.Sink
 	mu      sync.Mutex
 	held    []func()
-	refuse  int // refuse this many batches first
+	refuse  int // refuse this many batches first, as a full store does
 	refused int
+	reject  int // then reject this many for good, as ingest does an impossible reading
 }
 
 func (g *gate) Submit(rs []device.Reading, done func(error)) {
@@ -293,7 +295,12 @@ func (g *gate) Submit(rs []device.Reading, done func(error)) {
 	defer g.mu.Unlock()
 	if g.refused < g.refuse {
 		g.refused++
-		done(errors.New("store full"))
+		done(fmt.Errorf("store full: %w", store.ErrQuota))
+		return
+	}
+	if g.reject > 0 {
+		g.reject--
+		done(errors.New("impossible timestamp"))
 		return
 	}
 	cp := append([]device.Reading(nil), rs...)
@@ -314,6 +321,31 @@ func (g *gate) pending() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return len(g.held)
+}
+
+// A batch the store refuses for good (a reading ingest will never take) is counted
+// as rejected and dropped, never submitted again: one bad reading does not stall
+// its sensor, and the next ones are stored.
+func TestRejectedReadingsDoNotStallTheSensor(t *testing.T) {
+	host := periphtest.NewHost()
+	door := doorPin()
+	host.SetPin("GPIO17", door)
+	g := &gate{reject: 1}
+	r := start(t, host, []periph.Sensor{doorSensor()}, func(s device.Sink) device.Sink { g.next = s; return g })
+	r.waitFor("the first batch rejected", func() bool {
+		return r.metric("hearth_hub_sensor_readings_total", "sensor", "fridge-door", "result", "rejected") == 1
+	})
+	door.EdgesChan <- gpio.High
+	r.waitFor("the opening held at the gate", func() bool { return g.pending() == 1 })
+	g.release()
+	r.waitFor("the opening committed", func() bool { return r.status("fridge-door").Last[device.SignalDoor] == 1 })
+	if n := r.metric("hearth_hub_sensor_readings_total", "sensor", "fridge-door", "result", "refused"); n != 0 {
+		t.Errorf("a final refusal was submitted again (%v refusals counted)", n)
+	}
+	r.stop()
+	if got := r.values("kitchen-fridge", device.SignalDoor); len(got) != 1 || got[0] != 1 {
+		t.Errorf("stored door readings %v, want only the opening (the rejected state dropped)", got)
+	}
 }
 
 // Readings count only once committed: while the store has not taken a batch, the
