@@ -59,6 +59,11 @@ var bucketDefs = []bucketDef{
 	{name: "outbox", owner: "sync", holds: "u64be seq → u64be enqueue ns ‖ JSON message", check: checkOutboxRecord, seqKeyed: true},
 	{name: "audit", owner: "all", holds: "u64be seq → JSON {event, detail}", check: checkSeqJSON, seqKeyed: true},
 	{name: "credentials", owner: "edge/broker, cmd/hearth", holds: "device/<id> or accepted/<name> → JSON (hashes only)", check: checkJSONValue},
+	// Upstream delivery (outbox.go).
+	{name: "sync.queue", owner: "sync/summary, sync/outbox", holds: "u64be seq → message record (outbox.go)", check: checkQueueRecord, seqKeyed: true},
+	{name: "sync.batches", owner: "sync/outbox", holds: "u64be seq → batch record (outbox.go)", check: checkBatchRecord, seqKeyed: true},
+	{name: "sync.dead", owner: "sync/outbox", holds: "u64be seq → dead-letter record (outbox.go)", check: checkDeadRecord, seqKeyed: true},
+	{name: "sync.state", owner: "sync", holds: "delivery, tag NUL <name> → JSON", check: checkJSONValue},
 }
 
 // bucketDefOf returns the definition of the named bucket.

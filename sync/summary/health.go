@@ -21,6 +21,7 @@ type Health struct {
 	Date      string       `json:"date"` // local date the message was made
 	At        time.Time    `json:"at"`   // hub time it was made (UTC)
 	Store     store.Health `json:"store"`
+	Rules     string       `json:"rules_version,omitempty"`
 }
 
 // health puts one Health message in the outbox per local day of the hub's clock: the
@@ -29,7 +30,7 @@ type Health struct {
 // many messages it made (0 or 1).
 func (b *Builder) health(tx *store.Tx, allSim bool) (int, error) {
 	now := b.now()
-	if now.Year() < 2020 {
+	if !trusted(now) {
 		return 0, nil
 	}
 	date := now.In(b.loc).Format(time.DateOnly)
@@ -40,14 +41,14 @@ func (b *Builder) health(tx *store.Tx, allSim bool) (int, error) {
 		return 0, err
 	}
 	if !b.consent.Allows(privacy.Usage) && !allSim {
-		b.withheld.WithLabelValues("health").Inc()
+		b.withheld.WithLabelValues(TypeHealth).Inc()
 		return 0, nil
 	}
-	msg := Health{Type: "health", Household: b.household, Date: date, At: now.UTC(), Store: b.st.Health()}
+	msg := Health{Type: TypeHealth, Household: b.household, Date: date, At: now.UTC(), Store: b.st.Health(), Rules: b.rules}
 	msg.ID = b.messageID("health", date)
-	if err := put(tx, msg); err != nil {
+	if err := b.enqueue(tx, msg.ID, TypeHealth, privacy.Usage, allSim, "", false, msg.At, msg); err != nil {
 		return 0, err
 	}
-	b.made.WithLabelValues("health").Inc()
+	b.made.WithLabelValues(TypeHealth).Inc()
 	return 1, nil
 }

@@ -6,7 +6,6 @@
 package summary
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -20,7 +19,6 @@ import (
 	"github.com/hearth-iot/hearth/device"
 	"github.com/hearth-iot/hearth/edge/rollup"
 	"github.com/hearth-iot/hearth/edge/store"
-	"github.com/hearth-iot/hearth/edge/tagging"
 	"github.com/hearth-iot/hearth/internal/metricset"
 	"github.com/hearth-iot/hearth/sync/privacy"
 )
@@ -31,59 +29,14 @@ const (
 	TagsCursor = "sync.tags" // the last tag-log entry summarised
 )
 
-// DeviceDay is the summary of one device over one local day.
-type DeviceDay struct {
-	Type      string                    `json:"type"` // "device_day"
-	ID        string                    `json:"id"`   // deterministic message id
-	Household string                    `json:"household"`
-	Device    string                    `json:"device"` // pseudonym
-	Kind      device.Kind               `json:"kind"`
-	Date      string                    `json:"date"`
-	Signals   map[device.Signal]*Signal `json:"signals"`
-}
-
-// Signal summarises one signal of a DeviceDay. Fields that do not apply are left out.
-type Signal struct {
-	N          uint32   `json:"n"`
-	Min        *float64 `json:"min,omitempty"`
-	Max        *float64 `json:"max,omitempty"`
-	Mean       *float64 `json:"mean,omitempty"`
-	Sum        *float64 `json:"sum,omitempty"`
-	Sessions   uint32   `json:"sessions,omitempty"`
-	OnSeconds  float64  `json:"on_s,omitempty"`
-	LongestSec float64  `json:"longest_s,omitempty"`
-	Over60s    uint32   `json:"over_60s,omitempty"`
-	// ByPart counts activations in the four parts of the day: 00-06, 06-12, 12-18, 18-24.
-	ByPart   *[4]uint32        `json:"by_part,omitempty"`
-	Cycles   uint32            `json:"cycles,omitempty"`
-	EnergyWh float64           `json:"energy_wh,omitempty"`
-	Stocked  map[string]uint32 `json:"stocked,omitempty"`
-	Taken    map[string]uint32 `json:"taken,omitempty"`
-}
-
-// TagChange is a tag's change, as sent upstream.
-type TagChange struct {
-	Type      string  `json:"type"` // "tag"
-	ID        string  `json:"id"`
-	Household string  `json:"household"`
-	Tag       string  `json:"tag"`
-	Score     float64 `json:"score"`
-	// Confidence is how much evidence backed the score, in [0,1] (the rule's
-	// confidence, docs/tags.md).
-	Confidence float64            `json:"confidence"`
-	Active     bool               `json:"active"`
-	Status     string             `json:"status"`
-	Reason     string             `json:"reason"`
-	At         time.Time          `json:"at"`
-	Evidence   map[string]float64 `json:"evidence,omitempty"`
-}
-
 // Options configure a Builder.
 type Options struct {
 	Location   *time.Location
 	Consent    privacy.Consent
 	Registerer prometheus.Registerer
-	Now        func() time.Time // hub clock of the daily health message (default time.Now)
+	// Now is the hub's clock (default time.Now): it dates the daily health message
+	// and closes the days of devices that went quiet.
+	Now func() time.Time
 	// Simulated reports whether a local device id is one of this agent's simulated
 	// devices, whose summaries carry no personal data and are written without
 	// consent. The agent answers from the simulated household it built — never from
@@ -91,8 +44,21 @@ type Options struct {
 	Simulated func(device string) bool
 	// CloseGrace is how far past a local day's end a device's clock must be before the
 	// day is summarised (default 2h; sync.day_close_grace). Readings for a day that
-	// arrive later still update the rollups on the hub, but not the sent summary.
+	// arrive later still update the rollups on the hub, but not the sent summary. A
+	// device that has sent nothing for CloseGrace has its days closed by the hub's
+	// clock instead.
 	CloseGrace time.Duration
+	// RulesVersion names the tag rule set in force; every message carries it.
+	RulesVersion string
+	// TagScoreStep is how far a tag's score must move from the score last sent for a
+	// change to be sent (default 0.1; sync.tag_score_step). A tag turning on or off,
+	// or changing status, is always sent.
+	TagScoreStep float64
+	// MaxPendingBytes caps what waits to go upstream (queued and batched messages);
+	// 0: no cap (sync.outbox_max_bytes). Over it, queued tag score changes are folded
+	// to each tag's latest, and if that is not enough the builder makes nothing until
+	// delivery has made room: the days wait in the rollups, none is dropped.
+	MaxPendingBytes int
 }
 
 // Builder makes summaries and puts them in the outbox.
@@ -106,9 +72,15 @@ type Builder struct {
 	household string
 	install   string
 	now       func() time.Time
+	rules     string
+	step      float64
+	maxBytes  int
 
 	made     *prometheus.CounterVec
 	withheld *prometheus.CounterVec
+	skipped  prometheus.Counter
+	folded   prometheus.Counter
+	deferred prometheus.Counter
 	set      *metricset.Set
 }
 
@@ -131,23 +103,36 @@ func NewBuilder(st *store.Store, o *Options) *Builder {
 	if opts.Simulated == nil {
 		opts.Simulated = func(string) bool { return false }
 	}
+	if opts.TagScoreStep <= 0 {
+		opts.TagScoreStep = 0.1
+	}
 	b := &Builder{st: st, loc: opts.Location, consent: opts.Consent, pseudo: p, simulated: opts.Simulated, grace: opts.CloseGrace,
-		household: p.ID("household", st.InstallID()), install: st.InstallID(), now: opts.Now,
+		household: p.ID("household", st.InstallID()), install: st.InstallID(), now: opts.Now, rules: opts.RulesVersion,
+		step: opts.TagScoreStep, maxBytes: opts.MaxPendingBytes,
 		made: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_sync_summaries_total",
-			Help: "Summaries put in the outbox, by type (device_day, tag)."}, []string{"type"}),
+			Help: "Summaries put in the outbox, by type (device_day, tag, profile, health)."}, []string{"type"}),
 		withheld: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_sync_withheld_total",
 			Help: "Summaries not sent because the household has not consented to their category, by type."}, []string{"type"}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_sync_tag_rescores_skipped_total",
+			Help: "Tag changes not sent: the score moved less than sync.tag_score_step from the score last sent."}),
+		folded: prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_sync_folded_total",
+			Help: "Queued tag score changes folded into the tag's later change because the outbox was over sync.outbox_max_bytes."}),
+		deferred: prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_sync_deferred_total",
+			Help: "Builder steps that made nothing because the outbox was over sync.outbox_max_bytes (the days wait in the rollups)."}),
 	}
-	for _, t := range []string{"device_day", "tag", "health"} {
+	for _, t := range []string{TypeDeviceDay, TypeTag, TypeProfile, TypeHealth} {
 		b.made.WithLabelValues(t)
 		b.withheld.WithLabelValues(t)
 	}
-	b.set = metricset.Must(opts.Registerer, b.made, b.withheld)
+	b.set = metricset.Must(opts.Registerer, b.made, b.withheld, b.skipped, b.folded, b.deferred)
 	return b
 }
 
 // Unregister removes the builder's metrics.
 func (b *Builder) Unregister() { b.set.Unregister() }
+
+// Household is the household's pseudonym: the anonymousId of every message.
+func (b *Builder) Household() string { return b.household }
 
 // messageID is a deterministic id for a message: the same summary always gets the
 // same id (the CDP de-duplicates redeliveries on it). It is a keyed HMAC of the parts,
@@ -170,12 +155,27 @@ func numDate(n uint64) string {
 	return s[:4] + "-" + s[4:6] + "-" + s[6:]
 }
 
-// Step summarises every local day that closed since the last step (a day closes when
-// the data clock has passed it) and every new tag change. It returns the number of
-// summaries put in the outbox.
+// trusted reports whether the hub clock reads a plausible time (a Pi without an RTC
+// reads 1970 until NTP has run).
+func trusted(now time.Time) bool { return now.Year() >= 2020 }
+
+// Step summarises every local day that closed since the last step and every new tag
+// change, and a health message once per local day. A device's day closes once that
+// device's clock is CloseGrace past its end, or — for a device quiet for CloseGrace
+// — once the hub's clock is. It returns the number of messages put in the outbox.
 func (b *Builder) Step() (int, error) {
 	n := 0
+	now := b.now()
 	err := b.st.Update(func(tx *store.Tx) error {
+		if err := takeLegacy(tx); err != nil {
+			return err
+		}
+		if b.maxBytes > 0 {
+			full, err := b.relieve(tx)
+			if err != nil || full {
+				return err
+			}
+		}
 		states, err := rollup.States(tx)
 		if err != nil {
 			return err
@@ -194,6 +194,11 @@ func (b *Builder) Step() (int, error) {
 		allSim := len(known) > 0
 		for _, d := range known {
 			allSim = allSim && b.simulated(d.ID)
+			// A device that has sent nothing for the grace (by the hub's clock) has
+			// its days closed by the hub's clock: it may never speak again.
+			if c, ok := devClock[d.ID]; ok && trusted(now) && !d.LastSeen.IsZero() && now.Sub(d.LastSeen) >= b.grace && now.After(c) {
+				devClock[d.ID] = now
+			}
 		}
 		devs := make([]string, 0, len(devClock))
 		for dev := range devClock {
@@ -240,13 +245,14 @@ func (b *Builder) Step() (int, error) {
 			}
 			newest[dev] = max(newest[dev], date)
 			if !b.consent.Allows(privacy.Usage) && !b.simulated(dev) {
-				b.withheld.WithLabelValues("device_day").Inc()
+				b.withheld.WithLabelValues(TypeDeviceDay).Inc()
 				continue
 			}
-			if err := put(tx, b.deviceDay(date, dev, byDev[k])); err != nil {
+			dd := b.deviceDay(date, dev, byDev[k])
+			if err := b.enqueue(tx, dd.ID, TypeDeviceDay, privacy.Usage, b.simulated(dev), "", false, dayEnd(date, b.loc), dd); err != nil {
 				return err
 			}
-			b.made.WithLabelValues("device_day").Inc()
+			b.made.WithLabelValues(TypeDeviceDay).Inc()
 			n++
 		}
 		for dev, date := range newest {
@@ -259,50 +265,16 @@ func (b *Builder) Step() (int, error) {
 		} else {
 			n += k
 		}
-		// Tag changes.
-		tagCur := tx.Cursor(TagsCursor)
-		var lastTag uint64
-		var changes []tagging.Change
-		if err := tx.Range(store.TagLog, store.Key(tagCur+1), func(k, v []byte) error {
-			var c tagging.Change
-			if err := json.Unmarshal(v, &c); err != nil {
-				return fmt.Errorf("summary: tag log %d: %w", store.SeqOf(k), err)
-			}
-			changes = append(changes, c)
-			lastTag = store.SeqOf(k)
-			return nil
-		}); err != nil {
-			return err
-		}
-		for _, c := range changes {
-			var t tagging.Tag
-			if v := tx.Get(store.Tags, []byte(c.Tag)); v != nil {
-				_ = json.Unmarshal(v, &t)
-			}
-			if !b.consent.Allows(t.Consent) && !allSim {
-				b.withheld.WithLabelValues("tag").Inc()
-				continue
-			}
-			msg := TagChange{Type: "tag", Household: b.household, Tag: c.Tag, Score: round(c.Score, 3), Confidence: round(c.Confidence, 3), Active: c.Active,
-				Status: c.Status, Reason: c.Reason, At: c.At.UTC(), Evidence: t.Evidence}
-			msg.ID = b.messageID("tag", c.Tag, c.At.UTC().Format(time.RFC3339Nano), c.Reason)
-			if err := put(tx, msg); err != nil {
-				return err
-			}
-			b.made.WithLabelValues("tag").Inc()
-			n++
-		}
-		if lastTag > 0 {
-			return tx.SetCursor(TagsCursor, lastTag)
-		}
-		return nil
+		k, err := b.tags(tx, allSim) // tags.go
+		n += k
+		return err
 	})
 	return n, err
 }
 
 func (b *Builder) deviceDay(date, dev string, days []rollup.Day) DeviceDay {
-	out := DeviceDay{Type: "device_day", Household: b.household, Device: b.pseudo.ID("device", dev), Date: date,
-		Signals: map[device.Signal]*Signal{}}
+	out := DeviceDay{Type: TypeDeviceDay, Household: b.household, Device: b.pseudo.ID("device", dev), Date: date,
+		Signals: map[device.Signal]*Signal{}, Rules: b.rules}
 	out.ID = b.messageID("device_day", dev, date)
 	for i := range days {
 		d := &days[i]
@@ -341,16 +313,14 @@ func round(v float64, places int) float64 {
 	return math.Round(v*p) / p
 }
 
-// put appends one message to the outbox: 8 bytes of enqueue time (Unix ns), then JSON.
-func put(tx *store.Tx, msg any) error {
+// enqueue puts one message in the outbox queue: its JSON body and what delivery needs
+// to know without decoding it (its id, the consent category it needs, when what it
+// summarises happened).
+func (b *Builder) enqueue(tx *store.Tx, id, typ, category string, simulated bool, key string, fold bool, at time.Time, msg any) error {
 	body, err := json.Marshal(msg)
 	if err != nil {
-		return fmt.Errorf("summary: encode: %w", err)
+		return fmt.Errorf("summary: encode %s: %w", typ, err)
 	}
-	seq, err := tx.NextSeq(store.Outbox)
-	if err != nil {
-		return err
-	}
-	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(body)), uint64(time.Now().UnixNano()))
-	return tx.Put(store.Outbox, store.Key(seq), append(v, body...))
+	return tx.Enqueue(&store.Message{Enqueued: b.now(), Type: typ, ID: id, Category: category, Simulated: simulated,
+		Key: key, Fold: fold, At: at.UTC(), Body: body})
 }

@@ -1,0 +1,109 @@
+package summary
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/edge/store"
+)
+
+// Message types: the Type of a store.Message and the "type" of its JSON body.
+const (
+	TypeDeviceDay = "device_day"
+	TypeTag       = "tag"
+	TypeProfile   = "profile"
+	TypeHealth    = "health"
+)
+
+// DeviceDay is the summary of one device over one local day.
+type DeviceDay struct {
+	Type      string                    `json:"type"` // "device_day"
+	ID        string                    `json:"id"`   // deterministic message id
+	Household string                    `json:"household"`
+	Device    string                    `json:"device"` // pseudonym
+	Kind      device.Kind               `json:"kind"`
+	Date      string                    `json:"date"`
+	Signals   map[device.Signal]*Signal `json:"signals"`
+	Rules     string                    `json:"rules_version,omitempty"` // the tag rule set in force when it was made
+}
+
+// Signal summarises one signal of a DeviceDay. Fields that do not apply are left out.
+type Signal struct {
+	N          uint32   `json:"n"`
+	Min        *float64 `json:"min,omitempty"`
+	Max        *float64 `json:"max,omitempty"`
+	Mean       *float64 `json:"mean,omitempty"`
+	Sum        *float64 `json:"sum,omitempty"`
+	Sessions   uint32   `json:"sessions,omitempty"`
+	OnSeconds  float64  `json:"on_s,omitempty"`
+	LongestSec float64  `json:"longest_s,omitempty"`
+	Over60s    uint32   `json:"over_60s,omitempty"`
+	// ByPart counts activations in the four parts of the day: 00-06, 06-12, 12-18, 18-24.
+	ByPart   *[4]uint32        `json:"by_part,omitempty"`
+	Cycles   uint32            `json:"cycles,omitempty"`
+	EnergyWh float64           `json:"energy_wh,omitempty"`
+	Stocked  map[string]uint32 `json:"stocked,omitempty"`
+	Taken    map[string]uint32 `json:"taken,omitempty"`
+}
+
+// TagChange is a tag's change, as sent upstream.
+type TagChange struct {
+	Type      string  `json:"type"` // "tag"
+	ID        string  `json:"id"`
+	Household string  `json:"household"`
+	Tag       string  `json:"tag"`
+	Score     float64 `json:"score"`
+	// Confidence is how much evidence backed the score, in [0,1] (the rule's
+	// confidence, docs/tags.md).
+	Confidence float64            `json:"confidence"`
+	Active     bool               `json:"active"`
+	Status     string             `json:"status"`
+	Reason     string             `json:"reason"`
+	At         time.Time          `json:"at"`
+	Evidence   map[string]float64 `json:"evidence,omitempty"`
+	Rules      string             `json:"rules_version,omitempty"`
+}
+
+// Profile is the household's active tags, made when that set changes: what a CDP
+// keeps as the profile's traits (Segment: an identify call).
+type Profile struct {
+	Type       string             `json:"type"` // "profile"
+	ID         string             `json:"id"`
+	Household  string             `json:"household"`
+	At         time.Time          `json:"at"`
+	ActiveTags []string           `json:"active_tags"`      // sorted
+	Scores     map[string]float64 `json:"scores,omitempty"` // of the active tags
+	Rules      string             `json:"rules_version,omitempty"`
+}
+
+// Decode returns the message m carries: a *DeviceDay, *TagChange, *Profile or *Health.
+func Decode(m store.Message) (any, error) {
+	var v any
+	switch m.Type {
+	case TypeDeviceDay:
+		v = new(DeviceDay)
+	case TypeTag:
+		v = new(TagChange)
+	case TypeProfile:
+		v = new(Profile)
+	case TypeHealth:
+		v = new(Health)
+	default:
+		return nil, fmt.Errorf("summary: message %s: unknown type %q", m.ID, m.Type)
+	}
+	if err := json.Unmarshal(m.Body, v); err != nil {
+		return nil, fmt.Errorf("summary: message %s (%s): %w", m.ID, m.Type, err)
+	}
+	return v, nil
+}
+
+// dayEnd is the end of local date (the start of the next day) in loc.
+func dayEnd(date string, loc *time.Location) time.Time {
+	d, err := time.ParseInLocation(time.DateOnly, date, loc)
+	if err != nil {
+		return time.Time{}
+	}
+	return d.AddDate(0, 0, 1)
+}
