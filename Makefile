@@ -148,3 +148,4 @@ clean:
 	rm -rf $(BIN) $(DIST)
 
 include firmware-proto/proto.mk
+include sync/transport/proto.mk

@@ -101,8 +101,9 @@ type agent struct {
 	roll     *rollup.Consumer
 	eng      *tagging.Engine
 	sum      *summary.Builder
-	ob       *outbox.Outbox
-	sink     *transport.File
+	tr       transport.Transport
+	dl       *outbox.Delivery // sync.go
+	sink     *transport.File  // tr when sync.transport is file
 	hh       *sim.Household
 	sources  []device.Source // serial ports, external broker, hub sensors
 	hub      *periph.Source  // the hub sensors, when configured (hubsensors.go)
@@ -194,13 +195,9 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 	a.roll = rollup.NewConsumer(a.st, &rollup.ConsumerOptions{Location: loc, Logger: log, Registerer: a.reg})
 	a.eng = tagging.New(a.st, rules, &tagging.Options{Location: loc, Consent: consent.Allows, Logger: log, Registerer: a.reg,
 		PeakHours: [2]int{cfg.Tagging.PeakHours[0], cfg.Tagging.PeakHours[1]}})
-	a.sum = summary.NewBuilder(a.st, &summary.Options{Location: loc, Consent: consent, Registerer: a.reg, Simulated: a.simulated,
-		CloseGrace: cfg.Sync.DayCloseGrace.D()})
-	if a.sink, err = transport.NewFile(filepath.Join(cfg.DataDir, cfg.Sync.Dir)); err != nil {
-		return nil, fmt.Errorf("sync.dir: %w", err)
+	if err = a.buildSync(consent, loc); err != nil { // sync.go
+		return nil, err
 	}
-	a.ob = outbox.New(a.st, a.sink, &outbox.Options{BatchCount: cfg.Sync.BatchCount, BatchBytes: cfg.Sync.BatchBytes,
-		BatchAge: cfg.Sync.BatchAge.D(), Logger: log, Registerer: a.reg})
 	// 6. Sources.
 	a.creds = broker.NewCredentials()
 	if cfg.Sim.Enabled {
@@ -237,7 +234,7 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 		return nil, err
 	}
 	a.adminSrv = admin.NewServer(admin.Handler(admin.Sources{
-		Gatherer: a.reg, Ready: a.ready, Pprof: cfg.Admin.Pprof, Status: func() any { return a.status() },
+		Gatherer: a.reg, Ready: a.ready, Degraded: a.degraded, Pprof: cfg.Admin.Pprof, Status: func() any { return a.status() },
 		Devices: func() any { return a.st.Devices() },
 		Tags: func() []any {
 			ts := a.eng.Tags()
@@ -411,9 +408,7 @@ func (a *agent) shutdown() error {
 	if _, err := a.sum.Step(); err != nil {
 		errs = append(errs, fmt.Errorf("summary: %w", err))
 	}
-	if _, err := a.ob.Flush(context.Background()); err != nil {
-		a.log.Warn("outbox not flushed: kept for the next start", "err", err)
-	}
+	a.flushSync() // sync.go
 	// 3. The admin API answers until here.
 	a.stages.admin.Stop()
 	for _, g := range []*supervise.Group{a.stages.sources, a.stages.pipeline, a.stages.admin} {

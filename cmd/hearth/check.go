@@ -96,6 +96,13 @@ func checkSystem(f *config.File) {
 			report(f, "mqtt", err)
 		}
 	}
+	if c.Sync.Transport != "file" && f.Clean("sync") { // sync.go; the file transport is checkInDataDir's
+		if tr, err := buildTransport(*c); err != nil {
+			report(f, "sync", err)
+		} else {
+			_ = tr.Close()
+		}
+	}
 	if c.Sim.Enabled && f.Clean("sim") {
 		if _, err := sim.New(simOptions(*c, time.Now().Add(-c.Sim.History.D()))); err != nil {
 			key := "sim"

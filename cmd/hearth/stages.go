@@ -42,8 +42,16 @@ func (a *agent) startStages() {
 	p := a.stages.pipeline
 	p.Every("rollup", a.cfg.Rollup.Interval.D(), func(context.Context) error { _, err := a.roll.CatchUp(); return err })
 	p.Every("tagging", a.cfg.Tagging.Interval.D(), func(context.Context) error { _, err := a.eng.Evaluate(time.Time{}); return err })
-	p.Every("summary", a.cfg.Sync.Interval.D(), func(context.Context) error { _, err := a.sum.Step(); return err })
-	p.Every("delivery", a.cfg.Sync.Interval.D(), func(ctx context.Context) error { _, err := a.ob.Step(ctx, time.Now(), false); return err })
+	p.Every("summary", a.cfg.Sync.Interval.D(), a.summaryStep) // sync.go
+	p.Go("delivery", func(ctx context.Context, r *supervise.Reporter) error {
+		return a.dl.RunReporting(ctx, func(err error) {
+			if err != nil {
+				r.Fail(err)
+			} else {
+				r.OK()
+			}
+		})
+	})
 	p.Every("retention", time.Minute, func(context.Context) error { return a.st.Maintain(time.Now()) })
 	p.Every("release-pages", 250*time.Millisecond, func(context.Context) error { return a.st.ReleaseMapped() })
 	p.Every("rules", time.Second, a.rulesStep())

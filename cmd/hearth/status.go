@@ -35,8 +35,9 @@ type Status struct {
 	Store     store.Stats `json:"store"`
 	DataClock time.Time   `json:"data_clock,omitzero"`
 	Raw       Volume      `json:"raw"`      // readings as devices sent them
-	Upstream  Volume      `json:"upstream"` // summaries written by the sync transport
-	Outbox    int         `json:"outbox"`
+	Upstream  Volume      `json:"upstream"` // summaries acknowledged upstream (file: written)
+	Outbox    int         `json:"outbox"`   // messages waiting to go upstream
+	Sync      SyncStatus  `json:"sync"`     // sync.go
 	// External is the external broker's connection and the topics with problems,
 	// when one is configured (mqtt.external.url).
 	External *external.Status `json:"external,omitempty"`
@@ -62,7 +63,8 @@ type Volume struct {
 
 func (a *agent) status() Status {
 	s := Status{Version: versionString(), InstallID: a.st.InstallID(), Uptime: time.Since(a.started).Round(time.Second).String(),
-		Devices: len(a.st.Devices()), Tags: len(a.eng.Tags()), Outbox: a.ob.Pending()}
+		Devices: len(a.st.Devices()), Tags: len(a.eng.Tags()), Sync: a.syncStatus()}
+	s.Outbox = s.Sync.QueuedMessages + s.Sync.PendingMessages
 	if err := a.ready(); err != nil {
 		s.NotReady = err.Error()
 	} else {
@@ -88,7 +90,11 @@ func (a *agent) status() Status {
 		s.Raw.Bytes += int64(es.StoredBytes)
 		s.Warnings = append(s.Warnings, qos0Warnings(es.Topics)...)
 	}
-	s.Upstream.Bytes, s.Upstream.Items = a.sink.Written()
+	if a.sink != nil {
+		s.Upstream.Bytes, s.Upstream.Items = a.sink.Written()
+	} else {
+		s.Upstream.Bytes, s.Upstream.Items = a.dl.Delivered()
+	}
 	s.HubSensors = a.hubStatus()
 	s.Stages = a.health()
 	s.Quarantined, s.Salvage, s.MetaDamage = a.st.Recovered, a.st.Salvage(), a.st.MetaDamage()
@@ -248,6 +254,11 @@ func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "raw readings: %d (%s as received) · upstream: %d summaries (%s) · outbox: %d waiting\n",
 		s.Raw.Items, humanBytes(s.Raw.Bytes), s.Upstream.Items, humanBytes(s.Upstream.Bytes), s.Outbox)
+	var b strings.Builder
+	printSync(&b, s.Sync)
+	if _, err := io.WriteString(out, b.String()); err != nil {
+		return err
+	}
 	if s.External != nil {
 		printExternal(out, s.External)
 	}
@@ -488,6 +499,9 @@ func (r *reporter) report() {
 	}
 	fmt.Fprintf(&b, " · upstream %d summaries, %s (%.2f%% of %s raw), %d waiting\n",
 		s.Upstream.Items, humanBytes(s.Upstream.Bytes), pct, humanBytes(raw), s.Outbox)
+	if s.Sync.Paused != "" {
+		fmt.Fprintf(&b, "  UPSTREAM DELIVERY PAUSED: %s — fix the key in sync.%s; nothing is lost\n", s.Sync.Paused, s.Sync.Transport)
+	}
 	tags := a.eng.Tags()
 	if full {
 		printTags(&b, tags)

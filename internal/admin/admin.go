@@ -6,7 +6,9 @@
 //
 //	GET /healthz        200 "ok" while the process serves
 //	GET /readyz         200 when every component is up, intake is open and the disk has room for
-//	                    the store's next commits; else 503 with why
+//	                    the store's next commits; else 503 with why; 200 "ready (degraded: …)" when
+//	                    the hub works but something needs a person (upstream delivery paused by a
+//	                    refused write key)
 //	GET /metrics        Prometheus text format
 //	GET /v1/status      JSON: version, uptime, store, pipeline counters
 //	GET /v1/devices     JSON list of devices
@@ -58,6 +60,8 @@ import (
 type Sources struct {
 	Gatherer prometheus.Gatherer
 	Ready    func() error // nil error: ready
+	// Degraded says what needs a person while the hub is ready (nil or "": nothing).
+	Degraded func() string
 	Status   func() any
 	Devices  func() any
 	Tags     func() []any
@@ -140,6 +144,12 @@ func Handler(s Sources) http.Handler {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
 			return
+		}
+		if s.Degraded != nil {
+			if why := s.Degraded(); why != "" {
+				_, _ = w.Write([]byte("ready (degraded: " + why + ")\n"))
+				return
+			}
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})

@@ -162,16 +162,6 @@ type Tagging struct {
 	PeakHours []int    `yaml:"peak_hours"` // [from, to) local hours of energy.peak_hour_use
 }
 
-type Sync struct {
-	Interval      Duration `yaml:"interval"`
-	Transport     string   `yaml:"transport"`
-	Dir           string   `yaml:"dir"`
-	BatchCount    int      `yaml:"batch_count"`
-	BatchBytes    int      `yaml:"batch_bytes"`
-	BatchAge      Duration `yaml:"batch_age"`
-	DayCloseGrace Duration `yaml:"day_close_grace"`
-}
-
 type Consent struct {
 	Usage     bool `yaml:"usage"`
 	Sensitive bool `yaml:"sensitive"`
@@ -216,9 +206,7 @@ func Default() Config {
 		Admin:   Admin{Listen: "127.0.0.1:9880", ReadingsMax: 1000, ReadingsScan: 1000000},
 		Rollup:  Rollup{Interval: Duration(2 * time.Second)},
 		Tagging: Tagging{Interval: Duration(5 * time.Second), PeakHours: []int{17, 21}},
-		Sync: Sync{Interval: Duration(2 * time.Second), Transport: "file", Dir: "outbox",
-			BatchCount: 500, BatchBytes: 256 << 10, BatchAge: Duration(10 * time.Second),
-			DayCloseGrace: Duration(2 * time.Hour)},
+		Sync:    DefaultSync(),
 		Sim: Sim{Enabled: true, Persona: "default", Seed: 1, Speed: 10080, History: Duration(28 * 24 * time.Hour),
 			Kinds: []string{}},
 		Report: Report{Interval: Duration(10 * time.Second)},
@@ -518,8 +506,7 @@ func (c *Config) validate(bad func(key, format string, a ...any)) {
 	if c.Broker.Enabled && c.Broker.Listen == c.Admin.Listen && !strings.HasSuffix(c.Admin.Listen, ":0") {
 		bad("admin.listen", "%q is also broker.listen", c.Admin.Listen)
 	}
-	for key, d := range map[string]Duration{"rollup.interval": c.Rollup.Interval, "tagging.interval": c.Tagging.Interval,
-		"sync.interval": c.Sync.Interval, "sync.batch_age": c.Sync.BatchAge} {
+	for key, d := range map[string]Duration{"rollup.interval": c.Rollup.Interval, "tagging.interval": c.Tagging.Interval} {
 		if d <= 0 {
 			bad(key, "must be positive")
 		}
@@ -527,16 +514,7 @@ func (c *Config) validate(bad func(key, format string, a ...any)) {
 	if p := c.Tagging.PeakHours; len(p) != 2 || p[0] < 0 || p[0] > 23 || p[1] < 0 || p[1] > 24 || p[0] == p[1] {
 		bad("tagging.peak_hours", "%v: want [from, to] local hours, from 0..23, to 0..24, from != to", p)
 	}
-	oneOf("sync.transport", c.Sync.Transport, "file")
-	if c.Sync.DayCloseGrace <= 0 || c.Sync.DayCloseGrace.D() > 7*24*time.Hour {
-		bad("sync.day_close_grace", "must be between 0 and 7d")
-	}
-	if c.Sync.BatchCount < 1 {
-		bad("sync.batch_count", "must be at least 1")
-	}
-	if c.Sync.BatchBytes < 1024 {
-		bad("sync.batch_bytes", "%d is below the minimum of 1024", c.Sync.BatchBytes)
-	}
+	c.validateSync(bad)
 	if c.Report.Interval < 0 {
 		bad("report.interval", "must not be negative (0 turns the report off)")
 	}

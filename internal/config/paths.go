@@ -10,7 +10,8 @@ import (
 //   - inside data_dir (store.file, sync.dir): a relative path that stays inside
 //     data_dir — not absolute, no .. that climbs out of it, not data_dir itself;
 //   - anywhere (data_dir, tagging.rules_file, broker.tls_cert_file and tls_key_file,
-//     admin.token_file, mqtt.external.password_file and ca_file): absolute, or
+//     admin.token_file, mqtt.external.password_file and ca_file, the secret and TLS
+//     files of sync.segment, sync.https and sync.mqtt): absolute, or
 //     relative to the directory of the configuration file (as Prometheus reads its
 //     rule_files), whatever the working directory of the process; without a file
 //     (the built-in defaults) relative to the working directory.
@@ -43,6 +44,15 @@ func (c *Config) paths() []pathKey {
 		{"admin.token_file", &c.Admin.TokenFile, anywhere},
 		{"mqtt.external.password_file", &c.MQTT.External.PasswordFile, anywhere},
 		{"mqtt.external.ca_file", &c.MQTT.External.CAFile, anywhere},
+		{"sync.segment.write_key_file", &c.Sync.Segment.WriteKeyFile, anywhere},
+		{"sync.https.token_file", &c.Sync.HTTPS.TokenFile, anywhere},
+		{"sync.https.ca_file", &c.Sync.HTTPS.CAFile, anywhere},
+		{"sync.https.cert_file", &c.Sync.HTTPS.CertFile, anywhere},
+		{"sync.https.key_file", &c.Sync.HTTPS.KeyFile, anywhere},
+		{"sync.mqtt.password_file", &c.Sync.MQTT.PasswordFile, anywhere},
+		{"sync.mqtt.ca_file", &c.Sync.MQTT.CAFile, anywhere},
+		{"sync.mqtt.cert_file", &c.Sync.MQTT.CertFile, anywhere},
+		{"sync.mqtt.key_file", &c.Sync.MQTT.KeyFile, anywhere},
 	}
 }
 

@@ -11,19 +11,6 @@ import (
 // message was made for.
 const HealthCursor = "sync.health"
 
-// Health is the daily message about the hub itself: what its store evicted, refused
-// and recovered from. It names no device and carries no reading; like every message
-// it leaves only with the household's usage consent (or from an all-simulated home).
-type Health struct {
-	Type      string       `json:"type"` // "health"
-	ID        string       `json:"id"`
-	Household string       `json:"household"`
-	Date      string       `json:"date"` // local date the message was made
-	At        time.Time    `json:"at"`   // hub time it was made (UTC)
-	Store     store.Health `json:"store"`
-	Rules     string       `json:"rules_version,omitempty"`
-}
-
 // health puts one Health message in the outbox per local day of the hub's clock: the
 // first Step of each day makes it. A hub clock before ingest's trust floor (a Pi
 // without RTC, before NTP) makes none: the date would be meaningless. It returns how

@@ -20,6 +20,7 @@ import (
 	"github.com/hearth-iot/hearth/edge/rollup"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/internal/metricset"
+	"github.com/hearth-iot/hearth/sync/message"
 	"github.com/hearth-iot/hearth/sync/privacy"
 )
 
@@ -27,6 +28,23 @@ import (
 const (
 	DaysCursor = "sync.days" // + NUL + device: the last local date summarised, as YYYYMMDD
 	TagsCursor = "sync.tags" // the last tag-log entry summarised
+)
+
+// The messages, as sync/message defines them.
+type (
+	DeviceDay = message.DeviceDay
+	Signal    = message.Signal
+	TagChange = message.TagChange
+	Profile   = message.Profile
+	Health    = message.Health
+)
+
+// Message types.
+const (
+	TypeDeviceDay = message.TypeDeviceDay
+	TypeTag       = message.TypeTag
+	TypeProfile   = message.TypeProfile
+	TypeHealth    = message.TypeHealth
 )
 
 // Options configure a Builder.
@@ -249,7 +267,7 @@ func (b *Builder) Step() (int, error) {
 				continue
 			}
 			dd := b.deviceDay(date, dev, byDev[k])
-			if err := b.enqueue(tx, dd.ID, TypeDeviceDay, privacy.Usage, b.simulated(dev), "", false, dayEnd(date, b.loc), dd); err != nil {
+			if err := b.enqueue(tx, dd.ID, TypeDeviceDay, privacy.Usage, b.simulated(dev), "", false, message.DayEnd(date, b.loc), dd); err != nil {
 				return err
 			}
 			b.made.WithLabelValues(TypeDeviceDay).Inc()

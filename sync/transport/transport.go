@@ -1,88 +1,151 @@
-// Package transport delivers batches of summaries out of the hub. A Transport is
-// Connect-free and stateless between calls: WriteBatch either delivers the whole
-// batch (and returns nil) or returns an error, after which the outbox keeps the batch
-// and tries again; a batch may be delivered more than once, so every message carries
-// a deterministic id the receiver de-duplicates on.
+// Package transport delivers batches of summaries out of the hub: to a local file
+// (file), a Segment-spec HTTP endpoint (segment: Segment, RudderStack, Jitsu), a
+// maker's own collector (https: protobuf + zstd) or a cloud MQTT broker (mqtt).
+//
+// A Transport is told what to send and answers per batch; it keeps nothing across
+// calls: the outbox (sync/outbox) is the only queue, in the store, and a batch leaves
+// it only after its transport said it was acknowledged. A batch may be delivered
+// more than once (an acknowledgement lost on the way), so every message carries a
+// deterministic id that the receiver de-duplicates on.
+//
+// # Answers
+//
+// Send returns one error per batch: nil when the receiver acknowledged it (HTTP 2xx,
+// MQTT PUBACK), else an *Error saying what to do: Retry (network errors, 408, 429,
+// 5xx: try again later, not before RetryAfter), Reject (400, 413, 422 and other
+// refusals: the batch will never be taken; move it aside) or Auth (401, 403: the
+// credentials are wrong; pause). Any other error is taken as Retry.
 package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sync"
-	"sync/atomic"
+	"net/http"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/hearth-iot/hearth/edge/store"
 )
 
-// Batch is what one delivery carries.
+// Batch is what one delivery carries: the same ID and Messages at every attempt.
 type Batch struct {
-	ID       string   // deterministic: the same messages make the same id
-	Messages [][]byte // each one JSON object
+	ID        string
+	Household string // pseudonym: the anonymousId of every message
+	Messages  []store.Message
 }
 
-// Transport delivers batches. Implementations are safe for use by one goroutine.
+// Limits are what a transport's receiver accepts. The outbox forms batches within
+// them; a message bigger than MaxMessageBytes is never sent.
+type Limits struct {
+	MaxMessages     int // per batch
+	MaxBatchBytes   int // per batch, counted as Size counts
+	MaxMessageBytes int // per message, counted as Size counts
+	// MaxWireBytes is the most a batch may take on the wire, after compression
+	// (MQTT: the broker's payload limit); 0: no limit beyond MaxBatchBytes.
+	MaxWireBytes int
+	Window       int // batches sent at once (in order, each acknowledged on its own)
+}
+
+// Transport delivers batches. Implementations are safe for use by one goroutine at
+// a time.
 type Transport interface {
 	Name() string
-	WriteBatch(ctx context.Context, b Batch) error
+	Limits() Limits
+	// Size is how many bytes m takes in a batch of this transport, uncompressed.
+	Size(m store.Message) (int, error)
+	// Encode returns b as it goes on the wire at sentAt (compressed).
+	Encode(b Batch, sentAt time.Time) ([]byte, error)
+	// Send delivers up to Limits().Window batches, in order, and returns one error
+	// per batch (nil: acknowledged) and the bytes it put on the wire.
+	Send(ctx context.Context, bs []Batch) (errs []error, wire int)
 	Close() error
 }
 
-// File writes each batch as JSON lines appended to dir/summaries-YYYY-MM-DD.jsonl
-// (by the hub's UTC date) and syncs the file before acknowledging: the local sink of
-// the embedded default, and what a later cloud transport's payloads look like.
-type File struct {
-	dir   string
-	now   func() time.Time
-	mu    sync.Mutex
-	bytes atomic.Int64
-	msgs  atomic.Int64
+// Class says what to do after a failed delivery.
+type Class int
+
+const (
+	Retry  Class = iota // try again later (network, 408, 429, 5xx)
+	Reject              // never: move the batch to the dead letters (400, 413, 422, …)
+	Auth                // credentials refused (401, 403): pause delivery
+)
+
+func (c Class) String() string {
+	switch c {
+	case Reject:
+		return "rejected"
+	case Auth:
+		return "auth"
+	}
+	return "retry"
 }
 
-// NewFile returns a File transport writing under dir (created if missing).
-func NewFile(dir string) (*File, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("transport: %w", err)
-	}
-	return &File{dir: dir, now: time.Now}, nil
+// Error is a failed delivery, classified.
+type Error struct {
+	Class      Class
+	Status     int           // HTTP status (0: none)
+	RetryAfter time.Duration // the receiver's Retry-After (0: none)
+	Err        error
 }
 
-// Name implements Transport.
-func (f *File) Name() string { return "file" }
-
-// WriteBatch implements Transport.
-func (f *File) WriteBatch(_ context.Context, b Batch) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	path := filepath.Join(f.dir, "summaries-"+f.now().UTC().Format(time.DateOnly)+".jsonl")
-	fh, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
-	if err != nil {
-		return fmt.Errorf("transport: file: %w", err)
+func (e *Error) Error() string {
+	if e.Status != 0 {
+		return fmt.Sprintf("%s (HTTP %d): %v", e.Class, e.Status, e.Err)
 	}
-	n := 0
-	buf := make([]byte, 0, 4096)
-	for _, m := range b.Messages {
-		buf = append(append(buf, m...), '\n')
-		n += len(m) + 1
-	}
-	if _, err := fh.Write(buf); err != nil {
-		fh.Close()
-		return fmt.Errorf("transport: file %s: %w", path, err)
-	}
-	if err := fh.Sync(); err != nil {
-		fh.Close()
-		return fmt.Errorf("transport: file %s: sync: %w", path, err)
-	}
-	if err := fh.Close(); err != nil {
-		return fmt.Errorf("transport: file %s: %w", path, err)
-	}
-	f.bytes.Add(int64(n))
-	f.msgs.Add(int64(len(b.Messages)))
-	return nil
+	return fmt.Sprintf("%s: %v", e.Class, e.Err)
 }
 
-// Written returns the bytes and messages delivered so far by this transport.
-func (f *File) Written() (bytes, messages int64) { return f.bytes.Load(), f.msgs.Load() }
+func (e *Error) Unwrap() error { return e.Err }
 
-// Close implements Transport.
-func (f *File) Close() error { return nil }
+// ClassOf classifies err: its *Error's class, Retry for any other error.
+func ClassOf(err error) (Class, time.Duration) {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Class, e.RetryAfter
+	}
+	return Retry, 0
+}
+
+// ErrTooLarge is the error for a batch or message over the transport's limits.
+var ErrTooLarge = errors.New("over the receiver's size limit")
+
+// httpError classifies an HTTP answer that is not 2xx. now parses an HTTP-date
+// Retry-After.
+func httpError(resp *http.Response, body []byte, now time.Time) error {
+	msg := strings.TrimSpace(string(body))
+	if len(msg) > 200 {
+		msg = msg[:200] + "…"
+	}
+	e := &Error{Status: resp.StatusCode, Err: fmt.Errorf("%s: %s", resp.Status, msg)}
+	switch s := resp.StatusCode; {
+	case s == http.StatusUnauthorized || s == http.StatusForbidden:
+		e.Class = Auth
+	case s == http.StatusRequestTimeout || s == http.StatusTooManyRequests || s >= 500:
+		e.Class = Retry
+		e.RetryAfter = RetryAfter(resp.Header.Get("Retry-After"), now)
+	default:
+		e.Class = Reject
+	}
+	return e
+}
+
+// RetryAfter parses a Retry-After header: delay-seconds or an HTTP-date; 0 when it
+// is absent, unreadable or in the past.
+func RetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, 1<<31)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}

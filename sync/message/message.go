@@ -1,4 +1,11 @@
-package summary
+// Package message defines what hearth sends upstream, independent of how it travels:
+// a device's day (DeviceDay), a tag's change (TagChange), the household's active tags
+// (Profile) and the hub's daily health (Health). sync/summary makes them; the
+// transports (sync/transport) map them to their wire formats; docs/sync.md shows each.
+//
+// A message is stored in the outbox as a store.Message whose Body is the JSON of one
+// of these types (the field names shown on each).
+package message
 
 import (
 	"encoding/json"
@@ -9,7 +16,7 @@ import (
 	"github.com/hearth-iot/hearth/edge/store"
 )
 
-// Message types: the Type of a store.Message and the "type" of its JSON body.
+// Types: the Type of a store.Message and the "type" of its JSON body.
 const (
 	TypeDeviceDay = "device_day"
 	TypeTag       = "tag"
@@ -78,6 +85,18 @@ type Profile struct {
 	Rules      string             `json:"rules_version,omitempty"`
 }
 
+// Health is the daily message about the hub itself: what its store evicted, refused
+// and recovered from. It names no device and carries no reading.
+type Health struct {
+	Type      string       `json:"type"` // "health"
+	ID        string       `json:"id"`
+	Household string       `json:"household"`
+	Date      string       `json:"date"` // local date the message was made
+	At        time.Time    `json:"at"`   // hub time it was made (UTC)
+	Store     store.Health `json:"store"`
+	Rules     string       `json:"rules_version,omitempty"`
+}
+
 // Decode returns the message m carries: a *DeviceDay, *TagChange, *Profile or *Health.
 func Decode(m store.Message) (any, error) {
 	var v any
@@ -91,16 +110,17 @@ func Decode(m store.Message) (any, error) {
 	case TypeHealth:
 		v = new(Health)
 	default:
-		return nil, fmt.Errorf("summary: message %s: unknown type %q", m.ID, m.Type)
+		return nil, fmt.Errorf("message: %s: unknown type %q", m.ID, m.Type)
 	}
 	if err := json.Unmarshal(m.Body, v); err != nil {
-		return nil, fmt.Errorf("summary: message %s (%s): %w", m.ID, m.Type, err)
+		return nil, fmt.Errorf("message: %s (%s): %w", m.ID, m.Type, err)
 	}
 	return v, nil
 }
 
-// dayEnd is the end of local date (the start of the next day) in loc.
-func dayEnd(date string, loc *time.Location) time.Time {
+// DayEnd is the end of a local date (the start of the next day) in loc: the time of
+// a DeviceDay.
+func DayEnd(date string, loc *time.Location) time.Time {
 	d, err := time.ParseInLocation(time.DateOnly, date, loc)
 	if err != nil {
 		return time.Time{}
