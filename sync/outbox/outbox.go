@@ -81,8 +81,8 @@ type Health struct {
 	LastError      string        `json:"last_error,omitempty"`
 	LastErrorClass string        `json:"last_error_class,omitempty"` // retry, rejected, auth
 	LastErrorAt    time.Time     `json:"last_error_at,omitzero"`
-	Errors         uint64        `json:"errors"` // failed attempts since start
-	Backoff        time.Duration `json:"backoff"`      // until the next attempt (0: none waiting)
+	Errors         uint64        `json:"errors"`  // failed attempts since start
+	Backoff        time.Duration `json:"backoff"` // until the next attempt (0: none waiting)
 	NextAttempt    time.Time     `json:"next_attempt,omitzero"`
 	Paused         string        `json:"paused,omitempty"` // why delivery is paused ("": it is not)
 	OutageSince    time.Time     `json:"outage_since,omitzero"`
@@ -318,7 +318,9 @@ func (d *Delivery) fail(msg, class string) {
 }
 
 // allowed reports whether m may leave now.
-func (d *Delivery) allowed(m *store.Message) bool { return m.Simulated || d.o.Consent.Allows(m.Category) }
+func (d *Delivery) allowed(m *store.Message) bool {
+	return m.Simulated || d.o.Consent.Allows(m.Category)
+}
 
 // batchID names a batch by what it holds: the same messages make the same id.
 func batchID(household string, msgs []store.Message) string {

@@ -169,7 +169,7 @@ func TestDeliveryThroughFaults(t *testing.T) {
 	r := newRig(t, Options{}, "")
 	devs := []string{"dev-a", "dev-b"}
 	ids := enqueueDays(t, r.st, r.clk.Now(), devs, dates(time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC), 8)...) // 16 messages
-	poison := ids[10]                                                                                       // in the third batch of 5
+	poison := ids[10]                                                                                        // in the third batch of 5
 	r.rcv.Poison(poison)
 	// The link's faults first: a reset before the receiver, one after it (its answer
 	// lost), a black hole; answers delayed.

@@ -1,0 +1,327 @@
+package outbox
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/klauspost/compress/zstd"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hearth-iot/hearth/edge/store/storetest"
+	"github.com/hearth-iot/hearth/internal/poll"
+	"github.com/hearth-iot/hearth/sync/privacy"
+	"github.com/hearth-iot/hearth/sync/transport"
+	"github.com/hearth-iot/hearth/sync/transport/syncpb"
+)
+
+// pki is a CA with a server certificate for 127.0.0.1 and client certificates,
+// written as PEM files.
+type pki struct {
+	dir    string
+	ca     *x509.Certificate
+	caKey  *ecdsa.PrivateKey
+	serial int64
+}
+
+func newPKI(t *testing.T) *pki {
+	t.Helper()
+	p := &pki{dir: t.TempDir()}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test cloud CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.ca, _ = x509.ParseCertificate(der)
+	p.caKey = key
+	p.serial = 1
+	p.write(t, "ca.pem", "CERTIFICATE", der)
+	return p
+}
+
+func (p *pki) write(t *testing.T, name, typ string, der []byte) string {
+	t.Helper()
+	path := filepath.Join(p.dir, name)
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// issue makes a certificate (server: for 127.0.0.1) and returns its cert and key files.
+func (p *pki) issue(t *testing.T, name string, server bool) (certFile, keyFile string) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p.serial++
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(p.serial), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	if server {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	return p.write(t, name+".pem", "CERTIFICATE", der), p.write(t, name+".key", "EC PRIVATE KEY", kb)
+}
+
+// cloudBroker is a real mosquitto that takes only TLS clients with a certificate of
+// the test's CA, and keeps sessions across a restart (as a cloud broker does).
+type cloudBroker struct {
+	t    *testing.T
+	bin  string
+	addr string
+	conf string
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	log  strings.Builder
+}
+
+func startCloudBroker(t *testing.T, p *pki) *cloudBroker {
+	t.Helper()
+	bin := "/usr/sbin/mosquitto"
+	if _, err := os.Stat(bin); err != nil {
+		if bin, err = exec.LookPath("mosquitto"); err != nil {
+			t.Fatal("mosquitto not installed: run `make deps` (Debian package mosquitto)")
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	cert, key := p.issue(t, "broker", true)
+	dir := t.TempDir()
+	lines := []string{"listener " + port + " 127.0.0.1", "cafile " + filepath.Join(p.dir, "ca.pem"), "certfile " + cert, "keyfile " + key,
+		"require_certificate true", "use_identity_as_username true", "allow_anonymous false",
+		"persistence true", "persistence_location " + dir + "/", "autosave_interval 0", "max_queued_messages 0", "log_dest stderr"}
+	if os.Geteuid() == 0 {
+		lines = append(lines, "user root") // else it drops to "mosquitto", who cannot read the test's files
+	}
+	b := &cloudBroker{t: t, addr: addr, conf: filepath.Join(dir, "mosquitto.conf")}
+	if err := os.WriteFile(b.conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.bin = bin
+	b.start(bin)
+	t.Cleanup(func() {
+		b.stop()
+		if t.Failed() {
+			t.Logf("mosquitto log:\n%s", b.logText())
+		}
+	})
+	return b
+}
+
+func (b *cloudBroker) logText() string { b.mu.Lock(); defer b.mu.Unlock(); return b.log.String() }
+
+type lockedBuf struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (w lockedBuf) Write(p []byte) (int, error) { w.mu.Lock(); defer w.mu.Unlock(); return w.b.Write(p) }
+
+func (b *cloudBroker) start(bin string) {
+	b.t.Helper()
+	cmd := exec.Command(bin, "-c", b.conf)
+	cmd.Stderr = lockedBuf{&b.mu, &b.log}
+	if err := cmd.Start(); err != nil {
+		b.t.Fatal(err)
+	}
+	b.mu.Lock()
+	b.cmd = cmd
+	b.mu.Unlock()
+	poll.Until(b.t, "mosquitto to listen", 10*time.Second, func() bool {
+		c, err := net.Dial("tcp", b.addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+func (b *cloudBroker) stop() {
+	b.mu.Lock()
+	cmd := b.cmd
+	b.cmd = nil
+	b.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(os.Interrupt) // saves its sessions
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+func (b *cloudBroker) restart() {
+	b.stop()
+	b.start(b.bin)
+}
+
+// The MQTT uplink to a real TLS broker with client certificates, restarted in the
+// middle of the stream: every summary arrives (a batch leaves the outbox only after
+// its PUBACK), duplicates stay within the window in flight at the restart, and the
+// payload is within the broker limit.
+func TestMQTTUplinkThroughBrokerRestart(t *testing.T) {
+	p := newPKI(t)
+	br := startCloudBroker(t, p)
+	hubCert, hubKey := p.issue(t, "hub", false)
+	tr, err := transport.NewMQTT(transport.MQTTOptions{Broker: "tls://" + br.addr, ClientID: "hub-1", Window: 4,
+		TLS:   transport.TLSFiles{CAFile: filepath.Join(p.dir, "ca.pem"), CertFile: hubCert, KeyFile: hubKey},
+		Topic: "makers/acme/{household}/summaries", Version: "test", ConnectTimeout: 5 * time.Second, AckTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+
+	// The maker's consumer: a persistent session that survives the broker's restart.
+	subCert, subKey := p.issue(t, "consumer", false)
+	tc, err := transport.TLSFiles{CAFile: filepath.Join(p.dir, "ca.pem"), CertFile: subCert, KeyFile: subKey}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	got := map[string]int{}
+	zr, _ := zstd.NewReader(nil)
+	maxPayload := 0
+	sub := paho.NewClient(paho.NewClientOptions().AddBroker("tls://"+br.addr).SetClientID("consumer").SetCleanSession(false).
+		SetTLSConfig(tc).SetAutoReconnect(true).SetMaxReconnectInterval(200*time.Millisecond).SetConnectRetry(true).
+		SetOnConnectHandler(func(c paho.Client) {
+			c.Subscribe("makers/acme/+/summaries", 1, func(_ paho.Client, m paho.Message) {
+				raw, err := zr.DecodeAll(m.Payload(), nil)
+				var b syncpb.Batch
+				if err == nil {
+					err = proto.Unmarshal(raw, &b)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				maxPayload = max(maxPayload, len(m.Payload()))
+				if err != nil || !strings.Contains(m.Topic(), household) {
+					got["bad"]++
+					return
+				}
+				for _, pm := range b.Messages {
+					got[pm.Id]++
+				}
+			})
+		}))
+	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("consumer connect: %v", tok.Error())
+	}
+	defer sub.Disconnect(100)
+	poll.Until(t, "the consumer's subscription", 10*time.Second, func() bool { return sub.IsConnectionOpen() })
+
+	st := storetest.Open(t, nil)
+	clk := &clock{now: time.Date(2026, 5, 10, 3, 0, 0, 0, time.UTC)}
+	d := New(st, tr, &Options{Household: household, Consent: privacy.Consent{Usage: true}, BatchCount: 3, Now: clk.Now,
+		InitialBackoff: time.Second, MaxBackoff: 4 * time.Second})
+	ids := enqueueDays(t, st, clk.Now(), []string{"a", "b", "c"}, dates(time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), 20)...) // 60, 20 batches
+	clk.Add(time.Minute)
+	ctx := context.Background()
+	stopped, restarted := false, false
+	var wg sync.WaitGroup
+	for i := 0; i < 400; i++ {
+		h := d.Health()
+		switch {
+		case !stopped && h.Delivered >= 9:
+			// Down between two steps: the next publishes fail; nothing leaves the outbox.
+			br.stop()
+			stopped = true
+			before := h.Delivered
+			if _, err := d.Step(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if h := d.Health(); h.Delivered != before || h.Errors == 0 || h.Pending.Batches == 0 {
+				t.Fatalf("with the broker down: %+v", h)
+			}
+			br.start(br.bin)
+		case stopped && !restarted && h.Delivered >= 30:
+			// Restarted while publishes are in flight.
+			restarted = true
+			wg.Add(1)
+			go func() { defer wg.Done(); br.restart() }()
+		}
+		wake, err := d.Step(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := d.Health(); h.Pending.Queued == 0 && h.Pending.Batches == 0 {
+			break
+		}
+		clk.Set(wake)
+	}
+	wg.Wait()
+	if !restarted {
+		t.Fatal("the stream ended before the broker was restarted")
+	}
+	for i := 0; i < 100; i++ { // what failed during the restart goes again
+		if h := d.Health(); h.Pending.Queued == 0 && h.Pending.Batches == 0 {
+			break
+		}
+		wake, err := d.Step(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clk.Set(wake)
+	}
+	if h := d.Health(); h.Pending.Batches != 0 || h.Delivered != int64(len(ids)) {
+		t.Fatalf("not drained: %+v", h)
+	}
+	poll.Until(t, "every summary at the consumer", 30*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, id := range ids {
+			if got[id] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	dups := 0
+	for _, id := range ids {
+		dups += got[id] - 1
+	}
+	t.Logf("consumer: %d unique, %d duplicates, largest payload %d B; hub errors %d", len(ids), dups, maxPayload, d.Health().Errors)
+	if got["bad"] > 0 {
+		t.Errorf("%d payloads did not decode or came on another household's topic", got["bad"])
+	}
+	if dups > 2*4*3 {
+		t.Errorf("%d duplicates: more than the window (4 batches of 3) in flight at each of the two faults", dups)
+	}
+	if maxPayload > transport.AWSIoTMaxPayload {
+		t.Errorf("payload of %d bytes", maxPayload)
+	}
+}
+
+
