@@ -142,7 +142,11 @@ type lockedBuf struct {
 	b  *strings.Builder
 }
 
-func (w lockedBuf) Write(p []byte) (int, error) { w.mu.Lock(); defer w.mu.Unlock(); return w.b.Write(p) }
+func (w lockedBuf) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
 
 func (b *cloudBroker) start(bin string) {
 	b.t.Helper()
@@ -213,8 +217,8 @@ func TestMQTTUplinkThroughBrokerRestart(t *testing.T) {
 	got := map[string]int{}
 	zr, _ := zstd.NewReader(nil)
 	maxPayload := 0
-	sub := paho.NewClient(paho.NewClientOptions().AddBroker("tls://"+br.addr).SetClientID("consumer").SetCleanSession(false).
-		SetTLSConfig(tc).SetAutoReconnect(true).SetMaxReconnectInterval(200*time.Millisecond).SetConnectRetry(true).
+	sub := paho.NewClient(paho.NewClientOptions().AddBroker("tls://" + br.addr).SetClientID("consumer").SetCleanSession(false).
+		SetTLSConfig(tc).SetAutoReconnect(true).SetMaxReconnectInterval(200 * time.Millisecond).SetConnectRetry(true).
 		SetOnConnectHandler(func(c paho.Client) {
 			c.Subscribe("makers/acme/+/summaries", 1, func(_ paho.Client, m paho.Message) {
 				raw, err := zr.DecodeAll(m.Payload(), nil)
@@ -323,5 +327,3 @@ func TestMQTTUplinkThroughBrokerRestart(t *testing.T) {
 		t.Errorf("payload of %d bytes", maxPayload)
 	}
 }
-
-
