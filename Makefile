@@ -112,6 +112,22 @@ bench-mqtt: build deps
 bench-footprint: build deps
 	$(GO) run ./cmd/hearth-load -hearth $(BIN)/hearth -publishers 200 -messages 150 -rate 5 -inflight 4
 
+## bench-sync: bytes per appliance per day on the wire for each transport (the default household over 28 days),
+## and the time and allocations to build, encode and compress a day's summaries for 50 devices (docs/sync.md)
+.PHONY: bench-sync bench-fleet
+bench-sync:
+	$(GO) test -run='^$$' -bench='^BenchmarkWireBytes$$' -benchtime=1x -count=1 -v ./sync/summary | grep -v '^=== '
+	$(GO) test -run='^$$' -bench='^BenchmarkDay50Devices$$' -benchtime=20x -benchmem -count=1 ./sync/summary
+
+## bench-fleet: FLEET_HUBS hubs' outboxes (own store, own clock) against one receiver that is down for a simulated
+## day: steady and peak requests/s, time until every hub drained, duplicates (docs/sync.md). FLEET_SPREAD is
+## sync.retry.resume_spread
+FLEET_HUBS   ?= 1000
+FLEET_SPREAD ?= 16h
+bench-fleet:
+	$(GO) test -run='^$$' -bench='^BenchmarkFleet$$' -benchtime=1x -count=1 -timeout 30m -v ./sync/outbox \
+		-fleet.hubs=$(FLEET_HUBS) -fleet.spread=$(FLEET_SPREAD) | grep -v '^=== '
+
 ## image: the OCI image for linux/amd64, linux/arm64 and linux/arm/v7 in one index, built without a
 ## Docker daemon: an OCI layout in dist/image and the same as dist/hearth-oci.tar (IMAGE_PUSH=REF also pushes it)
 RELEASE := $(GO) -C tools/release run .

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // The records of upstream delivery (sync/outbox owns them; FORMAT.md, "Upstream
@@ -310,18 +312,27 @@ func (t *Tx) PutDeadLetter(d *DeadLetter, keep int) (int, error) {
 	if err := bk.Put(u64key(seq), v); err != nil {
 		return 0, err
 	}
-	dropped := 0
-	for keep > 0 && bk.Stats().KeyN > keep {
-		k, _ := bk.Cursor().First()
-		if k == nil {
-			break
-		}
-		if err := bk.Delete(k); err != nil {
-			return dropped, err
-		}
-		dropped++
+	// Counted with a cursor: a bucket's Stats do not see this transaction's writes.
+	n := keyCount(bk.Cursor())
+	var old [][]byte
+	c := bk.Cursor()
+	for k, _ := c.First(); k != nil && keep > 0 && n-len(old) > keep; k, _ = c.Next() {
+		old = append(old, append([]byte(nil), k...))
 	}
-	return dropped, nil
+	for _, k := range old {
+		if err := bk.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(old), nil
+}
+
+func keyCount(c *bolt.Cursor) int {
+	n := 0
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	return n
 }
 
 // DeadLetters calls fn for every dead letter, oldest first.
@@ -392,7 +403,7 @@ func (t *Tx) OutboxStats() (OutboxStats, error) {
 	}); err != nil {
 		return s, err
 	}
-	s.DeadLetters = t.tx.Bucket(bucketDead).Stats().KeyN
+	s.DeadLetters = keyCount(t.tx.Bucket(bucketDead).Cursor())
 	// Records of the schema-2 outbox not yet taken over count as queued.
 	_ = t.tx.Bucket(bucketLegacy).ForEach(func(_, v []byte) error {
 		s.Queued++

@@ -11,8 +11,8 @@
 //     never before the receiver's Retry-After; Reject → the dead letters (counted,
 //     shown, never blocking what follows); Auth → delivery pauses, says so, and tries
 //     again every AuthRetry;
-//   - after a long outage each retry is drawn uniformly over ResumeSpread, so that a
-//     fleet whose receiver comes back does not arrive at once;
+//   - after a long outage each retry waits about ResumeSpread, at an independent
+//     phase, so that a fleet whose receiver comes back does not arrive at once;
 //   - a bandwidth cap per hour (MaxBytesPerHour);
 //   - consent is checked again before every attempt: a message whose category the
 //     household no longer allows is taken out and never sent.
@@ -54,8 +54,8 @@ type Options struct {
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
 	// LongOutage: once deliveries have failed for this long (default 30m), each retry
-	// is drawn uniformly over ResumeSpread (default 1h) instead: a fleet whose
-	// receiver was down comes back spread over that window.
+	// waits ResumeSpread × U(0.75, 1.25) instead (default 1h): a fleet whose receiver
+	// was down comes back spread over that window (docs/sync.md sizes it).
 	LongOutage   time.Duration
 	ResumeSpread time.Duration
 	// AuthRetry: how often a delivery paused by 401/403 tries again (default 10m).
@@ -652,7 +652,7 @@ func (d *Delivery) deadLetter(tx *store.Tx, b *store.Batch, reason, detail strin
 }
 
 // retryWait is how long a batch waits after its attempts-th failure: drawn uniformly
-// from zero to the exponential bound (full jitter), or over ResumeSpread once the
+// from zero to the exponential bound (full jitter), or about ResumeSpread once the
 // outage is long; never less than the receiver's Retry-After.
 func (d *Delivery) retryWait(attempts uint32, retryAfter, outage time.Duration) time.Duration {
 	bo := &backoff.ExponentialBackOff{InitialInterval: d.o.InitialBackoff, RandomizationFactor: 0, Multiplier: 2,
@@ -664,7 +664,13 @@ func (d *Delivery) retryWait(attempts uint32, retryAfter, outage time.Duration) 
 	}
 	wait := time.Duration(d.o.Rand() * float64(bound))
 	if outage >= d.o.LongOutage {
-		wait = time.Duration(d.o.Rand() * float64(d.o.ResumeSpread))
+		// Each retry waits ResumeSpread × U(0.75, 1.25): the hubs of a fleet retry at
+		// independent phases, so when the receiver comes back their first retries
+		// arrive at no more than fleet/ResumeSpread per unit of time, all within
+		// 1.25 × ResumeSpread. (Full jitter here, U(0, ResumeSpread), would bunch them:
+		// what is left of a uniform wait at a random moment is front-loaded, and the
+		// rate right after the return would be twice as high.)
+		wait = time.Duration((0.75 + d.o.Rand()/2) * float64(d.o.ResumeSpread))
 	}
 	if retryAfter > 0 {
 		ra := min(retryAfter, d.o.MaxRetryAfter)
