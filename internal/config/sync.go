@@ -76,7 +76,7 @@ func DefaultSync() Sync {
 	return Sync{Interval: Duration(2 * time.Second), Transport: "file", Dir: "outbox",
 		BatchCount: 500, BatchBytes: 256 << 10, BatchAge: Duration(10 * time.Second),
 		DayCloseGrace: Duration(2 * time.Hour), TagScoreStep: 0.1, OutboxMaxBytes: 4 << 20, DeadLetterKeep: 1000,
-		Retry: SyncRetry{Initial: Duration(time.Second), Max: Duration(5 * time.Minute), LongOutage: Duration(30 * time.Minute),
+		Retry: SyncRetry{Initial: Duration(time.Second), Max: Duration(5 * time.Minute), LongOutage: Duration(10 * time.Minute),
 			ResumeSpread: Duration(time.Hour), AuthRetry: Duration(10 * time.Minute), MaxRetryAfter: Duration(6 * time.Hour)},
 		Segment: SyncSegment{Timeout: Duration(30 * time.Second)},
 		HTTPS:   SyncHTTPS{MaxBatchBytes: 512 << 10, Timeout: Duration(30 * time.Second)},

@@ -57,7 +57,7 @@ type Event struct {
 
 // Counts is what the receiver has seen.
 type Counts struct {
-	Requests   int `json:"requests"`   // every request that reached the handler
+	Requests   int `json:"requests"`   // every POST that reached the handler
 	Accepted   int `json:"accepted"`   // requests answered 200
 	Received   int `json:"received"`   // events in accepted requests, duplicates included
 	Duplicates int `json:"duplicates"` // of those, events whose messageId was already received
@@ -191,6 +191,16 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "down", http.StatusServiceUnavailable)
 		return
 	}
+	if req.Method != http.MethodPost {
+		r.mu.Unlock()
+		if req.Method == http.MethodGet && req.URL.Path == "/counts" {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(r.Counts())
+			return
+		}
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
 	r.counts.Requests++
 	r.arrivals = append(r.arrivals, r.o.Now())
 	if len(r.faults) > 0 {
@@ -210,9 +220,6 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.segment(w, req)
 	case req.Method == http.MethodPost && req.URL.Path == "/v1/hearth":
 		r.native(w, req)
-	case req.Method == http.MethodGet && req.URL.Path == "/counts":
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(r.Counts())
 	default:
 		http.Error(w, "not found", http.StatusNotFound)
 	}

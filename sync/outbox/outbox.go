@@ -53,7 +53,7 @@ type Options struct {
 	// each wait is drawn uniformly from zero to the bound (full jitter).
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
-	// LongOutage: once deliveries have failed for this long (default 30m), each retry
+	// LongOutage: once deliveries have failed for this long (default 10m), each retry
 	// waits ResumeSpread × U(0.75, 1.25) instead (default 1h): a fleet whose receiver
 	// was down comes back spread over that window (docs/sync.md sizes it).
 	LongOutage   time.Duration
@@ -125,7 +125,7 @@ func New(st *store.Store, tr transport.Transport, o *Options) *Delivery {
 	def(&opts.BatchAge, 10*time.Second)
 	def(&opts.InitialBackoff, time.Second)
 	def(&opts.MaxBackoff, 5*time.Minute)
-	def(&opts.LongOutage, 30*time.Minute)
+	def(&opts.LongOutage, 10*time.Minute)
 	def(&opts.ResumeSpread, time.Hour)
 	def(&opts.AuthRetry, 10*time.Minute)
 	def(&opts.MaxRetryAfter, 6*time.Hour)
