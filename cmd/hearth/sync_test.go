@@ -204,3 +204,25 @@ sync:
 		t.Errorf("%d duplicates: want 1..15 (at most one batch of 5 per kill)", c.Duplicates)
 	}
 }
+
+// `config check` (and so run) refuses a write key file others can read, naming the
+// key, and passes the same configuration once the file is private.
+func TestSyncConfigCheckWriteKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := writeFile(t, dir, "segment.key", "k\n")
+	if err := os.Chmod(keyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeFile(t, dir, "hearth.yaml", fmt.Sprintf("data_dir: %s\nsync:\n  transport: segment\n  segment:\n    endpoint: https://cdp.example\n    write_key_file: %s\n",
+		filepath.Join(dir, "data"), keyFile))
+	code, _, errs := runCLI(t, "config", "check", cfg)
+	if code != 1 || !strings.Contains(errs, "sync.segment.write_key_file: "+keyFile+" is open to others") {
+		t.Errorf("exit %d:\n%s", code, errs)
+	}
+	if err := os.Chmod(keyFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := runCLI(t, "config", "check", cfg); code != 0 {
+		t.Errorf("exit %d: %s%s", code, out, errs)
+	}
+}

@@ -139,6 +139,11 @@ func TestGoodConfigs(t *testing.T) {
 				{Name: "drinks-shelf", Device: "kitchen-fridge", Kind: "fridge", HX711: &shelf},
 			}
 		},
+		"sync.good.yaml": func(c *Config) {
+			c.Sync.Transport, c.Sync.MaxBytesPerHour, c.Sync.Retry.ResumeSpread = "segment", 200000, Duration(8*time.Hour)
+			c.Sync.Segment.Endpoint, c.Sync.Segment.WriteKeyFile = "https://hosted.rudderlabs.example", "/etc/hearth/segment.key"
+			c.Consent.Usage = true
+		},
 		"warnings.good.yaml": func(c *Config) {
 			c.Sim.Enabled = false
 			c.MQTT.Mappings = devmqtt.Mappings{

@@ -212,6 +212,16 @@ func runFleet(b *testing.B, hubs int, spread, outage time.Duration) {
 		return float64(best) / w.Minutes()
 	}
 	p15, p5, p1 := peak(15*time.Minute), peak(5*time.Minute), peak(time.Minute)
+	var hourly []int
+	for h := range 24 {
+		hourly = append(hourly, count(up.Add(time.Duration(h)*time.Hour), up.Add(time.Duration(h+1)*time.Hour)))
+	}
+	b.Logf("requests per hour after the return: %v (steady: %.0f/h)", hourly, steadyPerMin*60)
+	var first []int
+	for m := 0; m < 60; m += 5 {
+		first = append(first, count(up.Add(time.Duration(m)*time.Minute), up.Add(time.Duration(m+5)*time.Minute)))
+	}
+	b.Logf("per 5 minutes in the first hour: %v", first)
 	var drain []time.Duration
 	for _, f := range fleet {
 		if !f.drained.IsZero() {

@@ -11,8 +11,8 @@
 //     never before the receiver's Retry-After; Reject → the dead letters (counted,
 //     shown, never blocking what follows); Auth → delivery pauses, says so, and tries
 //     again every AuthRetry;
-//   - after a long outage each retry waits about ResumeSpread, at an independent
-//     phase, so that a fleet whose receiver comes back does not arrive at once;
+//   - after a long outage the hub retries once every ResumeSpread at its own phase,
+//     so that a fleet whose receiver comes back arrives evenly over that window;
 //   - a bandwidth cap per hour (MaxBytesPerHour);
 //   - consent is checked again before every attempt: a message whose category the
 //     household no longer allows is taken out and never sent.
@@ -25,6 +25,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"hash/fnv"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -53,9 +54,9 @@ type Options struct {
 	// each wait is drawn uniformly from zero to the bound (full jitter).
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
-	// LongOutage: once deliveries have failed for this long (default 10m), each retry
-	// waits ResumeSpread × U(0.75, 1.25) instead (default 1h): a fleet whose receiver
-	// was down comes back spread over that window (docs/sync.md sizes it).
+	// LongOutage: once deliveries have failed for this long (default 10m), the hub
+	// retries once every ResumeSpread (default 1h), at its own phase in it: a fleet
+	// whose receiver was down comes back evenly over that window (docs/sync.md sizes it).
 	LongOutage   time.Duration
 	ResumeSpread time.Duration
 	// AuthRetry: how often a delivery paused by 401/403 tries again (default 10m).
@@ -472,7 +473,7 @@ func (d *Delivery) step(ctx context.Context, force bool) (n int, wake time.Time,
 					state.OutageSince = now
 				}
 				b.Attempts++
-				b.Next = now.Add(d.retryWait(b.Attempts, retryAfter, now.Sub(state.OutageSince)))
+				b.Next = now.Add(d.retryWait(b.Attempts, retryAfter, now.Sub(state.OutageSince), now))
 				b.LastErr = e.Error()
 				if err := tx.PutBatch(b); err != nil {
 					return err
@@ -651,10 +652,27 @@ func (d *Delivery) deadLetter(tx *store.Tx, b *store.Batch, reason, detail strin
 		"detail": detail, "evicted_older": dropped})
 }
 
+// nextSlot is the wait until this hub's next retry slot during a long outage: once
+// every ResumeSpread, at a phase in it fixed by the household's pseudonym (uniform over
+// a fleet), plus a jitter of up to 1% of the window. When a receiver comes back, a
+// fleet's hubs therefore arrive evenly over the window — fleet/ResumeSpread per unit
+// of time — and each within one window. (Drawing every wait at random instead bunches
+// them: what is left of a random wait at a random moment is front-loaded, and the sum
+// of a few of them humps.)
+func (d *Delivery) nextSlot(now time.Time) time.Duration {
+	h := fnv.New64a()
+	h.Write([]byte(d.o.Household))
+	spread := int64(d.o.ResumeSpread)
+	phase := int64(h.Sum64() % uint64(spread))
+	t := now.UnixNano()
+	next := t - ((t-phase)%spread+spread)%spread + spread // the first slot after now
+	return time.Duration(next-t) + time.Duration(d.o.Rand()*float64(spread)/100)
+}
+
 // retryWait is how long a batch waits after its attempts-th failure: drawn uniformly
-// from zero to the exponential bound (full jitter), or about ResumeSpread once the
-// outage is long; never less than the receiver's Retry-After.
-func (d *Delivery) retryWait(attempts uint32, retryAfter, outage time.Duration) time.Duration {
+// from zero to the exponential bound (full jitter), or until the hub's slot once the
+// outage is long (nextSlot); never less than the receiver's Retry-After.
+func (d *Delivery) retryWait(attempts uint32, retryAfter, outage time.Duration, now time.Time) time.Duration {
 	bo := &backoff.ExponentialBackOff{InitialInterval: d.o.InitialBackoff, RandomizationFactor: 0, Multiplier: 2,
 		MaxInterval: d.o.MaxBackoff, MaxElapsedTime: 0, Stop: backoff.Stop, Clock: backoff.SystemClock}
 	bo.Reset()
@@ -664,13 +682,7 @@ func (d *Delivery) retryWait(attempts uint32, retryAfter, outage time.Duration) 
 	}
 	wait := time.Duration(d.o.Rand() * float64(bound))
 	if outage >= d.o.LongOutage {
-		// Each retry waits ResumeSpread × U(0.75, 1.25): the hubs of a fleet retry at
-		// independent phases, so when the receiver comes back their first retries
-		// arrive at no more than fleet/ResumeSpread per unit of time, all within
-		// 1.25 × ResumeSpread. (Full jitter here, U(0, ResumeSpread), would bunch them:
-		// what is left of a uniform wait at a random moment is front-loaded, and the
-		// rate right after the return would be twice as high.)
-		wait = time.Duration((0.75 + d.o.Rand()/2) * float64(d.o.ResumeSpread))
+		wait = d.nextSlot(now) // after a long outage: the hub's own slot in ResumeSpread
 	}
 	if retryAfter > 0 {
 		ra := min(retryAfter, d.o.MaxRetryAfter)

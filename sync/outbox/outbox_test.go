@@ -406,26 +406,50 @@ func TestBandwidthCap(t *testing.T) {
 	}
 }
 
-// After a long outage each retry waits about the resume window (× U(0.75, 1.25)), so
-// that hubs retry at independent phases; before, full jitter under the backoff bound.
+// After a long outage a hub retries once every resume window, at a phase of its own:
+// hubs of a fleet are spread evenly over the window, and each keeps its slot; before,
+// full jitter under the backoff bound; never before a Retry-After.
 func TestRetriesSpreadAfterLongOutage(t *testing.T) {
-	st := storetest.Open(t, nil)
 	tr, _ := transport.NewFile(t.TempDir())
-	d := New(st, tr, &Options{MaxBackoff: 5 * time.Minute, LongOutage: 30 * time.Minute, ResumeSpread: 2 * time.Hour})
-	var short, long []time.Duration
-	for range 2000 {
-		short = append(short, d.retryWait(40, 0, 10*time.Minute))
-		long = append(long, d.retryWait(40, 0, 3*time.Hour))
+	st := storetest.Open(t, nil)
+	now := time.Date(2026, 5, 4, 10, 17, 3, 0, time.UTC)
+	const spread = 2 * time.Hour
+	var slots []time.Duration
+	for i := range 2000 {
+		d := New(st, tr, &Options{Household: fmt.Sprintf("household-%d", i), MaxBackoff: 5 * time.Minute, LongOutage: 10 * time.Minute,
+			ResumeSpread: spread})
+		w := d.retryWait(40, 0, 3*time.Hour, now)
+		if w <= 0 || w > spread+spread/100 {
+			t.Fatalf("hub %d waits %s", i, w)
+		}
+		// The same hub, a window later, lands in the same slot (± the 1% jitter).
+		if w2 := d.retryWait(41, 0, 5*time.Hour, now.Add(w)); w2 < spread-spread/100 || w2 > spread+spread/100 {
+			t.Fatalf("hub %d: next slot after %s, want one window", i, w2)
+		}
+		slots = append(slots, w)
+		d.Unregister()
+		if i == 0 {
+			var short []time.Duration
+			for range 500 {
+				short = append(short, d.retryWait(40, 0, 5*time.Minute, now))
+			}
+			sort.Slice(short, func(i, j int) bool { return short[i] < short[j] })
+			if short[len(short)-1] > 5*time.Minute || short[len(short)/2] < 2*time.Minute {
+				t.Errorf("short outage: waits up to %s, median %s; want full jitter under 5m", short[len(short)-1], short[len(short)/2])
+			}
+			if ra := d.retryWait(1, 90*time.Second, 0, now); ra < 90*time.Second {
+				t.Errorf("Retry-After 90s: waited %s", ra)
+			}
+		}
 	}
-	sort.Slice(short, func(i, j int) bool { return short[i] < short[j] })
-	sort.Slice(long, func(i, j int) bool { return long[i] < long[j] })
-	if short[len(short)-1] > 5*time.Minute || short[len(short)/2] < 2*time.Minute {
-		t.Errorf("short outage: waits up to %s, median %s; want full jitter under 5m", short[len(short)-1], short[len(short)/2])
+	// Evenly over the window: each eighth of it holds about an eighth of the hubs.
+	var per [8]int
+	for _, w := range slots {
+		per[min(int(w*8/spread), 7)]++
 	}
-	if long[0] < 90*time.Minute || long[len(long)-1] > 150*time.Minute || long[len(long)/2] < 110*time.Minute || long[len(long)/2] > 130*time.Minute {
-		t.Errorf("long outage: min %s, median %s, max %s; want uniform over 2h × [0.75, 1.25]", long[0], long[len(long)/2], long[len(long)-1])
-	}
-	if ra := d.retryWait(1, 90*time.Second, 0); ra < 90*time.Second {
-		t.Errorf("Retry-After 90s: waited %s", ra)
+	for i, n := range per {
+		if n < 180 || n > 320 {
+			t.Errorf("eighth %d of the window holds %d of 2000 hubs (%v)", i, n, per)
+		}
 	}
 }
