@@ -556,25 +556,28 @@ func (d *Delivery) snapshot() {
 func (d *Delivery) form(tx *store.Tx, now time.Time, force bool) (*store.Batch, time.Time, error) {
 	var msgs []store.Message
 	size, full := 0, false
+	type aside struct {
+		m      store.Message
+		reason string
+		err    error
+	}
+	var withheld []store.Message
+	var dead []aside
+	// The queue is read first and changed after: deleting under a bbolt cursor may
+	// make it skip the next key, which would put a later message in an earlier batch.
 	err := tx.Queued(0, func(m store.Message) error {
 		if !d.allowed(&m) {
-			d.withheld.Inc()
-			return tx.Dequeue(m.Seq)
+			withheld = append(withheld, m)
+			return nil
 		}
 		n, err := d.tr.Size(m)
-		reason := ""
 		switch {
 		case err != nil:
-			reason = "unencodable"
+			dead = append(dead, aside{m, "unencodable", err})
+			return nil
 		case n > d.lim.MaxMessageBytes || n > d.lim.MaxBatchBytes:
-			reason, err = "too_large", fmt.Errorf("message of %d bytes: %w (at most %d)", n, transport.ErrTooLarge, d.lim.MaxMessageBytes)
-		}
-		if reason != "" {
-			b := &store.Batch{ID: batchID(d.o.Household, []store.Message{m}), Created: now, Messages: []store.Message{m}}
-			if err := d.deadLetter(tx, b, reason, err.Error(), now); err != nil {
-				return err
-			}
-			return tx.Dequeue(m.Seq)
+			dead = append(dead, aside{m, "too_large", fmt.Errorf("message of %d bytes: %w (at most %d)", n, transport.ErrTooLarge, d.lim.MaxMessageBytes)})
+			return nil
 		}
 		if len(msgs) >= d.lim.MaxMessages || size+n > d.lim.MaxBatchBytes {
 			full = true
@@ -584,6 +587,24 @@ func (d *Delivery) form(tx *store.Tx, now time.Time, force bool) (*store.Batch, 
 		size += n
 		return nil
 	})
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	for _, m := range withheld {
+		d.withheld.Inc()
+		if err := tx.Dequeue(m.Seq); err != nil {
+			return nil, time.Time{}, err
+		}
+	}
+	for _, a := range dead {
+		b := &store.Batch{ID: batchID(d.o.Household, []store.Message{a.m}), Created: now, Messages: []store.Message{a.m}}
+		if err := d.deadLetter(tx, b, a.reason, a.err.Error(), now); err != nil {
+			return nil, time.Time{}, err
+		}
+		if err := tx.Dequeue(a.m.Seq); err != nil {
+			return nil, time.Time{}, err
+		}
+	}
 	if err != nil || len(msgs) == 0 {
 		return nil, time.Time{}, err
 	}

@@ -453,3 +453,40 @@ func TestRetriesSpreadAfterLongOutage(t *testing.T) {
 		}
 	}
 }
+
+// Messages taken out while a batch is formed (no consent) do not disturb the order of
+// the others: the batch holds every allowed message in queue order.
+func TestWithheldMessagesKeepOrder(t *testing.T) {
+	r := newRig(t, Options{BatchCount: 100}, "")
+	var want []string
+	if err := r.st.Update(func(tx *store.Tx) error {
+		for i := range 40 {
+			id := fmt.Sprintf("m%02d", i)
+			cat := privacy.Usage
+			if i%3 == 1 {
+				cat = privacy.Sensitive // not consented: withheld
+			} else {
+				want = append(want, id)
+			}
+			body, _ := json.Marshal(message.DeviceDay{Type: message.TypeDeviceDay, ID: id, Household: household, Device: "d",
+				Date: fmt.Sprintf("2026-04-%02d", i%28+1), Rules: "r", Signals: map[device.Signal]*message.Signal{device.SignalDoor: {N: 1}}})
+			if err := tx.Enqueue(&store.Message{Enqueued: r.clk.Now(), Type: message.TypeDeviceDay, ID: id, Category: cat, At: r.clk.Now(), Body: body}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r.clk.Add(time.Minute)
+	if _, err := r.d.Step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range r.rcv.Events() {
+		got = append(got, e.MessageID)
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("first batch:\n got %v\nwant %v", got, want)
+	}
+}

@@ -183,17 +183,12 @@ func TestOutboxCapFoldsThenDefers(t *testing.T) {
 	// Delivery takes the queue each time; every day comes, none lost.
 	daysSeen := map[string]bool{}
 	for i := 0; i < 8; i++ {
-		if err := st.Update(func(tx *store.Tx) error {
-			return tx.Queued(0, func(m store.Message) error {
-				if m.Type == TypeDeviceDay {
-					var d DeviceDay
-					_ = json.Unmarshal(m.Body, &d)
-					daysSeen[d.Date] = true
-				}
-				return tx.Dequeue(m.Seq)
-			})
-		}); err != nil {
-			t.Fatal(err)
+		for _, m := range takeQueue(t, st) {
+			if m.Type == TypeDeviceDay {
+				var d DeviceDay
+				_ = json.Unmarshal(m.Body, &d)
+				daysSeen[d.Date] = true
+			}
 		}
 		if _, err := b2.Step(); err != nil {
 			t.Fatal(err)
@@ -202,6 +197,26 @@ func TestOutboxCapFoldsThenDefers(t *testing.T) {
 	if len(daysSeen) != 7 {
 		t.Errorf("days summarised in all: %v, want all 7", daysSeen)
 	}
+}
+
+// takeQueue takes every queued message out, as delivery does, and returns them in
+// order (read first, deleted after: never under the cursor).
+func takeQueue(t testing.TB, st *store.Store) []store.Message {
+	var out []store.Message
+	if err := st.Update(func(tx *store.Tx) error {
+		if err := tx.Queued(0, func(m store.Message) error { out = append(out, m); return nil }); err != nil {
+			return err
+		}
+		for _, m := range out {
+			if err := tx.Dequeue(m.Seq); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // A device that goes quiet still has its day summarised once the hub's clock is the
