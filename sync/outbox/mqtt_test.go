@@ -11,7 +11,6 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearth-iot/hearth/edge/store/storetest"
+	"github.com/hearth-iot/hearth/internal/mosquittotest"
 	"github.com/hearth-iot/hearth/internal/poll"
 	"github.com/hearth-iot/hearth/sync/privacy"
 	"github.com/hearth-iot/hearth/sync/transport"
@@ -85,110 +85,15 @@ func (p *pki) issue(t *testing.T, name string, server bool) (certFile, keyFile s
 	return p.write(t, name+".pem", "CERTIFICATE", der), p.write(t, name+".key", "EC PRIVATE KEY", kb)
 }
 
-// cloudBroker is a real mosquitto that takes only TLS clients with a certificate of
-// the test's CA, and keeps sessions across a restart (as a cloud broker does).
-type cloudBroker struct {
-	t    *testing.T
-	bin  string
-	addr string
-	conf string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	log  strings.Builder
-}
-
-func startCloudBroker(t *testing.T, p *pki) *cloudBroker {
+// startCloudBroker runs a real mosquitto that takes only TLS clients with a
+// certificate of the test's CA, and keeps sessions across a restart (as a cloud
+// broker does).
+func startCloudBroker(t *testing.T, p *pki) *mosquittotest.Broker {
 	t.Helper()
-	bin := "/usr/sbin/mosquitto"
-	if _, err := os.Stat(bin); err != nil {
-		if bin, err = exec.LookPath("mosquitto"); err != nil {
-			t.Fatal("mosquitto not installed: run `make deps` (Debian package mosquitto)")
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, port, _ := net.SplitHostPort(addr)
 	cert, key := p.issue(t, "broker", true)
-	dir := t.TempDir()
-	lines := []string{"listener " + port + " 127.0.0.1", "cafile " + filepath.Join(p.dir, "ca.pem"), "certfile " + cert, "keyfile " + key,
-		"require_certificate true", "use_identity_as_username true", "allow_anonymous false",
-		"persistence true", "persistence_location " + dir + "/", "autosave_interval 0", "max_queued_messages 0", "log_dest stderr"}
-	if os.Geteuid() == 0 {
-		lines = append(lines, "user root") // else it drops to "mosquitto", who cannot read the test's files
-	}
-	b := &cloudBroker{t: t, addr: addr, conf: filepath.Join(dir, "mosquitto.conf")}
-	if err := os.WriteFile(b.conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	b.bin = bin
-	b.start(bin)
-	t.Cleanup(func() {
-		b.stop()
-		if t.Failed() {
-			t.Logf("mosquitto log:\n%s", b.logText())
-		}
-	})
-	return b
-}
-
-func (b *cloudBroker) logText() string { b.mu.Lock(); defer b.mu.Unlock(); return b.log.String() }
-
-type lockedBuf struct {
-	mu *sync.Mutex
-	b  *strings.Builder
-}
-
-func (w lockedBuf) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (b *cloudBroker) start(bin string) {
-	b.t.Helper()
-	cmd := exec.Command(bin, "-c", b.conf)
-	cmd.Stderr = lockedBuf{&b.mu, &b.log}
-	if err := cmd.Start(); err != nil {
-		b.t.Fatal(err)
-	}
-	b.mu.Lock()
-	b.cmd = cmd
-	b.mu.Unlock()
-	poll.Until(b.t, "mosquitto to listen", 10*time.Second, func() bool {
-		c, err := net.Dial("tcp", b.addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-}
-
-func (b *cloudBroker) stop() {
-	b.mu.Lock()
-	cmd := b.cmd
-	b.cmd = nil
-	b.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(os.Interrupt) // saves its sessions
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-}
-
-func (b *cloudBroker) restart() {
-	b.stop()
-	b.start(b.bin)
+	return mosquittotest.Run(t, &mosquittotest.Options{Persistent: true, Extra: []string{
+		"cafile " + filepath.Join(p.dir, "ca.pem"), "certfile " + cert, "keyfile " + key,
+		"require_certificate true", "use_identity_as_username true"}})
 }
 
 // The MQTT uplink to a real TLS broker with client certificates, restarted in the
@@ -199,7 +104,7 @@ func TestMQTTUplinkThroughBrokerRestart(t *testing.T) {
 	p := newPKI(t)
 	br := startCloudBroker(t, p)
 	hubCert, hubKey := p.issue(t, "hub", false)
-	tr, err := transport.NewMQTT(transport.MQTTOptions{Broker: "tls://" + br.addr, ClientID: "hub-1", Window: 4,
+	tr, err := transport.NewMQTT(transport.MQTTOptions{Broker: "tls://" + br.Addr, ClientID: "hub-1", Window: 4,
 		TLS:   transport.TLSFiles{CAFile: filepath.Join(p.dir, "ca.pem"), CertFile: hubCert, KeyFile: hubKey},
 		Topic: "makers/acme/{household}/summaries", Version: "test", ConnectTimeout: 5 * time.Second, AckTimeout: 5 * time.Second})
 	if err != nil {
@@ -217,7 +122,7 @@ func TestMQTTUplinkThroughBrokerRestart(t *testing.T) {
 	got := map[string]int{}
 	zr, _ := zstd.NewReader(nil)
 	maxPayload := 0
-	sub := paho.NewClient(paho.NewClientOptions().AddBroker("tls://" + br.addr).SetClientID("consumer").SetCleanSession(false).
+	sub := paho.NewClient(paho.NewClientOptions().AddBroker("tls://" + br.Addr).SetClientID("consumer").SetCleanSession(false).
 		SetTLSConfig(tc).SetAutoReconnect(true).SetMaxReconnectInterval(200 * time.Millisecond).SetConnectRetry(true).
 		SetOnConnectHandler(func(c paho.Client) {
 			c.Subscribe("makers/acme/+/summaries", 1, func(_ paho.Client, m paho.Message) {
@@ -258,7 +163,7 @@ func TestMQTTUplinkThroughBrokerRestart(t *testing.T) {
 		switch {
 		case !stopped && h.Delivered >= 9:
 			// Down between two steps: the next publishes fail; nothing leaves the outbox.
-			br.stop()
+			br.Stop()
 			stopped = true
 			before := h.Delivered
 			if _, err := d.Step(ctx); err != nil {
@@ -267,12 +172,12 @@ func TestMQTTUplinkThroughBrokerRestart(t *testing.T) {
 			if h := d.Health(); h.Delivered != before || h.Errors == 0 || h.Pending.Batches == 0 {
 				t.Fatalf("with the broker down: %+v", h)
 			}
-			br.start(br.bin)
+			br.Start()
 		case stopped && !restarted && h.Delivered >= 30:
 			// Restarted while publishes are in flight.
 			restarted = true
 			wg.Add(1)
-			go func() { defer wg.Done(); br.restart() }()
+			go func() { defer wg.Done(); br.Restart() }()
 		}
 		wake, err := d.Step(ctx)
 		if err != nil {
