@@ -185,7 +185,7 @@ func TestDeliveryThroughFaults(t *testing.T) {
 	}
 	// Then the receiver's: 503, 429 with Retry-After in seconds and as a date, 408, 502.
 	r.px.SetLatency(0)
-	notBefore := r.clk.Now().Add(time.Hour)
+	notBefore := r.clk.Now().Add(time.Hour).Truncate(time.Second) // an HTTP date has whole seconds
 	r.rcv.FailNext(1, http.StatusServiceUnavailable, "")
 	r.rcv.FailNext(1, http.StatusTooManyRequests, "7")
 	r.rcv.FailNext(1, http.StatusTooManyRequests, notBefore.UTC().Format(http.TimeFormat))
