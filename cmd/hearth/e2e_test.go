@@ -160,16 +160,16 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	var rolled []rollup.Day
-	_ = st.View(func(tx *store.Tx) error {
-		rolled, err = rollup.Window(tx, truth[0].Date, "9999")
-		return err
-	})
-	door := map[string]rollup.Day{}
-	for _, d := range rolled {
-		if d.Device == "e2e-fridge" && d.Signal == device.SignalDoor {
-			door[d.Date] = d
-		}
+	door := map[string]store.Day{}
+	if err := st.View(func(tx *store.Tx) error {
+		return tx.Days(truth[0].Date, "9999", func(d *store.Day) error {
+			if d.Device == "e2e-fridge" && d.Signal == device.SignalDoor {
+				door[d.Date] = *d
+			}
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
 	}
 	var wantOpen, wantLong int
 	for _, tr := range truth {
@@ -187,10 +187,16 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// The tag's evidence is the same numbers, plus the sessions of the 6 hours of day 11.
-	var tag tagging.Tag // as the final evaluation at shutdown stored it
-	_ = st.View(func(tx *store.Tx) error {
-		return json.Unmarshal(tx.Get(store.Tags, []byte("habit.fridge_door_long_open")), &tag)
-	})
+	var tag store.Tag // as the final evaluation at shutdown stored it
+	if err := st.View(func(tx *store.Tx) error {
+		p, err := tx.Tag("habit.fridge_door_long_open")
+		if p != nil {
+			tag = *p
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
 	extra := door[start.AddDate(0, 0, days).Format(time.DateOnly)]
 	wantOpen += int(extra.Sessions.Count)
 	wantLong += int(extra.Sessions.Over(60))

@@ -5,160 +5,30 @@ import (
 	"time"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/edge/store"
 )
-
-// SessionEdges are the lower edges, in seconds, of the session-duration histogram
-// buckets: Sessions.Hist[i] counts sessions lasting at least SessionEdges[i] and less
-// than SessionEdges[i+1].
-var SessionEdges = [...]float64{0, 10, 30, 60, 120, 300, 600, 1800}
 
 // MaxSession caps a session: an "on" state longer than this (a sensor that missed its
 // "off") is closed at the cap and counted in Sessions.Capped.
 const MaxSession = 12 * time.Hour
 
-// Stats are the plain aggregates of a signal's values.
-type Stats struct {
-	Count uint32  `json:"n"`
-	Sum   float64 `json:"sum"`
-	Min   float64 `json:"min"`
-	Max   float64 `json:"max"`
-	Last  float64 `json:"last"`
-}
-
-// Mean is Sum/Count, or 0 without values.
-func (s *Stats) Mean() float64 {
-	if s.Count == 0 {
-		return 0
-	}
-	return s.Sum / float64(s.Count)
-}
-
-func (s *Stats) add(v float64) {
-	if s.Count == 0 || v < s.Min {
-		s.Min = v
-	}
-	if s.Count == 0 || v > s.Max {
-		s.Max = v
-	}
-	s.Count++
-	s.Sum += v
-	s.Last = v
-}
-
-// Sessions aggregates the "on" periods of a binary signal (door open, appliance
-// active, cycle running), each attributed to the local day and hour it started.
-type Sessions struct {
-	Count      uint32                    `json:"n"`
-	TotalSec   float64                   `json:"total_s"`
-	LongestSec float64                   `json:"longest_s"`
-	Hist       [len(SessionEdges)]uint32 `json:"hist"`
-	Capped     uint32                    `json:"capped,omitempty"`
-}
-
-func (s *Sessions) add(sec float64) {
-	s.Count++
-	s.TotalSec += sec
-	if sec > s.LongestSec {
-		s.LongestSec = sec
-	}
-	i := len(SessionEdges) - 1
-	for i > 0 && sec < SessionEdges[i] {
-		i--
-	}
-	s.Hist[i]++
-}
-
-// Over returns the sessions at least sec long. The histogram keeps no finer detail
-// than its edges: sec is rounded up to the next edge (Over(45) counts sessions ≥ 60 s).
-func (s *Sessions) Over(sec float64) uint32 {
-	var n uint32
-	for i, e := range SessionEdges {
-		if e >= sec {
-			n += s.Hist[i]
-		}
-	}
-	return n
-}
-
-// Cycles aggregates appliance cycles detected from power draw, by start.
-type Cycles struct {
-	Count    uint32     `json:"n"`
-	EnergyWh float64    `json:"energy_wh"`
-	TotalSec float64    `json:"total_s"`
-	Hours    [24]uint16 `json:"hours"`
-}
-
-// Inventory aggregates food-inventory movements by category.
-type Inventory struct {
-	Stocked map[string]uint32 `json:"stocked,omitempty"`
-	Taken   map[string]uint32 `json:"taken,omitempty"`
-}
-
-// Day is the rollup of one device's signal over one local day.
-type Day struct {
-	Date    string        `json:"date"` // YYYY-MM-DD, local
-	Device  string        `json:"device"`
-	Kind    device.Kind   `json:"kind"`
-	Signal  device.Signal `json:"signal"`
-	Weekday time.Weekday  `json:"weekday"`
-
-	Stats Stats `json:"stats"`
-	// Hours holds the per-hour aggregates (index: local hour); hours without data are zero.
-	Hours [24]Stats `json:"hours"`
-	// Activations counts off→on transitions per local hour (binary signals).
-	Activations [24]uint16 `json:"activations"`
-	Sessions    Sessions   `json:"sessions"`
-	Cycles      Cycles     `json:"cycles"`
-	Inventory   Inventory  `json:"inventory"`
-	First       time.Time  `json:"first"`
-	Last        time.Time  `json:"last"`
-
-	// Starts lists the local minute of the day (0..1439) of each off→on transition of
-	// a binary signal, in arrival order, at most MaxStarts a day: the kitchen-episode
-	// detectors need finer times than Activations' hours. Days written before it
-	// existed have none (the detectors then fall back to Activations).
-	Starts []uint16 `json:"starts,omitempty"`
-	// EnergyWh integrates a power signal as a step function (each reading holds until
-	// the next one of the device, at most MaxPowerHold), split at local hour
-	// boundaries: EnergyWh is the day's total, HourWh (24 entries, or none) per hour.
-	EnergyWh float64   `json:"energy_wh,omitempty"`
-	HourWh   []float64 `json:"hour_wh,omitempty"`
-	// PowerSec is the time covered by that step function on this day.
-	PowerSec float64 `json:"power_s,omitempty"`
-}
+// The records a rollup writes are the store's (edge/store/rollups.go): the store
+// defines them so that their readers — tagging, sync — need no package of the rollup.
+type (
+	Stats     = store.SignalStats
+	Sessions  = store.Sessions
+	Cycles    = store.Cycles
+	Inventory = store.Inventory
+	Day       = store.Day
+	DayKey    = store.DayKey
+)
 
 // MaxStarts bounds Day.Starts; activations past it still count in Activations.
-const MaxStarts = 720
+const MaxStarts = store.MaxStarts
 
 // MaxPowerHold is the longest a power reading is taken to hold: a device silent for
 // longer is treated as unknown, not as drawing its last value, past this.
 const MaxPowerHold = 12 * time.Hour
-
-// TotalActivations sums Activations over the hours in [from, to), wrapping past midnight
-// when from > to.
-func (d *Day) TotalActivations(from, to int) int {
-	n := 0
-	for h := 0; h < 24; h++ {
-		if inHours(h, from, to) {
-			n += int(d.Activations[h])
-		}
-	}
-	return n
-}
-
-func inHours(h, from, to int) bool {
-	if from <= to {
-		return h >= from && h < to
-	}
-	return h >= from || h < to
-}
-
-// DayKey identifies a Day.
-type DayKey struct {
-	Date   string
-	Device string
-	Signal device.Signal
-}
 
 // StateKey identifies the running state of one device's signal.
 type StateKey struct {
@@ -251,8 +121,8 @@ func (a *Aggregator) state(dev string, sig device.Signal, kind device.Kind) *Sta
 func (a *Aggregator) Add(r *device.Reading) {
 	t := r.Time()
 	d, h := a.day(r.Device, r.Kind, r.Signal, t)
-	d.Stats.add(r.Value)
-	d.Hours[h].add(r.Value)
+	d.Stats.Add(r.Value)
+	d.Hours[h].Add(r.Value)
 	if d.First.IsZero() || t.Before(d.First) {
 		d.First = t
 	}
@@ -271,14 +141,14 @@ func (a *Aggregator) Add(r *device.Reading) {
 		on := r.Value != 0
 		if on && !st.On {
 			d.Activations[h]++
-			d.addStart(t.In(a.Loc))
+			addStart(d, t.In(a.Loc))
 			st.On, st.OnSince = true, t
 		} else if !on && st.On {
 			a.closeSession(r.Device, r.Kind, r.Signal, st, t)
 		} else if on && st.On && t.Sub(st.OnSince) > MaxSession {
 			a.closeSession(r.Device, r.Kind, r.Signal, st, st.OnSince.Add(MaxSession))
 			d.Activations[h]++
-			d.addStart(t.In(a.Loc))
+			addStart(d, t.In(a.Loc))
 			st.On, st.OnSince = true, t
 		}
 	case r.Signal == device.SignalPower:
@@ -327,7 +197,7 @@ func (a *Aggregator) Add(r *device.Reading) {
 	st.LastAt, st.LastValue = t, r.Value
 }
 
-func (d *Day) addStart(lt time.Time) {
+func addStart(d *Day, lt time.Time) {
 	if len(d.Starts) < MaxStarts {
 		d.Starts = append(d.Starts, uint16(lt.Hour()*60+lt.Minute()))
 	}
@@ -389,7 +259,7 @@ func (a *Aggregator) closeSession(dev string, kind device.Kind, sig device.Signa
 		dur, capped = MaxSession, true
 	}
 	sd, _ := a.day(dev, kind, sig, st.OnSince) // attributed to the day it started
-	sd.Sessions.add(math.Max(dur.Seconds(), 0))
+	sd.Sessions.Add(math.Max(dur.Seconds(), 0))
 	if capped {
 		sd.Sessions.Capped++
 	}

@@ -26,12 +26,12 @@ func TestEnergyStartsAndWater(t *testing.T) {
 	add(t0.Add(time.Minute), device.SignalFilter, 1)
 	add(t0.Add(2*time.Minute), device.SignalWater, 0.5)
 	days, states := a.Dirty()
-	d1 := days[DayKey{"2026-03-02", "f", device.SignalPower}]
-	d2 := days[DayKey{"2026-03-03", "f", device.SignalPower}]
+	d1 := days[DayKey{Date: "2026-03-02", Device: "f", Signal: device.SignalPower}]
+	d2 := days[DayKey{Date: "2026-03-03", Device: "f", Signal: device.SignalPower}]
 	if d1 == nil || d2 == nil || math.Abs(d1.EnergyWh-50) > 1e-9 || math.Abs(d2.EnergyWh-50) > 1e-9 || math.Abs(d1.HourWh[23]-50) > 1e-9 || d2.PowerSec != 1800 {
 		t.Fatalf("energy: %+v / %+v", d1, d2)
 	}
-	door := days[DayKey{"2026-03-02", "f", device.SignalDoor}]
+	door := days[DayKey{Date: "2026-03-02", Device: "f", Signal: device.SignalDoor}]
 	if len(door.Starts) != 2 || door.Starts[0] != 22*60 || door.Starts[1] != 22*60+43 {
 		t.Errorf("starts %v", door.Starts)
 	}

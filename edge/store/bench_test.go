@@ -226,16 +226,12 @@ func offline7Days(b *testing.B) {
 	var rolled uint64
 	var dayRecords, boxed int
 	_ = s.View(func(tx *store.Tx) error {
-		ds, err := rollup.Window(tx, "0000", "9999")
-		if err != nil {
-			return err
-		}
-		for _, d := range ds {
-			rolled += uint64(d.Stats.Count)
-		}
-		dayRecords = len(ds)
 		boxed = tx.Count(store.Outbox)
-		return nil
+		return tx.Days("0000", "9999", func(d *store.Day) error {
+			rolled += uint64(d.Stats.Count)
+			dayRecords++
+			return nil
+		})
 	})
 	if rolled != uint64(total) {
 		b.Fatalf("rollups count %d readings, want all %d", rolled, total)

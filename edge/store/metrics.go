@@ -20,6 +20,7 @@ type metrics struct {
 	compactedBytes prometheus.Counter
 	salvaged       *prometheus.CounterVec
 	metaDamage     prometheus.Counter
+	quarantined    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
@@ -47,6 +48,9 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 		salvaged: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_store_salvaged_records_total",
 			Help: "Records of a damaged database moved aside at open, by bucket and result: recovered (copied into the new store) or lost."},
 			[]string{"bucket", "result"}),
+		quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_store_records_quarantined_total",
+			Help: "Records a stage could not read, moved out of their bucket into the audit trail (record_quarantined), by bucket."},
+			[]string{"bucket"}),
 		metaDamage: prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_store_meta_page_damaged_total",
 			Help: "Opens that found one of the two meta pages damaged and used the other (the newest commit may be lost)."}),
 	}
@@ -56,7 +60,7 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 	m.evicted.WithLabelValues("age")
 	m.evicted.WithLabelValues("quota")
 	m.set = metricset.Must(reg, m.committed, m.duplicates, m.commits, m.refused, m.evicted, m.corruptions,
-		m.commitSeconds, m.batchSize, m.compactions, m.compactedBytes, m.salvaged, m.metaDamage,
+		m.commitSeconds, m.batchSize, m.compactions, m.compactedBytes, m.salvaged, m.metaDamage, m.quarantined,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hearth_store_queue_readings",
 			Help: "Readings submitted and waiting for the writer."}, func() float64 { return float64(s.Pending()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hearth_store_last_seq",

@@ -34,6 +34,9 @@ type Tx struct {
 	// credsChanged: Put or Delete touched Credentials; Update then rewrites the
 	// keep file (keep.go) once the transaction is committed.
 	credsChanged bool
+	// quarantined: the buckets of the records Quarantine moved out, counted once the
+	// transaction is committed.
+	quarantined []Bucket
 }
 
 // View runs fn in a read-only transaction.
@@ -65,6 +68,11 @@ func (s *Store) Update(fn func(*Tx) error) error {
 		fnErr = fn(t)
 		return fnErr
 	})
+	if err == nil && s.m != nil {
+		for _, b := range t.quarantined {
+			s.m.quarantined.WithLabelValues(string(b)).Inc()
+		}
+	}
 	if err == nil && t.credsChanged {
 		if kerr := s.syncKeep(); kerr != nil {
 			s.log.Warn("credentials committed, but their copy in the keep file was not written", "err", kerr)

@@ -1,7 +1,7 @@
 package tagging
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -31,38 +31,13 @@ const (
 	StatusUncertain = "uncertain"
 )
 
-// Tag is the state of one tag: what hearth has learned, and the numbers it rests on.
-type Tag struct {
-	Name        string             `json:"name"`
-	Description string             `json:"description"`
-	Consent     string             `json:"consent"`
-	Score       float64            `json:"score"`
-	Confidence  float64            `json:"confidence"` // how much evidence backed the score, in [0,1] (the rule's confidence)
-	Active      bool               `json:"active"`
-	Status      string             `json:"status"`
-	Error       string             `json:"error,omitempty"`
-	Evidence    map[string]float64 `json:"evidence"`
-	Days        int                `json:"days"`     // days with data from the rule's kinds in the window
-	MinDays     int                `json:"min_days"` // days needed before the tag may turn active
-	WindowDays  float64            `json:"window_days"`
-	From        string             `json:"from"`                // first date of the window
-	To          string             `json:"to"`                  // last date of the window (the data clock's date)
-	FirstSeen   time.Time          `json:"first_seen,omitzero"` // first evaluation that found it active
-	LastSeen    time.Time          `json:"last_seen,omitzero"`  // last evaluation that found it active
-	Expires     time.Time          `json:"expires,omitzero"`    // when an active tag lapses unless confirmed again
-	Evaluated   time.Time          `json:"evaluated"`           // data-clock time of the evaluation
-}
-
-// Change is one entry of the tag log that sync sends upstream.
-type Change struct {
-	Tag        string    `json:"tag"`
-	Score      float64   `json:"score"`
-	Confidence float64   `json:"confidence"`
-	Active     bool      `json:"active"`
-	Status     string    `json:"status"`
-	At         time.Time `json:"at"`
-	Reason     string    `json:"reason"` // new, activated, deactivated, score, status
-}
+// Tag is what hearth has learned about the household under one rule, and Change one
+// entry of the tag log that sync sends upstream: records the store defines
+// (edge/store/tags.go), so that their readers need no package of the tagging.
+type (
+	Tag    = store.Tag
+	Change = store.TagChange
+)
 
 // Options tune an Engine.
 type Options struct {
@@ -89,7 +64,7 @@ type Engine struct {
 	tags []Tag
 
 	evalMu sync.Mutex // one evaluation at a time: it owns cache
-	cache  dayCache
+	cache  store.DayCache
 
 	evals   prometheus.Counter
 	errs    prometheus.Counter
@@ -122,14 +97,10 @@ func New(st *store.Store, rs *RuleSet, o *Options) *Engine {
 	}
 	e.rules.Store(rs)
 	e.set = metricset.Must(opts.Registerer, e.evals, e.errs, e.seconds)
+	// The tags as last evaluated, until the next evaluation; one that does not read is
+	// quarantined by that evaluation (it is evaluated afresh).
 	_ = st.View(func(tx *store.Tx) error {
-		return tx.ForEach(store.Tags, nil, func(_, v []byte) error {
-			var t Tag
-			if json.Unmarshal(v, &t) == nil {
-				e.tags = append(e.tags, t)
-			}
-			return nil
-		})
+		return tx.EachTag(func(t *Tag) error { e.tags = append(e.tags, *t); return nil })
 	})
 	return e
 }
@@ -155,19 +126,7 @@ func (e *Engine) Tags() []Tag {
 // DataClock returns the newest event time rolled up so far (zero if none): tags are
 // evaluated as of this time, so a replayed or back-filled history is scored as of
 // its own days, not the wall clock's.
-func DataClock(tx *store.Tx) (time.Time, error) {
-	states, err := rollup.States(tx)
-	if err != nil {
-		return time.Time{}, err
-	}
-	var last time.Time
-	for _, s := range states {
-		if s.LastAt.After(last) {
-			last = s.LastAt
-		}
-	}
-	return last, nil
-}
+func DataClock(tx *store.Tx) (time.Time, error) { return tx.DataClock() }
 
 // Evaluate scores every rule as of now (zero: the data clock), persists the tags and
 // logs their changes. A rule whose evaluation fails is marked stale with the error;
@@ -208,7 +167,7 @@ func (e *Engine) Evaluate(now time.Time) ([]Tag, error) {
 			maxWin = max(maxWin, time.Duration(r.Window))
 		}
 		lnow = now.In(e.loc)
-		all, err := e.cache.window(tx, dateOf(lnow.Add(-maxWin)), dateOf(lnow))
+		all, err := e.cache.Window(tx, dateOf(lnow.Add(-maxWin)), dateOf(lnow))
 		if err != nil {
 			return err
 		}
@@ -231,11 +190,28 @@ func (e *Engine) Evaluate(now time.Time) ([]Tag, error) {
 			if !applies {
 				continue
 			}
-			prev, hadPrev := e.load(tx, r.Name)
-			jobs = append(jobs, job{r: r, w: w, from: from, prev: prev, hadPrev: hadPrev})
+			p, err := tx.Tag(r.Name)
+			if err != nil {
+				return err
+			}
+			var prev Tag
+			if p != nil {
+				prev = *p
+			}
+			jobs = append(jobs, job{r: r, w: w, from: from, prev: prev, hadPrev: p != nil})
 		}
 		return nil
 	})
+	if re := (*store.RecordError)(nil); errors.As(err, &re) {
+		// A record the window needs does not read: quarantined now (moved to the audit
+		// trail, counted), so the next evaluation goes on without it. This one fails,
+		// and says so.
+		if qerr := e.st.Update(func(tx *store.Tx) error { return tx.Quarantine(re) }); qerr != nil {
+			return nil, errors.Join(err, qerr)
+		}
+		e.log.Error("unreadable record quarantined", "err", err)
+		return nil, err
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -365,24 +341,8 @@ func runFloat(p *vm.Program, env map[string]any) (float64, error) {
 	return f, nil
 }
 
-func (e *Engine) load(tx *store.Tx, name string) (Tag, bool) {
-	v := tx.Get(store.Tags, []byte(name))
-	if v == nil {
-		return Tag{}, false
-	}
-	var t Tag
-	if json.Unmarshal(v, &t) != nil {
-		return Tag{}, false
-	}
-	return t, true
-}
-
 func (e *Engine) save(tx *store.Tx, t, prev Tag, hadPrev bool) error {
-	v, err := json.Marshal(t)
-	if err != nil {
-		return err
-	}
-	if err := tx.Put(store.Tags, []byte(t.Name), v); err != nil {
+	if err := tx.PutTag(&t); err != nil {
 		return err
 	}
 	reason := ""
@@ -401,13 +361,7 @@ func (e *Engine) save(tx *store.Tx, t, prev Tag, hadPrev bool) error {
 	if reason == "" {
 		return nil
 	}
-	c, err := json.Marshal(Change{Tag: t.Name, Score: t.Score, Confidence: t.Confidence, Active: t.Active, Status: t.Status, At: t.Evaluated, Reason: reason})
-	if err != nil {
-		return err
-	}
-	seq, err := tx.NextSeq(store.TagLog)
-	if err != nil {
-		return err
-	}
-	return tx.Put(store.TagLog, store.Key(seq), c)
+	_, err := tx.AppendTagChange(&Change{Tag: t.Name, Score: t.Score, Confidence: t.Confidence, Active: t.Active, Status: t.Status,
+		At: t.Evaluated, Reason: reason, Consent: t.Consent})
+	return err
 }

@@ -9,11 +9,12 @@ import (
 
 	"github.com/hearth-iot/hearth/device"
 	"github.com/hearth-iot/hearth/edge/rollup"
+	"github.com/hearth-iot/hearth/edge/store"
 )
 
 // window is the data one evaluation sees: the rollup days of the rule's window.
 type window struct {
-	days   []*rollup.Day
+	days   []*store.Day
 	states map[rollup.StateKey]rollup.State
 	now    time.Time
 	loc    *time.Location
@@ -46,7 +47,7 @@ func checkHours(from, to int) error {
 }
 
 // each calls fn for every day of kind k and signal s in the window.
-func (w *window) each(k, s string, fn func(d *rollup.Day)) error {
+func (w *window) each(k, s string, fn func(d *store.Day)) error {
 	kind, err := checkKind(k)
 	if err != nil {
 		return err
@@ -307,19 +308,19 @@ func (w *window) env() map[string]any {
 		// count(kind, signal): readings.
 		"count": func(k, s string) (float64, error) {
 			n := 0.0
-			err := w.each(k, s, func(d *rollup.Day) { n += float64(d.Stats.Count) })
+			err := w.each(k, s, func(d *store.Day) { n += float64(d.Stats.Count) })
 			return n, err
 		},
 		// sum(kind, signal): sum of values (e.g. litres of water).
 		"sum": func(k, s string) (float64, error) {
 			n := 0.0
-			err := w.each(k, s, func(d *rollup.Day) { n += d.Stats.Sum })
+			err := w.each(k, s, func(d *store.Day) { n += d.Stats.Sum })
 			return n, err
 		},
 		// mean(kind, signal): mean of values.
 		"mean": func(k, s string) (float64, error) {
 			var sum, n float64
-			err := w.each(k, s, func(d *rollup.Day) { sum += d.Stats.Sum; n += float64(d.Stats.Count) })
+			err := w.each(k, s, func(d *store.Day) { sum += d.Stats.Sum; n += float64(d.Stats.Count) })
 			if n == 0 {
 				return 0, err
 			}
@@ -328,20 +329,20 @@ func (w *window) env() map[string]any {
 		// sessions(kind, signal): on-periods (door openings, uses) that ended.
 		"sessions": func(k, s string) (float64, error) {
 			n := 0.0
-			err := w.each(k, s, func(d *rollup.Day) { n += float64(d.Sessions.Count) })
+			err := w.each(k, s, func(d *store.Day) { n += float64(d.Sessions.Count) })
 			return n, err
 		},
 		// sessions_over(kind, signal, seconds): sessions at least that long (rounded up
 		// to the histogram edges 10, 30, 60, 120, 300, 600, 1800 s).
 		"sessions_over": func(k, s string, sec float64) (float64, error) {
 			n := 0.0
-			err := w.each(k, s, func(d *rollup.Day) { n += float64(d.Sessions.Over(sec)) })
+			err := w.each(k, s, func(d *store.Day) { n += float64(d.Sessions.Over(sec)) })
 			return n, err
 		},
 		// session_seconds(kind, signal): total duration of sessions.
 		"session_seconds": func(k, s string) (float64, error) {
 			n := 0.0
-			err := w.each(k, s, func(d *rollup.Day) { n += d.Sessions.TotalSec })
+			err := w.each(k, s, func(d *store.Day) { n += d.Sessions.TotalSec })
 			return n, err
 		},
 		// activations(kind, signal, from, to): off→on transitions in local hours [from, to) (wraps midnight when from > to).
@@ -350,7 +351,7 @@ func (w *window) env() map[string]any {
 				return 0, err
 			}
 			n := 0.0
-			err := w.each(k, s, func(d *rollup.Day) { n += float64(d.TotalActivations(from, to)) })
+			err := w.each(k, s, func(d *store.Day) { n += float64(d.TotalActivations(from, to)) })
 			return n, err
 		},
 		// active_days(kind, signal, from, to, min): dates with at least min activations in hours [from, to).
@@ -359,7 +360,7 @@ func (w *window) env() map[string]any {
 				return 0, err
 			}
 			per := map[string]int{}
-			err := w.each(k, s, func(d *rollup.Day) { per[d.Date] += d.TotalActivations(from, to) })
+			err := w.each(k, s, func(d *store.Day) { per[d.Date] += d.TotalActivations(from, to) })
 			n := 0
 			for _, v := range per {
 				if v >= min {

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/hearth-iot/hearth/device"
-	"github.com/hearth-iot/hearth/edge/rollup"
+	"github.com/hearth-iot/hearth/edge/store"
 )
 
 // Meal detection.
@@ -201,7 +201,7 @@ func (f *MealFinding) Share() float64 {
 
 // DetectMeals runs the meal detector over days (the rollups of a window) as of now,
 // in the household's zone loc.
-func DetectMeals(days []*rollup.Day, now time.Time, loc *time.Location) *MealReport {
+func DetectMeals(days []*store.Day, now time.Time, loc *time.Location) *MealReport {
 	if loc == nil {
 		loc = time.UTC
 	}
@@ -226,7 +226,7 @@ func DetectMeals(days []*rollup.Day, now time.Time, loc *time.Location) *MealRep
 		}
 		have[d.Kind] = true
 		evs := byDate[d.Date]
-		if n := d.TotalActivations(0, 24); len(d.Starts) >= n || len(d.Starts) == rollup.MaxStarts {
+		if n := d.TotalActivations(0, 24); len(d.Starts) >= n || len(d.Starts) == store.MaxStarts {
 			for _, m := range d.Starts {
 				evs = append(evs, kitchenEvent{int(m), d.Kind, d.Device})
 			}

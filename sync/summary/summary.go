@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hearth-iot/hearth/device"
-	"github.com/hearth-iot/hearth/edge/rollup"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/internal/metricset"
 	"github.com/hearth-iot/hearth/sync/message"
@@ -194,17 +193,11 @@ func (b *Builder) Step() (int, error) {
 				return err
 			}
 		}
-		states, err := rollup.States(tx)
-		if err != nil {
-			return err
-		}
 		// A device's day is closed once that device's own clock has passed it: devices
 		// report at different paces (a washer may upload a cycle an hour late).
-		devClock := map[string]time.Time{}
-		for k, st := range states {
-			if st.LastAt.After(devClock[k.Device]) {
-				devClock[k.Device] = st.LastAt
-			}
+		devClock, err := tx.DataClocks()
+		if err != nil {
+			return err
 		}
 		// Household-level messages leave without consent only from a hub whose every
 		// device is simulated — and a hub with no device at all is not such a hub.
@@ -236,13 +229,12 @@ func (b *Builder) Step() (int, error) {
 				from = d + "\x01" // the first key after every key of that date
 			}
 		}
-		days, err := rollup.Window(tx, from, "9999-99-99")
-		if err != nil {
+		byDev := map[[2]string][]store.Day{}
+		if err := tx.Days(from, "9999-99-99", func(d *store.Day) error {
+			byDev[[2]string{d.Date, d.Device}] = append(byDev[[2]string{d.Date, d.Device}], *d)
+			return nil
+		}); err != nil {
 			return err
-		}
-		byDev := map[[2]string][]rollup.Day{}
-		for _, d := range days {
-			byDev[[2]string{d.Date, d.Device}] = append(byDev[[2]string{d.Date, d.Device}], d)
 		}
 		keys := make([][2]string, 0, len(byDev))
 		for k := range byDev {
@@ -290,7 +282,7 @@ func (b *Builder) Step() (int, error) {
 	return n, err
 }
 
-func (b *Builder) deviceDay(date, dev string, days []rollup.Day) DeviceDay {
+func (b *Builder) deviceDay(date, dev string, days []store.Day) DeviceDay {
 	out := DeviceDay{Type: TypeDeviceDay, Household: b.household, Device: b.pseudo.ID("device", dev), Date: date,
 		Signals: map[device.Signal]*Signal{}, Rules: b.rules}
 	out.ID = b.messageID("device_day", dev, date)

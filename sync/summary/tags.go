@@ -2,7 +2,6 @@ package summary
 
 import (
 	"encoding/json"
-	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hearth-iot/hearth/edge/store"
-	"github.com/hearth-iot/hearth/edge/tagging"
 	"github.com/hearth-iot/hearth/sync/privacy"
 )
 
@@ -22,14 +20,10 @@ import (
 func (b *Builder) tags(tx *store.Tx, allSim bool) (int, error) {
 	tagCur := tx.Cursor(TagsCursor)
 	var lastTag uint64
-	var changes []tagging.Change
-	if err := tx.Range(store.TagLog, store.Key(tagCur+1), func(k, v []byte) error {
-		var c tagging.Change
-		if err := json.Unmarshal(v, &c); err != nil {
-			return fmt.Errorf("summary: tag log %d: %w", store.SeqOf(k), err)
-		}
-		changes = append(changes, c)
-		lastTag = store.SeqOf(k)
+	var changes []store.TagChange
+	if err := tx.TagChanges(tagCur, func(seq uint64, c *store.TagChange) error {
+		changes = append(changes, *c)
+		lastTag = seq
 		return nil
 	}); err != nil {
 		return 0, err
@@ -45,11 +39,14 @@ func (b *Builder) tags(tx *store.Tx, allSim bool) (int, error) {
 	category := map[string]string{} // of each tag sent in this step
 	var last time.Time
 	for _, c := range changes {
-		var t tagging.Tag
-		if v := tx.Get(store.Tags, []byte(c.Tag)); v != nil {
-			_ = json.Unmarshal(v, &t)
+		t, err := storedTag(tx, c.Tag)
+		if err != nil {
+			return n, err
 		}
-		if !b.consent.Allows(t.Consent) && !allSim {
+		if c.Consent == "" { // a change logged before changes carried their category
+			c.Consent = t.Consent
+		}
+		if !b.consent.Allows(c.Consent) && !allSim {
 			b.withheld.WithLabelValues(TypeTag).Inc()
 			continue
 		}
@@ -68,7 +65,7 @@ func (b *Builder) tags(tx *store.Tx, allSim bool) (int, error) {
 		// A change that only moves the score may be folded into the tag's next one
 		// when the outbox is full; turning on or off never is.
 		fold := ok && sent.Active == c.Active && sent.Status == c.Status
-		cat := t.Consent
+		cat := c.Consent
 		if allSim && !b.consent.Allows(cat) {
 			cat = privacy.Usage
 		}
@@ -96,9 +93,9 @@ func (b *Builder) tags(tx *store.Tx, allSim bool) (int, error) {
 		cat := privacy.Usage
 		for _, name := range p.ActiveTags {
 			p.Scores[name] = after[name].Score
-			var t tagging.Tag
-			if v := tx.Get(store.Tags, []byte(name)); v != nil {
-				_ = json.Unmarshal(v, &t)
+			t, err := storedTag(tx, name)
+			if err != nil {
+				return n, err
 			}
 			if t.Consent == privacy.Sensitive || category[name] == privacy.Sensitive {
 				cat = privacy.Sensitive // a profile needs the consent of every tag in it
@@ -112,6 +109,16 @@ func (b *Builder) tags(tx *store.Tx, allSim bool) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// storedTag is the tag as tagging last stored it (its evidence, its category); the
+// zero Tag when there is none.
+func storedTag(tx *store.Tx, name string) (store.Tag, error) {
+	t, err := tx.Tag(name)
+	if err != nil || t == nil {
+		return store.Tag{}, err
+	}
+	return *t, nil
 }
 
 func activeTags(m map[string]store.SentTag) []string {

@@ -3,8 +3,12 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/hearth-iot/hearth/edge/store"
 )
@@ -27,4 +31,25 @@ func Open(t testing.TB, o *store.Options) *store.Store {
 		}
 	})
 	return s
+}
+
+// PutRaw writes a raw record into bucket of the closed store file at path, with
+// bbolt itself and no check: how a test makes a record the store's typed views
+// cannot read (one a damaged page or a bug would leave), to see it quarantined.
+func PutRaw(t testing.TB, path, bucket string, key, value []byte) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatalf("storetest: %v", err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucket))
+		if b == nil {
+			return fmt.Errorf("no bucket %q", bucket)
+		}
+		return b.Put(key, value)
+	}); err != nil {
+		t.Fatalf("storetest: %v", err)
+	}
 }

@@ -262,12 +262,7 @@ func (p *Pipeline) Devices() ([]DeviceSummary, error) {
 	by := map[string]*DeviceSummary{}
 	sigs := map[string]map[string]bool{}
 	err := p.st.View(func(tx *store.Tx) error {
-		days, err := rollup.Window(tx, "0000-00-00", "9999-99-99")
-		if err != nil {
-			return err
-		}
-		for i := range days {
-			d := &days[i]
+		return tx.Days("0000-00-00", "9999-99-99", func(d *store.Day) error {
 			s := by[d.Device]
 			if s == nil {
 				s = &DeviceSummary{ID: d.Device, Kind: d.Kind}
@@ -285,8 +280,8 @@ func (p *Pipeline) Devices() ([]DeviceSummary, error) {
 					s.Activations += int(n)
 				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	out := make([]DeviceSummary, 0, len(by))
 	for id, s := range by {

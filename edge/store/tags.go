@@ -1,0 +1,113 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// The tags and taglog buckets: each tag's state, written by edge/tagging, and the
+// log of their changes, appended by edge/tagging and read by sync/summary, through
+// these typed views (FORMAT.md, tags and taglog).
+
+// Tag is what hearth has learned about the household under one rule.
+type Tag struct {
+	Name        string             `json:"name"`
+	Description string             `json:"description"`
+	Consent     string             `json:"consent"`
+	Score       float64            `json:"score"`
+	Confidence  float64            `json:"confidence"` // how much evidence backed the score, in [0,1] (the rule's confidence)
+	Active      bool               `json:"active"`
+	Status      string             `json:"status"`
+	Error       string             `json:"error,omitempty"`
+	Evidence    map[string]float64 `json:"evidence"`
+	Days        int                `json:"days"`     // days with data from the rule's kinds in the window
+	MinDays     int                `json:"min_days"` // days needed before the tag may turn active
+	WindowDays  float64            `json:"window_days"`
+	From        string             `json:"from"`                // first date of the window
+	To          string             `json:"to"`                  // last date of the window (the data clock's date)
+	FirstSeen   time.Time          `json:"first_seen,omitzero"` // first evaluation that found it active
+	LastSeen    time.Time          `json:"last_seen,omitzero"`  // last evaluation that found it active
+	Expires     time.Time          `json:"expires,omitzero"`    // when an active tag lapses unless confirmed again
+	Evaluated   time.Time          `json:"evaluated"`           // data-clock time of the evaluation
+}
+
+// TagChange is one entry of the tag log: a tag that appeared, turned on or off,
+// changed status, or moved its score.
+type TagChange struct {
+	Tag        string    `json:"tag"`
+	Score      float64   `json:"score"`
+	Confidence float64   `json:"confidence"`
+	Active     bool      `json:"active"`
+	Status     string    `json:"status"`
+	At         time.Time `json:"at"`
+	Reason     string    `json:"reason"`            // new, activated, deactivated, score, status
+	Consent    string    `json:"consent,omitempty"` // the tag's consent category (usage, sensitive)
+}
+
+// Tag returns the stored state of the tag name; nil without one; a *RecordError for
+// one that does not decode.
+func (t *Tx) Tag(name string) (*Tag, error) {
+	var tg Tag
+	ok, err := t.getJSON(Tags, []byte(name), &tg)
+	if !ok || err != nil {
+		return nil, err
+	}
+	return &tg, nil
+}
+
+// PutTag stores tg under its name.
+func (t *Tx) PutTag(tg *Tag) error {
+	if tg.Name == "" {
+		return fmt.Errorf("store: a tag without a name")
+	}
+	return t.putJSON(Tags, []byte(tg.Name), tg)
+}
+
+// EachTag calls fn for every stored tag, by name, until fn returns an error. An
+// unreadable record stops it with a *RecordError.
+func (t *Tx) EachTag(fn func(*Tag) error) error {
+	c := t.bucket(Tags).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		var tg Tag
+		if err := decodeRecord(v, &tg); err != nil {
+			return &RecordError{Bucket: Tags, Key: append([]byte(nil), k...), Err: err}
+		}
+		if err := fn(&tg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AppendTagChange appends c to the tag log and returns its sequence.
+func (t *Tx) AppendTagChange(c *TagChange) (uint64, error) {
+	seq, err := t.bucket(TagLog).NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	v, err := json.Marshal(c)
+	if err != nil {
+		return 0, fmt.Errorf("store: tag change of %s: %w", c.Tag, err)
+	}
+	return seq, t.put(TagLog, u64key(seq), v)
+}
+
+// TagChanges calls fn for every change after sequence after, in order, until fn
+// returns an error. An unreadable record stops it with a *RecordError.
+func (t *Tx) TagChanges(after uint64, fn func(seq uint64, c *TagChange) error) error {
+	cur := t.bucket(TagLog).Cursor()
+	for k, v := cur.Seek(u64key(after + 1)); k != nil; k, v = cur.Next() {
+		var c TagChange
+		if len(k) != 8 {
+			return &RecordError{Bucket: TagLog, Key: append([]byte(nil), k...), Err: fmt.Errorf("key of %d bytes", len(k))}
+		}
+		if err := decodeRecord(v, &c); err != nil {
+			return &RecordError{Bucket: TagLog, Key: append([]byte(nil), k...), Err: err}
+		}
+		if err := fn(SeqOf(k), &c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
