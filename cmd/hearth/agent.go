@@ -27,7 +27,8 @@ import (
 	"github.com/hearth-iot/hearth/device/sim"
 	"github.com/hearth-iot/hearth/edge/broker"
 	"github.com/hearth-iot/hearth/edge/ingest"
-	"github.com/hearth-iot/hearth/edge/rollup"
+	"github.com/hearth-iot/hearth/edge/pipeline"
+	rollupstage "github.com/hearth-iot/hearth/edge/rollup/stage"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/tagging"
 	"github.com/hearth-iot/hearth/internal/admin"
@@ -94,11 +95,12 @@ type agent struct {
 	tlsLn    net.Listener // broker.tls_listen, when set
 	mq       *mqttWiring  // decoders, discovery, registry (mqtt.go)
 	adminLn  net.Listener
+	pipe     *pipeline.Pipeline // the store and the stages over it, as built for replay too
 	st       *store.Store
 	in       *ingest.Ingest
 	creds    *broker.Credentials
 	br       *broker.Broker
-	roll     *rollup.Consumer
+	roll     *rollupstage.Consumer
 	eng      *tagging.Engine
 	sum      *summary.Builder
 	tr       transport.Transport
@@ -163,16 +165,23 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 	if made {
 		undo = append(undo, func() { os.RemoveAll(cfg.DataDir) })
 	}
-	// 4. The store.
+	// 4. The edge pipeline (ingest → store → rollup → tagging), built as replay and
+	// eval build it.
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a.st, err = store.Open(filepath.Join(cfg.DataDir, cfg.Store.File), &store.Options{
-		MaxBatch: cfg.Store.MaxBatch, MaxDelay: cfg.Store.MaxDelay.D(), CommitPace: cfg.Store.CommitPace.D(), QueueLen: cfg.Store.QueueLen,
-		QuotaBytes: cfg.Store.QuotaBytes, MaxAge: cfg.Store.MaxAge.D(), Logger: log, Registerer: a.reg,
-		Protect: []string{rollup.CursorName}})
+	loc := cfg.Location()
+	consent := privacy.Consent{Usage: cfg.Consent.Usage, Sensitive: cfg.Consent.Sensitive}
+	a.pipe, err = pipeline.Open(filepath.Join(cfg.DataDir, cfg.Store.File), pipeline.Options{
+		Location: loc, Rules: rules, Logger: log, Registerer: a.reg,
+		Store: store.Options{MaxBatch: cfg.Store.MaxBatch, MaxDelay: cfg.Store.MaxDelay.D(), CommitPace: cfg.Store.CommitPace.D(),
+			QueueLen: cfg.Store.QueueLen, QuotaBytes: cfg.Store.QuotaBytes, MaxAge: cfg.Store.MaxAge.D()},
+		Ingest:  ingest.Options{MaxSkew: cfg.Ingest.MaxClockSkew.D()},
+		Tagging: tagging.Options{Consent: consent.Allows, PeakHours: [2]int{cfg.Tagging.PeakHours[0], cfg.Tagging.PeakHours[1]}},
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store.file: %w", err)
 	}
-	undo = append(undo, func() { a.st.Close() })
+	undo = append(undo, func() { a.pipe.Close() })
+	a.st, a.in, a.roll, a.eng = a.pipe.Store, a.pipe.Ingest, a.pipe.Rollup, a.pipe.Tags
 	if a.st.Recovered != "" { // the store logged, audited and counted it, with what it salvaged
 		log.Error("store was damaged: moved aside, and what was readable salvaged into a new one", "component", "store",
 			"moved_to", a.st.Recovered, "recovered_records", a.st.Salvage().Recovered())
@@ -188,13 +197,7 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 		undo = append(undo, func() { os.Remove(a.tokenFile) })
 		log.Info("admin token made", "component", "admin", "file", a.tokenFile)
 	}
-	loc := cfg.Location()
-	consent := privacy.Consent{Usage: cfg.Consent.Usage, Sensitive: cfg.Consent.Sensitive}
-	// 5. The pipeline, sinks first.
-	a.in = ingest.New(a.st, &ingest.Options{MaxSkew: cfg.Ingest.MaxClockSkew.D(), Logger: log, Registerer: a.reg})
-	a.roll = rollup.NewConsumer(a.st, &rollup.ConsumerOptions{Location: loc, Logger: log, Registerer: a.reg})
-	a.eng = tagging.New(a.st, rules, &tagging.Options{Location: loc, Consent: consent.Allows, Logger: log, Registerer: a.reg,
-		PeakHours: [2]int{cfg.Tagging.PeakHours[0], cfg.Tagging.PeakHours[1]}})
+	// 5. Sync, downstream of the pipeline.
 	if err = a.buildSync(consent, loc); err != nil { // sync.go
 		return nil, err
 	}

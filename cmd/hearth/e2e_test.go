@@ -19,7 +19,7 @@ import (
 
 	"github.com/hearth-iot/hearth/device"
 	"github.com/hearth-iot/hearth/device/sim"
-	"github.com/hearth-iot/hearth/edge/rollup"
+	rollupstage "github.com/hearth-iot/hearth/edge/rollup/stage"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/tagging"
 	"github.com/hearth-iot/hearth/internal/config"
@@ -106,7 +106,7 @@ func TestEndToEnd(t *testing.T) {
 	base := "http://" + a.adminLn.Addr().String()
 	waitFor(t, "rollups to catch up", 10*time.Second, func() bool {
 		var cur uint64
-		_ = a.st.View(func(tx *store.Tx) error { cur = tx.Cursor(rollup.CursorName); return nil })
+		_ = a.st.View(func(tx *store.Tx) error { cur = tx.Cursor(rollupstage.CursorName); return nil })
 		return cur == a.st.LastSeq()
 	})
 	waitFor(t, "tags", 10*time.Second, func() bool { return len(a.eng.Tags()) >= 3 })

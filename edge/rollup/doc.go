@@ -4,9 +4,10 @@
 // the day's weekday, an hour × weekday histogram over any window); cycles detected
 // from power draw; food-inventory movements.
 //
-// The Aggregator is pure code, no I/O: it is handed what was persisted and returns
-// what changed. Consumer persists Days and States through edge/store in the same
-// transaction as its cursor, so a restart resumes exactly where the last commit ended.
+// The package is pure code, no I/O (an import rule holds it so): the Aggregator is
+// handed what was persisted and returns what changed. Its subpackage stage is the
+// pipeline stage that reads the event log and persists Days and States through
+// edge/store in the same transaction as its cursor.
 //
 // # Time
 //

@@ -5,26 +5,26 @@ import (
 	"time"
 
 	"github.com/hearth-iot/hearth/device"
-	"github.com/hearth-iot/hearth/edge/store"
+	"github.com/hearth-iot/hearth/edge/record"
 )
 
 // MaxSession caps a session: an "on" state longer than this (a sensor that missed its
 // "off") is closed at the cap and counted in Sessions.Capped.
 const MaxSession = 12 * time.Hour
 
-// The records a rollup writes are the store's (edge/store/rollups.go): the store
-// defines them so that their readers — tagging, sync — need no package of the rollup.
+// The records a rollup writes are edge/record's: pure data that the store keeps and
+// that tagging and sync read without this package.
 type (
-	Stats     = store.SignalStats
-	Sessions  = store.Sessions
-	Cycles    = store.Cycles
-	Inventory = store.Inventory
-	Day       = store.Day
-	DayKey    = store.DayKey
+	Stats     = record.SignalStats
+	Sessions  = record.Sessions
+	Cycles    = record.Cycles
+	Inventory = record.Inventory
+	Day       = record.Day
+	DayKey    = record.DayKey
 )
 
 // MaxStarts bounds Day.Starts; activations past it still count in Activations.
-const MaxStarts = store.MaxStarts
+const MaxStarts = record.MaxStarts
 
 // MaxPowerHold is the longest a power reading is taken to hold: a device silent for
 // longer is treated as unknown, not as drawing its last value, past this.

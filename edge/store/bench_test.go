@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/hearth-iot/hearth/device"
-	"github.com/hearth-iot/hearth/edge/rollup"
+	rollupstage "github.com/hearth-iot/hearth/edge/rollup/stage"
 	"github.com/hearth-iot/hearth/edge/store"
 )
 
@@ -172,7 +172,7 @@ func offline7Days(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	roll := rollup.NewConsumer(s, nil)
+	roll := rollupstage.NewConsumer(s, nil)
 	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
 	total := devices * days * perDay
 	rs := make([]device.Reading, 0, batch)

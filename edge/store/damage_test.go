@@ -18,7 +18,7 @@ import (
 
 	"github.com/hearth-iot/hearth/device"
 	"github.com/hearth-iot/hearth/edge/ingest"
-	"github.com/hearth-iot/hearth/edge/rollup"
+	rollupstage "github.com/hearth-iot/hearth/edge/rollup/stage"
 	"github.com/hearth-iot/hearth/edge/store"
 )
 
@@ -104,7 +104,7 @@ func TestDamageTable(t *testing.T) {
 		if err := os.WriteFile(path+".keep", base.keep, 0o600); err != nil { // as beside any store
 			t.Fatal(err)
 		}
-		s, err := store.Open(path, &store.Options{Now: func() time.Time { return now }, Protect: []string{rollup.CursorName}})
+		s, err := store.Open(path, &store.Options{Now: func() time.Time { return now }, Protect: []string{rollupstage.CursorName}})
 		if err != nil {
 			t.Errorf("%s: Open: %v", name, err)
 			continue
@@ -269,12 +269,12 @@ func damageBase(t *testing.T) *damageFixture {
 	path := filepath.Join(t.TempDir(), "hearth.db")
 	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	now := func() time.Time { return clock }
-	s, err := store.Open(path, &store.Options{Now: now, MaxAge: 20 * 24 * time.Hour, Protect: []string{rollup.CursorName}})
+	s, err := store.Open(path, &store.Options{Now: now, MaxAge: 20 * 24 * time.Hour, Protect: []string{rollupstage.CursorName}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	in := ingest.New(s, &ingest.Options{Now: now})
-	roll := rollup.NewConsumer(s, nil)
+	roll := rollupstage.NewConsumer(s, nil)
 	ctx := context.Background()
 	seqs := map[string]uint64{}
 	kinds := []device.Kind{device.KindFridge, device.KindPlug, device.KindWasher, device.KindEntryDoor}

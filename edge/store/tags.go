@@ -3,47 +3,19 @@ package store
 import (
 	"encoding/json"
 	"fmt"
-	"time"
+
+	"github.com/hearth-iot/hearth/edge/record"
 )
 
 // The tags and taglog buckets: each tag's state, written by edge/tagging, and the
 // log of their changes, appended by edge/tagging and read by sync/summary, through
 // these typed views (FORMAT.md, tags and taglog).
 
-// Tag is what hearth has learned about the household under one rule.
-type Tag struct {
-	Name        string             `json:"name"`
-	Description string             `json:"description"`
-	Consent     string             `json:"consent"`
-	Score       float64            `json:"score"`
-	Confidence  float64            `json:"confidence"` // how much evidence backed the score, in [0,1] (the rule's confidence)
-	Active      bool               `json:"active"`
-	Status      string             `json:"status"`
-	Error       string             `json:"error,omitempty"`
-	Evidence    map[string]float64 `json:"evidence"`
-	Days        int                `json:"days"`     // days with data from the rule's kinds in the window
-	MinDays     int                `json:"min_days"` // days needed before the tag may turn active
-	WindowDays  float64            `json:"window_days"`
-	From        string             `json:"from"`                // first date of the window
-	To          string             `json:"to"`                  // last date of the window (the data clock's date)
-	FirstSeen   time.Time          `json:"first_seen,omitzero"` // first evaluation that found it active
-	LastSeen    time.Time          `json:"last_seen,omitzero"`  // last evaluation that found it active
-	Expires     time.Time          `json:"expires,omitzero"`    // when an active tag lapses unless confirmed again
-	Evaluated   time.Time          `json:"evaluated"`           // data-clock time of the evaluation
-}
-
-// TagChange is one entry of the tag log: a tag that appeared, turned on or off,
-// changed status, or moved its score.
-type TagChange struct {
-	Tag        string    `json:"tag"`
-	Score      float64   `json:"score"`
-	Confidence float64   `json:"confidence"`
-	Active     bool      `json:"active"`
-	Status     string    `json:"status"`
-	At         time.Time `json:"at"`
-	Reason     string    `json:"reason"`            // new, activated, deactivated, score, status
-	Consent    string    `json:"consent,omitempty"` // the tag's consent category (usage, sensitive)
-}
+// Tag and TagChange are edge/record's.
+type (
+	Tag       = record.Tag
+	TagChange = record.TagChange
+)
 
 // Tag returns the stored state of the tag name; nil without one; a *RecordError for
 // one that does not decode.

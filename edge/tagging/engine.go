@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hearth-iot/hearth/device"
-	"github.com/hearth-iot/hearth/edge/rollup"
+	rollupstage "github.com/hearth-iot/hearth/edge/rollup/stage"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/internal/metricset"
 )
@@ -158,7 +158,7 @@ func (e *Engine) Evaluate(now time.Time) ([]Tag, error) {
 				return nil // no data yet
 			}
 		}
-		states, err := rollup.States(tx)
+		states, err := rollupstage.States(tx)
 		if err != nil {
 			return err
 		}

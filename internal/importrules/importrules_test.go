@@ -69,8 +69,74 @@ func rules() []rule {
 		{"device", inTree("edge", "sync", "cmd"), "sources never see the pipeline"},
 		{"edge", inTree("sync", "cmd"), "data flows one way: edge never reaches upstream"},
 		{"sync", func(imp string) bool {
-			return under(imp, "cmd") || (under(imp, "device") && imp != mod+"/device")
-		}, "sync reaches device data only through the store"},
+			return under(imp, "cmd") || (under(imp, "device") && imp != mod+"/device") ||
+				(under(imp, "edge") && !under(imp, "edge/store") && !under(imp, "edge/record"))
+		}, "sync sees the edge only through the store's typed views (and the records they return)"},
+	}
+}
+
+// pure are the packages of pure code (no I/O): what of the module and of the
+// standard library each may import.
+var pure = map[string]struct {
+	module []string // module packages allowed
+	why    string
+}{
+	"edge/rollup": {[]string{"device", "edge/record"}, "rollup aggregates, the store persists: the package does no I/O"},
+	"edge/record": {[]string{"device"}, "records are data"},
+}
+
+// ioPackages are standard-library packages a pure package must not import.
+var ioPackages = []string{"os", "os/exec", "net", "net/http", "syscall", "io/fs", "path/filepath", "database/sql", "log/slog"}
+
+func TestPurePackages(t *testing.T) {
+	seen := 0
+	for _, p := range listPackages(t) {
+		rule, ok := pure[strings.TrimPrefix(p.ImportPath, mod+"/")]
+		if !ok {
+			continue
+		}
+		seen++
+		for _, imp := range p.Imports {
+			if strings.HasPrefix(imp, mod+"/") {
+				allowed := false
+				for _, a := range rule.module {
+					allowed = allowed || imp == mod+"/"+a
+				}
+				if !allowed {
+					t.Errorf("%s imports %s: not allowed (%s)", p.ImportPath, imp, rule.why)
+				}
+				continue
+			}
+			for _, io := range ioPackages {
+				if imp == io || strings.HasPrefix(imp, "go.etcd.io/bbolt") {
+					t.Errorf("%s imports %s: not allowed (%s)", p.ImportPath, imp, rule.why)
+				}
+			}
+		}
+	}
+	if seen != len(pure) {
+		t.Errorf("found %d of the %d pure packages: a rule names a package that moved", seen, len(pure))
+	}
+}
+
+// The whole graph is wired in one place: only cmd/ builds sources, pipeline and sync
+// together, and only edge/pipeline (and cmd/) assembles ingest with tagging, so that
+// the agent, replay and eval build the pipeline one way.
+func TestOnlyCmdWires(t *testing.T) {
+	for _, p := range listPackages(t) {
+		if under(p.ImportPath, "cmd") {
+			continue
+		}
+		has := map[string]bool{}
+		for _, imp := range p.Imports {
+			has[strings.TrimPrefix(imp, mod+"/")] = true
+			if under(imp, "sync") && !under(p.ImportPath, "sync") {
+				t.Errorf("%s imports %s: only cmd/ wires sync to the rest", p.ImportPath, imp)
+			}
+		}
+		if has["edge/ingest"] && has["edge/tagging"] && p.ImportPath != mod+"/edge/pipeline" {
+			t.Errorf("%s assembles the pipeline itself (imports edge/ingest and edge/tagging): use edge/pipeline", p.ImportPath)
+		}
 	}
 }
 
@@ -108,6 +174,8 @@ func TestRulesBite(t *testing.T) {
 	for _, c := range []struct{ from, imp string }{
 		{"device", mod + "/edge/store"},
 		{"sync", mod + "/device/mqtt"},
+		{"sync", mod + "/edge/rollup"},
+		{"sync", mod + "/edge/tagging"},
 		{"edge", mod + "/sync/outbox"},
 		{"firmware-proto", mod + "/device"},
 	} {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/hearth-iot/hearth/device"
-	"github.com/hearth-iot/hearth/edge/rollup"
+	rollupstage "github.com/hearth-iot/hearth/edge/rollup/stage"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/tagging"
 	"github.com/hearth-iot/hearth/sync/privacy"
@@ -70,7 +70,7 @@ func TestConsentAndPseudonyms(t *testing.T) {
 	if err := device.Commit(context.Background(), st, rs); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rollup.NewConsumer(st, nil).CatchUp(); err != nil {
+	if _, err := rollupstage.NewConsumer(st, nil).CatchUp(); err != nil {
 		t.Fatal(err)
 	}
 	isSim := func(id string) bool { return id == privacy.SimPrefix+"fridge" }
@@ -98,7 +98,7 @@ func TestConsentAndPseudonyms(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rollup.NewConsumer(st, nil).CatchUp(); err != nil {
+	if _, err := rollupstage.NewConsumer(st, nil).CatchUp(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b2.Step(); err != nil {
@@ -159,7 +159,7 @@ func TestLateDeviceDaysAreSummarised(t *testing.T) {
 		if err := device.Commit(context.Background(), st, rs); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := rollup.NewConsumer(st, nil).CatchUp(); err != nil {
+		if _, err := rollupstage.NewConsumer(st, nil).CatchUp(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -210,7 +210,7 @@ func TestNoConsentBypass(t *testing.T) {
 	if err := device.Commit(context.Background(), st, rs); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rollup.NewConsumer(st, nil).CatchUp(); err != nil {
+	if _, err := rollupstage.NewConsumer(st, nil).CatchUp(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Step(); err != nil {
@@ -238,7 +238,7 @@ func TestDayCloseGrace(t *testing.T) {
 		if err := device.Commit(context.Background(), st, []device.Reading{r}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := rollup.NewConsumer(st, nil).CatchUp(); err != nil {
+		if _, err := rollupstage.NewConsumer(st, nil).CatchUp(); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := b.Step(); err != nil {
@@ -284,7 +284,7 @@ func TestTagChangeCarriesConfidence(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rollup.NewConsumer(st, nil).CatchUp(); err != nil {
+	if _, err := rollupstage.NewConsumer(st, nil).CatchUp(); err != nil {
 		t.Fatal(err)
 	}
 	rs, err := tagging.ParseRules([]byte("tags:\n  - name: habit.x\n    description: x\n    kinds: [fridge]\n    window: 7d\n    score: 0.8\n    confidence: 0.375\n    activate: 0.5\n    consent: usage\n"), "t.yaml")

@@ -25,8 +25,8 @@ import (
 	"time"
 
 	"github.com/hearth-iot/hearth/device"
-	"github.com/hearth-iot/hearth/edge/ingest"
-	"github.com/hearth-iot/hearth/edge/rollup"
+	"github.com/hearth-iot/hearth/edge/pipeline"
+	rollupstage "github.com/hearth-iot/hearth/edge/rollup/stage"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/tagging"
 )
@@ -59,8 +59,8 @@ const (
 // Pipeline is one replay in progress. It is not safe for concurrent use.
 type Pipeline struct {
 	st     *store.Store
-	in     *ingest.Ingest
-	roller *rollup.Consumer
+	in     device.Sink // the pipeline's ingest
+	roller *rollupstage.Consumer
 	eng    *tagging.Engine
 	loc    *time.Location
 	opts   Options
@@ -99,17 +99,15 @@ func Open(dir string, o Options) (*Pipeline, error) {
 		defer p.mu.Unlock()
 		return p.clock
 	}
-	// Raw readings are kept only until rolled up: the rollup cursor protects the
-	// others from eviction.
-	st, err := store.Open(filepath.Join(dir, "replay.db"), &store.Options{QuotaBytes: o.QuotaBytes,
-		MaxAge: 100 * 365 * 24 * time.Hour, Now: now, Protect: []string{rollup.CursorName}})
+	// The agent's own pipeline; raw readings are kept only until rolled up (the
+	// pipeline protects the rollup cursor from eviction).
+	pl, err := pipeline.Open(filepath.Join(dir, "replay.db"), pipeline.Options{Location: o.Location, Rules: o.Rules, Now: now,
+		Store:   store.Options{QuotaBytes: o.QuotaBytes, MaxAge: 100 * 365 * 24 * time.Hour},
+		Tagging: tagging.Options{Consent: o.Consent, PeakHours: o.PeakHours}})
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
 	}
-	p.st = st
-	p.in = ingest.New(st, &ingest.Options{Now: now})
-	p.roller = rollup.NewConsumer(st, &rollup.ConsumerOptions{Location: o.Location})
-	p.eng = tagging.New(st, o.Rules, &tagging.Options{Location: o.Location, Consent: o.Consent, PeakHours: o.PeakHours})
+	p.st, p.in, p.roller, p.eng = pl.Store, pl.Ingest, pl.Rollup, pl.Tags
 	return p, nil
 }
 

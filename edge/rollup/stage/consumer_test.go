@@ -1,4 +1,4 @@
-package rollup
+package stage
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/edge/rollup"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/store/storetest"
 	"github.com/hearth-iot/hearth/internal/metricset"
@@ -45,12 +46,12 @@ func openFilled(t *testing.T, rs []device.Reading) *store.Store {
 	return st
 }
 
-// windowJSON is every Day of the store, as JSON, for comparing two stores.
+// windowJSON is every rollup.Day of the store, as JSON, for comparing two stores.
 func windowJSON(t *testing.T, st *store.Store) string {
 	t.Helper()
-	var days []Day
+	var days []rollup.Day
 	if err := st.View(func(tx *store.Tx) error {
-		return tx.Days("2000-01-01", "2100-01-01", func(d *Day) error { days = append(days, *d); return nil })
+		return tx.Days("2000-01-01", "2100-01-01", func(d *rollup.Day) error { days = append(days, *d); return nil })
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +113,7 @@ func TestConsumerCacheMatchesStore(t *testing.T) {
 	}
 }
 
-// A Day record that does not read (a damaged page that passed the page check, a bug)
+// A rollup.Day record that does not read (a damaged page that passed the page check, a bug)
 // is quarantined — moved to the audit trail and counted — and the day started afresh
 // from the readings that follow; the consumer never stalls on it nor drops it
 // silently.
@@ -129,7 +130,7 @@ func TestUnreadableDayQuarantined(t *testing.T) {
 	if _, err := NewConsumer(st, nil).CatchUp(); err != nil {
 		t.Fatal(err)
 	}
-	k := DayKey{Date: rs[0].HubTime.Format(time.DateOnly), Device: "fridge1", Signal: device.SignalDoor}
+	k := rollup.DayKey{Date: rs[0].HubTime.Format(time.DateOnly), Device: "fridge1", Signal: device.SignalDoor}
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -144,14 +145,14 @@ func TestUnreadableDayQuarantined(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := NewConsumer(st, nil).CatchUp(); err != nil {
-		t.Fatalf("a step over an unreadable Day: %v", err)
+		t.Fatalf("a step over an unreadable rollup.Day: %v", err)
 	}
-	var d *Day
+	var d *rollup.Day
 	if err := st.View(func(tx *store.Tx) error { d, err = tx.Day(k); return err }); err != nil || d == nil {
-		t.Fatalf("the Day after quarantine: %+v, %v", d, err)
+		t.Fatalf("the rollup.Day after quarantine: %+v, %v", d, err)
 	}
 	if d.Stats.Count != 1 { // started afresh from the one door reading that followed
-		t.Errorf("the Day after quarantine counts %d readings, want the 1 that followed", d.Stats.Count)
+		t.Errorf("the rollup.Day after quarantine counts %d readings, want the 1 that followed", d.Stats.Count)
 	}
 	if v, err := metricset.Value(reg, "hearth_store_records_quarantined_total", "bucket", "rollups"); err != nil || v != 1 {
 		t.Errorf("quarantined rollups: %v, %v", v, err)

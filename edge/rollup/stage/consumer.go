@@ -1,4 +1,8 @@
-package rollup
+// Package stage is the rollup stage of the pipeline: it reads the event log from its
+// cursor, folds the readings into rollups with edge/rollup's pure Aggregator, and
+// persists the Days and its own States through edge/store in the same transaction
+// as its cursor, so a restart resumes exactly where the last commit ended.
+package stage
 
 import (
 	"encoding/json"
@@ -11,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/edge/rollup"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/internal/metricset"
 )
@@ -22,7 +27,7 @@ const CursorName = "rollup"
 // and signal, keyed "device NUL signal", JSON (the rollup's own record).
 const stateOwner = "rollup"
 
-func stateKey(k StateKey) string { return k.Device + "\x00" + string(k.Signal) }
+func stateKey(k rollup.StateKey) string { return k.Device + "\x00" + string(k.Signal) }
 
 // Consumer reads the event log from its cursor and persists rollups.
 type Consumer struct {
@@ -41,8 +46,8 @@ type Consumer struct {
 	// consumer is the only writer of both buckets; the caches are dropped whenever a
 	// step fails (its aggregator changed the cached records in place) and when they
 	// outgrow maxCached.
-	days   map[DayKey]*Day
-	states map[StateKey]*State
+	days   map[rollup.DayKey]*rollup.Day
+	states map[rollup.StateKey]*rollup.State
 
 	buf []device.Reading // decoded events, reused from step to step
 
@@ -119,8 +124,8 @@ func (c *Consumer) Step() (int, error) {
 		return 0, err
 	}
 	var (
-		days  map[DayKey]*Day
-		dirty map[StateKey]*State
+		days  map[rollup.DayKey]*rollup.Day
+		dirty map[rollup.StateKey]*rollup.State
 	)
 	err = c.st.Update(func(tx *store.Tx) error {
 		if tx.Cursor(CursorName) != cur {
@@ -143,8 +148,8 @@ func (c *Consumer) Step() (int, error) {
 				qerr = err
 			}
 		}
-		a := NewAggregator(c.loc)
-		a.Load = func(k DayKey) (*Day, bool) {
+		a := rollup.NewAggregator(c.loc)
+		a.Load = func(k rollup.DayKey) (*rollup.Day, bool) {
 			if d, ok := c.days[k]; ok {
 				return d, true
 			}
@@ -156,7 +161,7 @@ func (c *Consumer) Step() (int, error) {
 			return d, d != nil
 		}
 		states := tx.StateOf(stateOwner)
-		a.LoadState = func(k StateKey) (*State, bool) {
+		a.LoadState = func(k rollup.StateKey) (*rollup.State, bool) {
 			if st, ok := c.states[k]; ok {
 				return st, true
 			}
@@ -164,7 +169,7 @@ func (c *Consumer) Step() (int, error) {
 			if v == nil {
 				return nil, false
 			}
-			var st State
+			var st rollup.State
 			if err := json.Unmarshal(v, &st); err != nil {
 				quarantine(states.Unreadable(stateKey(k), err))
 				return nil, false
@@ -227,12 +232,12 @@ func (c *Consumer) Step() (int, error) {
 }
 
 // remember keeps the records a step has just committed for the next steps.
-func (c *Consumer) remember(days map[DayKey]*Day, states map[StateKey]*State) {
+func (c *Consumer) remember(days map[rollup.DayKey]*rollup.Day, states map[rollup.StateKey]*rollup.State) {
 	if c.days == nil || len(c.days)+len(days) > maxCached {
-		c.days = make(map[DayKey]*Day, len(days))
+		c.days = make(map[rollup.DayKey]*rollup.Day, len(days))
 	}
 	if c.states == nil || len(c.states)+len(states) > maxCached {
-		c.states = make(map[StateKey]*State, len(states))
+		c.states = make(map[rollup.StateKey]*rollup.State, len(states))
 	}
 	for k, d := range days {
 		if len(c.days) < maxCached {
@@ -265,7 +270,7 @@ func (c *Consumer) seedClocks(tx *store.Tx) error {
 	if err != nil || len(have) > 0 {
 		return err
 	}
-	var states map[StateKey]State
+	var states map[rollup.StateKey]rollup.State
 	for range 100 { // quarantine what does not decode, at most this many records a step
 		states, err = States(tx)
 		var re *store.RecordError
@@ -295,19 +300,19 @@ func (c *Consumer) seedClocks(tx *store.Tx) error {
 
 // States returns the rollup states of every device's signals (the rollup's own
 // records: only the rollup and its tests read them).
-func States(tx *store.Tx) (map[StateKey]State, error) {
-	out := map[StateKey]State{}
+func States(tx *store.Tx) (map[rollup.StateKey]rollup.State, error) {
+	out := map[rollup.StateKey]rollup.State{}
 	states := tx.StateOf(stateOwner)
 	err := states.Each(func(k string, v []byte) error {
 		dev, sig, ok := strings.Cut(k, "\x00")
 		if !ok {
 			return states.Unreadable(k, errors.New("key is not device NUL signal"))
 		}
-		var s State
+		var s rollup.State
 		if err := json.Unmarshal(v, &s); err != nil {
 			return states.Unreadable(k, err)
 		}
-		out[StateKey{Device: dev, Signal: device.Signal(sig)}] = s
+		out[rollup.StateKey{Device: dev, Signal: device.Signal(sig)}] = s
 		return nil
 	})
 	return out, err
