@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/hearth-iot/hearth/device"
+	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
 	"github.com/hearth-iot/hearth/device/mqtt/hadiscovery"
 	"github.com/hearth-iot/hearth/device/mqtt/native"
 	"github.com/hearth-iot/hearth/edge/broker"
@@ -50,39 +51,43 @@ import (
 	"github.com/hearth-iot/hearth/internal/config"
 )
 
-const (
-	credPrefix     = "device/"
-	acceptedPrefix = "accepted/"
-	proposalPrefix = "proposal/"
-)
-
 // errExists and errNotFound are the registry's refusals.
 var (
 	errExists   = errors.New("already registered")
 	errNotFound = errors.New("not registered")
 )
 
+// entityOf is the store's record of a discovery proposal; proposalOf reads it back.
+func entityOf(p *hadiscovery.Proposal) *store.Entity {
+	return &store.Entity{Mapping: store.EntityMapping{Source: p.Mapping.Source, Name: p.Mapping.Name, Device: p.Mapping.Device,
+		Kind: p.Mapping.Kind, Signals: p.Mapping.Signals}, Property: p.Property, Signal: p.Signal, Reason: p.Reason, Problem: p.Problem,
+		ConfigTopic: p.ConfigTopic, Component: p.Component, NodeID: p.NodeID, ObjectID: p.ObjectID, UniqueID: p.UniqueID,
+		EntityName: p.EntityName, DeviceClass: p.DeviceClass, Unit: p.Unit, StateTopic: p.StateTopic, ValueTemplate: p.ValueTemplate,
+		PayloadOn: p.PayloadOn, PayloadOff: p.PayloadOff, AvailabilityTopic: p.AvailabilityTopic, PayloadAvailable: p.PayloadAvailable,
+		PayloadNotAvailable: p.PayloadNotAvailable, DeviceName: p.DeviceName, Model: p.Model, Manufacturer: p.Manufacturer,
+		Identifiers: p.Identifiers}
+}
+
+func proposalOf(e *store.Entity) hadiscovery.Proposal {
+	return hadiscovery.Proposal{Mapping: devmqtt.Mapping{Source: e.Mapping.Source, Name: e.Mapping.Name, Device: e.Mapping.Device,
+		Kind: e.Mapping.Kind, Signals: e.Mapping.Signals}, Property: e.Property, Signal: e.Signal, Reason: e.Reason, Problem: e.Problem,
+		ConfigTopic: e.ConfigTopic, Component: e.Component, NodeID: e.NodeID, ObjectID: e.ObjectID, UniqueID: e.UniqueID,
+		EntityName: e.EntityName, DeviceClass: e.DeviceClass, Unit: e.Unit, StateTopic: e.StateTopic, ValueTemplate: e.ValueTemplate,
+		PayloadOn: e.PayloadOn, PayloadOff: e.PayloadOff, AvailabilityTopic: e.AvailabilityTopic, PayloadAvailable: e.PayloadAvailable,
+		PayloadNotAvailable: e.PayloadNotAvailable, DeviceName: e.DeviceName, Model: e.Model, Manufacturer: e.Manufacturer,
+		Identifiers: e.Identifiers}
+}
+
 // loadRegistry reads every credential and accepted proposal.
 func loadRegistry(st *store.Store) (creds []broker.Credential, accepted []hadiscovery.Proposal, err error) {
 	err = st.View(func(tx *store.Tx) error {
-		if err := tx.ForEach(store.Credentials, []byte(credPrefix), func(k, v []byte) error {
-			var cr broker.Credential
-			if err := json.Unmarshal(v, &cr); err != nil {
-				return fmt.Errorf("%s: %w", k, err)
-			}
-			creds = append(creds, cr)
+		if err := tx.EachCredential(func(c *store.Credential) error {
+			creds = append(creds, broker.Credential{Device: c.Device, Kind: c.Kind, Hash: c.Hash})
 			return nil
 		}); err != nil {
 			return err
 		}
-		return tx.ForEach(store.Credentials, []byte(acceptedPrefix), func(k, v []byte) error {
-			var p hadiscovery.Proposal
-			if err := json.Unmarshal(v, &p); err != nil {
-				return fmt.Errorf("%s: %w", k, err)
-			}
-			accepted = append(accepted, p)
-			return nil
-		})
+		return tx.EachAcceptedEntity(func(e *store.Entity) error { accepted = append(accepted, proposalOf(e)); return nil })
 	})
 	return creds, accepted, err
 }
@@ -91,30 +96,18 @@ func loadRegistry(st *store.Store) (creds []broker.Credential, accepted []hadisc
 func loadProposals(st *store.Store) ([]hadiscovery.Proposal, error) {
 	var out []hadiscovery.Proposal
 	err := st.View(func(tx *store.Tx) error {
-		return tx.ForEach(store.Credentials, []byte(proposalPrefix), func(k, v []byte) error {
-			var p hadiscovery.Proposal
-			if err := json.Unmarshal(v, &p); err != nil {
-				return fmt.Errorf("%s: %w", k, err)
-			}
-			out = append(out, p)
-			return nil
-		})
+		return tx.EachProposal(func(e *store.Entity) error { out = append(out, proposalOf(e)); return nil })
 	})
 	return out, err
 }
 
 // saveProposal persists a proposal discovery learned or changed (nil: removed).
 func saveProposal(st *store.Store, configTopic string, p *hadiscovery.Proposal) error {
-	key := []byte(proposalPrefix + configTopic)
 	return st.Update(func(tx *store.Tx) error {
 		if p == nil {
-			return tx.Delete(store.Credentials, key)
+			return tx.PutProposal(configTopic, nil)
 		}
-		b, err := json.Marshal(p)
-		if err != nil {
-			return err
-		}
-		return tx.Put(store.Credentials, key, b)
+		return tx.PutProposal(configTopic, entityOf(p))
 	})
 }
 
@@ -123,14 +116,15 @@ func saveProposal(st *store.Store, configTopic string, p *hadiscovery.Proposal) 
 func removeAccepted(st *store.Store, name string) (hadiscovery.Proposal, error) {
 	var p hadiscovery.Proposal
 	err := st.Update(func(tx *store.Tx) error {
-		v := tx.Get(store.Credentials, []byte(acceptedPrefix+name))
-		if v == nil {
+		e, err := tx.AcceptedEntity(name)
+		if err != nil {
+			return err
+		}
+		if e == nil {
 			return fmt.Errorf("accepted entity %q: %w (see `hearth device list`)", name, errNotFound)
 		}
-		if err := json.Unmarshal(v, &p); err != nil {
-			return fmt.Errorf("%s%s: %w", acceptedPrefix, name, err)
-		}
-		if err := tx.Delete(store.Credentials, []byte(acceptedPrefix+name)); err != nil {
+		p = proposalOf(e)
+		if _, err := tx.DeleteAcceptedEntity(name); err != nil {
 			return err
 		}
 		return tx.Audit("proposal_unaccepted", map[string]string{"name": name, "device": p.Mapping.Device,
@@ -147,12 +141,13 @@ func addCredential(st *store.Store, dev string, kind device.Kind) (broker.Creden
 	if err != nil {
 		return cr, "", err
 	}
-	b, _ := json.Marshal(cr)
 	err = st.Update(func(tx *store.Tx) error {
-		if tx.Get(store.Credentials, []byte(credPrefix+dev)) != nil {
+		if have, err := tx.Credential(dev); err != nil {
+			return err
+		} else if have != nil {
 			return fmt.Errorf("device %q: %w (remove it first to make new credentials)", dev, errExists)
 		}
-		if err := tx.Put(store.Credentials, []byte(credPrefix+dev), b); err != nil {
+		if err := tx.PutCredential(&store.Credential{Device: cr.Device, Kind: cr.Kind, Hash: cr.Hash}); err != nil {
 			return err
 		}
 		return tx.Audit("device_added", map[string]string{"device": dev, "kind": string(kind), "at": time.Now().UTC().Format(time.RFC3339)})
@@ -162,11 +157,10 @@ func addCredential(st *store.Store, dev string, kind device.Kind) (broker.Creden
 
 func removeCredential(st *store.Store, dev string) error {
 	return st.Update(func(tx *store.Tx) error {
-		if tx.Get(store.Credentials, []byte(credPrefix+dev)) == nil {
-			return fmt.Errorf("device %q: %w", dev, errNotFound)
-		}
-		if err := tx.Delete(store.Credentials, []byte(credPrefix+dev)); err != nil {
+		if ok, err := tx.DeleteCredential(dev); err != nil {
 			return err
+		} else if !ok {
+			return fmt.Errorf("device %q: %w", dev, errNotFound)
 		}
 		return tx.Audit("device_removed", map[string]string{"device": dev, "at": time.Now().UTC().Format(time.RFC3339)})
 	})
@@ -405,10 +399,7 @@ func (a *agent) accept(req acceptRequest) (hadiscovery.Proposal, error) {
 			return p, err
 		}
 	}
-	b, _ := json.Marshal(p)
-	if err := a.st.Update(func(tx *store.Tx) error {
-		return tx.Put(store.Credentials, []byte(acceptedPrefix+p.Mapping.Name), b)
-	}); err != nil {
+	if err := a.st.Update(func(tx *store.Tx) error { return tx.PutAcceptedEntity(entityOf(&p)) }); err != nil {
 		_ = a.mq.ha.Replace(prev)
 		return p, err
 	}

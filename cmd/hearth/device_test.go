@@ -126,8 +126,11 @@ func TestDeviceAddPublishRestart(t *testing.T) {
 	// Only a hash is stored.
 	var stored []byte
 	_ = a.st.View(func(tx *store.Tx) error {
-		stored = append(stored, tx.Get(store.Credentials, []byte("device/kitchen-fridge"))...)
-		return nil
+		c, err := tx.Credential("kitchen-fridge")
+		if c != nil {
+			stored, _ = json.Marshal(c)
+		}
+		return err
 	})
 	if len(stored) == 0 || bytes.Contains(stored, []byte(pw)) || !bytes.Contains(stored, []byte(`"hash":"$2`)) {
 		t.Fatalf("stored credential %s: want a bcrypt hash and never the password", stored)

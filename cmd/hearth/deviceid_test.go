@@ -12,6 +12,7 @@ import (
 	"github.com/hearth-iot/hearth/device/mqtt/hadiscovery"
 	"github.com/hearth-iot/hearth/edge/broker"
 	"github.com/hearth-iot/hearth/edge/store"
+	"github.com/hearth-iot/hearth/edge/store/storetest"
 )
 
 // A store written before device ids had to start with a letter or digit may hold ".",
@@ -21,8 +22,12 @@ import (
 func TestLegacyDeviceIDs(t *testing.T) {
 	cfg := testConfig(t)
 	legacy := []string{".", "..", "-x", "ok-device"}
-	st, err := store.Open(filepath.Join(cfg.DataDir, cfg.Store.File), nil)
+	path := filepath.Join(cfg.DataDir, cfg.Store.File)
+	st, err := store.Open(path, nil)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
 	hash, err := broker.Hash([]byte("pw"))
@@ -32,21 +37,13 @@ func TestLegacyDeviceIDs(t *testing.T) {
 	accepted := hadiscovery.Proposal{Mapping: devmqtt.Mapping{Source: devmqtt.SourceHomeAssistant, Name: "fridge_temp", Device: "..",
 		Kind: device.KindFridge}, Property: "temperature", Signal: device.SignalTemperature, Component: "sensor",
 		StateTopic: "esphome/fridge/temperature/state", UniqueID: "fridge_temp"}
-	if err := st.Update(func(tx *store.Tx) error {
-		for _, id := range legacy {
-			b, _ := json.Marshal(broker.Credential{Device: id, Kind: device.KindFridge, Hash: hash})
-			if err := tx.Put(store.Credentials, []byte(credPrefix+id), b); err != nil {
-				return err
-			}
-		}
-		b, _ := json.Marshal(accepted)
-		return tx.Put(store.Credentials, []byte(acceptedPrefix+accepted.Mapping.Name), b)
-	}); err != nil {
-		t.Fatal(err)
+	// Records an older hearth could write, which today's typed views refuse to.
+	for _, id := range legacy {
+		b, _ := json.Marshal(broker.Credential{Device: id, Kind: device.KindFridge, Hash: hash})
+		storetest.PutRaw(t, path, "credentials", []byte("device/"+id), b)
 	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
+	b, _ := json.Marshal(accepted)
+	storetest.PutRaw(t, path, "credentials", []byte("accepted/"+accepted.Mapping.Name), b)
 	var logs lockedBuffer
 	a, _ := startAgentLog(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if _, ok := a.mq.accepted["fridge_temp"]; ok {
