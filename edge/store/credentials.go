@@ -94,7 +94,9 @@ func (t *Tx) PutCredential(c *Credential) error {
 }
 
 // DeleteCredential removes the credential of dev; false when there was none.
-func (t *Tx) DeleteCredential(dev string) (bool, error) { return t.deleteIf([]byte(credentialPrefix + dev)) }
+func (t *Tx) DeleteCredential(dev string) (bool, error) {
+	return t.deleteIf([]byte(credentialPrefix + dev))
+}
 
 // EachCredential calls fn for every credential, by device, until fn returns an error.
 func (t *Tx) EachCredential(fn func(*Credential) error) error {
