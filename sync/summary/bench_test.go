@@ -11,7 +11,7 @@ import (
 	"github.com/hearth-iot/hearth/configs"
 	"github.com/hearth-iot/hearth/device"
 	"github.com/hearth-iot/hearth/device/sim"
-	"github.com/hearth-iot/hearth/edge/rollup"
+	rollupstage "github.com/hearth-iot/hearth/edge/rollup/stage"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/tagging"
 	"github.com/hearth-iot/hearth/sync/message"
@@ -55,7 +55,7 @@ func household(b *testing.B, days int) (msgs []store.Message, apps, logged int) 
 	}
 	all := func(string) bool { return true }
 	now := hh.Now()
-	roll := rollup.NewConsumer(st, &rollup.ConsumerOptions{Location: loc})
+	roll := rollupstage.NewConsumer(st, &rollupstage.ConsumerOptions{Location: loc})
 	eng := tagging.New(st, rules, &tagging.Options{Location: loc, Consent: all})
 	bld := summary.NewBuilder(st, &summary.Options{Location: loc, Consent: privacy.Consent{Usage: true, Sensitive: true},
 		Now: func() time.Time { return now }, RulesVersion: "0123456789ab"})
@@ -218,7 +218,7 @@ func BenchmarkDay50Devices(b *testing.B) {
 		}
 		rs = rs[n:]
 	}
-	if _, err := rollup.NewConsumer(st, nil).CatchUp(); err != nil {
+	if _, err := rollupstage.NewConsumer(st, nil).CatchUp(); err != nil {
 		b.Fatal(err)
 	}
 	now := day.Add(27 * time.Hour)

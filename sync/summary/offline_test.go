@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/hearth-iot/hearth/device"
-	"github.com/hearth-iot/hearth/edge/rollup"
+	rollupstage "github.com/hearth-iot/hearth/edge/rollup/stage"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/store/storetest"
 	"github.com/hearth-iot/hearth/sync/cdptest"
@@ -37,7 +37,7 @@ func TestSevenDaysOffline(t *testing.T) {
 	consent := privacy.Consent{Usage: true}
 	b := summary.NewBuilder(st, &summary.Options{Consent: consent, Now: clock, RulesVersion: "r-test"})
 	d := outbox.New(st, tr, &outbox.Options{Household: b.Household(), Consent: consent, Now: clock, BatchCount: 20})
-	roll := rollup.NewConsumer(st, nil)
+	roll := rollupstage.NewConsumer(st, nil)
 	devs := []struct {
 		id   string
 		kind device.Kind

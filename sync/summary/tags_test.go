@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/hearth-iot/hearth/device"
-	"github.com/hearth-iot/hearth/edge/rollup"
+	rollupstage "github.com/hearth-iot/hearth/edge/rollup/stage"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/store/storetest"
 	"github.com/hearth-iot/hearth/edge/tagging"
@@ -148,7 +148,7 @@ func TestOutboxCapFoldsThenDefers(t *testing.T) {
 	if err := device.Commit(context.Background(), st, rs); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rollup.NewConsumer(st, nil).CatchUp(); err != nil {
+	if _, err := rollupstage.NewConsumer(st, nil).CatchUp(); err != nil {
 		t.Fatal(err)
 	}
 	now = at.AddDate(0, 0, 5)
@@ -168,7 +168,7 @@ func TestOutboxCapFoldsThenDefers(t *testing.T) {
 	if err := device.Commit(context.Background(), st, more); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rollup.NewConsumer(st, nil).CatchUp(); err != nil {
+	if _, err := rollupstage.NewConsumer(st, nil).CatchUp(); err != nil {
 		t.Fatal(err)
 	}
 	now = at.AddDate(0, 0, 8)
@@ -232,7 +232,7 @@ func TestQuietDeviceDayClosesOnHubClock(t *testing.T) {
 		if err := device.Commit(context.Background(), st, []device.Reading{r}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := rollup.NewConsumer(st, nil).CatchUp(); err != nil {
+		if _, err := rollupstage.NewConsumer(st, nil).CatchUp(); err != nil {
 			t.Fatal(err)
 		}
 	}
