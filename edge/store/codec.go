@@ -192,3 +192,11 @@ func checkEvent(b []byte) error {
 	}
 	return nil
 }
+
+// seqOf decodes an 8-byte big-endian key (u64key).
+func seqOf(k []byte) uint64 {
+	if len(k) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k)
+}

@@ -68,7 +68,7 @@ func TestMigrateSchema0(t *testing.T) {
 			if v := tx.tx.Bucket(bucketMeta).Get(keySchema); binary.BigEndian.Uint64(v) != SchemaVersion {
 				t.Errorf("schema after open = %x, want %d", v, SchemaVersion)
 			}
-			return tx.ForEach(Audit, nil, func(_, v []byte) error {
+			return tx.forEach(Audit, nil, func(_, v []byte) error {
 				if bytes.Contains(v, []byte("schema_migrated")) {
 					migrations = append(migrations, string(v))
 				}
@@ -86,7 +86,7 @@ func TestMigrateSchema0(t *testing.T) {
 			}
 		}
 		// The buckets schema 1 added work, and the dedupe state carried over.
-		if err := s.Update(func(tx *Tx) error { return tx.Put(Credentials, []byte("dev"), []byte(`"hash"`)) }); err != nil {
+		if err := s.Update(func(tx *Tx) error { return tx.put(Credentials, []byte("dev"), []byte(`"hash"`)) }); err != nil {
 			t.Fatal(err)
 		}
 		if err := commit(s, reading("fridge1", 4, 3, 1), reading("fridge1", 4, 4, 0)); err != nil {

@@ -148,7 +148,7 @@ func (t *Tx) Queued(from uint64, fn func(Message) error) error {
 	for k, v := c.Seek(u64key(from)); k != nil; k, v = c.Next() {
 		m, err := decodeMessage(v)
 		if err != nil {
-			return fmt.Errorf("store: sync.queue %d: %w", SeqOf(k), err)
+			return fmt.Errorf("store: sync.queue %d: %w", seqOf(k), err)
 		}
 		if err := fn(m); err != nil {
 			if errors.Is(err, ErrStopRange) {
@@ -271,7 +271,7 @@ func (t *Tx) Batches(fn func(Batch) error) error {
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		b, err := decodeBatch(v)
 		if err != nil {
-			return fmt.Errorf("store: sync.batches %d: %w", SeqOf(k), err)
+			return fmt.Errorf("store: sync.batches %d: %w", seqOf(k), err)
 		}
 		if err := fn(b); err != nil {
 			if errors.Is(err, ErrStopRange) {
@@ -340,7 +340,7 @@ func (t *Tx) DeadLetters(fn func(DeadLetter) error) error {
 	return t.tx.Bucket(bucketDead).ForEach(func(k, v []byte) error {
 		dl, err := decodeDead(k, v)
 		if err != nil {
-			return fmt.Errorf("store: sync.dead %d: %w", SeqOf(k), err)
+			return fmt.Errorf("store: sync.dead %d: %w", seqOf(k), err)
 		}
 		return fn(dl)
 	})
@@ -353,7 +353,7 @@ func decodeDead(k, v []byte) (DeadLetter, error) {
 		return dl, ErrCorruptOutbox
 	}
 	d.b = d.b[1:]
-	dl.Seq = SeqOf(k)
+	dl.Seq = seqOf(k)
 	dl.At = fromUnixNano(d.varint())
 	dl.Reason = d.str(nil)
 	dl.Detail = d.str(nil)

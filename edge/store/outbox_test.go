@@ -105,7 +105,7 @@ func TestLegacyOutboxTakenOver(t *testing.T) {
 	_ = s.Update(func(tx *Tx) error {
 		for i := range 3 {
 			v := binary.BigEndian.AppendUint64(nil, uint64(at.Add(time.Duration(i)*time.Second).UnixNano()))
-			if err := tx.Put(Outbox, Key(uint64(i+1)), append(v, fmt.Sprintf(`{"id":"m%d"}`, i)...)); err != nil {
+			if err := tx.put(Outbox, Key(uint64(i+1)), append(v, fmt.Sprintf(`{"id":"m%d"}`, i)...)); err != nil {
 				return err
 			}
 		}
@@ -124,7 +124,7 @@ func TestLegacyOutboxTakenOver(t *testing.T) {
 		t.Errorf("taken over: %v", got)
 	}
 	_ = s.View(func(tx *Tx) error {
-		if n := tx.Count(Outbox); n != 0 {
+		if n := tx.count(Outbox); n != 0 {
 			t.Errorf("%d legacy records left", n)
 		}
 		return nil

@@ -35,7 +35,7 @@ func TestQuotaBoundsFile(t *testing.T) {
 			t.Fatalf("batch %d: %v", i, err)
 		}
 		if err := s.Update(func(tx *Tx) error {
-			return tx.Put(Rollups, fmt.Appendf(nil, "day-%04d", i), jsonOf(200))
+			return tx.put(Rollups, fmt.Appendf(nil, "day-%04d", i), jsonOf(200))
 		}); err != nil {
 			t.Fatalf("rollup %d: %v", i, err)
 		}
@@ -54,7 +54,7 @@ func TestQuotaBoundsFile(t *testing.T) {
 		t.Errorf("evicted counter %v, want %d", ev, int(seq)-st.Events)
 	}
 	_ = s.View(func(tx *Tx) error {
-		if n := tx.Count(Rollups); n != 200 {
+		if n := tx.count(Rollups); n != 200 {
 			t.Errorf("%d rollups kept, want all 200", n)
 		}
 		return nil
@@ -75,7 +75,7 @@ func TestQuotaRefusesWhenFull(t *testing.T) {
 	// Fill with outbox entries (never evicted) until an Update is refused.
 	var full error
 	for i := 0; full == nil && i < 100000; i++ {
-		full = s.Update(func(tx *Tx) error { return tx.Put(Outbox, fmt.Appendf(nil, "%08d", i), append(Key(1), jsonOf(992)...)) })
+		full = s.Update(func(tx *Tx) error { return tx.put(Outbox, fmt.Appendf(nil, "%08d", i), append(Key(1), jsonOf(992)...)) })
 	}
 	if !errors.Is(full, ErrQuota) {
 		t.Fatalf("filling the outbox: %v, want ErrQuota", full)
@@ -103,9 +103,9 @@ func TestQuotaRefusesWhenFull(t *testing.T) {
 	// Delivering the outbox frees room: readings are taken again.
 	if err := s.Update(func(tx *Tx) error {
 		var keys [][]byte
-		_ = tx.ForEach(Outbox, nil, func(k, _ []byte) error { keys = append(keys, k); return nil })
+		_ = tx.forEach(Outbox, nil, func(k, _ []byte) error { keys = append(keys, k); return nil })
 		for _, k := range keys[:len(keys)/2] {
-			if err := tx.Delete(Outbox, k); err != nil {
+			if err := tx.del(Outbox, k); err != nil {
 				return err
 			}
 		}
@@ -142,11 +142,11 @@ func TestCompactReturnsSpace(t *testing.T) {
 			return err
 		}
 		var err error
-		outSeq, err = tx.NextSeq(Outbox)
+		outSeq, err = tx.bucket(Outbox).NextSequence()
 		if err != nil {
 			return err
 		}
-		return tx.Put(Outbox, Key(outSeq), append(Key(1), `"summary"`...))
+		return tx.put(Outbox, Key(outSeq), append(Key(1), `"summary"`...))
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -179,10 +179,10 @@ func TestCompactReturnsSpace(t *testing.T) {
 		if c := tx.Cursor("rollup"); c != seq {
 			t.Errorf("cursor %d after compaction, want %d", c, seq)
 		}
-		if v := tx.Get(Outbox, Key(outSeq)); string(v[8:]) != `"summary"` {
+		if v := tx.get(Outbox, Key(outSeq)); string(v[8:]) != `"summary"` {
 			t.Errorf("outbox entry lost: %q", v)
 		}
-		next, _ := tx.NextSeq(Outbox)
+		next, _ := tx.bucket(Outbox).NextSequence()
 		if next != outSeq+1 {
 			t.Errorf("outbox sequence restarted at %d, want %d", next, outSeq+1)
 		}

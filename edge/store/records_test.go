@@ -88,7 +88,7 @@ func TestQuarantine(t *testing.T) {
 		if d, err := tx.Day(k); d != nil || err != nil {
 			t.Errorf("after quarantine: %+v, %v", d, err)
 		}
-		return tx.ForEach(Audit, nil, func(_, v []byte) error { audit = append(audit, string(v)); return nil })
+		return tx.forEach(Audit, nil, func(_, v []byte) error { audit = append(audit, string(v)); return nil })
 	}); err != nil {
 		t.Fatal(err)
 	}

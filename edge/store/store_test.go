@@ -102,7 +102,7 @@ func TestCursorsAndTx(t *testing.T) {
 		if err := tx.SetCursor("rollup", 42); err != nil {
 			return err
 		}
-		return tx.Put(Rollups, []byte("k"), []byte(`"v"`))
+		return tx.put(Rollups, []byte("k"), []byte(`"v"`))
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestCursorsAndTx(t *testing.T) {
 		if c := tx.Cursor("rollup"); c != 42 {
 			t.Errorf("cursor = %d, want 42 (rolled-back update must not stick)", c)
 		}
-		if v := tx.Get(Rollups, []byte("k")); string(v) != `"v"` {
+		if v := tx.get(Rollups, []byte("k")); string(v) != `"v"` {
 			t.Errorf("Get = %q", v)
 		}
 		return nil

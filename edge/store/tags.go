@@ -77,7 +77,7 @@ func (t *Tx) TagChanges(after uint64, fn func(seq uint64, c *TagChange) error) e
 		if err := decodeRecord(v, &c); err != nil {
 			return &RecordError{Bucket: TagLog, Key: append([]byte(nil), k...), Err: err}
 		}
-		if err := fn(SeqOf(k), &c); err != nil {
+		if err := fn(seqOf(k), &c); err != nil {
 			return err
 		}
 	}

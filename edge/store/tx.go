@@ -124,31 +124,13 @@ func (t *Tx) Cursors() map[string]uint64 {
 	return out
 }
 
-// Get returns the value of key in b, or nil. It is valid only inside the transaction.
-func (t *Tx) Get(b Bucket, key []byte) []byte { return t.bucket(b).Get(key) }
+// get returns the raw value of key in b, or nil (the store's own code and tests; the
+// stages use the typed views).
+func (t *Tx) get(b Bucket, key []byte) []byte { return t.bucket(b).Get(key) }
 
-// Put sets key to val in b. A record of the wrong shape for its bucket (bucketDefs:
-// JSON where FORMAT.md says JSON, 8-byte sequence keys) is refused: the check at
-// Open would take it for damage.
-func (t *Tx) Put(b Bucket, key, val []byte) error {
-	if d, ok := bucketDefOf(string(b)); ok && d.check != nil {
-		if err := d.check(key, val); err != nil {
-			return fmt.Errorf("store: %s %q: %w", b, key, err)
-		}
-	}
-	t.credsChanged = t.credsChanged || b == Credentials
-	return t.bucket(b).Put(key, val)
-}
-
-// Delete removes key from b.
-func (t *Tx) Delete(b Bucket, key []byte) error {
-	t.credsChanged = t.credsChanged || b == Credentials
-	return t.bucket(b).Delete(key)
-}
-
-// ForEach calls fn for every key in b that starts with prefix, in key order, until fn
-// returns an error.
-func (t *Tx) ForEach(b Bucket, prefix []byte, fn func(k, v []byte) error) error {
+// forEach calls fn for every raw record of b whose key starts with prefix, in key
+// order, until fn returns an error.
+func (t *Tx) forEach(b Bucket, prefix []byte, fn func(k, v []byte) error) error {
 	c := t.bucket(b).Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		if err := fn(k, v); err != nil {
@@ -158,16 +140,12 @@ func (t *Tx) ForEach(b Bucket, prefix []byte, fn func(k, v []byte) error) error 
 	return nil
 }
 
-// Count returns the number of keys in b.
-func (t *Tx) Count(b Bucket) int { return t.bucket(b).Stats().KeyN }
-
-// NextSeq returns the next sequence number of b (for append-only buckets such as
-// Outbox and Audit, keyed by 8-byte big-endian sequence).
-func (t *Tx) NextSeq(b Bucket) (uint64, error) { return t.bucket(b).NextSequence() }
+// count returns the number of keys in b.
+func (t *Tx) count(b Bucket) int { return t.bucket(b).Stats().KeyN }
 
 // Audit appends an entry to the audit trail.
 func (t *Tx) Audit(event string, detail any) error {
-	seq, err := t.NextSeq(Audit)
+	seq, err := t.bucket(Audit).NextSequence()
 	if err != nil {
 		return err
 	}
@@ -178,18 +156,7 @@ func (t *Tx) Audit(event string, detail any) error {
 	if err != nil {
 		return fmt.Errorf("store: audit %s: %w", event, err)
 	}
-	return t.Put(Audit, u64key(seq), v)
-}
-
-// Key returns the 8-byte big-endian key of a sequence number.
-func Key(seq uint64) []byte { return u64key(seq) }
-
-// SeqOf decodes a key made by Key.
-func SeqOf(k []byte) uint64 {
-	if len(k) != 8 {
-		return 0
-	}
-	return binary.BigEndian.Uint64(k)
+	return t.put(Audit, u64key(seq), v)
 }
 
 func jsonMarshal(v any) ([]byte, error)   { return json.Marshal(v) }
@@ -269,20 +236,6 @@ func rewrite(b *bolt.Bucket, fn func(k, v []byte) ([]byte, error)) error {
 	return nil
 }
 
-// Range calls fn for every key in b from `from` onwards, in key order, until fn
-// returns an error (ErrStopRange ends the scan without an error).
-func (t *Tx) Range(b Bucket, from []byte, fn func(k, v []byte) error) error {
-	c := t.bucket(b).Cursor()
-	for k, v := c.Seek(from); k != nil; k, v = c.Next() {
-		if err := fn(k, v); err != nil {
-			if errors.Is(err, ErrStopRange) {
-				return nil
-			}
-			return err
-		}
-	}
-	return nil
-}
-
-// ErrStopRange, returned by a Range callback, ends the scan early without an error.
+// ErrStopRange, returned by the callback of a typed scan (Tx.Queued, …), ends it early
+// without an error.
 var ErrStopRange = errors.New("stop range")

@@ -10,7 +10,6 @@ import (
 	rollupstage "github.com/hearth-iot/hearth/edge/rollup/stage"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/store/storetest"
-	"github.com/hearth-iot/hearth/edge/tagging"
 	"github.com/hearth-iot/hearth/sync/privacy"
 )
 
@@ -19,17 +18,12 @@ import (
 func logTag(t *testing.T, st *store.Store, name, consent string, score float64, active bool, at time.Time) {
 	t.Helper()
 	if err := st.Update(func(tx *store.Tx) error {
-		v, _ := json.Marshal(tagging.Tag{Name: name, Consent: consent, Score: score, Active: active, Status: "ok",
-			Evidence: map[string]float64{"days": 9}})
-		if err := tx.Put(store.Tags, []byte(name), v); err != nil {
+		if err := tx.PutTag(&store.Tag{Name: name, Consent: consent, Score: score, Active: active, Status: "ok",
+			Evidence: map[string]float64{"days": 9}}); err != nil {
 			return err
 		}
-		seq, err := tx.NextSeq(store.TagLog)
-		if err != nil {
-			return err
-		}
-		c, _ := json.Marshal(tagging.Change{Tag: name, Score: score, Active: active, Status: "ok", At: at, Reason: "score"})
-		return tx.Put(store.TagLog, store.Key(seq), c)
+		_, err := tx.AppendTagChange(&store.TagChange{Tag: name, Score: score, Active: active, Status: "ok", At: at, Reason: "score"})
+		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
