@@ -4,6 +4,7 @@
 package mosquittotest
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -46,9 +47,10 @@ type Broker struct {
 	bin  string
 	conf string
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
-	log *strings.Builder
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has exited
+	log    *strings.Builder
 }
 
 // Run starts mosquitto with o (nil: defaults) until the test ends.
@@ -63,15 +65,8 @@ func Run(t testing.TB, o *Options) *Broker {
 			t.Fatal("mosquitto not installed: run `make deps` (Debian package mosquitto)")
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, port, _ := net.SplitHostPort(addr)
 	dir := t.TempDir()
-	lines := []string{"listener " + port + " 127.0.0.1", "max_queued_messages 0", "log_dest stderr"}
+	lines := []string{"max_queued_messages 0", "log_dest stderr"}
 	if os.Geteuid() == 0 {
 		// Run as root, mosquitto drops to the user "mosquitto", who cannot read the
 		// test's private temporary directory (its password and persistence files).
@@ -94,10 +89,7 @@ func Run(t testing.TB, o *Options) *Broker {
 		lines = append(lines, "allow_anonymous true")
 	}
 	conf := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(conf, []byte(strings.Join(append(lines, o.Extra...), "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	b := &Broker{Addr: addr, t: t, bin: bin, conf: conf}
+	b := &Broker{t: t, bin: bin, conf: conf}
 	t.Cleanup(func() {
 		b.mu.Lock()
 		log := b.log
@@ -107,9 +99,33 @@ func Run(t testing.TB, o *Options) *Broker {
 			t.Logf("mosquitto log:\n%s", log.String())
 		}
 	})
-	b.Start()
-	return b
+	// A free port is found by binding port 0 and closing it, so another process may
+	// take it before mosquitto binds it: then mosquitto exits, and another port is
+	// tried (the test never talks to a process it did not start).
+	for attempt := 1; ; attempt++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Addr = ln.Addr().String()
+		ln.Close()
+		_, port, _ := net.SplitHostPort(b.Addr)
+		body := strings.Join(append(append([]string{"listener " + port + " 127.0.0.1"}, lines...), o.Extra...), "\n") + "\n"
+		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err = b.start()
+		if err == nil {
+			return b
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 5 {
+			t.Fatal(err)
+		}
+	}
 }
+
+// errPortTaken: mosquitto could not bind its port (another process holds it).
+var errPortTaken = errors.New("mosquittotest: port taken")
 
 // pwfileFlag makes mosquitto_passwd create the file on its first user (-c would
 // truncate it for every later one).
@@ -120,32 +136,73 @@ func pwfileFlag(f string) string {
 	return f
 }
 
-// Start starts the broker again after Stop and waits until it listens.
+// Start starts the broker again after Stop, on the same address, and waits until it
+// listens.
 func (b *Broker) Start() {
 	b.t.Helper()
+	var err error
+	// The port was ours a moment ago: if something holds it still, try for a while.
+	poll.Try(5*time.Second, func() bool { err = b.start(); return !errors.Is(err, errPortTaken) })
+	if err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// start runs mosquitto and waits until it says it listens on b.Addr — its own log,
+// not a dial, which could reach another process that took the port.
+func (b *Broker) start() error {
 	b.mu.Lock()
 	if b.cmd != nil {
 		b.mu.Unlock()
-		b.t.Fatal("mosquittotest: Start while running")
+		return errors.New("mosquittotest: Start while running")
 	}
 	cmd := exec.Command(b.bin, "-c", b.conf)
 	if b.log == nil {
 		b.log = &strings.Builder{}
 	}
-	cmd.Stderr = &lockedWriter{mu: &b.mu, b: b.log}
+	log := b.log
+	from := log.Len() // what this run logs (the log spans every start, for a failed test)
+	cmd.Stderr = &lockedWriter{mu: &b.mu, b: log}
 	if err := cmd.Start(); err != nil {
 		b.mu.Unlock()
-		b.t.Fatal(fmt.Errorf("mosquitto: %w", err))
+		return fmt.Errorf("mosquitto: %w", err)
 	}
 	b.cmd = cmd
 	b.mu.Unlock()
-	poll.Until(b.t, "mosquitto to listen on "+b.Addr, 10*time.Second, func() bool {
-		c, err := net.Dial("tcp", b.Addr)
-		if err == nil {
-			c.Close()
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	b.mu.Lock()
+	b.exited = exited
+	b.mu.Unlock()
+	_, port, _ := net.SplitHostPort(b.Addr)
+	listening := "Opening ipv4 listen socket on port " + port + "."
+	var text string
+	gone := false
+	up := poll.Try(10*time.Second, func() bool {
+		b.mu.Lock()
+		text = log.String()[from:]
+		b.mu.Unlock()
+		select {
+		case <-exited:
+			gone = true
+			return true
+		default:
 		}
-		return err == nil
+		return strings.Contains(text, listening)
 	})
+	switch {
+	case gone:
+		b.mu.Lock()
+		b.cmd = nil
+		b.mu.Unlock()
+		if strings.Contains(text, "Address already in use") {
+			return fmt.Errorf("%w: %s", errPortTaken, b.Addr)
+		}
+		return fmt.Errorf("mosquitto exited at start:\n%s", text)
+	case !up:
+		return fmt.Errorf("mosquitto did not listen on %s within 10s:\n%s", b.Addr, text)
+	}
+	return nil
 }
 
 // Stop ends the broker gracefully (SIGTERM: a persistent one writes its file) and
@@ -158,9 +215,10 @@ func (b *Broker) Stop() {
 	if cmd == nil {
 		return
 	}
+	b.mu.Lock()
+	done := b.exited
+	b.mu.Unlock()
 	_ = cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
