@@ -42,129 +42,14 @@ import (
 	"time"
 
 	"github.com/hearth-iot/hearth/device"
-	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
 	"github.com/hearth-iot/hearth/device/mqtt/hadiscovery"
 	"github.com/hearth-iot/hearth/device/mqtt/native"
 	"github.com/hearth-iot/hearth/edge/broker"
+	"github.com/hearth-iot/hearth/edge/registry"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/internal/admin"
 	"github.com/hearth-iot/hearth/internal/config"
 )
-
-// errExists and errNotFound are the registry's refusals.
-var (
-	errExists   = errors.New("already registered")
-	errNotFound = errors.New("not registered")
-)
-
-// entityOf is the store's record of a discovery proposal; proposalOf reads it back.
-func entityOf(p *hadiscovery.Proposal) *store.Entity {
-	return &store.Entity{Mapping: store.EntityMapping{Source: p.Mapping.Source, Name: p.Mapping.Name, Device: p.Mapping.Device,
-		Kind: p.Mapping.Kind, Signals: p.Mapping.Signals}, Property: p.Property, Signal: p.Signal, Reason: p.Reason, Problem: p.Problem,
-		ConfigTopic: p.ConfigTopic, Component: p.Component, NodeID: p.NodeID, ObjectID: p.ObjectID, UniqueID: p.UniqueID,
-		EntityName: p.EntityName, DeviceClass: p.DeviceClass, Unit: p.Unit, StateTopic: p.StateTopic, ValueTemplate: p.ValueTemplate,
-		PayloadOn: p.PayloadOn, PayloadOff: p.PayloadOff, AvailabilityTopic: p.AvailabilityTopic, PayloadAvailable: p.PayloadAvailable,
-		PayloadNotAvailable: p.PayloadNotAvailable, DeviceName: p.DeviceName, Model: p.Model, Manufacturer: p.Manufacturer,
-		Identifiers: p.Identifiers}
-}
-
-func proposalOf(e *store.Entity) hadiscovery.Proposal {
-	return hadiscovery.Proposal{Mapping: devmqtt.Mapping{Source: e.Mapping.Source, Name: e.Mapping.Name, Device: e.Mapping.Device,
-		Kind: e.Mapping.Kind, Signals: e.Mapping.Signals}, Property: e.Property, Signal: e.Signal, Reason: e.Reason, Problem: e.Problem,
-		ConfigTopic: e.ConfigTopic, Component: e.Component, NodeID: e.NodeID, ObjectID: e.ObjectID, UniqueID: e.UniqueID,
-		EntityName: e.EntityName, DeviceClass: e.DeviceClass, Unit: e.Unit, StateTopic: e.StateTopic, ValueTemplate: e.ValueTemplate,
-		PayloadOn: e.PayloadOn, PayloadOff: e.PayloadOff, AvailabilityTopic: e.AvailabilityTopic, PayloadAvailable: e.PayloadAvailable,
-		PayloadNotAvailable: e.PayloadNotAvailable, DeviceName: e.DeviceName, Model: e.Model, Manufacturer: e.Manufacturer,
-		Identifiers: e.Identifiers}
-}
-
-// loadRegistry reads every credential and accepted proposal.
-func loadRegistry(st *store.Store) (creds []broker.Credential, accepted []hadiscovery.Proposal, err error) {
-	err = st.View(func(tx *store.Tx) error {
-		if err := tx.EachCredential(func(c *store.Credential) error {
-			creds = append(creds, broker.Credential{Device: c.Device, Kind: c.Kind, Hash: c.Hash})
-			return nil
-		}); err != nil {
-			return err
-		}
-		return tx.EachAcceptedEntity(func(e *store.Entity) error { accepted = append(accepted, proposalOf(e)); return nil })
-	})
-	return creds, accepted, err
-}
-
-// loadProposals reads the discovery proposals learned before.
-func loadProposals(st *store.Store) ([]hadiscovery.Proposal, error) {
-	var out []hadiscovery.Proposal
-	err := st.View(func(tx *store.Tx) error {
-		return tx.EachProposal(func(e *store.Entity) error { out = append(out, proposalOf(e)); return nil })
-	})
-	return out, err
-}
-
-// saveProposal persists a proposal discovery learned or changed (nil: removed).
-func saveProposal(st *store.Store, configTopic string, p *hadiscovery.Proposal) error {
-	return st.Update(func(tx *store.Tx) error {
-		if p == nil {
-			return tx.PutProposal(configTopic, nil)
-		}
-		return tx.PutProposal(configTopic, entityOf(p))
-	})
-}
-
-// removeAccepted deletes an accepted proposal from the store; errNotFound when it
-// is not there.
-func removeAccepted(st *store.Store, name string) (hadiscovery.Proposal, error) {
-	var p hadiscovery.Proposal
-	err := st.Update(func(tx *store.Tx) error {
-		e, err := tx.AcceptedEntity(name)
-		if err != nil {
-			return err
-		}
-		if e == nil {
-			return fmt.Errorf("accepted entity %q: %w (see `hearth device list`)", name, errNotFound)
-		}
-		p = proposalOf(e)
-		if _, err := tx.DeleteAcceptedEntity(name); err != nil {
-			return err
-		}
-		return tx.Audit("proposal_unaccepted", map[string]string{"name": name, "device": p.Mapping.Device,
-			"at": time.Now().UTC().Format(time.RFC3339)})
-	})
-	return p, err
-}
-
-// addCredential makes a device's credential and persists its hash; the password
-// is returned once.
-func addCredential(st *store.Store, dev string, kind device.Kind) (broker.Credential, string, error) {
-	tmp := broker.NewCredentials()
-	cr, pw, err := tmp.Add(dev, kind)
-	if err != nil {
-		return cr, "", err
-	}
-	err = st.Update(func(tx *store.Tx) error {
-		if have, err := tx.Credential(dev); err != nil {
-			return err
-		} else if have != nil {
-			return fmt.Errorf("device %q: %w (remove it first to make new credentials)", dev, errExists)
-		}
-		if err := tx.PutCredential(&store.Credential{Device: cr.Device, Kind: cr.Kind, Hash: cr.Hash}); err != nil {
-			return err
-		}
-		return tx.Audit("device_added", map[string]string{"device": dev, "kind": string(kind), "at": time.Now().UTC().Format(time.RFC3339)})
-	})
-	return cr, pw, err
-}
-
-func removeCredential(st *store.Store, dev string) error {
-	return st.Update(func(tx *store.Tx) error {
-		if ok, err := tx.DeleteCredential(dev); err != nil {
-			return err
-		} else if !ok {
-			return fmt.Errorf("device %q: %w", dev, errNotFound)
-		}
-		return tx.Audit("device_removed", map[string]string{"device": dev, "at": time.Now().UTC().Format(time.RFC3339)})
-	})
-}
 
 // RegisteredDevice is one entry of GET /v1/registry.
 type RegisteredDevice struct {
@@ -246,7 +131,7 @@ func decodeBody(r *http.Request, v any) error {
 func (a *agent) registryRoutes() map[string]http.Handler {
 	return map[string]http.Handler{
 		"GET /v1/registry": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			creds, accepted, err := loadRegistry(a.st)
+			creds, accepted, err := registry.Load(a.st)
 			if err != nil {
 				httpError(w, http.StatusInternalServerError, err)
 				return
@@ -264,12 +149,12 @@ func (a *agent) registryRoutes() map[string]http.Handler {
 				return
 			}
 			if _, ok := a.creds.Kind(req.Device); ok {
-				httpError(w, http.StatusConflict, fmt.Errorf("device %q: %w", req.Device, errExists))
+				httpError(w, http.StatusConflict, fmt.Errorf("device %q: %w", req.Device, registry.ErrExists))
 				return
 			}
-			cr, pw, err := addCredential(a.st, req.Device, req.Kind)
+			cr, pw, err := registry.Add(a.st, req.Device, req.Kind)
 			switch {
-			case errors.Is(err, errExists):
+			case errors.Is(err, registry.ErrExists):
 				httpError(w, http.StatusConflict, err)
 				return
 			case err != nil:
@@ -283,9 +168,9 @@ func (a *agent) registryRoutes() map[string]http.Handler {
 		}),
 		"DELETE /v1/registry/{device}": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			dev := r.PathValue("device")
-			err := removeCredential(a.st, dev)
+			err := registry.Remove(a.st, dev)
 			switch {
-			case errors.Is(err, errNotFound):
+			case errors.Is(err, registry.ErrNotFound):
 				httpError(w, http.StatusNotFound, err)
 				return
 			case err != nil:
@@ -313,7 +198,7 @@ func (a *agent) registryRoutes() map[string]http.Handler {
 		"DELETE /v1/proposals/accepted/{name}": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			p, err := a.unaccept(r.PathValue("name"))
 			switch {
-			case errors.Is(err, errNotFound):
+			case errors.Is(err, registry.ErrNotFound):
 				httpError(w, http.StatusNotFound, err)
 				return
 			case err != nil:
@@ -335,7 +220,7 @@ func (a *agent) registryRoutes() map[string]http.Handler {
 			p, err := a.accept(req)
 			if err != nil {
 				code := http.StatusBadRequest
-				if errors.Is(err, errNotFound) {
+				if errors.Is(err, registry.ErrNotFound) {
 					code = http.StatusNotFound
 				}
 				httpError(w, code, err)
@@ -357,27 +242,18 @@ func (a *agent) accept(req acceptRequest) (hadiscovery.Proposal, error) {
 		}
 	}
 	if !found {
-		return p, fmt.Errorf("proposal %q: %w (see `hearth device proposals`)", req.Name, errNotFound)
-	}
-	if req.Device != "" {
-		p.Mapping.Device = req.Device
+		return p, fmt.Errorf("proposal %q: %w (see `hearth device proposals`)", req.Name, registry.ErrNotFound)
 	}
 	a.mq.mu.Lock()
 	defer a.mq.mu.Unlock()
 	// A device has one kind: the one it already has wins over the proposal's guess,
 	// and an explicit --kind that contradicts it is refused (readings would flip
 	// the device's kind back and forth).
-	if kind, where, ok := a.kindOf(p.Mapping.Device, p.Mapping.Name); ok {
-		if req.Kind != "" && req.Kind != kind {
-			return p, fmt.Errorf("proposal %q: device %q is a %s (%s), not a %s: accept it with --kind %s, or onto another --device",
-				req.Name, p.Mapping.Device, kind, where, req.Kind, kind)
-		}
-		p.Mapping.Kind = kind
-	} else if req.Kind != "" {
-		p.Mapping.Kind = req.Kind
-	}
-	if err := p.Mapping.Validate(); err != nil {
-		return p, fmt.Errorf("proposal %q: %w", req.Name, err)
+	p, err := registry.Accepting(p, req.Name, req.Device, req.Kind, func(dev string) (device.Kind, string, bool) {
+		return a.kindOf(dev, p.Mapping.Name)
+	})
+	if err != nil {
+		return p, err
 	}
 	list := []hadiscovery.Proposal{p}
 	prev := make([]hadiscovery.Proposal, 0, len(a.mq.accepted)) // what the hadiscovery.State reads now, for a rollback
@@ -399,7 +275,7 @@ func (a *agent) accept(req acceptRequest) (hadiscovery.Proposal, error) {
 			return p, err
 		}
 	}
-	if err := a.st.Update(func(tx *store.Tx) error { return tx.PutAcceptedEntity(entityOf(&p)) }); err != nil {
+	if err := registry.KeepAccepted(a.st, &p); err != nil {
 		_ = a.mq.ha.Replace(prev)
 		return p, err
 	}
@@ -436,13 +312,13 @@ func (a *agent) kindOf(dev, except string) (device.Kind, string, bool) {
 // The proposal itself stays listed by `hearth device proposals`.
 func (a *agent) unaccept(name string) (hadiscovery.Proposal, error) {
 	if a.mq == nil {
-		return hadiscovery.Proposal{}, fmt.Errorf("accepted entity %q: %w", name, errNotFound)
+		return hadiscovery.Proposal{}, fmt.Errorf("accepted entity %q: %w", name, registry.ErrNotFound)
 	}
 	a.mq.mu.Lock()
 	defer a.mq.mu.Unlock()
 	p, ok := a.mq.accepted[name]
 	if !ok {
-		return p, fmt.Errorf("accepted entity %q: %w (see `hearth device list`)", name, errNotFound)
+		return p, fmt.Errorf("accepted entity %q: %w (see `hearth device list`)", name, registry.ErrNotFound)
 	}
 	list := make([]hadiscovery.Proposal, 0, len(a.mq.accepted))
 	for n, x := range a.mq.accepted {
@@ -450,7 +326,7 @@ func (a *agent) unaccept(name string) (hadiscovery.Proposal, error) {
 			list = append(list, x)
 		}
 	}
-	if _, err := removeAccepted(a.st, name); err != nil {
+	if _, err := registry.Unaccept(a.st, name); err != nil {
 		return p, err
 	}
 	if err := a.mq.ha.Replace(list); err != nil {
@@ -757,7 +633,7 @@ func (c *registryClient) add(dev string, kind device.Kind) (addReply, string, er
 		return rep, "", err
 	}
 	defer st.Close()
-	cr, pw, err := addCredential(st, dev, kind)
+	cr, pw, err := registry.Add(st, dev, kind)
 	if err != nil {
 		return rep, "", err
 	}
@@ -778,7 +654,7 @@ func (c *registryClient) remove(dev string) (string, error) {
 		return "", err
 	}
 	defer st.Close()
-	return "in " + st.Path(), removeCredential(st, dev)
+	return "in " + st.Path(), registry.Remove(st, dev)
 }
 
 // pathSegment escapes s as one URL path segment. url.PathEscape leaves "." and ".."
@@ -806,7 +682,7 @@ func (c *registryClient) list() ([]RegisteredDevice, error) {
 		return nil, err
 	}
 	defer st.Close()
-	creds, accepted, err := loadRegistry(st)
+	creds, accepted, err := registry.Load(st)
 	if err != nil {
 		return nil, err
 	}
@@ -831,6 +707,6 @@ func (c *registryClient) unaccept(name string) (hadiscovery.Proposal, string, er
 		return p, "", err
 	}
 	defer st.Close()
-	p, err = removeAccepted(st, name)
+	p, err = registry.Unaccept(st, name)
 	return p, "in " + st.Path() + "; the agent reads it no more when it starts", err
 }

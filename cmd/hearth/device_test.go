@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearth-iot/hearth/edge/registry"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/internal/admin"
 	"github.com/hearth-iot/hearth/internal/config"
@@ -313,7 +314,7 @@ func TestAdminTokenGuardsRegistry(t *testing.T) {
 	if _, ok := a.creds.Kind("intruder"); ok {
 		t.Fatal("a refused request registered a device with the broker")
 	}
-	if creds, _, err := loadRegistry(a.st); err != nil || len(creds) != 0 {
+	if creds, _, err := registry.Load(a.st); err != nil || len(creds) != 0 {
 		t.Fatalf("registry after refused requests: %+v %v, want empty", creds, err)
 	}
 	// With the token: 201, and the device logs in with the password it got.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hearth-iot/hearth/device"
 	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
+	"github.com/hearth-iot/hearth/edge/registry"
 	"github.com/hearth-iot/hearth/internal/config"
 	"github.com/hearth-iot/hearth/internal/metricset"
 	"github.com/hearth-iot/hearth/internal/mosquittotest"
@@ -226,7 +227,7 @@ func TestExternalAcceptBesideMapping(t *testing.T) {
 	if err == nil || !strings.Contains(out, `device "kitchen-fridge" is a fridge (mqtt.mappings[0]: zigbee2mqtt "Fridge Door"), not a freezer`) {
 		t.Fatalf("accept --kind freezer onto the configured fridge: %v\n%s\nwant a refusal naming the mapping", err, out)
 	}
-	if _, accepted, _ := loadRegistry(a.st); len(accepted) != 0 {
+	if _, accepted, _ := registry.Load(a.st); len(accepted) != 0 {
 		t.Fatalf("a refused acceptance was kept: %+v", accepted)
 	}
 	if out, err := cli("device", "accept", fridgeDoorBatteryName, "--device", "door-sensor"); err != nil {
@@ -306,7 +307,7 @@ func TestProposalsSurviveRestart(t *testing.T) {
 	}
 	// Discovery forgets it, then persists that (OnProposal runs after its lock).
 	waitFor(t, "the proposal removed, also from the store", 10*time.Second, func() bool {
-		known, err := loadProposals(a2.st)
+		known, err := registry.Proposals(a2.st)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
 	"github.com/hearth-iot/hearth/device/mqtt/external"
 	"github.com/hearth-iot/hearth/device/mqtt/hadiscovery"
+	"github.com/hearth-iot/hearth/edge/registry"
 )
 
 // ESPHome thermometers as their firmware announces them (topic_prefix esphome/kitchen):
@@ -187,7 +188,7 @@ func TestExternalAcceptBeyondExtraSubscriptions(t *testing.T) {
 	if _, err := a.accept(acceptRequest{Name: z2mContactName, Device: "front-door", Kind: device.KindEntryDoor}); err != nil {
 		t.Fatalf("an entity under a configured filter: %v", err)
 	}
-	_, accepted, err := loadRegistry(a.st)
+	_, accepted, err := registry.Load(a.st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +239,7 @@ func (nopSink) Submit(_ []device.Reading, done func(error)) { done(nil) }
 func TestExternalSubscribeRefusedByBroker(t *testing.T) {
 	cfg := testConfig(t)
 	a, _ := startAgent(t, cfg)
-	cr, pw, err := addCredential(a.st, "gateway", device.KindSensor)
+	cr, pw, err := registry.Add(a.st, "gateway", device.KindSensor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +299,7 @@ func TestFailedReacceptKeepsEarlierAcceptance(t *testing.T) {
 	if err != nil || len(rs) != 1 || rs[0].Device != "kitchen-fridge" {
 		t.Fatalf("after the failed re-acceptance hadiscovery.State reads %s as %+v (%v), want kitchen-fridge", espFridgeState, rs, err)
 	}
-	_, accepted, err := loadRegistry(a.st)
+	_, accepted, err := registry.Load(a.st)
 	if err != nil {
 		t.Fatal(err)
 	}

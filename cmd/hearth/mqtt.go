@@ -21,6 +21,7 @@ import (
 	"github.com/hearth-iot/hearth/device/mqtt/zigbee2mqtt"
 	"github.com/hearth-iot/hearth/edge/broker"
 	"github.com/hearth-iot/hearth/edge/ingest"
+	"github.com/hearth-iot/hearth/edge/registry"
 	"github.com/hearth-iot/hearth/internal/config"
 )
 
@@ -113,7 +114,7 @@ func (a *agent) wireMQTT() error {
 	if a.mq != nil {
 		return nil
 	}
-	creds, accepted, err := loadRegistry(a.st)
+	creds, accepted, err := registry.Load(a.st)
 	if err != nil {
 		return fmt.Errorf("device registry: %w", err)
 	}
@@ -155,7 +156,7 @@ func (a *agent) wireMQTT() error {
 	if ad.disc != nil {
 		// The agent's discovery Learner also starts from the proposals learned before and
 		// keeps what it learns (mqttAdapters' one only checks the options).
-		known, err := loadProposals(a.st)
+		known, err := registry.Proposals(a.st)
 		if err != nil {
 			return fmt.Errorf("device registry: proposals: %w", err)
 		}
@@ -204,7 +205,7 @@ func mqttAdapters(m config.MQTT) (ad adapters, err error) {
 // not retained is still proposed after a restart. One store commit per change (a
 // config received again unchanged writes nothing).
 func (a *agent) saveProposal(configTopic string, p *hadiscovery.Proposal) {
-	if err := saveProposal(a.st, configTopic, p); err != nil {
+	if err := registry.SaveProposal(a.st, configTopic, p); err != nil {
 		a.log.Warn("discovery proposal not persisted: it is proposed again only when its config comes again",
 			"component", "registry", "config_topic", configTopic, "err", err)
 	}

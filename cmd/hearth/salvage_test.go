@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/edge/registry"
 )
 
 // A damaged store at start costs no device its registration: the agent comes up
@@ -21,7 +22,7 @@ func TestDamagedStoreKeepsDevices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, pw, err := addCredential(a1.st, "washer1", device.KindWasher)
+	_, pw, err := registry.Add(a1.st, "washer1", device.KindWasher)
 	if err != nil {
 		t.Fatal(err)
 	}
