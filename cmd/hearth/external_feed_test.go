@@ -159,7 +159,7 @@ func TestExternalRetainedStoredOnce(t *testing.T) {
 		}
 	}
 	cfg := externalConfig(t, mq.Addr)
-	cfg.MQTT.Mappings = append(cfg.MQTT.Mappings, devmqtt.Mapping{Source: devmqtt.SourceHomie, Name: homieFridge, Device: "kitchen-fridge",
+	cfg.MQTT.Mappings = append(cfg.MQTT.Mappings, config.MQTTMapping{Source: devmqtt.SourceHomie, Name: homieFridge, Device: "kitchen-fridge",
 		Kind: device.KindFridge})
 	n := len(homieFridgeValues)
 

@@ -30,7 +30,7 @@ const fridgeDoorTopic = "zigbee2mqtt/Fridge Door"
 // withFridgeDoor maps the Zigbee2MQTT friendly_name "Fridge Door" to the fridge
 // kitchen-fridge in cfg.
 func withFridgeDoor(cfg config.Config) config.Config {
-	cfg.MQTT.Mappings = append(cfg.MQTT.Mappings, devmqtt.Mapping{Source: devmqtt.SourceZigbee2MQTT, Name: "Fridge Door",
+	cfg.MQTT.Mappings = append(cfg.MQTT.Mappings, config.MQTTMapping{Source: devmqtt.SourceZigbee2MQTT, Name: "Fridge Door",
 		Device: "kitchen-fridge", Kind: device.KindFridge})
 	return cfg
 }

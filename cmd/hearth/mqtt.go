@@ -181,14 +181,14 @@ type adapters struct {
 
 // mqttAdapters builds the adapters of the mqtt section (checkSystem tries it too).
 func mqttAdapters(m config.MQTT) (ad adapters, err error) {
-	if ad.z2m, err = zigbee2mqtt.New(m.Mappings, &zigbee2mqtt.Options{BaseTopic: m.Zigbee2MQTT.BaseTopic,
+	if ad.z2m, err = zigbee2mqtt.New(m.DeviceMappings(), &zigbee2mqtt.Options{BaseTopic: m.Zigbee2MQTT.BaseTopic,
 		AttributeOutput: m.Zigbee2MQTT.AttributeOutput}); err != nil {
 		return ad, keyError{"mqtt.zigbee2mqtt", err}
 	}
-	if ad.tas, err = tasmota.New(m.Mappings, &tasmota.Options{FullTopics: m.Tasmota.FullTopics}); err != nil {
+	if ad.tas, err = tasmota.New(m.DeviceMappings(), &tasmota.Options{FullTopics: m.Tasmota.FullTopics}); err != nil {
 		return ad, keyError{"mqtt.tasmota", err}
 	}
-	if ad.homie, ad.homieAttrs, err = homie.New(m.Mappings, &homie.Options{BaseTopic: m.Homie.BaseTopic, MaxDevices: m.Homie.MaxDevices,
+	if ad.homie, ad.homieAttrs, err = homie.New(m.DeviceMappings(), &homie.Options{BaseTopic: m.Homie.BaseTopic, MaxDevices: m.Homie.MaxDevices,
 		MaxNodes: m.Homie.MaxNodes, MaxProperties: m.Homie.MaxProperties}); err != nil {
 		return ad, keyError{"mqtt.homie", err}
 	}

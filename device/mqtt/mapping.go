@@ -32,13 +32,13 @@ const (
 
 // Mapping binds a source-specific name to a hearth device.
 type Mapping struct {
-	Source string      `yaml:"source"` // "zigbee2mqtt", "tasmota", "homie", "homeassistant"
-	Name   string      `yaml:"name"`   // z2m friendly_name, tasmota topic, homie device id, HA unique_id/object id
-	Device string      `yaml:"device"` // hearth device id
-	Kind   device.Kind `yaml:"kind"`
+	Source string // "zigbee2mqtt", "tasmota", "homie", "homeassistant"
+	Name   string // z2m friendly_name, tasmota topic, homie device id, HA unique_id/object id
+	Device string // hearth device id
+	Kind   device.Kind
 	// Signals maps a source property to a hearth signal, e.g. contact→door, power→power, state→active.
 	// Empty: the adapter's defaults for the kind.
-	Signals map[string]device.Signal `yaml:"signals,omitempty"`
+	Signals map[string]device.Signal
 }
 
 // Validate checks one mapping. Its error names the field at fault first, as in

@@ -92,6 +92,13 @@ type Source struct {
 }
 
 // New returns a Source for the port o describes. It fails if o names no port.
+// DefaultOptions are the documented defaults of a port: the one place they are
+// written (internal/config's serial entries start from these).
+func DefaultOptions() Options {
+	return Options{Baud: 115200, DataBits: 8, MaxFrame: frame.MaxFrame, MaxPending: 8, NacksPerSecond: 10,
+		ReadTimeout: time.Second, ReconnectMin: 500 * time.Millisecond, ReconnectMax: 30 * time.Second, TimeSync: time.Hour}
+}
+
 func New(o *Options) (*Source, error) {
 	var opts Options
 	if o != nil {
@@ -110,17 +117,18 @@ func New(o *Options) (*Source, error) {
 			*v = d
 		}
 	}
-	def(&opts.Baud, 115200)
-	def(&opts.DataBits, 8)
-	def(&opts.MaxFrame, frame.MaxFrame)
-	def(&opts.MaxPending, 8)
-	def(&opts.NacksPerSecond, 10)
-	defd(&opts.ReadTimeout, time.Second)
-	defd(&opts.ReconnectMin, 500*time.Millisecond)
-	defd(&opts.ReconnectMax, 30*time.Second)
+	d := DefaultOptions()
+	def(&opts.Baud, d.Baud)
+	def(&opts.DataBits, d.DataBits)
+	def(&opts.MaxFrame, d.MaxFrame)
+	def(&opts.MaxPending, d.MaxPending)
+	def(&opts.NacksPerSecond, d.NacksPerSecond)
+	defd(&opts.ReadTimeout, d.ReadTimeout)
+	defd(&opts.ReconnectMin, d.ReconnectMin)
+	defd(&opts.ReconnectMax, d.ReconnectMax)
 	opts.ReconnectMax = max(opts.ReconnectMax, opts.ReconnectMin)
 	if opts.TimeSync == 0 {
-		opts.TimeSync = time.Hour
+		opts.TimeSync = d.TimeSync
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

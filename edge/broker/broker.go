@@ -113,6 +113,15 @@ type Broker struct {
 func (b *Broker) now() time.Time { return b.opts.Now() }
 
 // New builds a broker; Serve starts it on a listener.
+// DefaultOptions are the documented limits: the one place they are written
+// (internal/config's defaults are these; a zero field of Options takes its value here).
+func DefaultOptions() Options {
+	return Options{MaxPacketBytes: 64 << 10, MaxClients: 256, MaxInflight: 64, MaxPendingWrites: 64,
+		SessionExpiry: 24 * time.Hour, MaxConnecting: 32, MaxConnectingPerSource: 8, ConnectTimeout: 5 * time.Second,
+		PublishRate: 200, PublishBurst: 400, MaxTopicLevels: 16, MaxTopicBytes: 1024, MaxTopicAliases: 16,
+		MaxSubscriptions: 16, LockoutFailures: 5, LockoutWindow: time.Minute}
+}
+
 func New(o Options) (*Broker, error) {
 	go dummyHash() // ready before the first unknown user, so that it too takes one check
 	if o.Auth == nil {
@@ -121,22 +130,23 @@ func New(o Options) (*Broker, error) {
 	if o.Sink == nil {
 		return nil, errors.New("broker: no sink")
 	}
-	orDefault(&o.MaxPacketBytes, 64<<10)
-	orDefault(&o.MaxClients, 256)
-	orDefault(&o.MaxInflight, 64)
-	orDefault(&o.MaxPendingWrites, 64)
-	orDefault(&o.SessionExpiry, 24*time.Hour)
-	orDefault(&o.MaxConnecting, 32)
-	orDefault(&o.MaxConnectingPerSource, min(8, o.MaxConnecting))
-	orDefault(&o.ConnectTimeout, 5*time.Second)
-	orDefault(&o.PublishRate, 200)
-	orDefault(&o.PublishBurst, 400)
-	orDefault(&o.MaxTopicLevels, 16)
-	orDefault(&o.MaxTopicBytes, 1024)
-	orDefault(&o.MaxTopicAliases, 16)
-	orDefault(&o.MaxSubscriptions, 16)
-	orDefault(&o.LockoutFailures, 5)
-	orDefault(&o.LockoutWindow, time.Minute)
+	d := DefaultOptions()
+	orDefault(&o.MaxPacketBytes, d.MaxPacketBytes)
+	orDefault(&o.MaxClients, d.MaxClients)
+	orDefault(&o.MaxInflight, d.MaxInflight)
+	orDefault(&o.MaxPendingWrites, d.MaxPendingWrites)
+	orDefault(&o.SessionExpiry, d.SessionExpiry)
+	orDefault(&o.MaxConnecting, d.MaxConnecting)
+	orDefault(&o.MaxConnectingPerSource, min(d.MaxConnectingPerSource, o.MaxConnecting))
+	orDefault(&o.ConnectTimeout, d.ConnectTimeout)
+	orDefault(&o.PublishRate, d.PublishRate)
+	orDefault(&o.PublishBurst, d.PublishBurst)
+	orDefault(&o.MaxTopicLevels, d.MaxTopicLevels)
+	orDefault(&o.MaxTopicBytes, d.MaxTopicBytes)
+	orDefault(&o.MaxTopicAliases, d.MaxTopicAliases)
+	orDefault(&o.MaxSubscriptions, d.MaxSubscriptions)
+	orDefault(&o.LockoutFailures, d.LockoutFailures)
+	orDefault(&o.LockoutWindow, d.LockoutWindow)
 	if o.Now == nil {
 		o.Now = time.Now
 	}

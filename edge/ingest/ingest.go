@@ -66,13 +66,17 @@ type Ingest struct {
 var ErrRejected = errors.New("readings rejected")
 
 // New returns an Ingest that hands accepted readings to next (the store).
+// DefaultOptions are the documented defaults: the one place they are written
+// (internal/config's defaults are these).
+func DefaultOptions() Options { return Options{MaxSkew: 5 * time.Minute} }
+
 func New(next device.Sink, o *Options) *Ingest {
 	var opts Options
 	if o != nil {
 		opts = *o
 	}
 	if opts.MaxSkew <= 0 {
-		opts.MaxSkew = 5 * time.Minute
+		opts.MaxSkew = DefaultOptions().MaxSkew
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

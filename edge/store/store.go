@@ -106,24 +106,24 @@ func (o *Options) withDefaults() Options {
 	if o != nil {
 		v = *o
 	}
+	d := DefaultOptions()
 	if v.MaxBatch <= 0 {
-		v.MaxBatch = 2000
+		v.MaxBatch = d.MaxBatch
 	}
 	if v.QueueLen <= 0 {
-		v.QueueLen = 20000
+		v.QueueLen = d.QueueLen
 	}
-
 	if v.QuotaBytes <= 0 {
-		v.QuotaBytes = 64 << 20
+		v.QuotaBytes = d.QuotaBytes
 	}
 	if v.QuotaBytes < 1<<20 {
 		v.QuotaBytes = 1 << 20
 	}
 	if v.MaxAge <= 0 {
-		v.MaxAge = 30 * 24 * time.Hour
+		v.MaxAge = d.MaxAge
 	}
 	if v.LockTimeout <= 0 {
-		v.LockTimeout = time.Second
+		v.LockTimeout = d.LockTimeout
 	}
 	if v.Logger == nil {
 		v.Logger = slog.New(slog.DiscardHandler)

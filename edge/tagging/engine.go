@@ -72,6 +72,9 @@ type Engine struct {
 	set     *metricset.Set
 }
 
+// DefaultOptions are the documented defaults: the one place they are written.
+func DefaultOptions() Options { return Options{PeakHours: [2]int{17, 21}} }
+
 // New returns an Engine evaluating rs over st.
 func New(st *store.Store, rs *RuleSet, o *Options) *Engine {
 	var opts Options
@@ -88,7 +91,7 @@ func New(st *store.Store, rs *RuleSet, o *Options) *Engine {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.PeakHours == [2]int{} {
-		opts.PeakHours = [2]int{17, 21}
+		opts.PeakHours = DefaultOptions().PeakHours
 	}
 	e := &Engine{st: st, loc: opts.Location, consent: opts.Consent, peak: opts.PeakHours, log: opts.Logger.With("component", "tagging"),
 		evals:   prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_tagging_evaluations_total", Help: "Evaluations of the whole rule set."}),

@@ -29,6 +29,11 @@ import (
 
 	"github.com/hearth-iot/hearth/device"
 	"github.com/hearth-iot/hearth/device/sim"
+	"github.com/hearth-iot/hearth/edge/broker"
+	"github.com/hearth-iot/hearth/edge/ingest"
+	"github.com/hearth-iot/hearth/edge/store"
+	"github.com/hearth-iot/hearth/edge/tagging"
+	"github.com/hearth-iot/hearth/internal/supervise"
 )
 
 // Duration is a time.Duration written as "90s", "5m", "36h" or "28d".
@@ -190,27 +195,33 @@ type Stages struct {
 // Default returns the configuration hearth runs with when no file is given: the
 // embedded demo (broker, store under ./data, a simulated household, local file sink).
 func Default() Config {
+	// Each component's defaults are its own (DefaultOptions): the configuration holds
+	// no second copy of them, only the keys that are the agent's.
+	bo, io, to := broker.DefaultOptions(), ingest.DefaultOptions(), tagging.DefaultOptions()
+	sv := supervise.DefaultOptions()
+	st := store.DefaultOptions()
 	return Config{
 		DataDir:         "./data",
 		Timezone:        "",
 		ShutdownTimeout: Duration(10 * time.Second),
 		Log:             Log{Format: "text", Level: "info"},
-		Store: Store{File: "hearth.db", QuotaBytes: 64 << 20, MaxAge: Duration(30 * 24 * time.Hour),
-			MaxBatch: 2000, MaxDelay: 0, CommitPace: Duration(5 * time.Millisecond), QueueLen: 20000},
-		Ingest: Ingest{MaxClockSkew: Duration(5 * time.Minute)},
-		Broker: Broker{Enabled: true, Listen: "127.0.0.1:1883", MaxPacketBytes: 64 << 10, MaxClients: 256,
-			MaxInflight: 64, MaxPendingWrites: 64, SessionExpiry: Duration(24 * time.Hour),
-			ConnectTimeout: Duration(5 * time.Second), MaxConnecting: 32, PublishRate: 200, PublishBurst: 400,
-			LockoutFailures: 5, LockoutWindow: Duration(time.Minute),
-			MaxConnectingPerSource: 8, MaxTopicLevels: 16, MaxTopicBytes: 1024, MaxTopicAliases: 16, MaxSubscriptions: 16},
+		Store: Store{File: "hearth.db", QuotaBytes: st.QuotaBytes, MaxAge: Duration(st.MaxAge),
+			MaxBatch: st.MaxBatch, MaxDelay: Duration(st.MaxDelay), CommitPace: Duration(st.CommitPace), QueueLen: st.QueueLen},
+		Ingest: Ingest{MaxClockSkew: Duration(io.MaxSkew)},
+		Broker: Broker{Enabled: true, Listen: "127.0.0.1:1883", MaxPacketBytes: bo.MaxPacketBytes, MaxClients: bo.MaxClients,
+			MaxInflight: bo.MaxInflight, MaxPendingWrites: bo.MaxPendingWrites, SessionExpiry: Duration(bo.SessionExpiry),
+			ConnectTimeout: Duration(bo.ConnectTimeout), MaxConnecting: bo.MaxConnecting, PublishRate: bo.PublishRate,
+			PublishBurst: bo.PublishBurst, LockoutFailures: bo.LockoutFailures, LockoutWindow: Duration(bo.LockoutWindow),
+			MaxConnectingPerSource: bo.MaxConnectingPerSource, MaxTopicLevels: bo.MaxTopicLevels, MaxTopicBytes: bo.MaxTopicBytes,
+			MaxTopicAliases: bo.MaxTopicAliases, MaxSubscriptions: bo.MaxSubscriptions},
 		Admin:   Admin{Listen: "127.0.0.1:9880", ReadingsMax: 1000, ReadingsScan: 1000000},
 		Rollup:  Rollup{Interval: Duration(2 * time.Second)},
-		Tagging: Tagging{Interval: Duration(5 * time.Second), PeakHours: []int{17, 21}},
+		Tagging: Tagging{Interval: Duration(5 * time.Second), PeakHours: []int{to.PeakHours[0], to.PeakHours[1]}},
 		Sync:    DefaultSync(),
 		Sim: Sim{Enabled: true, Persona: "default", Seed: 1, Speed: 10080, History: Duration(28 * 24 * time.Hour),
 			Kinds: []string{}},
 		Report: Report{Interval: Duration(10 * time.Second)},
-		Stages: Stages{RestartMin: Duration(time.Second), RestartMax: Duration(time.Minute), UnreadyAfter: 3},
+		Stages: Stages{RestartMin: Duration(sv.RestartMin), RestartMax: Duration(sv.RestartMax), UnreadyAfter: 3},
 		Serial: []SerialPort{},
 		MQTT:   DefaultMQTT(),
 
@@ -478,8 +489,8 @@ func (c *Config) validate(bad func(key, format string, a ...any)) {
 	if c.Store.QueueLen < c.Store.MaxBatch {
 		bad("store.queue_len", "%d is smaller than store.max_batch (%d): a full batch could never be queued", c.Store.QueueLen, c.Store.MaxBatch)
 	}
-	if c.Ingest.MaxClockSkew < 0 {
-		bad("ingest.max_clock_skew", "must not be negative")
+	if c.Ingest.MaxClockSkew <= 0 {
+		bad("ingest.max_clock_skew", "must be positive (0 would not mean \"trust no device clock\": ingest would take its default)")
 	}
 	if c.Broker.Enabled {
 		c.validateBroker(bad)

@@ -13,7 +13,6 @@ import (
 
 	"github.com/hearth-iot/hearth/configs"
 	"github.com/hearth-iot/hearth/device"
-	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
 )
 
 // The documented file must say exactly what the defaults are.
@@ -112,7 +111,7 @@ func TestGoodConfigs(t *testing.T) {
 			e := &c.MQTT.External
 			e.URL, e.ClientID, e.MaxExtraSubscriptions = "tcp://192.168.1.10:1883", "hearth-kitchen", 64
 			c.MQTT.Tasmota.FullTopics = []string{"%prefix%/%topic%/", "tasmota/%topic%/%prefix%/"}
-			c.MQTT.Mappings = devmqtt.Mappings{
+			c.MQTT.Mappings = []MQTTMapping{
 				{Source: "zigbee2mqtt", Name: "Fridge door", Device: "kitchen-fridge", Kind: device.KindFridge,
 					Signals: map[string]device.Signal{"contact": device.SignalDoor, "temperature": device.SignalTemperature}},
 				{Source: "tasmota", Name: "pow1", Device: "washer", Kind: device.KindWasher},
@@ -146,7 +145,7 @@ func TestGoodConfigs(t *testing.T) {
 		},
 		"warnings.good.yaml": func(c *Config) {
 			c.Sim.Enabled = false
-			c.MQTT.Mappings = devmqtt.Mappings{
+			c.MQTT.Mappings = []MQTTMapping{
 				{Source: "zigbee2mqtt", Name: "zigbee2mqtt/Fridge Door", Device: "kitchen-fridge", Kind: device.KindFridge},
 				{Source: "tasmota", Name: "tele/pow1/SENSOR", Device: "washer", Kind: device.KindWasher},
 				{Source: "homeassistant", Name: "homeassistant/sensor/oven_power/config", Device: "oven", Kind: device.KindOven},

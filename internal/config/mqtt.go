@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hearth-iot/hearth/device"
 	devmqtt "github.com/hearth-iot/hearth/device/mqtt"
 )
 
@@ -14,12 +15,31 @@ import (
 // source and the mappings of real devices' topics (device/mqtt). Documented under
 // `mqtt:` in configs/hearth.yaml.
 type MQTT struct {
-	External    MQTTExternal     `yaml:"external"`
-	Zigbee2MQTT MQTTZigbee2MQTT  `yaml:"zigbee2mqtt"`
-	Tasmota     MQTTTasmota      `yaml:"tasmota"`
-	Homie       MQTTHomie        `yaml:"homie"`
-	Discovery   MQTTDiscovery    `yaml:"discovery"`
-	Mappings    devmqtt.Mappings `yaml:"mappings"`
+	External    MQTTExternal    `yaml:"external"`
+	Zigbee2MQTT MQTTZigbee2MQTT `yaml:"zigbee2mqtt"`
+	Tasmota     MQTTTasmota     `yaml:"tasmota"`
+	Homie       MQTTHomie       `yaml:"homie"`
+	Discovery   MQTTDiscovery   `yaml:"discovery"`
+	Mappings    []MQTTMapping   `yaml:"mappings"`
+}
+
+// MQTTMapping is one entry of mqtt.mappings: a real device's topic mapped to a hearth
+// device (device/mqtt.Mapping; its keys are documented in configs/hearth.yaml).
+type MQTTMapping struct {
+	Source  string                   `yaml:"source"`
+	Name    string                   `yaml:"name"`
+	Device  string                   `yaml:"device"`
+	Kind    device.Kind              `yaml:"kind"`
+	Signals map[string]device.Signal `yaml:"signals"`
+}
+
+// DeviceMappings are mqtt.mappings as device/mqtt takes them.
+func (m MQTT) DeviceMappings() devmqtt.Mappings {
+	out := make(devmqtt.Mappings, len(m.Mappings))
+	for i, x := range m.Mappings {
+		out[i] = devmqtt.Mapping{Source: x.Source, Name: x.Name, Device: x.Device, Kind: x.Kind, Signals: x.Signals}
+	}
+	return out
 }
 
 // MQTTExternal is a broker the household already runs (mosquitto with Zigbee2MQTT,
@@ -69,14 +89,18 @@ type MQTTDiscovery struct {
 // DefaultMQTT is the mqtt section when the file says nothing: no external broker,
 // the adapters' own defaults, discovery on, no mappings.
 func DefaultMQTT() MQTT {
+	// The adapters' and the external source's own defaults (device/mqtt/defaults.go).
 	return MQTT{
-		External: MQTTExternal{ClientID: "hearth", Topics: []string{}, MaxExtraSubscriptions: 256, MaxInflight: 256,
-			ReconnectMax: Duration(time.Minute), RetainedLookback: 1000000, MaxTopicLabels: 64},
-		Zigbee2MQTT: MQTTZigbee2MQTT{BaseTopic: "zigbee2mqtt"},
-		Tasmota:     MQTTTasmota{FullTopics: []string{"%prefix%/%topic%/"}},
-		Homie:       MQTTHomie{BaseTopic: "homie", MaxDevices: 256, MaxNodes: 32, MaxProperties: 256},
-		Discovery:   MQTTDiscovery{Enabled: true, Prefix: "homeassistant", MaxProposals: 256},
-		Mappings:    devmqtt.Mappings{},
+		External: MQTTExternal{ClientID: devmqtt.DefaultExternalClientID, Topics: []string{},
+			MaxExtraSubscriptions: devmqtt.DefaultExternalMaxExtraSubscriptions, MaxInflight: devmqtt.DefaultExternalMaxInflight,
+			ReconnectMax: Duration(devmqtt.DefaultExternalReconnectMax), RetainedLookback: 1000000,
+			MaxTopicLabels: devmqtt.DefaultExternalMaxTopicLabels},
+		Zigbee2MQTT: MQTTZigbee2MQTT{BaseTopic: devmqtt.DefaultZigbee2MQTTBase},
+		Tasmota:     MQTTTasmota{FullTopics: []string{devmqtt.DefaultTasmotaFullTopic}},
+		Homie: MQTTHomie{BaseTopic: devmqtt.DefaultHomieBase, MaxDevices: devmqtt.DefaultHomieMaxDevices,
+			MaxNodes: devmqtt.DefaultHomieMaxNodes, MaxProperties: devmqtt.DefaultHomieMaxProperties},
+		Discovery: MQTTDiscovery{Enabled: true, Prefix: devmqtt.DefaultDiscoveryPrefix, MaxProposals: devmqtt.DefaultDiscoveryMaxProposals},
+		Mappings:  []MQTTMapping{},
 	}
 }
 
@@ -211,7 +235,7 @@ func (c *Config) validateMQTT(bad func(key, format string, a ...any)) {
 // name against the part of the topic after their base topic, so it would never match.
 func (c *Config) checkMappings(bad, warn func(key, format string, a ...any)) {
 	m := &c.MQTT
-	for _, p := range m.Mappings.Problems() {
+	for _, p := range m.DeviceMappings().Problems() {
 		bad(fmt.Sprintf("mqtt.mappings[%d].%s", p.Index, p.Field), "%s", p.Msg)
 	}
 	prefixes := map[string]string{

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/hearth-iot/hearth/device/serial"
 )
 
 // SerialPort is one appliance on a UART speaking the firmware protocol
@@ -47,11 +49,12 @@ func (u USBID) Set() bool { return u.VID != "" || u.PID != "" || u.Serial != "" 
 // DefaultSerialPort returns the values a serial entry takes for the keys it leaves out:
 // the protocol's 115200 8N1 line and its 512-byte maximum frame.
 func DefaultSerialPort() SerialPort {
+	d := serial.DefaultOptions() // the source's own
 	return SerialPort{
-		Baud: 115200, DataBits: 8, Parity: "none", StopBits: "1",
-		MaxFrame: 512, ReadTimeout: Duration(time.Second),
-		ReconnectMin: Duration(500 * time.Millisecond), ReconnectMax: Duration(30 * time.Second),
-		MaxPending: 8, NacksPerSecond: 10, TimeSync: Duration(time.Hour),
+		Baud: d.Baud, DataBits: d.DataBits, Parity: "none", StopBits: "1",
+		MaxFrame: d.MaxFrame, ReadTimeout: Duration(d.ReadTimeout),
+		ReconnectMin: Duration(d.ReconnectMin), ReconnectMax: Duration(d.ReconnectMax),
+		MaxPending: d.MaxPending, NacksPerSecond: d.NacksPerSecond, TimeSync: Duration(d.TimeSync),
 	}
 }
 

@@ -4,6 +4,9 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/hearth-iot/hearth/sync/outbox"
+	"github.com/hearth-iot/hearth/sync/summary"
 )
 
 // Sync configures what goes upstream and how (sync/summary, sync/outbox,
@@ -73,11 +76,12 @@ type SyncMQTT struct {
 
 // DefaultSync is the sync section's defaults: the local file sink.
 func DefaultSync() Sync {
+	oo, so := outbox.DefaultOptions(), summary.DefaultOptions() // delivery's and the builder's own
 	return Sync{Interval: Duration(2 * time.Second), Transport: "file", Dir: "outbox",
-		BatchCount: 500, BatchBytes: 256 << 10, BatchAge: Duration(10 * time.Second),
-		DayCloseGrace: Duration(2 * time.Hour), TagScoreStep: 0.1, OutboxMaxBytes: 4 << 20, DeadLetterKeep: 1000,
-		Retry: SyncRetry{Initial: Duration(time.Second), Max: Duration(5 * time.Minute), LongOutage: Duration(10 * time.Minute),
-			ResumeSpread: Duration(time.Hour), AuthRetry: Duration(10 * time.Minute), MaxRetryAfter: Duration(6 * time.Hour)},
+		BatchCount: 500, BatchBytes: 256 << 10, BatchAge: Duration(oo.BatchAge),
+		DayCloseGrace: Duration(so.CloseGrace), TagScoreStep: so.TagScoreStep, OutboxMaxBytes: 4 << 20, DeadLetterKeep: oo.DeadLetterKeep,
+		Retry: SyncRetry{Initial: Duration(oo.InitialBackoff), Max: Duration(oo.MaxBackoff), LongOutage: Duration(oo.LongOutage),
+			ResumeSpread: Duration(oo.ResumeSpread), AuthRetry: Duration(oo.AuthRetry), MaxRetryAfter: Duration(oo.MaxRetryAfter)},
 		Segment: SyncSegment{Timeout: Duration(30 * time.Second)},
 		HTTPS:   SyncHTTPS{MaxBatchBytes: 512 << 10, Timeout: Duration(30 * time.Second)},
 		MQTT: SyncMQTT{Topic: "hearth/{household}/summaries", MaxPayloadBytes: 128 << 10, Window: 8,

@@ -105,17 +105,22 @@ type stage struct {
 	lastMsg string // the last error logged at Error level, to log repeats at Debug
 }
 
+// DefaultOptions are the documented defaults: the one place they are written
+// (internal/config's stages.* defaults are these).
+func DefaultOptions() Options { return Options{RestartMin: time.Second, RestartMax: time.Minute} }
+
 // New returns a Group whose stages run under ctx (and stop with it, or with Stop).
 func New(ctx context.Context, name string, o *Options) *Group {
 	var opts Options
 	if o != nil {
 		opts = *o
 	}
+	d := DefaultOptions()
 	if opts.RestartMin <= 0 {
-		opts.RestartMin = time.Second
+		opts.RestartMin = d.RestartMin
 	}
 	if opts.RestartMax < opts.RestartMin {
-		opts.RestartMax = max(time.Minute, opts.RestartMin)
+		opts.RestartMax = max(d.RestartMax, opts.RestartMin)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

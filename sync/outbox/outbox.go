@@ -113,6 +113,14 @@ type Delivery struct {
 }
 
 // New returns a Delivery from st through tr.
+// DefaultOptions are the documented defaults: the one place they are written
+// (internal/config's sync.* defaults are these).
+func DefaultOptions() Options {
+	return Options{BatchAge: 10 * time.Second, InitialBackoff: time.Second, MaxBackoff: 5 * time.Minute,
+		LongOutage: 10 * time.Minute, ResumeSpread: time.Hour, AuthRetry: 10 * time.Minute, MaxRetryAfter: 6 * time.Hour,
+		DeadLetterKeep: 1000}
+}
+
 func New(st *store.Store, tr transport.Transport, o *Options) *Delivery {
 	var opts Options
 	if o != nil {
@@ -123,15 +131,16 @@ func New(st *store.Store, tr transport.Transport, o *Options) *Delivery {
 			*d = v
 		}
 	}
-	def(&opts.BatchAge, 10*time.Second)
-	def(&opts.InitialBackoff, time.Second)
-	def(&opts.MaxBackoff, 5*time.Minute)
-	def(&opts.LongOutage, 10*time.Minute)
-	def(&opts.ResumeSpread, time.Hour)
-	def(&opts.AuthRetry, 10*time.Minute)
-	def(&opts.MaxRetryAfter, 6*time.Hour)
+	dflt := DefaultOptions()
+	def(&opts.BatchAge, dflt.BatchAge)
+	def(&opts.InitialBackoff, dflt.InitialBackoff)
+	def(&opts.MaxBackoff, dflt.MaxBackoff)
+	def(&opts.LongOutage, dflt.LongOutage)
+	def(&opts.ResumeSpread, dflt.ResumeSpread)
+	def(&opts.AuthRetry, dflt.AuthRetry)
+	def(&opts.MaxRetryAfter, dflt.MaxRetryAfter)
 	if opts.DeadLetterKeep <= 0 {
-		opts.DeadLetterKeep = 1000
+		opts.DeadLetterKeep = dflt.DeadLetterKeep
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

@@ -102,6 +102,10 @@ type Builder struct {
 }
 
 // NewBuilder returns a Builder over st.
+// DefaultOptions are the documented defaults: the one place they are written
+// (internal/config's sync.* defaults are these).
+func DefaultOptions() Options { return Options{CloseGrace: 2 * time.Hour, TagScoreStep: 0.1} }
+
 func NewBuilder(st *store.Store, o *Options) *Builder {
 	var opts Options
 	if o != nil {
@@ -114,14 +118,15 @@ func NewBuilder(st *store.Store, o *Options) *Builder {
 		opts.Now = time.Now
 	}
 	p := privacy.NewPseudonymizer(st.Secret())
+	d := DefaultOptions()
 	if opts.CloseGrace <= 0 {
-		opts.CloseGrace = 2 * time.Hour
+		opts.CloseGrace = d.CloseGrace
 	}
 	if opts.Simulated == nil {
 		opts.Simulated = func(string) bool { return false }
 	}
 	if opts.TagScoreStep <= 0 {
-		opts.TagScoreStep = 0.1
+		opts.TagScoreStep = d.TagScoreStep
 	}
 	b := &Builder{st: st, loc: opts.Location, consent: opts.Consent, pseudo: p, simulated: opts.Simulated, grace: opts.CloseGrace,
 		household: p.ID("household", st.InstallID()), install: st.InstallID(), now: opts.Now, rules: opts.RulesVersion,

@@ -141,6 +141,14 @@ var externalResults = []string{"committed", "ignored", "refused", "rejected", "m
 	"limit", "retained_repeat"}
 
 // New checks o and returns the source.
+// DefaultOptions are the documented defaults: the one place they are written
+// (internal/config's mqtt.external.* defaults are these).
+func DefaultOptions() Options {
+	return Options{ClientID: mqtt.DefaultExternalClientID, MaxInflight: mqtt.DefaultExternalMaxInflight,
+		MaxExtraSubscriptions: mqtt.DefaultExternalMaxExtraSubscriptions, ReconnectMax: mqtt.DefaultExternalReconnectMax,
+		MaxTopicLabels: mqtt.DefaultExternalMaxTopicLabels}
+}
+
 func New(o Options) (*Source, error) {
 	if o.URL == "" {
 		return nil, errors.New("mqtt external: no url")
@@ -167,17 +175,18 @@ func New(o Options) (*Source, error) {
 	if o.Handler == nil {
 		return nil, errors.New("mqtt external: no handler")
 	}
+	d := DefaultOptions()
 	if o.MaxInflight <= 0 {
-		o.MaxInflight = 256
+		o.MaxInflight = d.MaxInflight
 	}
 	if o.MaxExtraSubscriptions <= 0 {
-		o.MaxExtraSubscriptions = 256
+		o.MaxExtraSubscriptions = d.MaxExtraSubscriptions
 	}
 	if o.ReconnectMax <= 0 {
-		o.ReconnectMax = time.Minute
+		o.ReconnectMax = d.ReconnectMax
 	}
 	if o.MaxTopicLabels <= 0 {
-		o.MaxTopicLabels = 64
+		o.MaxTopicLabels = d.MaxTopicLabels
 	}
 	if o.Retryable == nil {
 		o.Retryable = func(error) bool { return true }

@@ -15,7 +15,7 @@ import (
 // message gives the readings it states.
 func TestSample(t *testing.T) {
 	adaptertest.CheckSample(t, "sample.yaml", func(t testing.TB, m config.MQTT) mqtt.Handler {
-		z, err := zigbee2mqtt.New(m.Mappings, &zigbee2mqtt.Options{BaseTopic: m.Zigbee2MQTT.BaseTopic})
+		z, err := zigbee2mqtt.New(m.DeviceMappings(), &zigbee2mqtt.Options{BaseTopic: m.Zigbee2MQTT.BaseTopic})
 		if err != nil {
 			t.Fatal(err)
 		}

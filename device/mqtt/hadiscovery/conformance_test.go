@@ -61,7 +61,7 @@ func TestSample(t *testing.T) {
 		}
 		var l *Learner
 		l, err = NewLearner(&LearnerOptions{Prefix: m.Discovery.Prefix, MaxProposals: m.Discovery.MaxProposals, OnChange: func() {
-			if err := st.Replace(l.Accepted(m.Mappings)); err != nil {
+			if err := st.Replace(l.Accepted(m.DeviceMappings())); err != nil {
 				t.Error(err)
 			}
 		}})

@@ -124,6 +124,11 @@ type Learner struct {
 // changed: Learn builds the next one (copy-on-write).
 type proposalSet map[string]Proposal
 
+// DefaultLearnerOptions are the documented defaults: the one place they are written.
+func DefaultLearnerOptions() LearnerOptions {
+	return LearnerOptions{Prefix: mqtt.DefaultDiscoveryPrefix, MaxProposals: mqtt.DefaultDiscoveryMaxProposals}
+}
+
 // NewLearner returns a Learner holding opts.Known. nil opts means defaults.
 func NewLearner(opts *LearnerOptions) (*Learner, error) {
 	var o LearnerOptions
@@ -131,10 +136,10 @@ func NewLearner(opts *LearnerOptions) (*Learner, error) {
 		o = *opts
 	}
 	if o.Prefix == "" {
-		o.Prefix = "homeassistant"
+		o.Prefix = DefaultLearnerOptions().Prefix
 	}
 	if o.MaxProposals <= 0 {
-		o.MaxProposals = 256
+		o.MaxProposals = DefaultLearnerOptions().MaxProposals
 	}
 	if err := conv.CheckBase(o.Prefix); err != nil {
 		return nil, fmt.Errorf("mqtt homeassistant: discovery prefix: %v", err)

@@ -57,7 +57,7 @@ func TestConformance(t *testing.T) {
 // readings it states.
 func TestSample(t *testing.T) {
 	adaptertest.CheckSample(t, "sample.yaml", func(t testing.TB, m config.MQTT) mqtt.Handler {
-		d, l, err := New(m.Mappings, &Options{BaseTopic: m.Homie.BaseTopic, MaxDevices: m.Homie.MaxDevices,
+		d, l, err := New(m.DeviceMappings(), &Options{BaseTopic: m.Homie.BaseTopic, MaxDevices: m.Homie.MaxDevices,
 			MaxNodes: m.Homie.MaxNodes, MaxProperties: m.Homie.MaxProperties})
 		if err != nil {
 			t.Fatal(err)

@@ -89,22 +89,29 @@ type Property struct {
 // MaxProperties; a message that would exceed a cap is refused with mqtt.ErrLimit. A
 // device without a mapping is mqtt.ErrUnknownDevice; a topic outside the base is
 // mqtt.ErrNotMine (and, for the Learner, any topic that is not an attribute).
+// DefaultOptions are the documented defaults: the one place they are written.
+func DefaultOptions() Options {
+	return Options{BaseTopic: mqtt.DefaultHomieBase, MaxDevices: mqtt.DefaultHomieMaxDevices, MaxNodes: mqtt.DefaultHomieMaxNodes,
+		MaxProperties: mqtt.DefaultHomieMaxProperties}
+}
+
 func New(ms mqtt.Mappings, opts *Options) (*Decoder, *Learner, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
 	}
+	d := DefaultOptions()
 	if o.BaseTopic == "" {
-		o.BaseTopic = "homie"
+		o.BaseTopic = d.BaseTopic
 	}
 	if o.MaxDevices <= 0 {
-		o.MaxDevices = 256
+		o.MaxDevices = d.MaxDevices
 	}
 	if o.MaxNodes <= 0 {
-		o.MaxNodes = 32
+		o.MaxNodes = d.MaxNodes
 	}
 	if o.MaxProperties <= 0 {
-		o.MaxProperties = 256
+		o.MaxProperties = d.MaxProperties
 	}
 	if err := conv.CheckBase(o.BaseTopic); err != nil {
 		return nil, nil, fmt.Errorf("mqtt homie: base topic: %v", err)

@@ -68,7 +68,7 @@ func TestConformance(t *testing.T) {
 // readings it states.
 func TestSample(t *testing.T) {
 	adaptertest.CheckSample(t, "sample.yaml", func(t testing.TB, m config.MQTT) mqtt.Handler {
-		d, err := New(m.Mappings, &Options{FullTopics: m.Tasmota.FullTopics})
+		d, err := New(m.DeviceMappings(), &Options{FullTopics: m.Tasmota.FullTopics})
 		if err != nil {
 			t.Fatal(err)
 		}

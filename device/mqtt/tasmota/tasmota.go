@@ -71,13 +71,16 @@ type Decoder struct {
 
 // New returns a decoder for the mappings of source "tasmota" in ms (others are
 // ignored). nil opts means defaults.
+// DefaultOptions are the documented defaults: the one place they are written.
+func DefaultOptions() Options { return Options{FullTopics: []string{mqtt.DefaultTasmotaFullTopic}} }
+
 func New(ms mqtt.Mappings, opts *Options) (*Decoder, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
 	}
 	if len(o.FullTopics) == 0 {
-		o.FullTopics = []string{"%prefix%/%topic%/"}
+		o.FullTopics = DefaultOptions().FullTopics
 	}
 	t := &Decoder{onAvail: o.OnAvailability, topics: make(map[string][]*conv.Binding)}
 	for _, ft := range o.FullTopics {

@@ -77,7 +77,7 @@ func TestConformance(t *testing.T) {
 // readings it states.
 func TestSample(t *testing.T) {
 	adaptertest.CheckSample(t, "sample.yaml", func(t testing.TB, m config.MQTT) mqtt.Handler {
-		d, err := New(m.Mappings, &Options{BaseTopic: m.Zigbee2MQTT.BaseTopic, AttributeOutput: m.Zigbee2MQTT.AttributeOutput})
+		d, err := New(m.DeviceMappings(), &Options{BaseTopic: m.Zigbee2MQTT.BaseTopic, AttributeOutput: m.Zigbee2MQTT.AttributeOutput})
 		if err != nil {
 			t.Fatal(err)
 		}

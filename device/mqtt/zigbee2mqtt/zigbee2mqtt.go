@@ -64,13 +64,16 @@ type Decoder struct {
 
 // New returns a decoder for the mappings of source "zigbee2mqtt" in ms
 // (others are ignored). nil opts means defaults.
+// DefaultOptions are the documented defaults: the one place they are written.
+func DefaultOptions() Options { return Options{BaseTopic: mqtt.DefaultZigbee2MQTTBase} }
+
 func New(ms mqtt.Mappings, opts *Options) (*Decoder, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
 	}
 	if o.BaseTopic == "" {
-		o.BaseTopic = "zigbee2mqtt"
+		o.BaseTopic = DefaultOptions().BaseTopic
 	}
 	if err := conv.CheckBase(o.BaseTopic); err != nil {
 		return nil, fmt.Errorf("mqtt zigbee2mqtt: base topic: %v", err)

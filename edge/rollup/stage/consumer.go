@@ -68,6 +68,9 @@ type ConsumerOptions struct {
 	Registerer prometheus.Registerer
 }
 
+// DefaultConsumerOptions are the documented defaults: the one place they are written.
+func DefaultConsumerOptions() ConsumerOptions { return ConsumerOptions{Batch: 5000} }
+
 // NewConsumer returns a Consumer over st.
 func NewConsumer(st *store.Store, o *ConsumerOptions) *Consumer {
 	var opts ConsumerOptions
@@ -75,7 +78,7 @@ func NewConsumer(st *store.Store, o *ConsumerOptions) *Consumer {
 		opts = *o
 	}
 	if opts.Batch <= 0 {
-		opts.Batch = 5000
+		opts.Batch = DefaultConsumerOptions().Batch
 	}
 	if opts.Location == nil {
 		opts.Location = time.UTC

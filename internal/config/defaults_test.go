@@ -1,0 +1,66 @@
+package config
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hearth-iot/hearth/device/mqtt/external"
+	"github.com/hearth-iot/hearth/device/mqtt/hadiscovery"
+	"github.com/hearth-iot/hearth/device/mqtt/homie"
+	"github.com/hearth-iot/hearth/device/mqtt/tasmota"
+	"github.com/hearth-iot/hearth/device/mqtt/zigbee2mqtt"
+	"github.com/hearth-iot/hearth/device/serial"
+	"github.com/hearth-iot/hearth/edge/broker"
+	"github.com/hearth-iot/hearth/edge/ingest"
+	"github.com/hearth-iot/hearth/edge/store"
+	"github.com/hearth-iot/hearth/edge/tagging"
+	"github.com/hearth-iot/hearth/internal/supervise"
+	"github.com/hearth-iot/hearth/sync/outbox"
+	"github.com/hearth-iot/hearth/sync/summary"
+)
+
+// The configuration's defaults are the components' own (one source: a component's
+// DefaultOptions): an agent run on embedded defaults and a component built with nil
+// options behave alike.
+func TestDefaultsAreTheComponents(t *testing.T) {
+	c := Default()
+	type pair struct {
+		key       string
+		cfg, comp any
+	}
+	st, bo, so := store.DefaultOptions(), broker.DefaultOptions(), serial.DefaultOptions()
+	ob, sm, sp := outbox.DefaultOptions(), summary.DefaultOptions(), DefaultSerialPort()
+	ex, ho, ha := external.DefaultOptions(), homie.DefaultOptions(), hadiscovery.DefaultLearnerOptions()
+	for _, p := range []pair{
+		{"store.quota_bytes", c.Store.QuotaBytes, st.QuotaBytes}, {"store.max_age", c.Store.MaxAge.D(), st.MaxAge},
+		{"store.max_batch", c.Store.MaxBatch, st.MaxBatch}, {"store.commit_pace", c.Store.CommitPace.D(), st.CommitPace},
+		{"store.queue_len", c.Store.QueueLen, st.QueueLen}, {"store.max_delay", c.Store.MaxDelay.D(), st.MaxDelay},
+		{"ingest.max_clock_skew", c.Ingest.MaxClockSkew.D(), ingest.DefaultOptions().MaxSkew},
+		{"broker.max_packet_bytes", c.Broker.MaxPacketBytes, bo.MaxPacketBytes}, {"broker.max_clients", c.Broker.MaxClients, bo.MaxClients},
+		{"broker.max_inflight", c.Broker.MaxInflight, bo.MaxInflight}, {"broker.session_expiry", c.Broker.SessionExpiry.D(), bo.SessionExpiry},
+		{"broker.connect_timeout", c.Broker.ConnectTimeout.D(), bo.ConnectTimeout}, {"broker.max_connecting", c.Broker.MaxConnecting, bo.MaxConnecting},
+		{"broker.max_connecting_per_source", c.Broker.MaxConnectingPerSource, bo.MaxConnectingPerSource},
+		{"broker.publish_rate", c.Broker.PublishRate, bo.PublishRate}, {"broker.lockout_window", c.Broker.LockoutWindow.D(), bo.LockoutWindow},
+		{"broker.max_topic_bytes", c.Broker.MaxTopicBytes, bo.MaxTopicBytes}, {"broker.max_subscriptions", c.Broker.MaxSubscriptions, bo.MaxSubscriptions},
+		{"tagging.peak_hours", [2]int{c.Tagging.PeakHours[0], c.Tagging.PeakHours[1]}, tagging.DefaultOptions().PeakHours},
+		{"stages.restart_min", c.Stages.RestartMin.D(), supervise.DefaultOptions().RestartMin},
+		{"sync.batch_age", c.Sync.BatchAge.D(), ob.BatchAge}, {"sync.retry.resume_spread", c.Sync.Retry.ResumeSpread.D(), ob.ResumeSpread},
+		{"sync.dead_letter_keep", c.Sync.DeadLetterKeep, ob.DeadLetterKeep}, {"sync.day_close_grace", c.Sync.DayCloseGrace.D(), sm.CloseGrace},
+		{"sync.tag_score_step", c.Sync.TagScoreStep, sm.TagScoreStep},
+		{"serial[].baud", sp.Baud, so.Baud}, {"serial[].max_frame", sp.MaxFrame, so.MaxFrame}, {"serial[].time_sync", sp.TimeSync.D(), so.TimeSync},
+		{"serial[].reconnect_max", sp.ReconnectMax.D(), so.ReconnectMax},
+		{"mqtt.external.client_id", c.MQTT.External.ClientID, ex.ClientID}, {"mqtt.external.max_inflight", c.MQTT.External.MaxInflight, ex.MaxInflight},
+		{"mqtt.external.reconnect_max", c.MQTT.External.ReconnectMax.D(), ex.ReconnectMax},
+		{"mqtt.zigbee2mqtt.base_topic", c.MQTT.Zigbee2MQTT.BaseTopic, zigbee2mqtt.DefaultOptions().BaseTopic},
+		{"mqtt.tasmota.full_topics", c.MQTT.Tasmota.FullTopics[0], tasmota.DefaultOptions().FullTopics[0]},
+		{"mqtt.homie.max_nodes", c.MQTT.Homie.MaxNodes, ho.MaxNodes}, {"mqtt.discovery.prefix", c.MQTT.Discovery.Prefix, ha.Prefix},
+		{"mqtt.discovery.max_proposals", c.MQTT.Discovery.MaxProposals, ha.MaxProposals},
+	} {
+		if p.cfg != p.comp {
+			t.Errorf("%s: the configuration's default %v, the component's %v", p.key, p.cfg, p.comp)
+		}
+	}
+	if c.Store.CommitPace.D() != 5*time.Millisecond { // the figure docs/performance.md measured
+		t.Errorf("store.commit_pace default %s", c.Store.CommitPace.D())
+	}
+}
