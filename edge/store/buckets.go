@@ -12,7 +12,9 @@ import (
 // The buckets of a store, in one place: what each holds, who writes it, what a
 // record of it must look like, and what salvage does with it. Creation (init),
 // the check at Open and Check, Tx.Put and salvage all read this table; FORMAT.md
-// describes the same buckets for people. (Erasure will need the same list.)
+// describes the same buckets for people. Erasure (erase.go) reads it too: a bucket
+// added here is erased by `hearth forget --household`, and by `--device` where its
+// records name the device.
 
 // bucketDef is what the store knows of one bucket.
 type bucketDef struct {
@@ -64,6 +66,10 @@ var bucketDefs = []bucketDef{
 	{name: "sync.batches", owner: "sync/outbox", holds: "u64be seq → batch record (outbox.go)", check: checkBatchRecord, seqKeyed: true},
 	{name: "sync.dead", owner: "sync/outbox", holds: "u64be seq → dead-letter record (outbox.go)", check: checkDeadRecord, seqKeyed: true},
 	{name: "sync.state", owner: "sync", holds: "delivery, tag NUL <name> → JSON", check: checkJSONValue},
+	// The household's rights (privacy.go, erase.go).
+	{name: "privacy", owner: "sync/privacy, cmd/hearth", holds: "consent NUL <category>, erase NUL u64be, forgotten NUL <pseudonym> → JSON", check: checkPrivacyRecord},
+	{name: "privacy.audit", owner: "sync/outbox, sync/privacy, cmd/hearth", holds: "u64be seq → JSON AuditEntry (what left the home)", check: checkSeqJSON, seqKeyed: true},
+	{name: "privacy.payloads", owner: "sync/outbox", holds: "u64be seq of its audit entry → the payload as sent", check: checkPayloadRecord},
 }
 
 // bucketDefOf returns the definition of the named bucket.
@@ -79,7 +85,7 @@ func bucketDefOf(name string) (bucketDef, bool) {
 // salvageMetaKeys are the meta keys salvage carries into the new store: the
 // install's identity (so that its pseudonyms upstream do not change: salvage.go),
 // its history of corruptions, and how far the derived records go.
-var salvageMetaKeys = []string{"install_id", "secret", "created", "corruptions", "derived_seq"}
+var salvageMetaKeys = []string{"install_id", "secret", "created", "corruptions", "derived_seq"} // secret: a store not yet migrated (its key still in meta)
 
 func checkMetaRecord(k, v []byte) error {
 	switch string(k) {

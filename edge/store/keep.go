@@ -18,7 +18,8 @@ import (
 // The keep file: what a damaged database must not take with it.
 //
 // The devices' credentials (password hashes, and the accepted discovery proposals)
-// and the install's identity (install id, pseudonymisation secret, creation time)
+// and the install's identity (install id and creation time; never the pseudonym
+// key, which lives in a file of its own: sync/privacy)
 // are small, change rarely, and hurt most to lose: without them every MQTT device
 // is refused until someone registers it again by hand, and every pseudonym
 // upstream changes. A single damaged page of the database can hold all of them.
@@ -43,9 +44,12 @@ const keepFormat = 1
 
 // keepContent is what the keep file holds.
 type keepContent struct {
-	Format      int                        `json:"format"`
-	InstallID   string                     `json:"install_id"`
-	Secret      []byte                     `json:"secret"` // base64 in JSON
+	Format    int    `json:"format"`
+	InstallID string `json:"install_id"`
+	// Secret: the pseudonym key, as keep files written before it moved to its own
+	// file (sync/privacy) held it; read, never written: the keep file must not carry
+	// a copy of a key kept out of the store.
+	Secret      []byte                     `json:"secret,omitempty"`
 	Created     string                     `json:"created"`
 	Credentials map[string]json.RawMessage `json:"credentials"` // the credentials bucket: key → value
 }
@@ -84,8 +88,7 @@ func readKeep(path string) (*keepContent, error) {
 // keepOf reads what the keep file of db should hold.
 func keepOf(tx *bolt.Tx) *keepContent {
 	meta := tx.Bucket(bucketMeta)
-	k := &keepContent{Format: keepFormat, InstallID: string(meta.Get(keyInstallID)),
-		Secret: bytes.Clone(meta.Get(keySecret)), Created: string(meta.Get(keyCreated)),
+	k := &keepContent{Format: keepFormat, InstallID: string(meta.Get(keyInstallID)), Created: string(meta.Get(keyCreated)),
 		Credentials: map[string]json.RawMessage{}}
 	if b := tx.Bucket([]byte(Credentials)); b != nil {
 		_ = b.ForEach(func(key, v []byte) error {

@@ -30,7 +30,8 @@ import (
 // can crash the process or loop. What was recovered and what was lost, per bucket,
 // goes into the audit record, the log, the metrics and `hearth status`.
 //
-// The install id and pseudonymisation secret are kept: the same household behind
+// The install id (and the pseudonymisation secret of a store not yet migrated to
+// its key file) are kept: the same household behind
 // the same hub is the same pseudonym upstream before and after, so the maker's
 // history of it continues, and outbox messages salvaged keep the ids the cloud
 // deduplicates on. Corruption is not a request to be forgotten; a new secret would
@@ -451,14 +452,18 @@ func (sv *salvager) scanEvents(db *bolt.DB, bf *boltFile) error {
 // first event recovered and the last the old store is known to have written.
 func (sv *salvager) finish(db *bolt.DB) error {
 	meta := sv.meta
-	// The identity is kept only when both the id and the secret came through: one
-	// without the other would pair a new id with old pseudonyms, or the reverse.
-	// Else the keep file's.
-	if meta["install_id"] == nil || meta["secret"] == nil {
+	// The identity is the install id (the pseudonym key lives in a file of its own,
+	// sync/privacy; a store not yet migrated also holds it in meta as "secret", which
+	// is kept with its id or not at all: one without the other would pair a new id
+	// with old pseudonyms, or the reverse). Else the keep file's.
+	if meta["install_id"] == nil || (meta["secret"] == nil && sv.keep != nil && len(sv.keep.Secret) == 32) {
 		delete(meta, "install_id")
 		delete(meta, "secret")
-		if k := sv.keep; k != nil && checkMetaRecord(keyInstallID, []byte(k.InstallID)) == nil && len(k.Secret) == 32 {
-			meta["install_id"], meta["secret"] = []byte(k.InstallID), k.Secret
+		if k := sv.keep; k != nil && checkMetaRecord(keyInstallID, []byte(k.InstallID)) == nil {
+			meta["install_id"] = []byte(k.InstallID)
+			if len(k.Secret) == 32 { // a keep file written before the key moved out
+				meta["secret"] = k.Secret
+			}
 			if checkMetaRecord(keyCreated, []byte(k.Created)) == nil {
 				meta["created"] = []byte(k.Created)
 			}

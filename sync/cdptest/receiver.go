@@ -136,6 +136,18 @@ func (r *Receiver) Counts() Counts {
 	return c
 }
 
+// Erasures returns the accepted erasure requests: Segment "delete" calls and native
+// Erasure messages, as Events.
+func (r *Receiver) Erasures() []Event {
+	var out []Event
+	for _, e := range r.Events() {
+		if e.Type == "delete" || e.Native != nil && e.Native.GetErasure() != nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // Events returns the accepted events, de-duplicated, in the order they arrived.
 func (r *Receiver) Events() []Event {
 	r.mu.Lock()
@@ -335,8 +347,10 @@ func (r *Receiver) segment(w http.ResponseWriter, req *http.Request) {
 // validate checks the fields a Segment-spec receiver requires of an event from hearth.
 func (r *Receiver) validate(e *Event) error {
 	switch {
-	case e.Type != "track" && e.Type != "identify":
+	case e.Type != "track" && e.Type != "identify" && e.Type != "delete":
 		return fmt.Errorf("type %q", e.Type)
+	case e.Type == "delete" && e.Properties["scope"] != "device" && e.Properties["scope"] != "household":
+		return fmt.Errorf("delete with scope %v, want device or household", e.Properties["scope"])
 	case e.Type == "track" && e.Event == "":
 		return errors.New("track without event")
 	case e.AnonymousID == "":
@@ -352,7 +366,7 @@ func (r *Receiver) validate(e *Event) error {
 	case e.Type == "track" && len(e.Properties) == 0:
 		return errors.New("track without properties")
 	}
-	if !r.o.SkipRulesVersion {
+	if !r.o.SkipRulesVersion && e.Type != "delete" {
 		f := e.Properties
 		if e.Type == "identify" {
 			f = e.Traits

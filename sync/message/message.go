@@ -22,6 +22,7 @@ const (
 	TypeTag       = "tag"
 	TypeProfile   = "profile"
 	TypeHealth    = "health"
+	TypeErasure   = "erasure"
 )
 
 // DeviceDay is the summary of one device over one local day.
@@ -97,7 +98,22 @@ type Health struct {
 	Rules     string       `json:"rules_version,omitempty"`
 }
 
-// Decode returns the message m carries: a *DeviceDay, *TagChange, *Profile or *Health.
+// Erasure asks the receiver to delete what it holds about a device (Scope "device":
+// Device is its pseudonym) or about the whole household (Scope "household"). Its
+// Household is the pseudonym the data was sent under (after `forget --household`
+// the key is replaced, so it is no longer the batch's). It needs no consent
+// (privacy.Erasure): it is sent whatever the household withdrew.
+type Erasure struct {
+	Type        string    `json:"type"` // "erasure"
+	ID          string    `json:"id"`
+	Household   string    `json:"household"`
+	Scope       string    `json:"scope"`
+	Device      string    `json:"device,omitempty"`
+	RequestedAt time.Time `json:"requested_at"`
+}
+
+// Decode returns the message m carries: a *DeviceDay, *TagChange, *Profile, *Health
+// or *Erasure.
 func Decode(m store.Message) (any, error) {
 	var v any
 	switch m.Type {
@@ -109,6 +125,8 @@ func Decode(m store.Message) (any, error) {
 		v = new(Profile)
 	case TypeHealth:
 		v = new(Health)
+	case TypeErasure:
+		v = new(Erasure)
 	default:
 		return nil, fmt.Errorf("message: %s: unknown type %q", m.ID, m.Type)
 	}

@@ -45,6 +45,12 @@ import (
 type Options struct {
 	Household string          // the household's pseudonym (summary.Builder.Household)
 	Consent   privacy.Consent // checked again before every attempt
+	// ConsentNow, when set, is the consent in force (privacy.Live.Now), read before
+	// every attempt instead of Consent: the household's changes take effect at once.
+	ConsentNow func() privacy.Consent
+	// KeepPayloads keeps the exact payload of every acknowledged batch with its
+	// audit entry (privacy.payload_keep > 0; `hearth audit --show`).
+	KeepPayloads bool
 	// BatchAge: a batch smaller than the limits is formed once its oldest message is
 	// this old (default 10s). BatchCount and BatchBytes lower the transport's limits.
 	BatchAge   time.Duration
@@ -104,6 +110,9 @@ type Delivery struct {
 
 	mu sync.Mutex
 	h  Health
+	// sendMu is held by a whole step (forming, sending, recording the answers), and
+	// by Exclusive: a consent change waits for the batch on the wire.
+	sendMu sync.Mutex
 
 	delivered *prometheus.CounterVec
 	errs      *prometheus.CounterVec
@@ -327,10 +336,30 @@ func (d *Delivery) fail(msg, class string) {
 	d.mu.Unlock()
 }
 
-// allowed reports whether m may leave now.
-func (d *Delivery) allowed(m *store.Message) bool {
-	return m.Simulated || d.o.Consent.Allows(m.Category)
+// consent is the consent in force.
+func (d *Delivery) consent() privacy.Consent {
+	if d.o.ConsentNow != nil {
+		return d.o.ConsentNow()
+	}
+	return d.o.Consent
 }
+
+// allowed reports whether m may leave now.
+func (d *Delivery) allowed(m *store.Message) bool { return d.consent().Permits(m) }
+
+// Exclusive runs fn while no delivery step runs: no batch is being formed or is on
+// the wire (privacy.Ledger changes consent under it, so that nothing of a withdrawn
+// category leaves once the change returned; it waits for a send in flight, at most
+// the transport's timeout).
+func (d *Delivery) Exclusive(fn func() error) error {
+	d.sendMu.Lock()
+	defer d.sendMu.Unlock()
+	return fn()
+}
+
+// BatchID names a batch of the household by what it holds: the same messages make
+// the same id.
+func BatchID(household string, msgs []store.Message) string { return batchID(household, msgs) }
 
 // batchID names a batch by what it holds: the same messages make the same id.
 func batchID(household string, msgs []store.Message) string {
@@ -346,6 +375,8 @@ func batchID(household string, msgs []store.Message) string {
 // step is Step; force forms batches whatever their age. n is the number of
 // messages acknowledged.
 func (d *Delivery) step(ctx context.Context, force bool) (n int, wake time.Time, err error) {
+	d.sendMu.Lock()
+	defer d.sendMu.Unlock()
 	now := d.o.Now()
 	var due []store.Batch
 	var state store.DeliveryState
@@ -387,6 +418,10 @@ func (d *Delivery) step(ctx context.Context, force bool) (n int, wake time.Time,
 			}
 			d.withheld.Add(float64(gone))
 			if err := tx.Audit("sync_withheld_at_send", map[string]any{"batch": batches[i].ID, "messages": gone}); err != nil {
+				return err
+			}
+			if err := tx.AppendPrivacyAudit(&store.AuditEntry{At: now.UTC(), Kind: store.AuditWithheld, Transport: d.tr.Name(),
+				Batch: batches[i].ID, Messages: gone}, nil); err != nil {
 				return err
 			}
 			if len(kept) == 0 {
@@ -457,6 +492,9 @@ func (d *Delivery) step(ctx context.Context, force bool) (n int, wake time.Time,
 			e := errs[i]
 			if e == nil {
 				if err := tx.DeleteBatch(b.Seq); err != nil {
+					return err
+				}
+				if err := d.audit(tx, b, &tbs[i], now); err != nil {
 					return err
 				}
 				n += len(b.Messages)
@@ -538,6 +576,30 @@ func (d *Delivery) step(ctx context.Context, force bool) (n int, wake time.Time,
 		return n, next, nil
 	}
 	return n, now, nil // more may be ready at once
+}
+
+// audit records an acknowledged batch in the audit of what left the home, in the
+// transaction that deletes it: when, through what, to where, its categories, its
+// messages and bytes, and the payload as sent when KeepPayloads.
+func (d *Delivery) audit(tx *store.Tx, b *store.Batch, sent *transport.Batch, now time.Time) error {
+	e := &store.AuditEntry{At: now.UTC(), Kind: store.AuditDelivery, Transport: d.tr.Name(), Batch: b.ID,
+		Messages: len(b.Messages), Bytes: sent.Wire, MessageIDs: make([]string, len(b.Messages))}
+	if ep, ok := d.tr.(interface{ Endpoint() string }); ok {
+		e.Endpoint = ep.Endpoint()
+	}
+	seen := map[string]bool{}
+	for i, m := range b.Messages {
+		e.MessageIDs[i] = m.ID
+		if !seen[m.Category] {
+			seen[m.Category] = true
+			e.Categories = append(e.Categories, m.Category)
+		}
+	}
+	var payload []byte
+	if d.o.KeepPayloads && sent.Payload != nil {
+		payload = sent.Payload
+	}
+	return tx.AppendPrivacyAudit(e, payload)
 }
 
 // snapshot refreshes what Health says waits.

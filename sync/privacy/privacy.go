@@ -1,9 +1,20 @@
 // Package privacy decides what may leave the home and how it is named there.
 //
+// # Pseudonyms
+//
 // Identifiers upstream are pseudonyms: a keyed HMAC-SHA256 of the local id with the
-// per-install secret, which never leaves the hub. The same device always has the same
-// pseudonym from one install, and no one without the secret can link it to the
-// device's local id, another install's pseudonym, or the household.
+// per-install key, which never leaves the hub. The same device always has the same
+// pseudonym from one install, and no one without the key can link it to the
+// device's local id, another install's pseudonym, or the household. The key lives in
+// a file of its own in data_dir, mode 0600 (key.go): a copy of the store alone does
+// not carry it, and `hearth forget --household` replaces it, so that what is sent
+// after cannot be linked to what was sent before.
+//
+// # Consent
+//
+// A message leaves only in a category the household consented to (consent.go):
+// usage, tags, sensitive, and cross_border for a transport whose endpoint is outside
+// the household's region. An erasure request needs none.
 package privacy
 
 import (
@@ -33,29 +44,6 @@ func (p *Pseudonymizer) ID(namespace, local string) string {
 	m.Write([]byte{0})
 	m.Write([]byte(local))
 	return strings.ToLower(b32.EncodeToString(m.Sum(nil))[:26])
-}
-
-// Consent categories (edge/tagging uses the same names).
-const (
-	Usage     = "usage"
-	Sensitive = "sensitive"
-)
-
-// Consent is what the household agreed may leave the home.
-type Consent struct {
-	Usage     bool
-	Sensitive bool
-}
-
-// Allows reports whether data of category may leave.
-func (c Consent) Allows(category string) bool {
-	switch category {
-	case Usage:
-		return c.Usage
-	case Sensitive:
-		return c.Sensitive
-	}
-	return false
 }
 
 // SimPrefix starts the id of every device of the agent's simulated household. It is

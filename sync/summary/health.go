@@ -27,7 +27,7 @@ func (b *Builder) health(tx *store.Tx, allSim bool) (int, error) {
 	if err := tx.SetCursor(HealthCursor, dateNum(date)); err != nil {
 		return 0, err
 	}
-	if !b.consent.Allows(privacy.Usage) && !allSim {
+	if !b.allows(privacy.Usage, allSim) {
 		b.withheld.WithLabelValues(TypeHealth).Inc()
 		return 0, nil
 	}

@@ -48,8 +48,14 @@ const (
 
 // Options configure a Builder.
 type Options struct {
-	Location   *time.Location
-	Consent    privacy.Consent
+	Location *time.Location
+	Consent  privacy.Consent
+	// ConsentNow, when set, is the consent in force (privacy.Live.Now), read at
+	// every step instead of Consent.
+	ConsentNow func() privacy.Consent
+	// Key is the pseudonym key (sync/privacy's key file); nil: the secret an older
+	// store kept (store.Secret), for tests and tools.
+	Key        []byte
 	Registerer prometheus.Registerer
 	// Now is the hub's clock (default time.Now): it dates the daily health message
 	// and closes the days of devices that went quiet.
@@ -82,7 +88,8 @@ type Options struct {
 type Builder struct {
 	st        *store.Store
 	loc       *time.Location
-	consent   privacy.Consent
+	consent   func() privacy.Consent
+	cur       privacy.Consent // as of the step running
 	pseudo    *privacy.Pseudonymizer
 	simulated func(string) bool
 	grace     time.Duration
@@ -117,7 +124,15 @@ func NewBuilder(st *store.Store, o *Options) *Builder {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	p := privacy.NewPseudonymizer(st.Secret())
+	key := opts.Key
+	if key == nil {
+		key = st.Secret()
+	}
+	p := privacy.NewPseudonymizer(key)
+	if opts.ConsentNow == nil {
+		c := opts.Consent
+		opts.ConsentNow = func() privacy.Consent { return c }
+	}
 	d := DefaultOptions()
 	if opts.CloseGrace <= 0 {
 		opts.CloseGrace = d.CloseGrace
@@ -128,7 +143,7 @@ func NewBuilder(st *store.Store, o *Options) *Builder {
 	if opts.TagScoreStep <= 0 {
 		opts.TagScoreStep = d.TagScoreStep
 	}
-	b := &Builder{st: st, loc: opts.Location, consent: opts.Consent, pseudo: p, simulated: opts.Simulated, grace: opts.CloseGrace,
+	b := &Builder{st: st, loc: opts.Location, consent: opts.ConsentNow, pseudo: p, simulated: opts.Simulated, grace: opts.CloseGrace,
 		household: p.ID("household", st.InstallID()), install: st.InstallID(), now: opts.Now, rules: opts.RulesVersion,
 		step: opts.TagScoreStep, maxBytes: opts.MaxPendingBytes,
 		made: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_sync_summaries_total",
@@ -188,6 +203,7 @@ func trusted(now time.Time) bool { return now.Year() >= 2020 }
 func (b *Builder) Step() (int, error) {
 	n := 0
 	now := b.now()
+	b.cur = b.consent()
 	err := b.st.Update(func(tx *store.Tx) error {
 		if err := takeLegacy(tx); err != nil {
 			return err
@@ -259,7 +275,7 @@ func (b *Builder) Step() (int, error) {
 				continue // not closed yet, or already sent
 			}
 			newest[dev] = max(newest[dev], date)
-			if !b.consent.Allows(privacy.Usage) && !b.simulated(dev) {
+			if !b.allows(privacy.Usage, b.simulated(dev)) {
 				b.withheld.WithLabelValues(TypeDeviceDay).Inc()
 				continue
 			}
@@ -326,6 +342,15 @@ func ptr(v float64) *float64 { return &v }
 func round(v float64, places int) float64 {
 	p := math.Pow(10, float64(places))
 	return math.Round(v*p) / p
+}
+
+// allows reports whether a message of category cat may be made now: of the simulated
+// household (sim) unless the household decided otherwise (privacy.Consent).
+func (b *Builder) allows(cat string, sim bool) bool {
+	if sim {
+		return b.cur.AllowsSimulated(cat)
+	}
+	return b.cur.Allows(cat)
 }
 
 // enqueue puts one message in the outbox queue: its JSON body and what delivery needs

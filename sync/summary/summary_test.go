@@ -294,7 +294,7 @@ func TestTagChangeCarriesConfidence(t *testing.T) {
 	if _, err := tagging.New(st, rs, nil).Evaluate(time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true}}).Step(); err != nil {
+	if _, err := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true, Tags: true}}).Step(); err != nil {
 		t.Fatal(err)
 	}
 	found := false

@@ -46,7 +46,8 @@ func (b *Builder) tags(tx *store.Tx, allSim bool) (int, error) {
 		if c.Consent == "" { // a change logged before changes carried their category
 			c.Consent = t.Consent
 		}
-		if !b.consent.Allows(c.Consent) && !allSim {
+		cat := tagCategory(c.Consent)
+		if !b.allows(cat, allSim) {
 			b.withheld.WithLabelValues(TypeTag).Inc()
 			continue
 		}
@@ -65,10 +66,6 @@ func (b *Builder) tags(tx *store.Tx, allSim bool) (int, error) {
 		// A change that only moves the score may be folded into the tag's next one
 		// when the outbox is full; turning on or off never is.
 		fold := ok && sent.Active == c.Active && sent.Status == c.Status
-		cat := c.Consent
-		if allSim && !b.consent.Allows(cat) {
-			cat = privacy.Usage
-		}
 		if err := b.enqueue(tx, msg.ID, TypeTag, cat, allSim, c.Tag, fold, c.At, msg); err != nil {
 			return n, err
 		}
@@ -90,7 +87,7 @@ func (b *Builder) tags(tx *store.Tx, allSim bool) (int, error) {
 	if !slices.Equal(activeTags(before), activeTags(after)) {
 		p := Profile{Type: TypeProfile, Household: b.household, At: last.UTC(), ActiveTags: activeTags(after),
 			Scores: map[string]float64{}, Rules: b.rules}
-		cat := privacy.Usage
+		cat := privacy.Tags
 		for _, name := range p.ActiveTags {
 			p.Scores[name] = after[name].Score
 			t, err := storedTag(tx, name)
@@ -201,4 +198,13 @@ func (b *Builder) relieve(tx *store.Tx) (full bool, err error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// tagCategory is the consent category a tag's messages need: sensitive for a tag
+// whose rule says so, else tags.
+func tagCategory(rule string) string {
+	if rule == privacy.Sensitive {
+		return privacy.Sensitive
+	}
+	return privacy.Tags
 }

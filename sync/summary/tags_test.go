@@ -50,8 +50,10 @@ func TestTagChangesNeedConsent(t *testing.T) {
 		want    []string
 	}{
 		{"none", privacy.Consent{}, nil},
-		{"usage", privacy.Consent{Usage: true}, []string{"habit.usage_tag"}},
-		{"both", privacy.Consent{Usage: true, Sensitive: true}, []string{"habit.usage_tag", "health.sensitive_tag"}},
+		{"usage only", privacy.Consent{Usage: true}, nil},
+		{"sensitive without tags", privacy.Consent{Sensitive: true}, nil},
+		{"tags", privacy.Consent{Tags: true}, []string{"habit.usage_tag"}},
+		{"both", privacy.Consent{Tags: true, Sensitive: true}, []string{"habit.usage_tag", "health.sensitive_tag"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			st := storetest.Open(t, nil)
@@ -87,7 +89,7 @@ func TestTagChangesNeedConsent(t *testing.T) {
 func TestTagScoreStep(t *testing.T) {
 	st := storetest.Open(t, nil)
 	at := time.Date(2026, 5, 4, 9, 0, 0, 0, time.UTC)
-	b := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true}, TagScoreStep: 0.1, RulesVersion: "r1",
+	b := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true, Tags: true}, TagScoreStep: 0.1, RulesVersion: "r1",
 		Now: func() time.Time { return at }})
 	for i, s := range []struct {
 		score  float64
@@ -123,7 +125,7 @@ func TestOutboxCapFoldsThenDefers(t *testing.T) {
 	st := storetest.Open(t, nil)
 	at := time.Date(2026, 5, 4, 9, 0, 0, 0, time.UTC)
 	now := at
-	b := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true}, TagScoreStep: 0.01, MaxPendingBytes: 1500,
+	b := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true, Tags: true}, TagScoreStep: 0.01, MaxPendingBytes: 1500,
 		Now: func() time.Time { return now }})
 	logTag(t, st, "habit.x", privacy.Usage, 0.7, true, at)
 	for i := 1; i <= 6; i++ {
@@ -166,7 +168,7 @@ func TestOutboxCapFoldsThenDefers(t *testing.T) {
 		t.Fatal(err)
 	}
 	now = at.AddDate(0, 0, 8)
-	b2 := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true}, MaxPendingBytes: 100, Now: func() time.Time { return now }})
+	b2 := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true, Tags: true}, MaxPendingBytes: 100, Now: func() time.Time { return now }})
 	daysBefore := len(ofType(t, st, TypeDeviceDay))
 	if _, err := b2.Step(); err != nil {
 		t.Fatal(err)
@@ -220,7 +222,7 @@ func TestQuietDeviceDayClosesOnHubClock(t *testing.T) {
 	st := storetest.Open(t, nil)
 	mon := time.Date(2026, 5, 4, 14, 0, 0, 0, time.UTC)
 	var now time.Time
-	b := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true}, CloseGrace: 2 * time.Hour, Now: func() time.Time { return now }})
+	b := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true, Tags: true}, CloseGrace: 2 * time.Hour, Now: func() time.Time { return now }})
 	commit := func(dev string, devTime, hubTime time.Time, seq uint64) {
 		r := device.Reading{Device: dev, Kind: device.KindOven, Signal: device.SignalActive, Value: 1, Boot: 1, Seq: seq, DeviceTime: devTime, HubTime: hubTime}
 		if err := device.Commit(context.Background(), st, []device.Reading{r}); err != nil {

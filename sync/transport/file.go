@@ -35,6 +35,12 @@ func NewFile(dir string) (*File, error) {
 // Name implements Transport.
 func (f *File) Name() string { return "file" }
 
+// Endpoint says where the file transport writes, for the audit.
+func (f *File) Endpoint() string { return "file:" + f.dir }
+
+// Dir is the directory of the summaries files.
+func (f *File) Dir() string { return f.dir }
+
 // Limits implements Transport.
 func (f *File) Limits() Limits {
 	return Limits{MaxMessages: 500, MaxBatchBytes: 1 << 20, MaxMessageBytes: SegmentMaxEventBytes, Window: 1}
@@ -64,6 +70,7 @@ func (f *File) Send(_ context.Context, bs []Batch) ([]error, int) {
 	for i, b := range bs {
 		buf, _ := f.Encode(b, time.Time{})
 		errs[i] = f.write(buf)
+		bs[i].Payload, bs[i].Wire = buf, len(buf)
 		if errs[i] == nil {
 			wire += len(buf)
 			f.bytes.Add(int64(len(buf)))

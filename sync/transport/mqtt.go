@@ -92,6 +92,9 @@ func (q *MQTT) Encode(b Batch, sentAt time.Time) ([]byte, error) {
 	return body, err
 }
 
+// Endpoint is the broker's host, for the audit.
+func (q *MQTT) Endpoint() string { return EndpointHost(q.o.Broker) }
+
 // Topic is the topic of a household's batches.
 func (q *MQTT) Topic(household string) string {
 	return strings.ReplaceAll(q.o.Topic, "{household}", household)
@@ -153,11 +156,15 @@ func (q *MQTT) Send(ctx context.Context, bs []Batch) ([]error, int) {
 	wire := 0
 	tokens := make([]paho.Token, len(bs))
 	for i, b := range bs {
-		body, err := q.Encode(b, time.Now())
+		raw, body, err := q.codec.encodeRaw(b, time.Now())
+		if err == nil && len(body) > q.o.MaxPayload {
+			err = fmt.Errorf("transport: mqtt: payload of %d bytes: %w", len(body), ErrTooLarge)
+		}
 		if err != nil {
 			errs[i] = &Error{Class: Reject, Err: err}
 			continue
 		}
+		bs[i].Payload, bs[i].Wire = raw, len(body)
 		wire += len(body)
 		tokens[i] = c.Publish(q.Topic(b.Household), 1, false, body)
 	}

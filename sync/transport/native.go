@@ -45,6 +45,10 @@ func ProtoMessage(m store.Message) (*syncpb.Message, error) {
 	case *message.Profile:
 		pm.RulesVersion = x.Rules
 		pm.Body = &syncpb.Message_Profile{Profile: &syncpb.Profile{ActiveTags: x.ActiveTags, Scores: x.Scores}}
+	case *message.Erasure:
+		pm.RulesVersion = "-" // an erasure request depends on no rule set
+		pm.Body = &syncpb.Message_Erasure{Erasure: &syncpb.Erasure{Scope: x.Scope, Household: x.Household, Device: x.Device,
+			RequestedAtMs: x.RequestedAt.UnixMilli()}}
 	case *message.Health:
 		pm.RulesVersion = x.Rules
 		h := x.Store
@@ -89,15 +93,21 @@ func (c *protoCodec) batch(b Batch, sentAt time.Time) (*syncpb.Batch, error) {
 }
 
 func (c *protoCodec) encode(b Batch, sentAt time.Time) ([]byte, error) {
+	_, body, err := c.encodeRaw(b, sentAt)
+	return body, err
+}
+
+// encodeRaw returns the batch's protobuf and its zstd.
+func (c *protoCodec) encodeRaw(b Batch, sentAt time.Time) (raw, body []byte, err error) {
 	pb, err := c.batch(b, sentAt)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	raw, err := proto.Marshal(pb)
+	raw, err = proto.Marshal(pb)
 	if err != nil {
-		return nil, fmt.Errorf("transport: encode batch %s: %w", b.ID, err)
+		return nil, nil, fmt.Errorf("transport: encode batch %s: %w", b.ID, err)
 	}
-	return c.zw.EncodeAll(raw, nil), nil
+	return raw, c.zw.EncodeAll(raw, nil), nil
 }
 
 // TLSFiles name the PEM files of a TLS client: the CA to trust (empty: the system's)
@@ -178,6 +188,9 @@ func NewHTTPS(o HTTPSOptions) (*HTTPS, error) {
 // Name implements Transport.
 func (h *HTTPS) Name() string { return "https" }
 
+// Endpoint is the collector's host, for the audit.
+func (h *HTTPS) Endpoint() string { return EndpointHost(h.o.URL) }
+
 // Limits implements Transport.
 func (h *HTTPS) Limits() Limits {
 	return Limits{MaxMessages: 500, MaxBatchBytes: h.o.MaxBatchBytes, MaxMessageBytes: min(h.o.MaxBatchBytes, SegmentMaxEventBytes), Window: 1}
@@ -194,11 +207,12 @@ func (h *HTTPS) Send(ctx context.Context, bs []Batch) ([]error, int) {
 	errs := make([]error, len(bs))
 	wire := 0
 	for i, b := range bs {
-		body, err := h.Encode(b, h.o.Now())
+		raw, body, err := h.codec.encodeRaw(b, h.o.Now())
 		if err != nil {
 			errs[i] = &Error{Class: Reject, Err: err}
 			continue
 		}
+		bs[i].Payload, bs[i].Wire = raw, len(body)
 		var token string
 		if h.o.TokenFile != "" {
 			t, err := os.ReadFile(h.o.TokenFile)

@@ -81,7 +81,7 @@ func (s *Segment) Limits() Limits {
 
 // SegmentEvent is one call of a Segment batch.
 type SegmentEvent struct {
-	Type        string         `json:"type"` // track, identify
+	Type        string         `json:"type"` // track, identify, delete (an erasure request)
 	Event       string         `json:"event,omitempty"`
 	AnonymousID string         `json:"anonymousId"`
 	MessageID   string         `json:"messageId"`
@@ -126,7 +126,7 @@ func SegmentEventOf(m store.Message, household, version string, sentAt time.Time
 	}
 	e := SegmentEvent{Type: "track", AnonymousID: household, MessageID: m.ID, Timestamp: stamp(m.At), SentAt: stamp(sentAt),
 		Context: SegmentContext{Library: SegmentLibrary{Name: "hearth", Version: version}}}
-	switch v.(type) {
+	switch x := v.(type) {
 	case *message.DeviceDay:
 		e.Event = EventDeviceDay
 	case *message.TagChange:
@@ -135,6 +135,13 @@ func SegmentEventOf(m store.Message, household, version string, sentAt time.Time
 	case *message.Health:
 		e.Event = EventHealth
 		delete(props, "at")
+	case *message.Erasure:
+		// Segment's own form of a deletion as its destinations receive it: a
+		// "delete" call, for the pseudonym the data was sent under.
+		e.Type = "delete"
+		e.AnonymousID = x.Household
+		delete(props, "requested_at")
+		props["requested_at"] = stamp(x.RequestedAt)
 	case *message.Profile:
 		e.Type = "identify"
 		delete(props, "at")
@@ -184,22 +191,31 @@ func (s *Segment) Body(b Batch, sentAt time.Time) ([]byte, error) {
 
 // Encode implements Transport: the gzip JSON body.
 func (s *Segment) Encode(b Batch, sentAt time.Time) ([]byte, error) {
-	raw, err := s.Body(b, sentAt)
+	_, body, err := s.encode(b, sentAt)
+	return body, err
+}
+
+// Endpoint is the receiver's host, for the audit.
+func (s *Segment) Endpoint() string { return EndpointHost(s.o.Endpoint) }
+
+// encode returns the batch's JSON and its gzip.
+func (s *Segment) encode(b Batch, sentAt time.Time) (raw, body []byte, err error) {
+	raw, err = s.Body(b, sentAt)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(raw) > SegmentMaxBatchBytes {
-		return nil, fmt.Errorf("transport: segment: batch of %d bytes: %w", len(raw), ErrTooLarge)
+		return nil, nil, fmt.Errorf("transport: segment: batch of %d bytes: %w", len(raw), ErrTooLarge)
 	}
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
 	if _, err := zw.Write(raw); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := zw.Close(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return buf.Bytes(), nil
+	return raw, buf.Bytes(), nil
 }
 
 func (s *Segment) key() (string, error) {
@@ -218,11 +234,12 @@ func (s *Segment) Send(ctx context.Context, bs []Batch) ([]error, int) {
 	errs := make([]error, len(bs))
 	wire := 0
 	for i, b := range bs {
-		body, err := s.Encode(b, s.o.Now())
+		raw, body, err := s.encode(b, s.o.Now())
 		if err != nil {
 			errs[i] = &Error{Class: Reject, Err: err}
 			continue
 		}
+		bs[i].Payload, bs[i].Wire = raw, len(body)
 		key, err := s.key()
 		if err != nil {
 			errs[i] = &Error{Class: Auth, Err: err}

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,20 @@ type Batch struct {
 	ID        string
 	Household string // pseudonym: the anonymousId of every message
 	Messages  []store.Message
+	// Set by Send for each batch it put on the wire: the payload exactly as sent,
+	// before compression (Segment's JSON, the protobuf, the file's lines), and its
+	// bytes on the wire. The audit of what left the home keeps both (sync/outbox).
+	Payload []byte
+	Wire    int
+}
+
+// EndpointHost returns the host (and port) of a URL, or the URL when it has none:
+// what the audit names as where a batch went.
+func EndpointHost(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return raw
 }
 
 // Limits are what a transport's receiver accepts. The outbox forms batches within

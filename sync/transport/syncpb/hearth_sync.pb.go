@@ -126,6 +126,7 @@ type Message struct {
 	//	*Message_Tag
 	//	*Message_Profile
 	//	*Message_Health
+	//	*Message_Erasure
 	Body          isMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -225,6 +226,15 @@ func (x *Message) GetHealth() *Health {
 	return nil
 }
 
+func (x *Message) GetErasure() *Erasure {
+	if x != nil {
+		if x, ok := x.Body.(*Message_Erasure); ok {
+			return x.Erasure
+		}
+	}
+	return nil
+}
+
 type isMessage_Body interface {
 	isMessage_Body()
 }
@@ -245,6 +255,10 @@ type Message_Health struct {
 	Health *Health `protobuf:"bytes,13,opt,name=health,proto3,oneof"`
 }
 
+type Message_Erasure struct {
+	Erasure *Erasure `protobuf:"bytes,14,opt,name=erasure,proto3,oneof"`
+}
+
 func (*Message_DeviceDay) isMessage_Body() {}
 
 func (*Message_Tag) isMessage_Body() {}
@@ -252,6 +266,8 @@ func (*Message_Tag) isMessage_Body() {}
 func (*Message_Profile) isMessage_Body() {}
 
 func (*Message_Health) isMessage_Body() {}
+
+func (*Message_Erasure) isMessage_Body() {}
 
 // DeviceDay summarises one appliance over one local day.
 type DeviceDay struct {
@@ -744,6 +760,78 @@ func (x *Health) GetIntakeStopped() bool {
 	return false
 }
 
+// Erasure asks the collector to delete what it holds about a device of the household
+// (scope "device": the device's pseudonym) or about the whole household (scope
+// "household": everything under household, the household's pseudonym before its key
+// was replaced). Sent whatever consent the household withdrew; docs/privacy.md.
+type Erasure struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Scope         string                 `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`                                         // "device" or "household"
+	Household     string                 `protobuf:"bytes,2,opt,name=household,proto3" json:"household,omitempty"`                                 // the pseudonym the data was sent under
+	Device        string                 `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`                                       // the device's pseudonym (scope "device")
+	RequestedAtMs int64                  `protobuf:"varint,4,opt,name=requested_at_ms,json=requestedAtMs,proto3" json:"requested_at_ms,omitempty"` // when the household asked, Unix ms
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Erasure) Reset() {
+	*x = Erasure{}
+	mi := &file_hearth_sync_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Erasure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Erasure) ProtoMessage() {}
+
+func (x *Erasure) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_sync_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Erasure.ProtoReflect.Descriptor instead.
+func (*Erasure) Descriptor() ([]byte, []int) {
+	return file_hearth_sync_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Erasure) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *Erasure) GetHousehold() string {
+	if x != nil {
+		return x.Household
+	}
+	return ""
+}
+
+func (x *Erasure) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+func (x *Erasure) GetRequestedAtMs() int64 {
+	if x != nil {
+		return x.RequestedAtMs
+	}
+	return 0
+}
+
 var File_hearth_sync_proto protoreflect.FileDescriptor
 
 const file_hearth_sync_proto_rawDesc = "" +
@@ -756,7 +844,7 @@ const file_hearth_sync_proto_rawDesc = "" +
 	"sent_at_ms\x18\x03 \x01(\x03R\bsentAtMs\x12\x18\n" +
 	"\alibrary\x18\x04 \x01(\tR\alibrary\x12'\n" +
 	"\x0flibrary_version\x18\x05 \x01(\tR\x0elibraryVersion\x123\n" +
-	"\bmessages\x18\x06 \x03(\v2\x17.hearth.sync.v1.MessageR\bmessages\"\xad\x02\n" +
+	"\bmessages\x18\x06 \x03(\v2\x17.hearth.sync.v1.MessageR\bmessages\"\xe2\x02\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x13\n" +
 	"\x05at_ms\x18\x02 \x01(\x03R\x04atMs\x12#\n" +
@@ -766,7 +854,8 @@ const file_hearth_sync_proto_rawDesc = "" +
 	" \x01(\v2\x19.hearth.sync.v1.DeviceDayH\x00R\tdeviceDay\x12-\n" +
 	"\x03tag\x18\v \x01(\v2\x19.hearth.sync.v1.TagChangeH\x00R\x03tag\x123\n" +
 	"\aprofile\x18\f \x01(\v2\x17.hearth.sync.v1.ProfileH\x00R\aprofile\x120\n" +
-	"\x06health\x18\r \x01(\v2\x16.hearth.sync.v1.HealthH\x00R\x06healthB\x06\n" +
+	"\x06health\x18\r \x01(\v2\x16.hearth.sync.v1.HealthH\x00R\x06health\x123\n" +
+	"\aerasure\x18\x0e \x01(\v2\x17.hearth.sync.v1.ErasureH\x00R\aerasureB\x06\n" +
 	"\x04body\"\xe1\x01\n" +
 	"\tDeviceDay\x12\x16\n" +
 	"\x06device\x18\x01 \x01(\tR\x06device\x12\x12\n" +
@@ -845,7 +934,12 @@ const file_hearth_sync_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a:\n" +
 	"\fRefusedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01B4Z2github.com/hearth-iot/hearth/sync/transport/syncpbb\x06proto3"
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"}\n" +
+	"\aErasure\x12\x14\n" +
+	"\x05scope\x18\x01 \x01(\tR\x05scope\x12\x1c\n" +
+	"\thousehold\x18\x02 \x01(\tR\thousehold\x12\x16\n" +
+	"\x06device\x18\x03 \x01(\tR\x06device\x12&\n" +
+	"\x0frequested_at_ms\x18\x04 \x01(\x03R\rrequestedAtMsB4Z2github.com/hearth-iot/hearth/sync/transport/syncpbb\x06proto3"
 
 var (
 	file_hearth_sync_proto_rawDescOnce sync.Once
@@ -859,7 +953,7 @@ func file_hearth_sync_proto_rawDescGZIP() []byte {
 	return file_hearth_sync_proto_rawDescData
 }
 
-var file_hearth_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_hearth_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_hearth_sync_proto_goTypes = []any{
 	(*Batch)(nil),     // 0: hearth.sync.v1.Batch
 	(*Message)(nil),   // 1: hearth.sync.v1.Message
@@ -868,13 +962,14 @@ var file_hearth_sync_proto_goTypes = []any{
 	(*TagChange)(nil), // 4: hearth.sync.v1.TagChange
 	(*Profile)(nil),   // 5: hearth.sync.v1.Profile
 	(*Health)(nil),    // 6: hearth.sync.v1.Health
-	nil,               // 7: hearth.sync.v1.DeviceDay.SignalsEntry
-	nil,               // 8: hearth.sync.v1.Signal.StockedEntry
-	nil,               // 9: hearth.sync.v1.Signal.TakenEntry
-	nil,               // 10: hearth.sync.v1.TagChange.EvidenceEntry
-	nil,               // 11: hearth.sync.v1.Profile.ScoresEntry
-	nil,               // 12: hearth.sync.v1.Health.EvictedEntry
-	nil,               // 13: hearth.sync.v1.Health.RefusedEntry
+	(*Erasure)(nil),   // 7: hearth.sync.v1.Erasure
+	nil,               // 8: hearth.sync.v1.DeviceDay.SignalsEntry
+	nil,               // 9: hearth.sync.v1.Signal.StockedEntry
+	nil,               // 10: hearth.sync.v1.Signal.TakenEntry
+	nil,               // 11: hearth.sync.v1.TagChange.EvidenceEntry
+	nil,               // 12: hearth.sync.v1.Profile.ScoresEntry
+	nil,               // 13: hearth.sync.v1.Health.EvictedEntry
+	nil,               // 14: hearth.sync.v1.Health.RefusedEntry
 }
 var file_hearth_sync_proto_depIdxs = []int32{
 	1,  // 0: hearth.sync.v1.Batch.messages:type_name -> hearth.sync.v1.Message
@@ -882,19 +977,20 @@ var file_hearth_sync_proto_depIdxs = []int32{
 	4,  // 2: hearth.sync.v1.Message.tag:type_name -> hearth.sync.v1.TagChange
 	5,  // 3: hearth.sync.v1.Message.profile:type_name -> hearth.sync.v1.Profile
 	6,  // 4: hearth.sync.v1.Message.health:type_name -> hearth.sync.v1.Health
-	7,  // 5: hearth.sync.v1.DeviceDay.signals:type_name -> hearth.sync.v1.DeviceDay.SignalsEntry
-	8,  // 6: hearth.sync.v1.Signal.stocked:type_name -> hearth.sync.v1.Signal.StockedEntry
-	9,  // 7: hearth.sync.v1.Signal.taken:type_name -> hearth.sync.v1.Signal.TakenEntry
-	10, // 8: hearth.sync.v1.TagChange.evidence:type_name -> hearth.sync.v1.TagChange.EvidenceEntry
-	11, // 9: hearth.sync.v1.Profile.scores:type_name -> hearth.sync.v1.Profile.ScoresEntry
-	12, // 10: hearth.sync.v1.Health.evicted:type_name -> hearth.sync.v1.Health.EvictedEntry
-	13, // 11: hearth.sync.v1.Health.refused:type_name -> hearth.sync.v1.Health.RefusedEntry
-	3,  // 12: hearth.sync.v1.DeviceDay.SignalsEntry.value:type_name -> hearth.sync.v1.Signal
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	7,  // 5: hearth.sync.v1.Message.erasure:type_name -> hearth.sync.v1.Erasure
+	8,  // 6: hearth.sync.v1.DeviceDay.signals:type_name -> hearth.sync.v1.DeviceDay.SignalsEntry
+	9,  // 7: hearth.sync.v1.Signal.stocked:type_name -> hearth.sync.v1.Signal.StockedEntry
+	10, // 8: hearth.sync.v1.Signal.taken:type_name -> hearth.sync.v1.Signal.TakenEntry
+	11, // 9: hearth.sync.v1.TagChange.evidence:type_name -> hearth.sync.v1.TagChange.EvidenceEntry
+	12, // 10: hearth.sync.v1.Profile.scores:type_name -> hearth.sync.v1.Profile.ScoresEntry
+	13, // 11: hearth.sync.v1.Health.evicted:type_name -> hearth.sync.v1.Health.EvictedEntry
+	14, // 12: hearth.sync.v1.Health.refused:type_name -> hearth.sync.v1.Health.RefusedEntry
+	3,  // 13: hearth.sync.v1.DeviceDay.SignalsEntry.value:type_name -> hearth.sync.v1.Signal
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_hearth_sync_proto_init() }
@@ -907,6 +1003,7 @@ func file_hearth_sync_proto_init() {
 		(*Message_Tag)(nil),
 		(*Message_Profile)(nil),
 		(*Message_Health)(nil),
+		(*Message_Erasure)(nil),
 	}
 	file_hearth_sync_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
@@ -915,7 +1012,7 @@ func file_hearth_sync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_sync_proto_rawDesc), len(file_hearth_sync_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
