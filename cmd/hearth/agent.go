@@ -66,11 +66,31 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	for _, w := range f.Warnings {
 		log.Warn("configuration", "warning", w.Error())
 	}
-	a, err := newAgent(f.Config, log, stdout)
-	if err != nil {
-		return err
+	return runAgent(ctx, f.Config, log, stdout, nil)
+}
+
+// runAgent runs the agent until ctx ends. An agent that asks to restart in place
+// (an erasure: privacy.go) is shut down in order and built again on the same
+// configuration, its listeners on the addresses they had. started, when not nil, is
+// told each agent it built (tests).
+func runAgent(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer, started func(*agent)) error {
+	for {
+		a, err := newAgent(cfg, log, stdout)
+		if err != nil {
+			return err
+		}
+		if started != nil {
+			started(a)
+		}
+		err = a.run(ctx)
+		if !errors.Is(err, errRestart) || ctx.Err() != nil {
+			if errors.Is(err, errRestart) {
+				err = nil
+			}
+			return err
+		}
+		cfg = a.sameAddresses()
 	}
-	return a.run(ctx)
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
@@ -124,13 +144,21 @@ type agent struct {
 	simBytes    int64
 	simAt       time.Time // the newest reading the simulated household published
 	stopReport  func()    // stops the report's SIGUSR1 notification
+
+	// The household's rights (privacy.go).
+	openPipe func() (*pipeline.Pipeline, error) // opens the store and the stages over it
+	key      []byte                             // the pseudonym key (privacy.key_file)
+	ledger   *privacy.Ledger                    // consent in force
+	simSkip  map[string]bool                    // simulated appliances the household had forgotten
+	restart  chan struct{}                      // a request to restart in place (an erasure waits for it)
 }
 
 // newAgent binds the listeners, opens the store and builds every component. On any
 // error it undoes what it did (closes listeners, removes a data directory it made) so
 // no half-created state is left.
 func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err error) {
-	a := &agent{cfg: cfg, log: log, out: out, reg: prometheus.NewRegistry(), started: time.Now(), simIDs: map[string]bool{}}
+	a := &agent{cfg: cfg, log: log, out: out, reg: prometheus.NewRegistry(), started: time.Now(), simIDs: map[string]bool{},
+		simSkip: map[string]bool{}, restart: make(chan struct{}, 1)}
 	var undo []func()
 	defer func() {
 		if err != nil {
@@ -169,14 +197,17 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 	// eval build it.
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	loc := cfg.Location()
-	consent := privacy.Consent{Usage: cfg.Consent.Usage, Sensitive: cfg.Consent.Sensitive}
-	a.pipe, err = pipeline.Open(filepath.Join(cfg.DataDir, cfg.Store.File), pipeline.Options{
-		Location: loc, Rules: rules, Logger: log, Registerer: a.reg,
-		Store: store.Options{MaxBatch: cfg.Store.MaxBatch, MaxDelay: cfg.Store.MaxDelay.D(), CommitPace: cfg.Store.CommitPace.D(),
-			QueueLen: cfg.Store.QueueLen, QuotaBytes: cfg.Store.QuotaBytes, MaxAge: cfg.Store.MaxAge.D()},
-		Ingest:  ingest.Options{MaxSkew: cfg.Ingest.MaxClockSkew.D()},
-		Tagging: tagging.Options{Consent: consent.Allows, PeakHours: [2]int{cfg.Tagging.PeakHours[0], cfg.Tagging.PeakHours[1]}},
-	})
+	consent := initialConsent(cfg)
+	a.openPipe = func() (*pipeline.Pipeline, error) {
+		return pipeline.Open(filepath.Join(cfg.DataDir, cfg.Store.File), pipeline.Options{
+			Location: loc, Rules: rules, Logger: log, Registerer: a.reg,
+			Store: store.Options{MaxBatch: cfg.Store.MaxBatch, MaxDelay: cfg.Store.MaxDelay.D(), CommitPace: cfg.Store.CommitPace.D(),
+				QueueLen: cfg.Store.QueueLen, QuotaBytes: cfg.Store.QuotaBytes, MaxAge: cfg.Store.MaxAge.D()},
+			Ingest:  ingest.Options{MaxSkew: cfg.Ingest.MaxClockSkew.D()},
+			Tagging: tagging.Options{Consent: a.mayCompute, PeakHours: [2]int{cfg.Tagging.PeakHours[0], cfg.Tagging.PeakHours[1]}},
+		})
+	}
+	a.pipe, err = a.openPipe()
 	if err != nil {
 		return nil, fmt.Errorf("store.file: %w", err)
 	}
@@ -197,8 +228,13 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 		undo = append(undo, func() { os.Remove(a.tokenFile) })
 		log.Info("admin token made", "component", "admin", "file", a.tokenFile)
 	}
+	// 4c. The household's rights (privacy.go): the pseudonym key, erasures asked for
+	// before this start, the consent in force.
+	if err = a.openPrivacy(consent); err != nil {
+		return nil, err
+	}
 	// 5. Sync, downstream of the pipeline.
-	if err = a.buildSync(consent, loc); err != nil { // sync.go
+	if err = a.buildSync(loc); err != nil { // sync.go
 		return nil, err
 	}
 	// 6. Sources.
@@ -220,6 +256,10 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 		}
 		a.simPass = map[string]string{}
 		for _, ap := range a.hh.Appliances() {
+			if a.wasForgotten(ap.ID) {
+				a.simSkip[ap.ID] = true // the household had hearth forget it: it does not come back
+				continue
+			}
 			a.simIDs[ap.ID] = true
 			_, pw, err := a.creds.Add(ap.ID, ap.Kind) // ephemeral: lives as long as this process
 			if err != nil {
@@ -248,7 +288,8 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 			return out
 		},
 		TagName:     func(v any) string { return v.(tagging.Tag).Name },
-		Routes:      a.registryRoutes(),
+		Routes:      a.protectedRoutes(),
+		OpenRoutes:  a.openRoutes(),
 		Token:       token,
 		Registerer:  a.reg,
 		Readings:    a.readings,
@@ -348,13 +389,22 @@ func (a *agent) run(ctx context.Context) error {
 	log.Info("hearth running", "version", version, "admin", a.adminLn.Addr().String(), "broker", addrOf(a.brokerLn),
 		"admin_token_file", a.tokenFile, "store", a.st.Path(), "install_id", a.st.InstallID(), "simulated_household", a.hh != nil)
 
-	<-ctx.Done()
+	restart := false
+	select {
+	case <-ctx.Done():
+	case <-a.restart:
+		restart = true
+		log.Info("restarting in place: an erasure was asked for (the store is rewritten while nothing runs)")
+	}
 	log.Info("shutting down")
 	_ = sd.notify("STOPPING=1")
 	done := make(chan error, 1)
 	go func() { done <- a.shutdown() }()
 	select {
 	case err := <-done:
+		if err == nil && restart {
+			return errRestart
+		}
 		return err
 	case <-time.After(a.cfg.ShutdownTimeout.D()):
 	}

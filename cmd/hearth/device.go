@@ -598,6 +598,10 @@ func (c *registryClient) api(method, path string, body, out any) (int, error) {
 		}
 		return resp.StatusCode, fmt.Errorf("%s %s: %s", method, path, resp.Status)
 	}
+	if raw, ok := out.(*[]byte); ok { // the body as it is
+		*raw = b
+		return resp.StatusCode, nil
+	}
 	if out != nil && len(b) > 0 {
 		if err := json.Unmarshal(b, out); err != nil {
 			return resp.StatusCode, fmt.Errorf("%s %s: %w", method, path, err)

@@ -52,6 +52,11 @@ usage:
                                                   replay a recorded history through ingest, rollups and tagging
   hearth device add NAME --kind KIND | list | remove NAME | proposals | accept NAME | unaccept NAME
                                                   MQTT devices: credentials and discovery (hearth device for help)
+  hearth consent [grant CATEGORY | withdraw CATEGORY]
+                                                  what may leave the home: usage, tags, sensitive, cross_border
+  hearth forget --device NAME | --household       erase, here and upstream (the agent restarts in place)
+  hearth audit [--last N] [--show SEQ]            what left the home, consent changes, erasures
+  hearth export [-o FILE]                         everything hearth holds about the household (JSON lines)
   hearth sensors scan [--json]                    GPIO chips, I2C devices and 1-Wire probes on this hub,
                                                   to write hub_sensors: with
   hearth version                                  print the version
@@ -89,6 +94,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdDevice(ctx, args[1:], stdout, stderr)
 	case "sensors":
 		err = cmdSensors(args[1:], stdout, stderr)
+	case "consent":
+		err = cmdConsent(ctx, args[1:], stdout, stderr)
+	case "forget":
+		err = cmdForget(ctx, args[1:], os.Stdin, stdout, stderr)
+	case "audit":
+		err = cmdAudit(ctx, args[1:], stdout, stderr)
+	case "export":
+		err = cmdExport(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return 0

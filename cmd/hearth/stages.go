@@ -54,6 +54,7 @@ func (a *agent) startStages() {
 	})
 	p.Every("retention", time.Minute, func(context.Context) error { return a.st.Maintain(time.Now()) })
 	p.Every("release-pages", 250*time.Millisecond, func(context.Context) error { return a.st.ReleaseMapped() })
+	p.Every("audit-retention", time.Minute, a.expireAudit) // privacy.go
 	p.Every("rules", time.Second, a.rulesStep())
 
 	s := a.stages.sources
@@ -73,7 +74,7 @@ func (a *agent) startStages() {
 	if a.hh != nil {
 		s.Go("sim", func(ctx context.Context, _ *supervise.Reporter) error {
 			err := sim.Publish(ctx, a.hh, sim.PublishOptions{Broker: "tcp://" + a.brokerLn.Addr().String(),
-				Credentials: a.simPass, Speed: a.cfg.Sim.Speed, Logger: a.log,
+				Credentials: a.simPass, Speed: a.cfg.Sim.Speed, Logger: a.log, Skip: a.simSkip,
 				OnPublished: func(rs []device.Reading, n int) {
 					a.simMu.Lock()
 					a.simReadings += int64(len(rs))

@@ -14,7 +14,6 @@ import (
 	"github.com/hearth-iot/hearth/configs"
 	"github.com/hearth-iot/hearth/internal/config"
 	"github.com/hearth-iot/hearth/sync/outbox"
-	"github.com/hearth-iot/hearth/sync/privacy"
 	"github.com/hearth-iot/hearth/sync/summary"
 	"github.com/hearth-iot/hearth/sync/transport"
 )
@@ -86,9 +85,10 @@ func rulesVersion(digest [32]byte) string {
 }
 
 // buildSync makes the summary builder, the transport and delivery.
-func (a *agent) buildSync(consent privacy.Consent, loc *time.Location) error {
+func (a *agent) buildSync(loc *time.Location) error {
 	s := a.cfg.Sync
-	a.sum = summary.NewBuilder(a.st, &summary.Options{Location: loc, Consent: consent, Registerer: a.reg, Simulated: a.simulated,
+	live := a.ledger.Live()
+	a.sum = summary.NewBuilder(a.st, &summary.Options{Location: loc, ConsentNow: live.Now, Key: a.key, Registerer: a.reg, Simulated: a.simulated,
 		CloseGrace: s.DayCloseGrace.D(), RulesVersion: rulesVersion(a.rulesDigest), TagScoreStep: s.TagScoreStep,
 		MaxPendingBytes: s.OutboxMaxBytes})
 	tr, err := buildTransport(a.cfg)
@@ -100,7 +100,7 @@ func (a *agent) buildSync(consent privacy.Consent, loc *time.Location) error {
 		a.sink = f
 	}
 	r := s.Retry
-	a.dl = outbox.New(a.st, tr, &outbox.Options{Household: a.sum.Household(), Consent: consent, BatchAge: s.BatchAge.D(),
+	a.dl = outbox.New(a.st, tr, &outbox.Options{Household: a.sum.Household(), ConsentNow: live.Now, KeepPayloads: a.cfg.Privacy.PayloadKeep > 0, BatchAge: s.BatchAge.D(),
 		BatchCount: s.BatchCount, BatchBytes: s.BatchBytes, InitialBackoff: r.Initial.D(), MaxBackoff: r.Max.D(),
 		LongOutage: r.LongOutage.D(), ResumeSpread: r.ResumeSpread.D(), AuthRetry: r.AuthRetry.D(), MaxRetryAfter: r.MaxRetryAfter.D(),
 		MaxBytesPerHour: s.MaxBytesPerHour, DeadLetterKeep: s.DeadLetterKeep, Logger: a.log, Registerer: a.reg})

@@ -70,6 +70,9 @@ type Sources struct {
 	// agent wires in (cmd/hearth/device.go: device registry and discovery). Every
 	// one of them needs Token, whatever its method.
 	Routes map[string]http.Handler
+	// OpenRoutes are further read-only handlers by pattern ("GET /v1/audit"): open
+	// like /v1/tags (a request other than GET or HEAD still needs the token).
+	OpenRoutes map[string]http.Handler
 	// Token is the bearer token that Routes, and every request whose method is not
 	// GET or HEAD, must carry. Empty: no such request is let through.
 	Token string
@@ -182,6 +185,9 @@ func Handler(s Sources) http.Handler {
 		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
+	for pattern, h := range s.OpenRoutes {
+		mux.Handle(pattern, h)
 	}
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hearth_admin_unauthorized_total",
 		Help: "Admin API requests refused for a missing or wrong bearer token, by route pattern (\"unmatched\": no route)."},

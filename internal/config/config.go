@@ -82,6 +82,7 @@ type Config struct {
 	Tagging         Tagging      `yaml:"tagging"`
 	Sync            Sync         `yaml:"sync"`
 	Consent         Consent      `yaml:"consent"`
+	Privacy         Privacy      `yaml:"privacy"`
 	Sim             Sim          `yaml:"sim"`
 	Report          Report       `yaml:"report"`
 	Stages          Stages       `yaml:"stages"`
@@ -167,9 +168,14 @@ type Tagging struct {
 	PeakHours []int    `yaml:"peak_hours"` // [from, to) local hours of energy.peak_hour_use
 }
 
+// Consent is the household's initial consent (sync/privacy): once the household
+// records a decision (`hearth consent`, the admin API, the page) the store's record
+// wins over these keys.
 type Consent struct {
-	Usage     bool `yaml:"usage"`
-	Sensitive bool `yaml:"sensitive"`
+	Usage       bool `yaml:"usage"`
+	Tags        bool `yaml:"tags"`
+	Sensitive   bool `yaml:"sensitive"`
+	CrossBorder bool `yaml:"cross_border"`
 }
 
 type Sim struct {
@@ -218,6 +224,7 @@ func Default() Config {
 		Rollup:  Rollup{Interval: Duration(2 * time.Second)},
 		Tagging: Tagging{Interval: Duration(5 * time.Second), PeakHours: []int{to.PeakHours[0], to.PeakHours[1]}},
 		Sync:    DefaultSync(),
+		Privacy: DefaultPrivacy(),
 		Sim: Sim{Enabled: true, Persona: "default", Seed: 1, Speed: 10080, History: Duration(28 * 24 * time.Hour),
 			Kinds: []string{}},
 		Report: Report{Interval: Duration(10 * time.Second)},
@@ -526,6 +533,7 @@ func (c *Config) validate(bad func(key, format string, a ...any)) {
 		bad("tagging.peak_hours", "%v: want [from, to] local hours, from 0..23, to 0..24, from != to", p)
 	}
 	c.validateSync(bad)
+	c.validatePrivacy(bad)
 	if c.Report.Interval < 0 {
 		bad("report.interval", "must not be negative (0 turns the report off)")
 	}

@@ -42,6 +42,7 @@ func (c *Config) paths() []pathKey {
 		{"broker.tls_cert_file", &c.Broker.TLSCertFile, anywhere},
 		{"broker.tls_key_file", &c.Broker.TLSKeyFile, anywhere},
 		{"admin.token_file", &c.Admin.TokenFile, anywhere},
+		{"privacy.key_file", &c.Privacy.KeyFile, anywhere},
 		{"mqtt.external.password_file", &c.MQTT.External.PasswordFile, anywhere},
 		{"mqtt.external.ca_file", &c.MQTT.External.CAFile, anywhere},
 		{"sync.segment.write_key_file", &c.Sync.Segment.WriteKeyFile, anywhere},
