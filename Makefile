@@ -29,7 +29,7 @@ run: build
 	./$(BIN)/hearth run
 
 ## deps: install what the tests need (mosquitto, mosquitto-clients, qemu-user-static, protobuf-compiler,
-## podman and runc for the container smoke test, systemd-analyze for the unit's checks)
+## podman and runc for the container smoke test, systemd-analyze for the unit's checks, chromium for the household page's test)
 deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
@@ -40,6 +40,7 @@ deps:
 	command -v runc >/dev/null 2>&1 || missing="$$missing runc"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	command -v dpkg-deb >/dev/null 2>&1 || missing="$$missing dpkg"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \

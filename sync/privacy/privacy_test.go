@@ -21,10 +21,30 @@ func TestPseudonymsAreKeyedAndStable(t *testing.T) {
 }
 
 func TestConsent(t *testing.T) {
-	if (Consent{}).Allows(Usage) || (Consent{Usage: true}).Allows(Sensitive) || (Consent{Usage: true}).Allows("other") {
-		t.Error("consent allows what it should not")
+	for _, c := range []struct {
+		name  string
+		c     Consent
+		cat   string
+		allow bool
+	}{
+		{"nothing", Consent{}, Usage, false},
+		{"usage", Consent{Usage: true}, Usage, true},
+		{"usage is not tags", Consent{Usage: true}, Tags, false},
+		{"unknown category", Consent{Usage: true, Tags: true, Sensitive: true}, "other", false},
+		{"sensitive without tags", Consent{Sensitive: true}, Sensitive, false},
+		{"sensitive with tags", Consent{Sensitive: true, Tags: true}, Sensitive, true},
+		{"cross-border transport without consent", Consent{Usage: true, CrossBorderTransport: true}, Usage, false},
+		{"cross-border transport with consent", Consent{Usage: true, CrossBorder: true, CrossBorderTransport: true}, Usage, true},
+		{"erasure needs none", Consent{CrossBorderTransport: true}, Erasure, true},
+	} {
+		if got := c.c.Allows(c.cat); got != c.allow {
+			t.Errorf("%s: Allows(%s) = %v", c.name, c.cat, got)
+		}
 	}
-	if !(Consent{Usage: true}).Allows(Usage) || !(Consent{Sensitive: true}).Allows(Sensitive) {
-		t.Error("consent refuses what it should allow")
+	// The simulated household leaves in undecided categories only.
+	undecided := Consent{}
+	withdrawn := Consent{Recorded: Set(0).With(Usage)}
+	if !undecided.AllowsSimulated(Usage) || withdrawn.AllowsSimulated(Usage) || !withdrawn.AllowsSimulated(Tags) {
+		t.Error("the simulated household's exemption ignores the household's recorded decision")
 	}
 }
