@@ -63,7 +63,7 @@ type erasureResult struct {
 type privacyScanOut struct {
 	Files int      `json:"files"`
 	Bytes int64    `json:"bytes"`
-	Hits  int      `json:"hits"`            // occurrences of what was erased (the id, its pseudonym)
+	Hits  int      `json:"hits"`            // occurrences of the erased local ids (the pseudonyms stay in the erasure's own records)
 	Where []string `json:"where,omitempty"` // files that still hold some
 }
 
@@ -127,7 +127,7 @@ func (a *agent) erase(path string, reqs []store.ErasureRequest) ([]erasureResult
 			switch r.Scope {
 			case scopeDevice:
 				res.Device = p.ID("device", r.Device)
-				needles = append(needles, []byte(r.Device), []byte(res.Device))
+				needles = append(needles, []byte(r.Device)) // its pseudonym stays in the erasure's own records
 				res.Erased, err = tx.EraseDevice(r.Device, store.EraseOptions{Pseudonym: res.Device,
 					Rename: func(m []store.Message) string { return outbox.BatchID(household, m) }})
 				if err == nil {
@@ -137,7 +137,6 @@ func (a *agent) erase(path string, reqs []store.ErasureRequest) ([]erasureResult
 				for _, d := range st.Devices() {
 					needles = append(needles, []byte(d.ID))
 				}
-				needles = append(needles, []byte(household))
 				res.Erased, err = tx.EraseHousehold()
 			default:
 				err = fmt.Errorf("erasure request %d: scope %q", r.Seq, r.Scope)
