@@ -314,11 +314,17 @@ func TestForgetDeviceLeavesNoByte(t *testing.T) {
 	const marker = "zqmark7"
 	gone := "fridge1-" + marker
 	others := map[string]string{"washer2": "washer", "oven3": "oven"}
-	const per = 40
-	lines := func(label string) []string {
-		var ls []string
+	// Enough readings that their pages are not all reused by the erasure's own
+	// writes: without the rewrite, the marker stays in bbolt's free pages.
+	const per = 1500
+	lines := func(label string) []string { // batches of 100 readings (broker.publish_rate)
+		var ls, batch []string
 		for i := 0; i < per; i++ {
-			ls = append(ls, fmt.Sprintf(`{"signal":"error","value":%d,"label":"%s-%d"}`, i+1, label, i))
+			batch = append(batch, fmt.Sprintf(`{"signal":"error","value":%d,"label":"%s-%d"}`, i+1, label, i))
+			if len(batch) == 100 || i == per-1 {
+				ls = append(ls, "["+strings.Join(batch, ",")+"]")
+				batch = nil
+			}
 		}
 		return ls
 	}
@@ -336,7 +342,7 @@ func TestForgetDeviceLeavesNoByte(t *testing.T) {
 		}
 		return out
 	}
-	waitFor(t, "every reading acknowledged", 30*time.Second, func() bool {
+	waitFor(t, "every reading acknowledged", 60*time.Second, func() bool {
 		r := readings()
 		return r[gone] == per && r["washer2"] == per && r["oven3"] == per
 	})
@@ -403,7 +409,7 @@ func TestPseudonymKeyFile(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cur, _, stop := startRestartable(t, cfg, log)
 	a := cur()
-	keyFile := filepath.Join(cfg.DataDir, config.DefaultKeyFile)
+	keyFile := cfg.KeyFile()
 	fi, err := os.Stat(keyFile)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("key file %v, %v: want mode 0600", fi, err)

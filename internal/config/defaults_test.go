@@ -1,6 +1,7 @@
 package config
 
 import (
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/hearth-iot/hearth/edge/tagging"
 	"github.com/hearth-iot/hearth/internal/supervise"
 	"github.com/hearth-iot/hearth/sync/outbox"
+	"github.com/hearth-iot/hearth/sync/privacy"
 	"github.com/hearth-iot/hearth/sync/summary"
 )
 
@@ -55,6 +57,9 @@ func TestDefaultsAreTheComponents(t *testing.T) {
 		{"mqtt.tasmota.full_topics", c.MQTT.Tasmota.FullTopics[0], tasmota.DefaultOptions().FullTopics[0]},
 		{"mqtt.homie.max_nodes", c.MQTT.Homie.MaxNodes, ho.MaxNodes}, {"mqtt.discovery.prefix", c.MQTT.Discovery.Prefix, ha.Prefix},
 		{"mqtt.discovery.max_proposals", c.MQTT.Discovery.MaxProposals, ha.MaxProposals},
+		{"privacy.audit_keep", c.Privacy.AuditKeep.D(), privacy.DefaultOptions().AuditKeep},
+		{"privacy.payload_keep", c.Privacy.PayloadKeep.D(), privacy.DefaultOptions().PayloadKeep},
+		{"privacy.key_file (in data_dir)", filepath.Base(c.KeyFile()), privacy.DefaultOptions().KeyFile},
 	} {
 		if p.cfg != p.comp {
 			t.Errorf("%s: the configuration's default %v, the component's %v", p.key, p.cfg, p.comp)

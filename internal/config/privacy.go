@@ -3,6 +3,8 @@ package config
 import (
 	"path/filepath"
 	"time"
+
+	"github.com/hearth-iot/hearth/sync/privacy"
 )
 
 // Privacy configures the household's rights (sync/privacy, docs/privacy.md): where
@@ -17,14 +19,11 @@ type Privacy struct {
 	PayloadKeep    Duration `yaml:"payload_keep"`
 }
 
-// DefaultPrivacy is the privacy section's defaults.
+// DefaultPrivacy is the privacy section's defaults: sync/privacy's own.
 func DefaultPrivacy() Privacy {
-	return Privacy{AuditKeep: Duration(400 * 24 * time.Hour), PayloadKeep: Duration(30 * 24 * time.Hour)}
+	d := privacy.DefaultOptions()
+	return Privacy{AuditKeep: Duration(d.AuditKeep), PayloadKeep: Duration(d.PayloadKeep)}
 }
-
-// DefaultKeyFile is the pseudonym key's file name in data_dir when privacy.key_file
-// is empty.
-const DefaultKeyFile = "pseudonym.key"
 
 // KeyFile is the file of the pseudonym key: privacy.key_file, or pseudonym.key in
 // data_dir.
@@ -32,7 +31,7 @@ func (c *Config) KeyFile() string {
 	if c.Privacy.KeyFile != "" {
 		return c.Privacy.KeyFile
 	}
-	return filepath.Join(c.DataDir, DefaultKeyFile)
+	return filepath.Join(c.DataDir, privacy.DefaultOptions().KeyFile)
 }
 
 // CrossBorder reports whether the transport's endpoint is outside the household's

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // The pseudonym key file: one line, 64 hex digits (32 bytes), mode 0600, in data_dir
@@ -140,4 +141,23 @@ func RotateKey(path string) ([]byte, error) {
 		return nil, err
 	}
 	return key, WriteKey(path, key)
+}
+
+// Options are the settings of the household's rights (privacy: in
+// configs/hearth.yaml, docs/privacy.md).
+type Options struct {
+	// KeyFile is the pseudonym key's file name in data_dir when privacy.key_file is
+	// empty.
+	KeyFile string
+	// AuditKeep is how long the audit of what left the home is kept (at least a day).
+	AuditKeep time.Duration
+	// PayloadKeep is how long the exact payload of each delivered batch is kept
+	// beside its audit entry (0: none; at most AuditKeep).
+	PayloadKeep time.Duration
+}
+
+// DefaultOptions are the documented defaults (internal/config's privacy.* defaults
+// are these).
+func DefaultOptions() Options {
+	return Options{KeyFile: "pseudonym.key", AuditKeep: 400 * 24 * time.Hour, PayloadKeep: 30 * 24 * time.Hour}
 }
