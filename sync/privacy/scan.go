@@ -103,8 +103,7 @@ func scanFile(path string, needles [][]byte, longest int) ([]int, int64, error) 
 				off += j + 1
 			}
 		}
-		if len(buf) > longest-1 {
-			tail := longest - 1
+		if tail := max(longest-1, 0); len(buf) > tail {
 			copy(buf, buf[len(buf)-tail:])
 			buf = buf[:tail]
 		}
