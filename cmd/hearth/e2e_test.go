@@ -63,6 +63,7 @@ func TestEndToEnd(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	cfg := testConfig(t)
 	cfg.Consent.Usage = true // a real (not "sim-") device: its summaries need consent
+	cfg.Consent.Tags = true  // and its tag changes
 	a, err := newAgent(cfg, testLogger(t), io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +209,11 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// The summaries in the file sink carry the same per-day numbers, under a pseudonym.
-	fridgePseudo := privacy.NewPseudonymizer(st.Secret()).ID("device", "e2e-fridge")
+	key, err := privacy.ReadKey(cfg.KeyFile()) // the pseudonym key's own file, not the store
+	if err != nil {
+		t.Fatal(err)
+	}
+	fridgePseudo := privacy.NewPseudonymizer(key).ID("device", "e2e-fridge")
 	msgs := readSink(t, filepath.Join(cfg.DataDir, cfg.Sync.Dir))
 	found := 0
 	tagMsgs := 0
