@@ -61,20 +61,24 @@
   }
   async function forget(body, what) {
     try {
-      await call("POST", "/v1/forget", Object.assign({ by: "household page", via: "page" }, body));
+      const acc = await call("POST", "/v1/forget", Object.assign({ by: "household page", via: "page" }, body));
       msg("Erasing " + what + ": hearth restarts to rewrite its files…");
-      waitBack();
+      waitBack(acc.audit_after || 0);
     } catch (err) { msg(err.message, true); }
   }
-  function waitBack() {
+  // Reload once the restarted agent has audited the erasure (an entry after the one
+  // that was newest when it was asked for): not on the first answer, which may come
+  // from the agent before it stops.
+  function waitBack(after) {
     let n = 0;
     const t = setInterval(async () => {
       n++;
       try {
-        const r = await fetch("/readyz", { cache: "no-store" });
-        if (r.ok && n > 2) { clearInterval(t); location.reload(); }
+        const r = await fetch("/v1/audit?kind=erasure&limit=1&after=" + after, { cache: "no-store" });
+        const l = r.ok ? await r.json() : { entries: [] };
+        if (l.entries && l.entries.length > 0) { clearInterval(t); location.reload(); }
       } catch (e) { /* restarting */ }
-      if (n > 300) { clearInterval(t); msg("hearth has not come back: look at its log.", true); }
+      if (n > 600) { clearInterval(t); msg("hearth has not come back: look at its log.", true); }
     }, 500);
   }
   document.querySelectorAll("button.erase").forEach((b) => {
