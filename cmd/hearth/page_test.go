@@ -205,6 +205,14 @@ func TestHouseholdPageInChromium(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#confirm-ok"))); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { // what the page and the agent say, when this fails
+		if !t.Failed() {
+			return
+		}
+		msg, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector("#message")||{}).textContent + " | " + location.href + " | devices: " + Array.from(document.querySelectorAll("div.device")).map(d => d.dataset.device).join(",")`))
+		t.Logf("page: %s", msg)
+		t.Logf("erasure audit: %s", getText(t, admin+"/v1/audit?kind=erasure"))
+	})
 	waitFor(t, "the agent's restart", 60*time.Second, func() bool { return gen() == 2 })
 	waitFor(t, "the appliance gone from the page", 60*time.Second, func() bool {
 		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf(
