@@ -174,6 +174,13 @@ func TestHouseholdPageInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the switch recorded", 20*time.Second, func() bool { g, ok, via := recorded(); return g && ok && via == "page" })
+	// The page reloads itself after a change: wait for the reloaded page (it says who
+	// decided), or the reload could land in the middle of the erasure below.
+	waitFor(t, "the page reloaded with the decision", 20*time.Second, func() bool {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](
+			`(document.querySelector('input.consent[data-category="usage"]')?.closest("li")?.textContent || "").includes("by household page")`))
+		return err == nil && ok
+	})
 	if loc, _ := chromedp.Run(ctx, chromedp.Location()); strings.Contains(loc, strings.TrimSpace(string(token))) {
 		t.Error("the token is in the page's URL")
 	}
