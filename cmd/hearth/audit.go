@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hearth-iot/hearth/edge/store"
+	"github.com/hearth-iot/hearth/internal/admin"
 	"github.com/hearth-iot/hearth/sync/transport/syncpb"
 )
 
@@ -57,15 +58,15 @@ func (a *agent) auditHandler(w http.ResponseWriter, r *http.Request) {
 	after, err1 := strconv.ParseUint(orDefault(q.Get("after"), "0"), 10, 64)
 	limit, err2 := strconv.Atoi(orDefault(q.Get("limit"), "100"))
 	if err1 != nil || err2 != nil || limit < 1 || limit > 10000 {
-		httpError(w, http.StatusBadRequest, fmt.Errorf("audit: after=N (a sequence), limit=1..10000"))
+		admin.WriteError(w, http.StatusBadRequest, fmt.Errorf("audit: after=N (a sequence), limit=1..10000"))
 		return
 	}
 	l, err := a.audit(after, limit, q.Get("kind"))
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, err)
+		admin.WriteError(w, http.StatusInternalServerError, err)
 		return
 	}
-	replyJSON(w, http.StatusOK, l)
+	admin.WriteJSON(w, http.StatusOK, l)
 }
 
 func orDefault(v, d string) string {
@@ -80,14 +81,14 @@ func orDefault(v, d string) string {
 func (a *agent) payloadHandler(w http.ResponseWriter, r *http.Request) {
 	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
 	if err != nil {
-		httpError(w, http.StatusBadRequest, fmt.Errorf("audit: %q is not an entry's sequence", r.PathValue("seq")))
+		admin.WriteError(w, http.StatusBadRequest, fmt.Errorf("audit: %q is not an entry's sequence", r.PathValue("seq")))
 		return
 	}
 	var p []byte
 	var ok bool
 	_ = a.st.View(func(tx *store.Tx) error { p, ok = tx.AuditPayload(seq); return nil })
 	if !ok {
-		httpError(w, http.StatusNotFound, fmt.Errorf("audit: no payload kept for entry %d (not a delivery, or older than privacy.payload_keep)", seq))
+		admin.WriteError(w, http.StatusNotFound, fmt.Errorf("audit: no payload kept for entry %d (not a delivery, or older than privacy.payload_keep)", seq))
 		return
 	}
 	ct := "application/octet-stream"

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hearth-iot/hearth/internal/admin"
 	"github.com/hearth-iot/hearth/sync/privacy"
 )
 
@@ -68,27 +69,27 @@ type consentRequest struct {
 func (a *agent) consentPut(w http.ResponseWriter, r *http.Request) {
 	cat := r.PathValue("category")
 	if !privacy.Known(cat) {
-		httpError(w, http.StatusNotFound, fmt.Errorf("consent: no category %q (one of %s)", cat, strings.Join(privacy.Categories, ", ")))
+		admin.WriteError(w, http.StatusNotFound, fmt.Errorf("consent: no category %q (one of %s)", cat, strings.Join(privacy.Categories, ", ")))
 		return
 	}
 	var req consentRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil || req.Granted == nil {
-		httpError(w, http.StatusBadRequest, fmt.Errorf(`consent: body: want {"granted": true|false} (%v)`, err))
+		admin.WriteError(w, http.StatusBadRequest, fmt.Errorf(`consent: body: want {"granted": true|false} (%v)`, err))
 		return
 	}
 	via, by, err := whoAndHow(req.Via, req.By)
 	if err != nil {
-		httpError(w, http.StatusBadRequest, err)
+		admin.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	ch, err := a.ledger.Set(cat, *req.Granted, by, via)
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, err)
+		admin.WriteError(w, http.StatusInternalServerError, err)
 		return
 	}
 	a.log.Info("consent changed", "component", "privacy", "category", cat, "granted", ch.Granted, "via", via, "purged", ch.Purged)
 	a.dl.Notify()
-	replyJSON(w, http.StatusOK, ch)
+	admin.WriteJSON(w, http.StatusOK, ch)
 }
 
 // sameOrigin refuses a browser's cross-site mutation: an Origin other than the
@@ -99,12 +100,12 @@ func sameOrigin(next http.HandlerFunc) http.HandlerFunc {
 		if o := r.Header.Get("Origin"); o != "" {
 			u, err := url.Parse(o)
 			if err != nil || u.Host != r.Host {
-				httpError(w, http.StatusForbidden, fmt.Errorf("cross-origin request from %q refused", o))
+				admin.WriteError(w, http.StatusForbidden, fmt.Errorf("cross-origin request from %q refused", o))
 				return
 			}
 		}
 		if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
-			httpError(w, http.StatusForbidden, errors.New("cross-site request refused"))
+			admin.WriteError(w, http.StatusForbidden, errors.New("cross-site request refused"))
 			return
 		}
 		next(w, r)

@@ -104,20 +104,6 @@ type proposalView struct {
 	Accepted bool `json:"accepted"`
 }
 
-func httpError(w http.ResponseWriter, code int, err error) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
-}
-
-func replyJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
 func decodeBody(r *http.Request, v any) error {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 	dec.DisallowUnknownFields()
@@ -133,37 +119,37 @@ func (a *agent) registryRoutes() map[string]http.Handler {
 		"GET /v1/registry": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			creds, accepted, err := registry.Load(a.st)
 			if err != nil {
-				httpError(w, http.StatusInternalServerError, err)
+				admin.WriteError(w, http.StatusInternalServerError, err)
 				return
 			}
 			persisted := map[string]bool{}
 			for _, cr := range creds {
 				persisted[cr.Device] = true
 			}
-			replyJSON(w, http.StatusOK, registryList(a.creds.List(), persisted, accepted))
+			admin.WriteJSON(w, http.StatusOK, registryList(a.creds.List(), persisted, accepted))
 		}),
 		"POST /v1/registry": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			var req addRequest
 			if err := decodeBody(r, &req); err != nil {
-				httpError(w, http.StatusBadRequest, err)
+				admin.WriteError(w, http.StatusBadRequest, err)
 				return
 			}
 			if _, ok := a.creds.Kind(req.Device); ok {
-				httpError(w, http.StatusConflict, fmt.Errorf("device %q: %w", req.Device, registry.ErrExists))
+				admin.WriteError(w, http.StatusConflict, fmt.Errorf("device %q: %w", req.Device, registry.ErrExists))
 				return
 			}
 			cr, pw, err := registry.Add(a.st, req.Device, req.Kind)
 			switch {
 			case errors.Is(err, registry.ErrExists):
-				httpError(w, http.StatusConflict, err)
+				admin.WriteError(w, http.StatusConflict, err)
 				return
 			case err != nil:
-				httpError(w, http.StatusBadRequest, err)
+				admin.WriteError(w, http.StatusBadRequest, err)
 				return
 			}
 			a.creds.Set(cr) // the running broker accepts it from now on
 			a.log.Info("device added", "component", "registry", "device", cr.Device, "kind", cr.Kind)
-			replyJSON(w, http.StatusCreated, addReply{Device: cr.Device, Kind: cr.Kind, Username: cr.Device, Password: pw,
+			admin.WriteJSON(w, http.StatusCreated, addReply{Device: cr.Device, Kind: cr.Kind, Username: cr.Device, Password: pw,
 				Topic: native.Topic(cr.Device)})
 		}),
 		"DELETE /v1/registry/{device}": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -171,10 +157,10 @@ func (a *agent) registryRoutes() map[string]http.Handler {
 			err := registry.Remove(a.st, dev)
 			switch {
 			case errors.Is(err, registry.ErrNotFound):
-				httpError(w, http.StatusNotFound, err)
+				admin.WriteError(w, http.StatusNotFound, err)
 				return
 			case err != nil:
-				httpError(w, http.StatusInternalServerError, err)
+				admin.WriteError(w, http.StatusInternalServerError, err)
 				return
 			}
 			a.creds.Remove(dev) // new connections are refused; a connected client keeps its session until it disconnects
@@ -183,7 +169,7 @@ func (a *agent) registryRoutes() map[string]http.Handler {
 		}),
 		"GET /v1/proposals": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			if a.mq == nil || a.mq.disc == nil {
-				httpError(w, http.StatusNotFound, errNoDiscovery)
+				admin.WriteError(w, http.StatusNotFound, errNoDiscovery)
 				return
 			}
 			a.mq.mu.Lock()
@@ -193,28 +179,28 @@ func (a *agent) registryRoutes() map[string]http.Handler {
 				out = append(out, proposalView{Proposal: p, Accepted: acc})
 			}
 			a.mq.mu.Unlock()
-			replyJSON(w, http.StatusOK, out)
+			admin.WriteJSON(w, http.StatusOK, out)
 		}),
 		"DELETE /v1/proposals/accepted/{name}": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			p, err := a.unaccept(r.PathValue("name"))
 			switch {
 			case errors.Is(err, registry.ErrNotFound):
-				httpError(w, http.StatusNotFound, err)
+				admin.WriteError(w, http.StatusNotFound, err)
 				return
 			case err != nil:
-				httpError(w, http.StatusInternalServerError, err)
+				admin.WriteError(w, http.StatusInternalServerError, err)
 				return
 			}
-			replyJSON(w, http.StatusOK, p)
+			admin.WriteJSON(w, http.StatusOK, p)
 		}),
 		"POST /v1/proposals/accept": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if a.mq == nil || a.mq.disc == nil {
-				httpError(w, http.StatusNotFound, errNoDiscovery)
+				admin.WriteError(w, http.StatusNotFound, errNoDiscovery)
 				return
 			}
 			var req acceptRequest
 			if err := decodeBody(r, &req); err != nil {
-				httpError(w, http.StatusBadRequest, err)
+				admin.WriteError(w, http.StatusBadRequest, err)
 				return
 			}
 			p, err := a.accept(req)
@@ -223,10 +209,10 @@ func (a *agent) registryRoutes() map[string]http.Handler {
 				if errors.Is(err, registry.ErrNotFound) {
 					code = http.StatusNotFound
 				}
-				httpError(w, code, err)
+				admin.WriteError(w, code, err)
 				return
 			}
-			replyJSON(w, http.StatusOK, p)
+			admin.WriteJSON(w, http.StatusOK, p)
 		}),
 	}
 }

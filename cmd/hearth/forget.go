@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/hearth-iot/hearth/edge/store"
+	"github.com/hearth-iot/hearth/internal/admin"
 	"github.com/hearth-iot/hearth/sync/message"
 	"github.com/hearth-iot/hearth/sync/outbox"
 	"github.com/hearth-iot/hearth/sync/privacy"
@@ -339,16 +340,16 @@ type forgetRequest struct {
 func (a *agent) forgetHandler(w http.ResponseWriter, r *http.Request) {
 	var req forgetRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
-		httpError(w, http.StatusBadRequest, fmt.Errorf("forget: body: %w", err))
+		admin.WriteError(w, http.StatusBadRequest, fmt.Errorf("forget: body: %w", err))
 		return
 	}
 	if (req.Device == "") == !req.Household {
-		httpError(w, http.StatusBadRequest, errors.New(`forget: give {"device": NAME} or {"household": true}`))
+		admin.WriteError(w, http.StatusBadRequest, errors.New(`forget: give {"device": NAME} or {"household": true}`))
 		return
 	}
 	via, by, err := whoAndHow(req.Via, req.By)
 	if err != nil {
-		httpError(w, http.StatusBadRequest, err)
+		admin.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	er := store.ErasureRequest{Scope: scopeHousehold, By: by, Via: via, At: time.Now().UTC()}
@@ -361,7 +362,7 @@ func (a *agent) forgetHandler(w http.ResponseWriter, r *http.Request) {
 			_ = a.st.View(func(tx *store.Tx) error { c, _ := tx.Credential(req.Device); known = c != nil; return nil })
 		}
 		if !known {
-			httpError(w, http.StatusNotFound, fmt.Errorf("forget: hearth holds nothing of a device %q (hearth device list, /v1/devices)", req.Device))
+			admin.WriteError(w, http.StatusNotFound, fmt.Errorf("forget: hearth holds nothing of a device %q (hearth device list, /v1/devices)", req.Device))
 			return
 		}
 		er.Scope, er.Device = scopeDevice, req.Device
@@ -371,11 +372,11 @@ func (a *agent) forgetHandler(w http.ResponseWriter, r *http.Request) {
 		after = tx.LastPrivacyAudit()
 		return tx.RequestErasure(&er)
 	}); err != nil {
-		httpError(w, http.StatusInternalServerError, err)
+		admin.WriteError(w, http.StatusInternalServerError, err)
 		return
 	}
 	a.log.Info("erasure asked for: restarting in place to carry it out", "component", "privacy", "scope", er.Scope, "via", via)
-	replyJSON(w, http.StatusAccepted, map[string]any{"status": "accepted: the agent restarts in place to carry it out",
+	admin.WriteJSON(w, http.StatusAccepted, map[string]any{"status": "accepted: the agent restarts in place to carry it out",
 		"scope": er.Scope, "audit_after": after})
 	a.requestRestart()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 
+	"github.com/hearth-iot/hearth/internal/admin"
 	"github.com/hearth-iot/hearth/internal/household"
 )
 
@@ -25,10 +26,10 @@ func (a *agent) openRoutes() map[string]http.Handler {
 		"GET /v1/consent": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			st, err := a.consentState()
 			if err != nil {
-				httpError(w, http.StatusInternalServerError, err)
+				admin.WriteError(w, http.StatusInternalServerError, err)
 				return
 			}
-			replyJSON(w, http.StatusOK, st)
+			admin.WriteJSON(w, http.StatusOK, st)
 		}),
 		"GET /v1/audit": http.HandlerFunc(a.auditHandler),
 		"GET /{$}":      page,

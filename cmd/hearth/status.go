@@ -20,6 +20,7 @@ import (
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/tagging"
 	"github.com/hearth-iot/hearth/internal/config"
+	"github.com/hearth-iot/hearth/internal/household"
 	"github.com/hearth-iot/hearth/internal/supervise"
 )
 
@@ -439,15 +440,7 @@ func explainTag(out io.Writer, t tagging.Tag) {
 	}
 }
 
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
+func humanBytes(n int64) string { return household.HumanBytes(n) }
 
 // reporter prints the terminal report: a line of counts every report.interval, the
 // tags that changed since they were last printed under it, and the whole table at

@@ -113,7 +113,7 @@ func readingsHandler(s Sources) http.HandlerFunc {
 		if v := r.URL.Query().Get("last"); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > max {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("last=%s: want a number from 1 to %d (admin.readings_max)", v, max)})
+				WriteJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("last=%s: want a number from 1 to %d (admin.readings_max)", v, max)})
 				return
 			}
 			q.Last = n
@@ -121,13 +121,13 @@ func readingsHandler(s Sources) http.HandlerFunc {
 		out, err := s.Readings(r.PathValue("id"), q)
 		switch {
 		case errors.Is(err, ErrNotFound):
-			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+			WriteError(w, http.StatusNotFound, err)
 		case errors.Is(err, ErrBadRequest):
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			WriteError(w, http.StatusBadRequest, err)
 		case err != nil:
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			WriteError(w, http.StatusInternalServerError, err)
 		default:
-			writeJSON(w, http.StatusOK, out)
+			WriteJSON(w, http.StatusOK, out)
 		}
 	}
 }
@@ -157,8 +157,8 @@ func Handler(s Sources) http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Status()) })
-	mux.HandleFunc("GET /v1/devices", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Devices()) })
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) { WriteJSON(w, http.StatusOK, s.Status()) })
+	mux.HandleFunc("GET /v1/devices", func(w http.ResponseWriter, _ *http.Request) { WriteJSON(w, http.StatusOK, s.Devices()) })
 	if s.Readings != nil {
 		mux.HandleFunc("GET /v1/devices/{id}/readings", readingsHandler(s))
 	}
@@ -167,17 +167,17 @@ func Handler(s Sources) http.Handler {
 		if tags == nil {
 			tags = []any{}
 		}
-		writeJSON(w, http.StatusOK, tags)
+		WriteJSON(w, http.StatusOK, tags)
 	})
 	mux.HandleFunc("GET /v1/tags/{name}", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		for _, t := range s.Tags() {
 			if s.TagName(t) == name {
-				writeJSON(w, http.StatusOK, t)
+				WriteJSON(w, http.StatusOK, t)
 				return
 			}
 		}
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no tag named " + name})
+		WriteJSON(w, http.StatusNotFound, map[string]string{"error": "no tag named " + name})
 	})
 	if s.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -225,7 +225,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				challenge += `, error="invalid_token"` // RFC 6750 §3.1
 			}
 			w.Header().Set("WWW-Authenticate", challenge)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": msg})
+			WriteJSON(w, http.StatusUnauthorized, map[string]string{"error": msg})
 			return
 		}
 	}
@@ -250,12 +250,19 @@ func (g *guard) check(r *http.Request) string {
 	return ""
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
+// WriteJSON writes v as indented JSON with the status code: the one way every route
+// of the admin API, here and in cmd/hearth, answers.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// WriteError answers {"error": err} with the status code.
+func WriteError(w http.ResponseWriter, code int, err error) {
+	WriteJSON(w, code, map[string]string{"error": err.Error()})
 }
 
 // NewServer returns an http.Server for h with timeouts fit for a LAN-facing hub.

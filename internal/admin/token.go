@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/hearth-iot/hearth/internal/fileperm"
 )
 
 // Token files: one line, the bearer token of the routes that change state.
@@ -67,12 +69,8 @@ func CheckToken(path string) error {
 }
 
 func checkTokenMode(path string, fi fs.FileInfo) error {
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%w: %s is not a regular file (%s)", ErrTokenFile, path, fi.Mode().Type())
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("%w: %s is open to group or others (mode %04o); only its owner may read it: run `chmod 600 %s`",
-			ErrTokenFile, path, perm, path)
+	if err := fileperm.OwnerOnly(path, fi); err != nil {
+		return fmt.Errorf("%w: %w", ErrTokenFile, err)
 	}
 	return nil
 }

@@ -98,11 +98,11 @@ func TrafficChart(days []Traffic) template.HTML {
 		x := float64(left) + float64(i)*bw
 		rh, sh := scale(d.Raw), scale(d.Sent)
 		fmt.Fprintf(&b, `<rect class="raw" x="%.1f" y="%.1f" width="%.1f" height="%.1f"><title>%s: %s kept at home</title></rect>`,
-			x+1, float64(h)-rh, bw/2-1, rh, d.Date, humanBytes(d.Raw))
+			x+1, float64(h)-rh, bw/2-1, rh, d.Date, HumanBytes(d.Raw))
 		fmt.Fprintf(&b, `<rect class="sent" x="%.1f" y="%.1f" width="%.1f" height="%.1f"><title>%s: %s sent upstream</title></rect>`,
-			x+bw/2, float64(h)-sh, bw/2-1, sh, d.Date, humanBytes(d.Sent))
+			x+bw/2, float64(h)-sh, bw/2-1, sh, d.Date, HumanBytes(d.Sent))
 	}
-	fmt.Fprintf(&b, `<text class="axis" x="0" y="10">%s</text><text class="axis" x="0" y="%d">0</text>`, humanBytes(peak), h)
+	fmt.Fprintf(&b, `<text class="axis" x="0" y="10">%s</text><text class="axis" x="0" y="%d">0</text>`, HumanBytes(peak), h)
 	if len(days) > 0 {
 		fmt.Fprintf(&b, `<text class="axis" x="%d" y="%d">%s</text><text class="axis" x="%d" y="%d" text-anchor="end">%s</text>`,
 			left, h+bottom-2, days[0].Date, w, h+bottom-2, days[len(days)-1].Date)

@@ -118,7 +118,7 @@ func Handler(data func() (Data, error)) http.Handler {
 		"heatmap":  Heatmap,
 		"scores":   func(d Data) template.HTML { return ScoreChart(d.TagHistory, d.Days) },
 		"traffic":  func(d Data) template.HTML { return TrafficChart(d.Traffic) },
-		"bytes":    humanBytes,
+		"bytes":    HumanBytes,
 		"hasAudit": func(d Data) bool { return len(d.Audit) > 0 },
 	}).ParseFS(assets, "assets/page.html"))
 	static, _ := fs.Sub(assets, "assets")
@@ -151,7 +151,9 @@ func trimFloat(v float64) string {
 	return fmt.Sprintf("%.2f", v)
 }
 
-func humanBytes(n int64) string {
+// HumanBytes writes n bytes as a person reads them: "512 B", "3.4 KB", "1.2 MB"
+// (the page and `hearth status` alike).
+func HumanBytes(n int64) string {
 	switch {
 	case n >= 1<<20:
 		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/hearth-iot/hearth/internal/fileperm"
 )
 
 // The pseudonym key file: one line, 64 hex digits (32 bytes), mode 0600, in data_dir
@@ -68,12 +70,8 @@ func CheckKey(path string) error {
 }
 
 func checkKeyMode(path string, fi fs.FileInfo) error {
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%w: %s is not a regular file (%s)", ErrKeyFile, path, fi.Mode().Type())
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("%w: %s is open to group or others (mode %04o); only its owner may read it: run `chmod 600 %s`",
-			ErrKeyFile, path, perm, path)
+	if err := fileperm.OwnerOnly(path, fi); err != nil {
+		return fmt.Errorf("%w: %w", ErrKeyFile, err)
 	}
 	return nil
 }
