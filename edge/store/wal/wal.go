@@ -1,0 +1,449 @@
+package wal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// PageSize is the unit of the log's writes: every record starts at a page boundary
+// of its segment and is padded to the next one, so a write never touches a page
+// that holds an earlier, acknowledged record.
+const PageSize = 4096
+
+// RecordHeaderSize is the size of a record's header (FORMAT.md, "The write-ahead log").
+const RecordHeaderSize = 32
+
+const (
+	segMagic      = "hearthlg"
+	formatVersion = 1
+	recEntries    = 1 // the only record type: a group of entries with consecutive sequences
+	segSuffix     = ".log"
+	spareSuffix   = ".spare"
+	tmpSuffix     = ".tmp"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Errors of the log.
+var (
+	// ErrTooLarge: a record would not fit in one segment.
+	ErrTooLarge = errors.New("wal: record larger than a segment")
+	// ErrFull: every segment the log may keep holds records not yet released; the
+	// caller releases some (after applying them) and appends again.
+	ErrFull = errors.New("wal: no segment free until records are released")
+	// ErrClosed: the log was closed.
+	ErrClosed = errors.New("wal: closed")
+)
+
+// Options tune a Log. The zero value of each field means its documented default.
+type Options struct {
+	// FS is the file system under the log (default: the operating system's).
+	FS FS
+	// SegmentSize is the size of a segment file, a multiple of PageSize of at least
+	// 16 pages (default 1 MiB). A record never spans segments: the largest record
+	// is a segment less its header page.
+	SegmentSize int64
+	// MaxSegments is the most segments holding records not yet released (default 4).
+	MaxSegments int
+	// Spares is how many released segments are kept, renamed, for reuse (default 2):
+	// a reused segment's blocks are already written, so writing into it changes no
+	// file metadata (the file system journals nothing at its fdatasync).
+	Spares int
+	// Logger receives the log's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+func (o *Options) withDefaults() Options {
+	var v Options
+	if o != nil {
+		v = *o
+	}
+	if v.FS == nil {
+		v.FS = OS()
+	}
+	if v.SegmentSize <= 0 {
+		v.SegmentSize = 1 << 20
+	}
+	v.SegmentSize = max(v.SegmentSize/PageSize*PageSize, 16*PageSize)
+	if v.MaxSegments <= 0 {
+		v.MaxSegments = 4
+	}
+	if v.Spares <= 0 {
+		v.Spares = 2
+	}
+	if v.Logger == nil {
+		v.Logger = slog.New(slog.DiscardHandler)
+	}
+	return v
+}
+
+// Log is the write-ahead log: a directory of preallocated segment files, each a
+// header page and then records, each record a group of entries with consecutive
+// sequence numbers, checksummed and page-aligned. One goroutine appends; Release
+// may be called from another.
+type Log struct {
+	dir  string
+	opts Options
+	fs   FS
+
+	mu      sync.Mutex
+	live    []*segment // segments holding records not yet released, oldest first; the active one last
+	active  *segment   // the segment appended to, or nil until the first Append
+	off     int64      // where the next record goes in active
+	spares  []string   // file names of spare segments, ready to reuse
+	next    uint64     // index of the next segment
+	failed  error      // a write or sync failed: nothing more is written
+	closed  bool
+	buf     []byte
+	written int64 // bytes written through the FS since Open (records, headers, zero fill)
+}
+
+type segment struct {
+	index       uint64
+	name        string
+	f           File
+	first, last uint64 // sequences of its first and last entry (0, 0: no record yet)
+}
+
+func segName(index uint64) string   { return fmt.Sprintf("%016x%s", index, segSuffix) }
+func spareName(index uint64) string { return fmt.Sprintf("%016x%s", index, spareSuffix) }
+
+// parseName returns the index in a segment's or a spare's file name.
+func parseName(name, suffix string) (uint64, bool) {
+	base, ok := strings.CutSuffix(name, suffix)
+	if !ok || len(base) != 16 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(base, 16, 64)
+	return n, err == nil
+}
+
+// Open opens the log in dir (creating it), reads every segment and returns what it
+// holds: the records of its valid prefix, where a torn tail was cut, and any
+// damage (Recovery). It never fails on damage: the caller applies the valid prefix,
+// reports the rest, and may SetAside the damaged segments. Appends go to a new
+// segment; the segments read stay until Release or SetAside.
+func Open(dir string, o *Options) (*Log, *Recovery, error) {
+	opts := o.withDefaults()
+	l := &Log{dir: dir, opts: opts, fs: opts.FS, next: 1}
+	if err := l.fs.MkdirAll(dir, 0o750); err != nil {
+		return nil, nil, fmt.Errorf("wal: create %s: %w", dir, err)
+	}
+	names, err := l.fs.ReadDir(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("wal: read %s: %w", dir, err)
+	}
+	var segs []uint64
+	for _, n := range names {
+		if i, ok := parseName(n, segSuffix); ok {
+			segs = append(segs, i)
+			l.next = max(l.next, i+1)
+		} else if i, ok := parseName(n, spareSuffix); ok {
+			l.spares = append(l.spares, n)
+			l.next = max(l.next, i+1)
+		} else if strings.HasSuffix(n, tmpSuffix) { // a spare whose zero fill a crash interrupted
+			_ = l.fs.Remove(filepath.Join(dir, n))
+		}
+	}
+	slices.Sort(segs)
+	rec, err := l.recover(segs)
+	if err != nil {
+		l.closeFiles()
+		return nil, nil, err
+	}
+	return l, rec, nil
+}
+
+// Dir is the log's directory.
+func (l *Log) Dir() string { return l.dir }
+
+// SegmentSize is the size of each segment file.
+func (l *Log) SegmentSize() int64 { return l.opts.SegmentSize }
+
+// MaxRecord is the largest body an Append takes.
+func (l *Log) MaxRecord() int { return int(l.opts.SegmentSize) - PageSize - RecordHeaderSize }
+
+// Written is the number of bytes the log has written since Open: records with their
+// padding, segment headers and the zero fill of new segments.
+func (l *Log) Written() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.written
+}
+
+// Live is the number of segments holding records not yet released.
+func (l *Log) Live() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.live)
+}
+
+// RecordSize is what a record of a body of n bytes takes in a segment (and writes):
+// its header and body, padded to whole pages.
+func RecordSize(n int) int64 { return int64(RecordHeaderSize+n+PageSize-1) / PageSize * PageSize }
+
+// Append writes one record — n entries, the first with sequence first, the rest
+// following it — and makes it durable (fdatasync) before it returns. It returns
+// the bytes it wrote. After a failed write or sync every later Append fails: the
+// page cache and the file may disagree, and retrying a failed fsync can report
+// success for data that was lost.
+func (l *Log) Append(first uint64, n int, body []byte) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.closed:
+		return 0, ErrClosed
+	case l.failed != nil:
+		return 0, l.failed
+	case len(body) > l.MaxRecord():
+		return 0, fmt.Errorf("%w: %d bytes (at most %d)", ErrTooLarge, len(body), l.MaxRecord())
+	case n <= 0 || first == 0:
+		return 0, fmt.Errorf("wal: a record of %d entries from sequence %d", n, first)
+	}
+	size := RecordSize(len(body))
+	var wrote int64
+	if l.active == nil || l.off+size > l.opts.SegmentSize {
+		w, err := l.startSegment()
+		wrote += w
+		if err != nil {
+			return wrote, err
+		}
+	}
+	l.buf = slices.Grow(l.buf[:0], int(size))[:size]
+	encodeRecord(l.buf, l.active.index, first, n, body)
+	if _, err := l.active.f.WriteAt(l.buf, l.off); err != nil {
+		return wrote, l.fail(fmt.Errorf("wal: write %s: %w", l.active.name, err))
+	}
+	wrote += size
+	l.written += size
+	if err := l.active.f.Sync(); err != nil {
+		return wrote, l.fail(fmt.Errorf("wal: sync %s: %w", l.active.name, err))
+	}
+	l.off += size
+	if l.active.first == 0 {
+		l.active.first = first
+	}
+	l.active.last = first + uint64(n) - 1
+	return wrote, nil
+}
+
+// encodeRecord writes a record into b, which is RecordSize(len(body)) long.
+func encodeRecord(b []byte, seg, first uint64, n int, body []byte) {
+	binary.BigEndian.PutUint32(b[4:], uint32(len(body)))
+	binary.BigEndian.PutUint64(b[8:], seg)
+	binary.BigEndian.PutUint64(b[16:], first)
+	binary.BigEndian.PutUint32(b[24:], uint32(n))
+	b[28] = recEntries
+	clear(b[29:RecordHeaderSize])
+	copy(b[RecordHeaderSize:], body)
+	clear(b[RecordHeaderSize+len(body):])
+	binary.BigEndian.PutUint32(b[0:], crc32.Checksum(b[4:RecordHeaderSize+len(body)], castagnoli))
+}
+
+func (l *Log) fail(err error) error {
+	l.failed = err
+	l.opts.Logger.Error("write-ahead log write failed: nothing more is written to it", "component", "wal", "err", err)
+	return err
+}
+
+// startSegment makes a new active segment: a spare (or a new zero-filled file) with
+// a new header, synced, then renamed to its segment name, and the directory synced,
+// before any record is written to it. l.mu is held.
+func (l *Log) startSegment() (int64, error) {
+	if len(l.live) >= l.opts.MaxSegments && (l.active == nil || len(l.live) >= l.opts.MaxSegments) {
+		return 0, ErrFull
+	}
+	var wrote int64
+	var src string
+	var f File
+	var err error
+	if k := len(l.spares); k > 0 {
+		src = filepath.Join(l.dir, l.spares[k-1])
+		f, err = l.fs.OpenFile(src, os.O_RDWR, 0)
+		if err != nil { // an unusable spare: drop it, make a new one
+			_ = l.fs.Remove(src)
+		} else if sz, serr := l.fs.Size(src); serr != nil || sz != l.opts.SegmentSize {
+			_ = f.Close()
+			_ = l.fs.Remove(src)
+			f = nil
+		}
+		l.spares = l.spares[:k-1]
+	}
+	if f == nil {
+		src = filepath.Join(l.dir, fmt.Sprintf("%016x%s", l.next, tmpSuffix))
+		f, wrote, err = l.zeroFilled(src)
+		if err != nil {
+			return wrote, l.fail(err)
+		}
+	}
+	index := l.next
+	hdr := make([]byte, PageSize)
+	encodeHeader(hdr, index, l.opts.SegmentSize)
+	name := segName(index)
+	if _, err := f.WriteAt(hdr, 0); err != nil {
+		_ = f.Close()
+		return wrote, l.fail(fmt.Errorf("wal: write the header of %s: %w", name, err))
+	}
+	wrote += PageSize
+	l.written += PageSize
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return wrote, l.fail(fmt.Errorf("wal: sync the header of %s: %w", name, err))
+	}
+	if err := l.fs.Rename(src, filepath.Join(l.dir, name)); err != nil {
+		_ = f.Close()
+		return wrote, l.fail(fmt.Errorf("wal: rename %s to %s: %w", src, name, err))
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		_ = f.Close()
+		return wrote, l.fail(fmt.Errorf("wal: sync %s: %w", l.dir, err))
+	}
+	l.next++
+	l.active = &segment{index: index, name: name, f: f}
+	l.live = append(l.live, l.active)
+	l.off = PageSize
+	return wrote, nil
+}
+
+// zeroFilled creates a segment file at path with every block written (zeros) and
+// synced: later writes into it change no file metadata.
+func (l *Log) zeroFilled(path string) (File, int64, error) {
+	f, err := l.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, 0, fmt.Errorf("wal: create %s: %w", path, err)
+	}
+	zero := make([]byte, 256<<10)
+	var wrote int64
+	for off := int64(0); off < l.opts.SegmentSize; off += int64(len(zero)) {
+		chunk := zero[:min(int64(len(zero)), l.opts.SegmentSize-off)]
+		if _, err := f.WriteAt(chunk, off); err != nil {
+			_ = f.Close()
+			return nil, wrote, fmt.Errorf("wal: fill %s: %w", path, err)
+		}
+		wrote += int64(len(chunk))
+	}
+	l.written += wrote
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return nil, wrote, fmt.Errorf("wal: sync %s: %w", path, err)
+	}
+	return f, wrote, nil
+}
+
+// encodeHeader writes a segment's header page.
+func encodeHeader(b []byte, index uint64, size int64) {
+	clear(b)
+	copy(b, segMagic)
+	binary.BigEndian.PutUint32(b[8:], formatVersion)
+	binary.BigEndian.PutUint32(b[12:], PageSize)
+	binary.BigEndian.PutUint64(b[16:], index)
+	binary.BigEndian.PutUint64(b[24:], uint64(size))
+	binary.BigEndian.PutUint32(b[32:], crc32.Checksum(b[:32], castagnoli))
+}
+
+// Release gives up the segments whose every entry has a sequence ≤ upTo (the caller
+// has applied them durably elsewhere), except the active one: up to Spares are kept
+// for reuse, renamed, the others removed. It reports how many it released.
+func (l *Log) Release(upTo uint64) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, ErrClosed
+	}
+	if l.failed != nil {
+		return 0, l.failed
+	}
+	n := 0
+	var errs []error
+	for len(l.live) > 0 && l.live[0] != l.active && l.live[0].last <= upTo {
+		s := l.live[0]
+		_ = s.f.Close()
+		from := filepath.Join(l.dir, s.name)
+		var err error
+		if len(l.spares) < l.opts.Spares {
+			to := spareName(s.index)
+			if err = l.fs.Rename(from, filepath.Join(l.dir, to)); err == nil {
+				l.spares = append(l.spares, to)
+			}
+		} else {
+			err = l.fs.Remove(from)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+		l.live = l.live[1:]
+		n++
+	}
+	if n > 0 {
+		if err := l.fs.SyncDir(l.dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return n, fmt.Errorf("wal: release segments: %w", err)
+	}
+	return n, nil
+}
+
+// SetAside moves every segment read at Open (none of them is appended to) into the
+// directory to, byte for byte, and gives them up: a damaged log is kept for a
+// person to examine, never deleted.
+func (l *Log) SetAside(to string) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.fs.MkdirAll(to, 0o750); err != nil {
+		return 0, fmt.Errorf("wal: create %s: %w", to, err)
+	}
+	n := 0
+	keep := l.live[:0]
+	for _, s := range l.live {
+		if s == l.active {
+			keep = append(keep, s)
+			continue
+		}
+		_ = s.f.Close()
+		if err := l.fs.Rename(filepath.Join(l.dir, s.name), filepath.Join(to, s.name)); err != nil {
+			return n, fmt.Errorf("wal: move %s to %s: %w", s.name, to, err)
+		}
+		n++
+	}
+	l.live = keep
+	if err := l.fs.SyncDir(to); err != nil {
+		return n, err
+	}
+	return n, l.fs.SyncDir(l.dir)
+}
+
+// Close closes the segment files. Records appended stay in them for the next Open.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	l.closed = true
+	return l.closeFiles()
+}
+
+func (l *Log) closeFiles() error {
+	var errs []error
+	for _, s := range l.live {
+		if s.f != nil {
+			errs = append(errs, s.f.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// notExist reports a missing file or directory.
+func notExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
