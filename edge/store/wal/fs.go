@@ -53,8 +53,8 @@ func (osFS) Size(name string) (int64, error) {
 	return fi.Size(), nil
 }
 
-func (osFS) Rename(a, b string) error                  { return os.Rename(a, b) }
-func (osFS) Remove(name string) error                  { return os.Remove(name) }
+func (osFS) Rename(a, b string) error                    { return os.Rename(a, b) }
+func (osFS) Remove(name string) error                    { return os.Remove(name) }
 func (osFS) MkdirAll(dir string, perm os.FileMode) error { return os.MkdirAll(dir, perm) }
 
 func (osFS) ReadDir(dir string) ([]string, error) {
