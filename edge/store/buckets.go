@@ -34,6 +34,11 @@ type bucketDef struct {
 	seqKeyed bool
 	// salvage: how salvage.go recovers the bucket (salvageAll unless said).
 	salvage salvagePolicy
+	// durable: an Update that writes this bucket commits the batch before it
+	// returns (checkpoint.go): records that are seen outside the hub or by the
+	// user — delivered outbox messages, credentials, the audit trail — are rare
+	// and must not be lost with a batch.
+	durable bool
 }
 
 // salvagePolicy says what salvage copies from a bucket of a damaged file.
@@ -58,9 +63,11 @@ var bucketDefs = []bucketDef{
 	{name: "state", owner: "edge/rollup and other stages", holds: "stage NUL … → JSON state", check: checkJSONValue},
 	{name: "tags", owner: "edge/tagging", holds: "tag name → JSON tagging.Tag", check: checkJSONValue},
 	{name: "taglog", owner: "edge/tagging", holds: "u64be seq → JSON tagging.Change", check: checkSeqJSON, seqKeyed: true},
-	{name: "outbox", owner: "sync", holds: "u64be seq → u64be enqueue ns ‖ JSON message", check: checkOutboxRecord, seqKeyed: true},
-	{name: "audit", owner: "all", holds: "u64be seq → JSON {event, detail}", check: checkSeqJSON, seqKeyed: true},
-	{name: "credentials", owner: "edge/broker, cmd/hearth", holds: "device/<id> or accepted/<name> → JSON (hashes only)", check: checkJSONValue},
+	{name: "outbox", owner: "sync", holds: "u64be seq → u64be enqueue ns ‖ JSON message", check: checkOutboxRecord, seqKeyed: true,
+		durable: true},
+	{name: "audit", owner: "all", holds: "u64be seq → JSON {event, detail}", check: checkSeqJSON, seqKeyed: true, durable: true},
+	{name: "credentials", owner: "edge/broker, cmd/hearth", holds: "device/<id> or accepted/<name> → JSON (hashes only)", check: checkJSONValue,
+		durable: true},
 	// Upstream delivery (outbox.go).
 	{name: "sync.queue", owner: "sync/summary, sync/outbox", holds: "u64be seq → message record (outbox.go)", check: checkQueueRecord, seqKeyed: true},
 	{name: "sync.batches", owner: "sync/outbox", holds: "u64be seq → batch record (outbox.go)", check: checkBatchRecord, seqKeyed: true},
@@ -85,7 +92,7 @@ func bucketDefOf(name string) (bucketDef, bool) {
 // salvageMetaKeys are the meta keys salvage carries into the new store: the
 // install's identity (so that its pseudonyms upstream do not change: salvage.go),
 // its history of corruptions, and how far the derived records go.
-var salvageMetaKeys = []string{"install_id", "secret", "created", "corruptions", "derived_seq"} // secret: a store not yet migrated (its key still in meta)
+var salvageMetaKeys = []string{"install_id", "secret", "created", "corruptions", "derived_seq", "evicted_seq"} // secret: a store not yet migrated (its key still in meta)
 
 func checkMetaRecord(k, v []byte) error {
 	switch string(k) {
@@ -93,7 +100,7 @@ func checkMetaRecord(k, v []byte) error {
 		if string(v) != magic {
 			return fmt.Errorf("magic %q", v)
 		}
-	case "schema", "corruptions", "derived_seq":
+	case "schema", "corruptions", "derived_seq", "evicted_seq":
 		if len(v) != 8 {
 			return fmt.Errorf("%s of %d bytes, want 8", k, len(v))
 		}

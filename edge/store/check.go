@@ -23,8 +23,10 @@ func (s *Store) Check() error {
 	if closed {
 		return ErrClosed
 	}
-	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
+	// What is committed (the batch is checked when it is): a read transaction beside
+	// the batch's write transaction.
+	s.bmu.Lock()
+	defer s.bmu.Unlock()
 	return s.db.View(func(tx *bolt.Tx) error {
 		var errs []error
 		for err := range tx.Check() { // drain it all: Check's goroutine holds the tx

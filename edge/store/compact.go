@@ -16,16 +16,12 @@ import (
 // bbolt never shrinks its file: pages freed by retention are reused, not returned.
 // Compact copies every live key into path+".compact" (bbolt.Compact, each transaction
 // fsync'd), closes the store's file, renames the copy over it, fsyncs the directory
-// and reopens: freed space goes back to the disk. It runs on the writer goroutine, so
-// no commit of readings is in flight, and only when it can take dbMu exclusively, so
-// no View or Update is either; it never waits for readers (a reader that nested two
-// store calls would otherwise deadlock against it) but retries for up to a second.
+// and reopens: freed space goes back to the disk. It runs on the applier goroutine, so
+// no commit of the database is in flight, after committing the batch, under bmu, so
+// no View or Update is either. Readings are logged and acknowledged meanwhile.
 //
 // A crash at any point leaves one whole file at path: before the rename the old one
 // (Open deletes the partial copy), after it the complete copy.
-
-// errCompactBusy means readers held the store for the whole retry window.
-var errCompactBusy = errors.New("store busy: compaction postponed")
 
 type compactReq struct{ done chan compactResult }
 
@@ -59,16 +55,14 @@ func fileSize(path string) int64 {
 	return fi.Size()
 }
 
-// compact runs on the writer goroutine.
+// compact runs on the applier goroutine: it commits the batch first, and holds
+// bmu throughout, so no transaction is open.
 func (s *Store) compact(reason string) (int64, error) {
-	deadline := time.Now().Add(time.Second)
-	for !s.dbMu.TryLock() {
-		if time.Now().After(deadline) {
-			return 0, errCompactBusy
-		}
-		time.Sleep(time.Millisecond)
+	s.bmu.Lock()
+	defer s.bmu.Unlock()
+	if err := s.commitLocked("compact"); err != nil {
+		return 0, err
 	}
-	defer s.dbMu.Unlock()
 	start := time.Now()
 	path := s.path
 	before := fileSize(path)

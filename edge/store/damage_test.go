@@ -198,6 +198,9 @@ func checkSalvage(t *testing.T, name string, s *store.Store, base *damageFixture
 	got := dumpFile(t, path)
 	for bucket, recs := range got {
 		orig := base.dump[bucket]
+		if rep.Txid != base.txid && bucket != "credentials" { // read from the older transaction (credentials: the keep file's)
+			orig = base.olderDump[bucket]
+		}
 		n := 0
 		for k, v := range recs {
 			switch {
@@ -210,7 +213,7 @@ func checkSalvage(t *testing.T, name string, s *store.Store, base *damageFixture
 			case bucket == "meta" && k == "secret" && slices.Contains(rep.FromKeep, "identity"):
 				continue // the keep file never holds the pseudonym key (sync/privacy keeps it in its own file)
 			}
-			if orig[k] != v {
+			if orig[k] != v && !(bucket == "events" && orig[k] == "" && base.written[k] == v) {
 				t.Errorf("%s: salvaged %s %x differs from the original (or was not in it)", name, bucket, k)
 			}
 			n++
@@ -250,6 +253,9 @@ type damageFixture struct {
 	special   []int             // the root page and every bucket's root page
 	newerMeta int               // the meta page of the newest transaction
 	dump      map[string]dumped // every record
+	written   dumped            // every event ever written, retention's deletions included
+	txid      uint64            // the newest transaction
+	olderDump map[string]dumped // every record of the transaction before it (the other meta page)
 	inUse     int
 	installID string
 }
@@ -303,6 +309,13 @@ func damageBase(t *testing.T) *damageFixture {
 	for d := range 25 {
 		day(d)
 	}
+	if err := s.Sync(); err != nil { // retention deletes only what a commit covers
+		t.Fatal(err)
+	}
+	// Every event written, before retention deletes some: salvage may take one
+	// back from a stale page when it cannot read how far retention went (meta
+	// evicted_seq), and it must be that event, byte for byte.
+	written := dumpFile(t, path)["events"]
 	if n, err := s.Expire(clock); err != nil || n == 0 {
 		t.Fatalf("Expire: %d, %v (the table needs pages freed in the middle)", n, err)
 	}
@@ -337,7 +350,7 @@ func damageBase(t *testing.T) *damageFixture {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	base := &damageFixture{installID: s.InstallID()}
+	base := &damageFixture{installID: s.InstallID(), written: written}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -405,6 +418,16 @@ func damageBase(t *testing.T) *damageFixture {
 		}
 	}
 	base.dump = dumpFile(t, path)
+	// The transaction before the newest, as bbolt reads it when the newest meta page
+	// is unusable (salvage reads it when the newest root is unreadable).
+	base.txid = max(txid[0], txid[1])
+	older := bytes.Clone(base.file)
+	clear(older[base.newerMeta*base.pageSize : (base.newerMeta+1)*base.pageSize])
+	olderPath := filepath.Join(t.TempDir(), "older.db")
+	if err := os.WriteFile(olderPath, older, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base.olderDump = dumpFile(t, olderPath)
 	types := map[string]int{}
 	for _, typ := range base.types {
 		types[typ]++

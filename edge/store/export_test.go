@@ -7,7 +7,7 @@ package store
 func (t *Tx) Get(b Bucket, key []byte) []byte     { return t.get(b, key) }
 func (t *Tx) Put(b Bucket, key, val []byte) error { return t.put(b, key, val) }
 func (t *Tx) Delete(b Bucket, key []byte) error   { return t.del(b, key) }
-func (t *Tx) NextSeq(b Bucket) (uint64, error)    { return t.bucket(b).NextSequence() }
+func (t *Tx) NextSeq(b Bucket) (uint64, error)    { t.bucket(b); return t.rawNextSeq(string(b)) }
 func (t *Tx) Count(b Bucket) int                  { return t.count(b) }
 func Key(seq uint64) []byte                       { return u64key(seq) }
 func SeqOf(k []byte) uint64                       { return seqOf(k) }

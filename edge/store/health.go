@@ -28,6 +28,10 @@ type Health struct {
 	Salvage *SalvageReport `json:"salvage,omitempty"`
 	// MetaPageDamaged: Open found a meta page damaged and used the other one.
 	MetaPageDamaged bool `json:"meta_page_damaged,omitempty"`
+	// LogDamage: Open found the write-ahead log damaged (log.go).
+	LogDamage *LogDamage `json:"log_damage,omitempty"`
+	// Flash: what the store writes to its disk, against the flash budget.
+	Flash FlashStats `json:"flash"`
 }
 
 // Health returns the store's counters. It does not touch the database, so it may be
@@ -36,7 +40,12 @@ func (s *Store) Health() Health {
 	h := Health{Since: s.started, Committed: counter(s.m.committed), Duplicates: counter(s.m.duplicates),
 		Evicted: map[string]uint64{}, Refused: map[string]uint64{}, Corruptions: s.corruptions,
 		Compactions: counter(s.m.compactions), FileBytes: fileSize(s.path), QuotaBytes: s.opts.QuotaBytes,
-		IntakeStopped: s.Failed() != nil, MetaPageDamaged: s.metaDamage != ""}
+		IntakeStopped: s.Failed() != nil, MetaPageDamaged: s.metaDamage != "", Flash: s.Flash()}
+	if s.logDamage != nil { // without the hub's paths: the report goes upstream
+		d := *s.logDamage
+		d.MovedTo = strings.ReplaceAll(d.MovedTo, filepath.Dir(s.path), "<data_dir>")
+		h.LogDamage = &d
+	}
 	if s.salvage != nil { // without the hub's paths: the report goes upstream
 		r := *s.salvage
 		r.Error = strings.ReplaceAll(r.Error, filepath.Dir(s.path), "<data_dir>")

@@ -138,8 +138,10 @@ func writeKeep(path string, k *keepContent) error {
 	return syncDir(filepath.Dir(path))
 }
 
-// syncKeep brings the keep file up to date with the database, if it is not.
-func (s *Store) syncKeep() error {
+// syncKeepLocked brings the keep file up to date with the database as committed,
+// if it is not. s.bmu is held (or the store is not running yet): no commit changes
+// the file meanwhile.
+func (s *Store) syncKeepLocked() error {
 	s.keepMu.Lock()
 	defer s.keepMu.Unlock()
 	var want *keepContent

@@ -131,13 +131,12 @@ func checkDeadRecord(k, v []byte) error {
 
 // Enqueue appends m to the queue, setting m.Seq.
 func (t *Tx) Enqueue(m *Message) error {
-	b := t.tx.Bucket(bucketQueue)
-	seq, err := b.NextSequence()
+	seq, err := t.rawNextSeq(string(bucketQueue))
 	if err != nil {
 		return err
 	}
 	m.Seq = seq
-	return b.Put(u64key(seq), appendMessage(nil, m))
+	return t.rawPut(string(bucketQueue), u64key(seq), appendMessage(nil, m))
 }
 
 // Queued calls fn for every queued message from sequence from on, oldest first, until
@@ -161,7 +160,7 @@ func (t *Tx) Queued(from uint64, fn func(Message) error) error {
 }
 
 // Dequeue removes the queued message seq (gone into a batch, folded or withheld).
-func (t *Tx) Dequeue(seq uint64) error { return t.tx.Bucket(bucketQueue).Delete(u64key(seq)) }
+func (t *Tx) Dequeue(seq uint64) error { return t.rawDel(string(bucketQueue), u64key(seq)) }
 
 // LegacyOutbox calls fn for each record of the schema-2 outbox bucket (u64be enqueue
 // ns ‖ JSON, written by hearth before the delivery records) and deletes it: the
@@ -179,7 +178,7 @@ func (t *Tx) LegacyOutbox(fn func(enqueued time.Time, body []byte) error) error 
 		return err
 	}
 	for _, k := range keys {
-		if err := b.Delete(k); err != nil {
+		if err := t.rawDel(string(bucketLegacy), k); err != nil {
 			return err
 		}
 	}
@@ -253,15 +252,14 @@ func decodeBatch(v []byte) (Batch, error) {
 // PutBatch writes b: a new batch (Seq 0) gets the next sequence, after every batch
 // before it; an existing one (its attempts, next time, error) is rewritten in place.
 func (t *Tx) PutBatch(b *Batch) error {
-	bk := t.tx.Bucket(bucketBatches)
 	if b.Seq == 0 {
-		seq, err := bk.NextSequence()
+		seq, err := t.rawNextSeq(string(bucketBatches))
 		if err != nil {
 			return err
 		}
 		b.Seq = seq
 	}
-	return bk.Put(u64key(b.Seq), appendBatch(nil, b))
+	return t.rawPut(string(bucketBatches), u64key(b.Seq), appendBatch(nil, b))
 }
 
 // Batches calls fn for every formed batch, oldest first, until fn returns an error
@@ -284,7 +282,7 @@ func (t *Tx) Batches(fn func(Batch) error) error {
 }
 
 // DeleteBatch removes batch seq: acknowledged, or moved to the dead letters.
-func (t *Tx) DeleteBatch(seq uint64) error { return t.tx.Bucket(bucketBatches).Delete(u64key(seq)) }
+func (t *Tx) DeleteBatch(seq uint64) error { return t.rawDel(string(bucketBatches), u64key(seq)) }
 
 // DeadLetter is a batch the receiver refused for good (or that could never be sent),
 // kept for a person to look at; it never blocks the batches after it.
@@ -300,7 +298,7 @@ type DeadLetter struct {
 // keep (0: keep all); it returns how many it deleted.
 func (t *Tx) PutDeadLetter(d *DeadLetter, keep int) (int, error) {
 	bk := t.tx.Bucket(bucketDead)
-	seq, err := bk.NextSequence()
+	seq, err := t.rawNextSeq(string(bucketDead))
 	if err != nil {
 		return 0, err
 	}
@@ -309,7 +307,7 @@ func (t *Tx) PutDeadLetter(d *DeadLetter, keep int) (int, error) {
 	v = appendString(v, d.Reason)
 	v = appendString(v, d.Detail)
 	v = appendBatch(v, &d.Batch)
-	if err := bk.Put(u64key(seq), v); err != nil {
+	if err := t.rawPut(string(bucketDead), u64key(seq), v); err != nil {
 		return 0, err
 	}
 	// Counted with a cursor: a bucket's Stats do not see this transaction's writes.
@@ -320,7 +318,7 @@ func (t *Tx) PutDeadLetter(d *DeadLetter, keep int) (int, error) {
 		old = append(old, append([]byte(nil), k...))
 	}
 	for _, k := range old {
-		if err := bk.Delete(k); err != nil {
+		if err := t.rawDel(string(bucketDead), k); err != nil {
 			return 0, err
 		}
 	}
@@ -446,7 +444,7 @@ func (t *Tx) SetDeliveryState(s DeliveryState) error {
 	if err != nil {
 		return err
 	}
-	return t.tx.Bucket(bucketSyncMeta).Put(keyDelivery, v)
+	return t.rawPut(string(bucketSyncMeta), keyDelivery, v)
 }
 
 // SentTag is what was last sent upstream about a tag.
@@ -476,7 +474,7 @@ func (t *Tx) SetSentTag(name string, s SentTag) error {
 	if err != nil {
 		return err
 	}
-	return t.tx.Bucket(bucketSyncMeta).Put(sentTagKey(name), v)
+	return t.rawPut(string(bucketSyncMeta), sentTagKey(name), v)
 }
 
 // SentTags returns what was last sent about every tag (for the household profile).

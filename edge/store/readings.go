@@ -28,14 +28,13 @@ import (
 // SD card, the page reads dominate: a reading is ~70 bytes, so 1,000,000 events read
 // about 70 MB of the file. The
 // bound keeps a question about a quiet device among busy ones from reading the whole
-// log; an answer that hit the bound says so (complete is false). Writers are not
-// blocked (bbolt readers and the writer run concurrently).
+// log; an answer that hit the bound says so (complete is false). Readings are not
+// held up: the writer logs and acknowledges them meanwhile (only the database's
+// batch waits).
 func (s *Store) Latest(dev string, maxScan int, fn func(seq uint64, r *device.Reading) bool) (examined int, complete bool, err error) {
 	want := []byte(dev)
 	intern := map[string]string{}
-	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.read(func(tx *bolt.Tx) error {
 		var r device.Reading
 		c := tx.Bucket(bucketEvents).Cursor()
 		scan := func() error {

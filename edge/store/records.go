@@ -40,7 +40,7 @@ func (t *Tx) Quarantine(e *RecordError) error {
 		"reason": e.Err.Error(), "value_base64": base64.StdEncoding.EncodeToString(v), "at": time.Now().UTC().Format(time.RFC3339)}); err != nil {
 		return err
 	}
-	if err := b.Delete(e.Key); err != nil {
+	if err := t.del(e.Bucket, e.Key); err != nil {
 		return err
 	}
 	t.quarantined = append(t.quarantined, e.Bucket)
@@ -55,13 +55,13 @@ func (t *Tx) put(b Bucket, key, val []byte) error {
 			return fmt.Errorf("store: %s %q: %w", b, key, err)
 		}
 	}
-	t.credsChanged = t.credsChanged || b == Credentials
-	return t.bucket(b).Put(key, val)
+	t.bucket(b)
+	return t.rawPut(string(b), key, val)
 }
 
 func (t *Tx) del(b Bucket, key []byte) error {
-	t.credsChanged = t.credsChanged || b == Credentials
-	return t.bucket(b).Delete(key)
+	t.bucket(b)
+	return t.rawDel(string(b), key)
 }
 
 // putJSON stores v as a JSON record.

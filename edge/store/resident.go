@@ -18,8 +18,8 @@ import (
 // the whole call; its length is the transaction's view of the file (tx.Size), which
 // is never larger than the mapping.
 func (s *Store) ReleaseMapped() error {
-	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
+	s.bmu.Lock()
+	defer s.bmu.Unlock()
 	return s.db.View(s.releaseIn)
 }
 

@@ -59,6 +59,9 @@ func TestReleaseMapped(t *testing.T) {
 			rs = rs[:0]
 		}
 	}
+	if err := s.Sync(); err != nil { // the events in the file, not in the batch
+		t.Fatal(err)
+	}
 	// Touch every page of the log through bbolt's mapping.
 	touched := 0
 	if err := s.db.View(func(tx *bolt.Tx) error {

@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"time"
 
@@ -25,18 +24,19 @@ func (s *Store) used(tx *bolt.Tx) int64 {
 	return tx.Size() - int64(st.FreePageN+st.PendingPageN)*int64(s.db.Info().PageSize)
 }
 
-// makeRoom evicts the oldest raw readings when the commit of n readings could take
-// the file near its quota. The file is bounded three ways: bbolt's MaxSize (the quota:
+// makeRoom evicts the oldest raw readings when need more bytes (what the batch will
+// write, about) could take the file near its quota. The file is bounded three ways: bbolt's MaxSize (the quota:
 // a commit that would grow the file past it fails, and its readings are refused);
 // growth in steps of allocSize; and this eviction, which starts when the pages in
 // use reach 80% of the quota less one growth step and deletes down to 65%, so the
 // pages it frees serve the next commits (pages freed by a transaction are reusable
 // only after it). It returns ErrQuota when evicting every raw reading would not make
 // room: what is left is rollups, tags and the outbox, which are never evicted.
-func (s *Store) makeRoom(tx *bolt.Tx, n int) (int, error) {
+func (s *Store) makeRoom(tx *bolt.Tx, need int64) (int, error) {
 	quota := s.opts.QuotaBytes
 	slack := int64(allocSize(s.opts))
-	need := int64(n) * bytesPerReading
+	// The batch's own pages are allocated only at its commit: count what it holds.
+	need += s.bBytes
 	used := s.used(tx)
 	if used+need <= quota*80/100-slack {
 		return 0, nil
@@ -47,71 +47,107 @@ func (s *Store) makeRoom(tx *bolt.Tx, n int) (int, error) {
 	// Spread a large eviction over several commits (each deletes at least four times
 	// what it adds), so that no commit stalls ingest for long; the 15% between the
 	// start and the target of eviction is the room this takes.
-	if limit := max(4*n, maxEvictPerCommit); evict > limit && used+need <= quota-slack-quota/20 {
+	if limit := max(int(4*need/bytesPerReading), maxEvictPerCommit); evict > limit && used+need <= quota-slack-quota/20 {
 		evict = limit
 	}
-	floor := s.protectedFloor(tx)
+	// Never an event the last commit has not covered (derived_seq), nor one a
+	// protected consumer has not processed.
+	floor := min(s.protectedFloor(tx), s.derived)
 	c := ev.Cursor()
 	deleted := 0
+	var last uint64
 	for k, _ := c.First(); k != nil && deleted < evict && binary.BigEndian.Uint64(k) <= floor; k, _ = c.First() {
+		last = binary.BigEndian.Uint64(k)
 		if err := c.Delete(); err != nil {
 			return 0, err
 		}
 		deleted++
 	}
+	if deleted > 0 {
+		s.bDirty = true
+		if err := noteEvicted(tx, last); err != nil {
+			return deleted, err
+		}
+	}
 	if deleted < evict && used+need-int64(deleted)*bytesPerReading > quota-slack {
-		return 0, ErrQuota // the transaction rolls back: nothing is evicted
+		return deleted, ErrQuota // what it evicted is gone all the same: it was evictable
 	}
 	return deleted, nil
 }
 
 // Expire deletes raw readings whose hub time is older than MaxAge, oldest first, in
-// transactions of at most 10,000 deletions. It returns how many it deleted.
+// steps of at most 10,000 deletions. It returns how many it deleted.
 //
-// It deletes only events a checkpoint covers (up to meta derived_seq), having the
-// writer write one first: Open rebuilds the device and dedupe records from the events
-// after derived_seq, so deleting one of those and crashing before the next checkpoint
-// would lose its effect on them (and, with every event gone, the next sequence).
+// It deletes them in the batch (checkpoint.go), and only events the last commit
+// covers (up to derived_seq) that no protected consumer still needs: a deletion is
+// committed with the cursors and records that allow it, or lost with them.
 func (s *Store) Expire(now time.Time) (int, error) {
-	if err := s.checkpointNow(); err != nil {
-		if errors.Is(err, ErrClosed) || errors.Is(err, ErrIntakeStopped) {
-			return 0, err
-		}
-		s.log.Warn("checkpoint before retention failed: expiring only the events the last one covers", "err", err)
-	}
 	cutoff := now.Add(-s.opts.MaxAge).UnixNano()
 	total := 0
 	for {
-		deleted := 0
-		more := false
-		err := s.Update(func(t *Tx) error {
-			floor := min(s.protectedFloor(t.tx), derivedSeq(t.tx))
-			c := t.tx.Bucket(bucketEvents).Cursor()
-			var r device.Reading
-			for k, v := c.First(); k != nil && binary.BigEndian.Uint64(k) <= floor; k, v = c.First() {
-				if deleted >= 10000 {
-					more = true
-					return nil
-				}
-				if err := decodeReading(v, &r, nil); err == nil && r.HubTime.UnixNano() >= cutoff {
-					return nil
-				}
-				if err := c.Delete(); err != nil {
-					return err
-				}
-				deleted++
-			}
-			return nil
-		})
-		if err != nil {
-			return total, err
-		}
+		deleted, more, err := s.expireStep(cutoff)
 		total += deleted
 		s.m.evicted.WithLabelValues("age").Add(float64(deleted))
-		if !more {
-			return total, nil
+		if err != nil || !more {
+			return total, err
 		}
 	}
+}
+
+// expireStep deletes up to 10,000 expired events in the batch.
+func (s *Store) expireStep(cutoff int64) (deleted int, more bool, err error) {
+	if failed := s.Failed(); failed != nil {
+		return 0, false, fmt.Errorf("store: %w: %v", ErrIntakeStopped, failed)
+	}
+	s.bmu.Lock()
+	defer s.bmu.Unlock()
+	tx, err := s.batch()
+	if err != nil {
+		return 0, false, err
+	}
+	defer func() {
+		if deleted > 0 {
+			s.bDirty = true
+			s.eventCount -= deleted
+			select { // the applier arms the checkpoint timer
+			case s.updated <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	floor := min(s.protectedFloor(tx), s.derived)
+	c := tx.Bucket(bucketEvents).Cursor()
+	var r device.Reading
+	var last uint64
+	defer func() {
+		if deleted > 0 && err == nil {
+			err = noteEvicted(tx, last)
+		}
+	}()
+	for k, v := c.First(); k != nil && binary.BigEndian.Uint64(k) <= floor; k, v = c.First() {
+		if deleted >= 10000 {
+			return deleted, true, nil
+		}
+		if err := decodeReading(v, &r, nil); err == nil && r.HubTime.UnixNano() >= cutoff {
+			return deleted, false, nil
+		}
+		last = binary.BigEndian.Uint64(k)
+		if err := c.Delete(); err != nil {
+			return deleted, false, err
+		}
+		deleted++
+	}
+	return deleted, false, nil
+}
+
+// noteEvicted records in meta evicted_seq that retention deleted every event up to
+// seq (retention deletes the oldest first).
+func noteEvicted(tx *bolt.Tx, seq uint64) error {
+	meta := tx.Bucket(bucketMeta)
+	if v := meta.Get(keyEvictedSeq); len(v) == 8 && binary.BigEndian.Uint64(v) >= seq {
+		return nil
+	}
+	return meta.Put(keyEvictedSeq, u64key(seq))
 }
 
 // releaseInterval is how often Maintain releases the store's mapped pages: at most
@@ -152,14 +188,12 @@ type Stats struct {
 // Stats returns a snapshot of the store's size and counts.
 func (s *Store) Stats() (Stats, error) {
 	var st Stats
-	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.read(func(tx *bolt.Tx) error {
 		st.FileBytes = tx.Size()
 		st.UsedBytes = s.used(tx)
 		st.QuotaBytes = s.opts.QuotaBytes
 		ev := tx.Bucket(bucketEvents)
-		st.Events = ev.Stats().KeyN
+		st.Events = s.eventCount
 		if k, _ := ev.Cursor().First(); k != nil {
 			st.FirstSeq = binary.BigEndian.Uint64(k)
 		}
@@ -173,8 +207,8 @@ func (s *Store) Stats() (Stats, error) {
 // mostlyFree reports whether compaction would give back at least half the file and
 // at least an eighth of the quota.
 func (s *Store) mostlyFree() bool {
-	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
+	s.bmu.Lock()
+	defer s.bmu.Unlock()
 	size := fileSize(s.path)
 	st := s.db.Stats()
 	free := int64(st.FreePageN+st.PendingPageN) * int64(s.db.Info().PageSize)

@@ -134,7 +134,7 @@ func salvageFile(f *os.File, from, to string, opts Options, rec *recovery) (*Sal
 	if err == nil {
 		rec.report = rep
 		err = dst.db.Update(func(tx *bolt.Tx) error {
-			if err := dst.writeCheckpoint(tx, max(dst.lastSeq.Load(), sv.seqFloor), nil, nil, nil); err != nil {
+			if err := dst.writeDerived(tx, max(dst.lastSeq.Load(), sv.seqFloor)); err != nil {
 				return err
 			}
 			return rec.record(tx)
@@ -400,8 +400,9 @@ func (sv *salvager) passes(def bucketDef, e element) bool {
 // older transaction left on a free page holds the same records as the live one.
 // A page is taken whole or not at all (it must be exactly as bbolt writes a leaf,
 // every record passing its check), and only for keys the new store lacks, at or
-// above the first event the tree gave unless the damage reached below it. (An
-// event retention had deleted may come back this way; the next retention pass
+// above the first event the tree gave unless the damage reached below it, and
+// above meta evicted_seq when it was read. (An event retention had deleted may
+// come back this way from a file without evicted_seq; the next retention pass
 // deletes it again. Events of a commit that never completed may come back too:
 // their devices were never told they were stored, so they may be stored twice —
 // a duplicate, not a loss.)
@@ -410,6 +411,10 @@ func (sv *salvager) scanEvents(db *bolt.DB, bf *boltFile) error {
 		return nil
 	}
 	out := &batcher{db: db, bucket: "events", ifAbsent: true}
+	from := sv.eventsFrom
+	if v := sv.meta["evicted_seq"]; len(v) == 8 { // never what retention deleted (schema 4)
+		from = max(from, binary.BigEndian.Uint64(v)+1)
+	}
 	for id := uint64(2); id < bf.meta.hwm; id++ {
 		p, err := bf.readRaw(id)
 		if err != nil {
@@ -430,7 +435,7 @@ func (sv *salvager) scanEvents(db *bolt.DB, bf *boltFile) error {
 			continue
 		}
 		for _, e := range elems {
-			if binary.BigEndian.Uint64(e.key) >= sv.eventsFrom {
+			if binary.BigEndian.Uint64(e.key) >= from {
 				if err := out.put(e.key, e.value); err != nil {
 					return err
 				}
@@ -619,7 +624,7 @@ func (r *recovery) record(tx *bolt.Tx) error {
 	if err := meta.Put(keyCorruptions, u64key(n+1)); err != nil {
 		return err
 	}
-	return (&Tx{tx: tx}).Audit("corrupt_file_moved_aside", map[string]any{"moved_to": r.movedTo,
+	return writeTx(tx).Audit("corrupt_file_moved_aside", map[string]any{"moved_to": r.movedTo,
 		"at": r.at.Format(time.RFC3339), "damage": r.damage, "salvage": r.report})
 }
 

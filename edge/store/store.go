@@ -16,15 +16,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/edge/store/wal"
 )
 
 // SchemaVersion is the layout version this code writes (FORMAT.md).
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // magic marks a bbolt file as a hearth store.
 const magic = "hearth-store"
@@ -49,27 +51,40 @@ var (
 	// event after it, so it is also the floor of the next sequence once every event
 	// is deleted.
 	keyDerivedSeq = []byte("derived_seq")
+	// keyEvictedSeq (schema 4): retention has deleted every event at or below this
+	// sequence. Written with its deletions, in the same commit; salvage never takes
+	// back an event at or below it from a stale page.
+	keyEvictedSeq = []byte("evicted_seq")
 )
 
 // Options tune a Store. The zero value of each field means its documented default.
 type Options struct {
-	// MaxBatch is the most readings committed in one transaction (default 2000).
+	// MaxBatch is the most readings in one group commit (default 2000).
 	MaxBatch int
-	// MaxDelay is how long the writer waits for more readings before committing a
-	// batch smaller than MaxBatch (default 0: commit as soon as the previous commit is
-	// done; readings that arrive during an fsync form the next batch).
-	// The wait ends early, once no reading has arrived for MaxDelay/8: a burst is
-	// gathered into one commit, and a lone reading waits only that gap.
+	// FlashBudget is the bytes a day the store may write to its disk (default 256
+	// MiB; a negative value turns the budget off). The writer holds to it by
+	// widening its group-commit window, up to MaxDelay (flash.go).
+	FlashBudget int64
+	// MaxDelay is the longest a reading waits for others to share its group commit
+	// (default 1.4s; with the budget off, 0: commit as soon as the previous commit
+	// is done, readings that arrive during an fsync forming the next group). A group
+	// whose readings fill a page of the log is committed at once, whatever the window.
 	MaxDelay time.Duration
-	// CommitPace: while commits are small (fewer than paceBelow readings), the writer
-	// starts one at most this often and gathers what arrives in between (default 0:
-	// no pacing).
+	// CommitPace: with the budget off, while groups are small (fewer than paceBelow
+	// readings), the writer starts one at most this often and gathers what arrives
+	// in between (default 0: no pacing).
 	CommitPace time.Duration
+	// CheckpointEvery is how often the database behind the log is committed
+	// (default 5 minutes; sooner when the batch grows big, checkpoint.go). A crash
+	// replays at most this much of the log.
+	CheckpointEvery time.Duration
 	// QueueLen bounds the readings waiting for the writer; Submit blocks beyond it
 	// (default 20000).
 	QueueLen int
 	// QuotaBytes bounds the database: raw readings are evicted oldest first to stay
 	// under it, and refused when that is not enough (default 64 MiB; minimum 1 MiB).
+	// The write-ahead log beside it takes at most wal.Options.MaxSegments+Spares
+	// segments (6 MiB with the defaults).
 	QuotaBytes int64
 	// MaxAge evicts raw readings older than this by hub time (default 30 days).
 	MaxAge time.Duration
@@ -84,8 +99,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the store's metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
-	// Now is the wall clock (default time.Now).
+	// Now is the wall clock (default: Clock's Now).
 	Now func() time.Time
+	// Clock runs the writer's windows and the checkpoint interval (default the real
+	// clock; tests pass a clockwork.FakeClock).
+	Clock clockwork.Clock
 	// FreeSpace returns the bytes available on the filesystem of dir (default:
 	// statfs). Space compares it with what the next commits may need.
 	FreeSpace func(dir string) (int64, error)
@@ -99,7 +117,21 @@ type Options struct {
 	// scratch: the file is salvage's new store, synced once when complete
 	// (salvage.go); never the store in use, whose every commit is synced.
 	scratch bool
+	// logFS is the file system under the write-ahead log (default the operating
+	// system's; the power-cut tests pass a waltest.PowerFS). logSegment is its
+	// segment size (default wal's).
+	logFS      wal.FS
+	logSegment int64
+	// afterCommit, when set, runs after each commit of the database, before the
+	// log's segments it covers are released (the power-cut tests copy the file).
+	afterCommit func()
 }
+
+// DefaultFlashBudget is store.flash_budget's default: 256 MiB a day.
+const DefaultFlashBudget = 256 << 20
+
+// DefaultMaxDelay is store.max_delay's default with the flash budget on.
+const DefaultMaxDelay = 1400 * time.Millisecond
 
 func (o *Options) withDefaults() Options {
 	var v Options
@@ -128,68 +160,104 @@ func (o *Options) withDefaults() Options {
 	if v.Logger == nil {
 		v.Logger = slog.New(slog.DiscardHandler)
 	}
+	if v.Clock == nil {
+		v.Clock = clockwork.NewRealClock()
+	}
 	if v.Now == nil {
-		v.Now = time.Now
+		v.Now = v.Clock.Now
+	}
+	if v.FlashBudget == 0 {
+		v.FlashBudget = DefaultFlashBudget
+	}
+	if v.FlashBudget < 0 {
+		v.FlashBudget = 0
+	} else if v.MaxDelay == 0 {
+		v.MaxDelay = DefaultMaxDelay
+	}
+	if v.CheckpointEvery <= 0 {
+		v.CheckpointEvery = defaultCheckpointEvery
 	}
 	return v
 }
 
 // Store is hearth's durable state: the event log and everything derived from it.
 // It is safe for concurrent use. Readings are written by one writer goroutine that
-// group-commits what callers Submit; everything else goes through View and Update.
+// group-commits what callers Submit to the write-ahead log (writer.go); the
+// database behind it is written in batches by the applier (checkpoint.go), and
+// everything else goes through View and Update, which run in that batch.
 type Store struct {
-	// dbMu is held shared by every View, Update and read, and exclusively by
-	// compaction while it swaps db for the compacted file (compact.go).
-	dbMu      sync.RWMutex
-	db        *bolt.DB
+	db        *bolt.DB // guarded by bmu
 	path      string
+	wal       *wal.Log
 	compactCh chan compactReq
-	ckptCh    chan chan error // checkpoint requests to the writer (checkpointNow)
+	ckptCh    chan ckptReq  // commit requests to the applier (checkpointNow)
+	updated   chan struct{} // an Update wrote the batch (the applier arms its timer)
 
-	opts Options
-	log  *slog.Logger
-	m    *metrics
+	opts  Options
+	log   *slog.Logger
+	m     *metrics
+	clock clockwork.Clock
+	flash *flash
 
 	installID   string
 	secret      []byte
 	corruptions uint64 // meta "corruptions" as loaded at Open
 	started     time.Time
 
-	queue   chan *request
-	pending atomic.Int64 // readings queued, not yet committed
-	stop    chan struct{}
-	done    chan struct{}
+	queue       chan *request
+	pending     atomic.Int64 // readings queued, not yet logged
+	stop        chan struct{}
+	done        chan struct{} // the writer has stopped
+	applyCh     chan *group   // logged groups, to the applier
+	applierDone chan struct{}
 
 	mu      sync.RWMutex // guards closed and failed
 	closeMu sync.RWMutex // held shared by Submit from its check to its enqueue; guards closing
 	closing bool
 	closed  bool
 	failed  error // set once when intake stops
-	lastSeq atomic.Uint64
-	devMu   sync.Mutex
-	devices map[string]*DeviceInfo     // the devices, as of the last commit (the bucket: as of the last checkpoint)
-	wm      map[bootKey]*watermark     // dedupe state (dedupe.go), as of the last commit
-	bootsOf map[string]map[uint64]bool // the boots in wm of each device (writer only)
-	commitN uint64                     // commits so far, for pruning old boots
+	// Room in the database (checkpoint.go, room): what is left under the quota once
+	// the batch is committed, as the applier last measured it, and what the writer
+	// has logged since that the applier has not applied yet.
+	roomBytes atomic.Int64
+	inflight  atomic.Int64
+	lastSeq   atomic.Uint64
+	devMu     sync.Mutex
+	devices   map[string]*DeviceInfo     // the devices, as of the last logged group (writer)
+	wm        map[bootKey]*watermark     // dedupe state (dedupe.go), as of the last logged group
+	bootsOf   map[string]map[uint64]bool // the boots in wm of each device (writer only)
+	commitN   uint64                     // groups so far, for pruning old boots
 
-	// Checkpoints (writer only; see checkpointEvery): what changed in devices and wm
-	// since the buckets were last written, and boots pruned since then.
-	dirtyDev       map[string]bool
-	dirtyWM        map[bootKey]bool
-	prunedWM       map[bootKey]bool
-	lastCheckpoint time.Time
+	// The batch (checkpoint.go), guarded by bmu, which every transaction holds.
+	bmu           sync.Mutex
+	btx           *bolt.Tx // the pending write transaction, or nil
+	bDirty        bool     // btx holds writes
+	bSince        time.Time
+	bBytes        int64                  // what btx will write, about
+	bEvents       int                    // events in btx
+	ckWM          map[bootKey]*watermark // dedupe records to write at the next commit (nil: delete)
+	ckDev         map[string]*DeviceInfo // device records to write at the next commit
+	derived       uint64                 // meta derived_seq as of the last commit
+	eventCount    int                    // events in the database, the batch included
+	credsChanged  bool                   // the batch changed credentials: rewrite the keep file after its commit
+	compactWanted bool                   // a commit hit the file's size limit (applier)
 
-	compactWanted bool // the last commit hit the file's size limit (writer only)
+	appliedMu    sync.Mutex
+	appliedCond  *sync.Cond
+	applied      uint64 // the last event in the batch (or committed)
+	applyStopped bool   // the applier has stopped: nobody waits for it
 
 	Recovered string // path the corrupt file was moved to at Open, or ""
 
 	keepMu     sync.Mutex     // serialises writes of the keep file (keep.go)
 	metaDamage string         // a damaged meta page Open did without (fileCheck.otherMeta), or ""
 	salvage    *SalvageReport // what was salvaged when Recovered is set
+	logDamage  *LogDamage     // what the log's recovery found wrong at Open, or nil
 }
 
 type request struct {
 	rs   []device.Reading
+	size int // their size in the log, about (encodedSize)
 	done func(error)
 }
 
@@ -236,9 +304,22 @@ func Open(path string, o *Options) (*Store, error) {
 	if s.metaDamage != "" {
 		s.m.metaDamage.Inc()
 	}
-	if err := s.syncKeep(); err != nil {
+	s.flash = newFlash(opts.FlashBudget, opts.MaxDelay, opts.Now)
+	// The log: what was acknowledged and not yet in the database goes in now, in
+	// one commit that may take the file past its quota (an acknowledged reading is
+	// never dropped to make room; eviction and compaction bring the file back).
+	s.db.MaxSize = 0
+	err = s.openLog()
+	s.db.MaxSize = boltOptionsFor(opts).MaxSize
+	if err != nil {
+		s.m.unregister()
+		_ = s.db.Close()
+		return nil, err
+	}
+	if err := s.syncKeepLocked(); err != nil {
 		s.log.Warn("the keep file (credentials and identity, kept beside the database) could not be written", "err", err)
 	}
+	go s.applier()
 	go s.writer()
 	return s, nil
 }
@@ -328,10 +409,13 @@ func openStore(path string, opts Options, rec *recovery) (s *Store, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s = &Store{db: db, path: path, compactCh: make(chan compactReq), ckptCh: make(chan chan error), opts: opts, log: opts.Logger.With("component", "store"),
+	s = &Store{db: db, path: path, compactCh: make(chan compactReq), ckptCh: make(chan ckptReq), updated: make(chan struct{}, 1),
+		opts: opts, log: opts.Logger.With("component", "store"), clock: opts.Clock,
 		queue: make(chan *request, 1024), stop: make(chan struct{}), done: make(chan struct{}),
+		applyCh: make(chan *group, 256), applierDone: make(chan struct{}),
 		devices: map[string]*DeviceInfo{}, wm: map[bootKey]*watermark{}, bootsOf: map[string]map[uint64]bool{},
-		dirtyDev: map[string]bool{}, dirtyWM: map[bootKey]bool{}, prunedWM: map[bootKey]bool{}, metaDamage: fc.otherMeta}
+		ckWM: map[bootKey]*watermark{}, ckDev: map[string]*DeviceInfo{}, metaDamage: fc.otherMeta}
+	s.appliedCond = sync.NewCond(&s.appliedMu)
 	if rec != nil {
 		s.Recovered, s.salvage = rec.movedTo, rec.report
 	}
@@ -466,7 +550,7 @@ func (s *Store) init(rec *recovery) error {
 			}
 		}
 		if s.metaDamage != "" {
-			if err := (&Tx{tx: tx}).Audit("meta_page_damaged", map[string]any{"damage": s.metaDamage, "txid": tx.ID() - 1,
+			if err := writeTx(tx).Audit("meta_page_damaged", map[string]any{"damage": s.metaDamage, "txid": tx.ID() - 1,
 				"at": s.opts.Now().UTC().Format(time.RFC3339)}); err != nil {
 				return err
 			}
@@ -508,11 +592,14 @@ func (s *Store) init(rec *recovery) error {
 		}); err != nil {
 			return err
 		}
-		n, err := s.replayDerived(tx) // the events after the last checkpoint (checkpoint.go)
+		n, err := s.replayDerived(tx) // events after derived_seq: only in a file older than schema 4 (checkpoint.go)
 		if n > 0 {
 			s.opts.Logger.Info("replayed the events after the last checkpoint into device and dedupe records",
 				"component", "store", "events", n)
 		}
+		s.derived = derivedSeq(tx)
+		s.applied = s.lastSeq.Load() // every event in the file is in the database
+		s.eventCount = tx.Bucket(bucketEvents).Stats().KeyN
 		return err
 	})
 }
@@ -544,7 +631,8 @@ func (s *Store) Failed() error {
 }
 
 // Submit implements device.Sink: rs are committed by the writer in the next group
-// commit, and done is called once they are durable or refused. Submit blocks while
+// commit, and done is called once they are durable (in the write-ahead log) or
+// refused. Submit blocks while
 // more than QueueLen readings wait.
 func (s *Store) Submit(rs []device.Reading, done func(error)) {
 	if len(rs) > s.opts.MaxBatch {
@@ -583,304 +671,12 @@ func (s *Store) Submit(rs []device.Reading, done func(error)) {
 		return
 	}
 	s.pending.Add(int64(len(rs)))
-	s.queue <- &request{rs: rs, done: done} // the writer runs until Close, which waits for this lock
+	size := 0
+	for i := range rs {
+		size += encodedSize(&rs[i])
+	}
+	s.queue <- &request{rs: rs, size: size, done: done} // the writer runs until Close, which waits for this lock
 	s.closeMu.RUnlock()
-}
-
-// writer is the single goroutine that commits readings.
-func (s *Store) writer() {
-	defer close(s.done)
-	var batch []*request
-	buf := make([]byte, 0, 256)
-	deadline, gap := time.NewTimer(time.Hour), time.NewTimer(time.Hour)
-	deadline.Stop()
-	gap.Stop()
-	// idle fires checkpointEvery after the last commit: records left dirty by it are
-	// written then, so an idle store has nothing to replay. (Retention deletes only
-	// events a checkpoint covers: Expire asks for one first, on ckptCh.)
-	idle := time.NewTimer(checkpointEvery)
-	defer idle.Stop()
-	pace := time.NewTimer(time.Hour)
-	pace.Stop()
-	var lastStart time.Time // when the last commit began (CommitPace)
-	for {
-		batch = batch[:0]
-		var first *request
-		select {
-		case <-idle.C:
-			if s.Failed() == nil {
-				if err := s.checkpoint(); err != nil {
-					s.log.Warn("checkpoint failed; the next start replays the log", "err", err)
-				}
-			}
-			continue
-		case req := <-s.compactCh:
-			freed, err := s.compact("requested")
-			req.done <- compactResult{freed, err}
-			continue
-		case done := <-s.ckptCh:
-			if failed := s.Failed(); failed != nil {
-				done <- fmt.Errorf("store: %w: %v", ErrIntakeStopped, failed)
-			} else {
-				done <- s.checkpoint()
-			}
-			continue
-		case first = <-s.queue:
-		case <-s.stop:
-			// Drain what was queued before Close.
-			for {
-				select {
-				case r := <-s.queue:
-					batch = append(batch, r)
-					continue
-				default:
-				}
-				break
-			}
-			if len(batch) > 0 {
-				s.commit(batch, &buf)
-			}
-			return
-		}
-		batch = append(batch, first)
-		n := len(first.rs)
-		if s.opts.MaxDelay > 0 {
-			deadline.Reset(s.opts.MaxDelay)
-		}
-	fill:
-		for n < s.opts.MaxBatch {
-			select {
-			case r := <-s.queue:
-				batch = append(batch, r)
-				n += len(r.rs)
-				continue
-			default:
-			}
-			if s.opts.MaxDelay <= 0 {
-				break
-			}
-			// Linger: wait for the next request while they keep coming, at most
-			// MaxDelay/8 after the last one and never past MaxDelay after the first.
-			// Each commit costs two fsyncs whatever its size (about 60 µs of CPU each
-			// on the dev machine): fewer, larger commits cost less CPU per reading,
-			// and the window of unacknowledged publishes bounds the throughput.
-			gap.Reset(s.opts.MaxDelay / 8)
-			select {
-			case r := <-s.queue:
-				batch = append(batch, r)
-				n += len(r.rs)
-			case <-gap.C:
-				break fill
-			case <-deadline.C:
-				break fill
-			}
-		}
-		deadline.Stop()
-		gap.Stop()
-		// Pace: while commits are small, start one at most every CommitPace, and
-		// gather what arrives meanwhile. Commits cost the same whatever their size
-		// (two fsyncs, the pages up to the root): a writer that commits as soon as
-		// the last one ended makes more of them the faster the disk is, and each is
-		// CPU and flash wear. A lone reading after a quiet spell is not held up; a
-		// burst (batches of paceBelow readings or more) is never paced.
-		if wait := s.opts.CommitPace - time.Since(lastStart); n < paceBelow && wait > 0 {
-			pace.Reset(wait)
-		gather:
-			for n < s.opts.MaxBatch {
-				select {
-				case r := <-s.queue:
-					batch = append(batch, r)
-					n += len(r.rs)
-				case <-pace.C:
-					break gather
-				case <-s.stop: // Close: commit what is here; the loop then drains the rest
-					break gather
-				}
-			}
-			pace.Stop()
-		}
-		lastStart = time.Now()
-		s.commit(batch, &buf)
-		idle.Reset(checkpointEvery)
-		if s.compactWanted || s.compactDue() {
-			s.compactWanted = false
-			if _, err := s.compact("quota"); err != nil {
-				s.log.Warn("compaction failed", "err", err)
-			}
-		}
-	}
-}
-
-// paceBelow: commits of this many readings or more are never paced (CommitPace): a
-// burst keeps its throughput.
-const paceBelow = 16
-
-// commit writes one group of requests in one transaction and tells each caller.
-func (s *Store) commit(batch []*request, buf *[]byte) {
-	n := 0
-	for _, r := range batch {
-		n += len(r.rs)
-	}
-	defer s.pending.Add(-int64(n))
-	s.mu.RLock()
-	failed := s.failed
-	s.mu.RUnlock()
-	if failed != nil {
-		err := fmt.Errorf("store: %w: %v", ErrIntakeStopped, failed)
-		s.m.refused.WithLabelValues("intake_stopped").Add(float64(n))
-		for _, r := range batch {
-			r.done(err)
-		}
-		return
-	}
-	start := time.Now()
-	*buf = (*buf)[:0]
-	// Only this goroutine changes s.devices and s.wm, so it reads them without a
-	// lock; devMu guards them only while it publishes the changes below. (Holding
-	// devMu across the transaction would deadlock with a reader of Devices() inside
-	// another Update.)
-	var (
-		seq        = s.lastSeq.Load()
-		dups       int
-		wmChange   = map[bootKey]*watermark{}
-		devNew     = map[string]*DeviceInfo{}
-		prunedKeys []bootKey
-		evicted    int
-		// checkpointed: this commit also wrote the devices and dedupe records (every
-		// checkpointEvery, and whenever it evicted events, which replay could not find).
-		checkpointed bool
-	)
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		var err error
-		if evicted, err = s.makeRoom(tx, n); err != nil {
-			return err
-		}
-		ev := tx.Bucket(bucketEvents)
-		ev.FillPercent = 1.0 // append-only keys: pack pages full
-		for _, req := range batch {
-			for i := range req.rs {
-				r := &req.rs[i]
-				if r.Seq != 0 {
-					bk := bootKey{r.Device, r.Boot}
-					w, ok := wmChange[bk]
-					if !ok {
-						if old, ok := s.wm[bk]; ok {
-							w = old.clone()
-						} else {
-							w = &watermark{}
-						}
-						w.used = s.commitN + 1
-						wmChange[bk] = w
-					}
-					if w.seen(r.Seq) {
-						dups++
-						s.deviceInfo(devNew, r).Dups++
-						continue
-					}
-					w.add(r.Seq)
-				}
-				seq++
-				// bbolt keeps key and value slices until the commit: encode into an
-				// arena that only grows during this transaction, never overwritten.
-				start := len(*buf)
-				*buf = appendReading(*buf, r)
-				*buf = binary.BigEndian.AppendUint64(*buf, seq)
-				val, key := (*buf)[start:len(*buf)-8:len(*buf)-8], (*buf)[len(*buf)-8:]
-				if err := ev.Put(key, val); err != nil {
-					return err
-				}
-				d := s.deviceInfo(devNew, r)
-				if d.FirstSeen.IsZero() {
-					d.FirstSeen = r.HubTime
-				}
-				d.LastSeen = r.HubTime
-				d.Readings++
-				if r.Seq != 0 {
-					d.Boot, d.Seq = r.Boot, r.Seq
-				}
-			}
-		}
-		// Boots pruned here are forgotten at once; their records go at the checkpoint.
-		pruned, err := s.pruneBoots(recordDeletes{}, wmChange)
-		if err != nil {
-			return err
-		}
-		prunedKeys = pruned
-		checkpointed = evicted > 0 || s.opts.Now().Sub(s.lastCheckpoint) >= checkpointEvery
-		if checkpointed {
-			return s.writeCheckpoint(tx, seq, wmChange, devNew, prunedKeys)
-		}
-		return nil
-	})
-	if err == nil {
-		s.devMu.Lock()
-		s.lastSeq.Store(seq)
-		s.commitN++
-		for bk, w := range wmChange {
-			s.wm[bk] = w
-			s.indexBoot(bk)
-			s.dirtyWM[bk] = true
-			delete(s.prunedWM, bk)
-		}
-		for _, bk := range prunedKeys {
-			delete(s.wm, bk)
-			delete(s.bootsOf[bk.dev], bk.boot)
-			delete(s.dirtyWM, bk)
-			s.prunedWM[bk] = true
-		}
-		for id, d := range devNew {
-			s.devices[id] = d
-			s.dirtyDev[id] = true
-		}
-		if checkpointed {
-			clear(s.dirtyWM)
-			clear(s.dirtyDev)
-			clear(s.prunedWM)
-			s.lastCheckpoint = s.opts.Now()
-		}
-		s.devMu.Unlock()
-	}
-	s.m.commitSeconds.Observe(time.Since(start).Seconds())
-	switch {
-	case err == nil:
-		if evicted > 0 {
-			s.m.evicted.WithLabelValues("quota").Add(float64(evicted))
-			s.log.Info("quota: evicted oldest raw readings", "evicted", evicted, "quota_bytes", s.opts.QuotaBytes)
-		}
-		s.m.commits.Inc()
-		s.m.committed.Add(float64(n - dups))
-		s.m.duplicates.Add(float64(dups))
-		s.m.batchSize.Observe(float64(n))
-	case errors.Is(err, ErrQuota) || errors.Is(err, berrors.ErrMaxSizeReached):
-		// The file is at its quota even after eviction (or fragmented up to it):
-		// refuse, and compact before the next commit.
-		s.compactWanted = true
-		err = fmt.Errorf("store: %d readings: %w (%d bytes)", n, ErrQuota, s.opts.QuotaBytes)
-		s.m.refused.WithLabelValues("quota").Add(float64(n))
-		s.log.Warn("disk quota full: refusing readings", "readings", n, "quota_bytes", s.opts.QuotaBytes)
-	default:
-		s.m.refused.WithLabelValues("write_error").Add(float64(n))
-		s.stopIntake(err)
-		s.log.Error("write failed: intake stopped", "err", err, "readings", n)
-		err = fmt.Errorf("store: %w: %v", ErrIntakeStopped, err)
-	}
-	for _, r := range batch {
-		r.done(err)
-	}
-}
-
-// deviceInfo returns the copy of r's device record that this commit updates.
-func (s *Store) deviceInfo(devNew map[string]*DeviceInfo, r *device.Reading) *DeviceInfo {
-	if d, ok := devNew[r.Device]; ok {
-		return d
-	}
-	d := &DeviceInfo{ID: r.Device, Kind: r.Kind}
-	if old, ok := s.devices[r.Device]; ok {
-		*d = *old
-	}
-	d.Kind = r.Kind
-	devNew[r.Device] = d
-	return d
 }
 
 // Committed returns the highest sequence n of the device's boot such that the store
@@ -913,9 +709,7 @@ func (s *Store) Devices() []DeviceInfo {
 func (s *Store) ReadEvents(after uint64, max int, fn func(seq uint64, r *device.Reading) error) (uint64, error) {
 	last := after
 	intern := map[string]string{}
-	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.read(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketEvents).Cursor()
 		var r device.Reading
 		n := 0
@@ -949,7 +743,8 @@ func (s *Store) ReadEvents(after uint64, max int, fn func(seq uint64, r *device.
 // the file's mapped pages before it returns (see ReleaseMapped).
 const releaseAfterEvents = 1000
 
-// Close stops the writer after committing what was submitted, and closes the file.
+// Close stops the writer after logging what was submitted, commits the batch, and
+// closes the log and the file.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -965,18 +760,36 @@ func (s *Store) Close() error {
 	s.closing = true
 	s.closeMu.Unlock()
 	close(s.stop)
-	<-s.done
-	if s.Failed() == nil {
-		// The records changed since the last checkpoint: the next Open then replays
-		// nothing. (If this fails, that Open replays the events: nothing is lost.)
-		if err := s.checkpoint(); err != nil {
-			s.log.Warn("checkpoint at close failed; the next start replays the log", "err", err)
-		}
-	}
+	<-s.done        // the writer has logged and answered everything, and closed applyCh
+	<-s.applierDone // the applier has applied it and made its last commit
+	s.appliedMu.Lock()
+	s.applyStopped = true
+	s.appliedMu.Unlock()
+	s.appliedCond.Broadcast()
 	s.m.unregister()
-	s.dbMu.Lock()
-	defer s.dbMu.Unlock()
-	return s.db.Close()
+	s.bmu.Lock()
+	defer s.bmu.Unlock()
+	if s.btx != nil { // the last commit failed (intake stopped): the log keeps the events
+		_ = s.btx.Rollback()
+		s.btx = nil
+	}
+	werr := s.wal.Close()
+	if err := s.db.Close(); err != nil {
+		return err
+	}
+	return werr
+}
+
+// read runs fn in the batch when one is pending, else in a read transaction, once
+// every event acknowledged before the call is in the batch.
+func (s *Store) read(fn func(*bolt.Tx) error) error {
+	s.waitApplied(s.lastSeq.Load())
+	s.bmu.Lock()
+	defer s.bmu.Unlock()
+	if s.btx != nil {
+		return fn(s.btx)
+	}
+	return s.db.View(fn)
 }
 
 // indexBoot records that wm holds bk (writer goroutine and init only).

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 
@@ -221,6 +222,9 @@ func TestExpireByAge(t *testing.T) {
 	if err := device.Commit(context.Background(), s, rs); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Sync(); err != nil { // retention deletes only what a commit covers
+		t.Fatal(err)
+	}
 	n, err := s.Expire(now)
 	if err != nil {
 		t.Fatal(err)
@@ -340,38 +344,36 @@ func TestDedupePrunesOldBoots(t *testing.T) {
 	}
 }
 
-// With max_delay set, the writer lingers after a reading for more while they keep
-// coming, and commits once they stop (after max_delay/8 of quiet), long before
-// max_delay: here a reading submitted while it lingers joins the first one's commit.
-// Without it, the first reading commits alone (the second is submitted only once it
-// is committed: one submitted while the writer is taking the first may still join
-// it, which is no linger).
-func TestMaxDelayLingersThenCommitsWhenQuiet(t *testing.T) {
-	for _, delay := range []time.Duration{0, 8 * time.Second} {
+// A fixed window (flash budget off, store.max_delay 8s): a reading opens a group
+// and waits the window for others; a second reading submitted meanwhile joins it,
+// and nothing is acknowledged before the window ends. Without a window, the first
+// reading commits alone. The clock is injected: the window ends when the test says.
+func TestWindowGathersReadings(t *testing.T) {
+	for _, window := range []time.Duration{0, 8 * time.Second} {
 		reg := prometheus.NewRegistry()
-		s := openTest(t, filepath.Join(t.TempDir(), "hearth.db"), &Options{MaxDelay: delay, Registerer: reg})
+		fc := clockwork.NewFakeClock()
+		s := openTest(t, filepath.Join(t.TempDir(), "hearth.db"), &Options{FlashBudget: -1, MaxDelay: window, Registerer: reg, Clock: fc})
 		done := make(chan error, 2)
 		s.Submit([]device.Reading{reading("fridge1", 1, 1, 1)}, func(err error) { done <- err })
-		// max_delay 8s: the writer has taken the first reading and lingers for more,
-		// until 1s passes without one.
-		poll.Until(t, "the writer to take the first reading", 5*time.Second, func() bool { return len(s.queue) == 0 })
-		pending, want := 2, 1.0
-		if delay == 0 {
-			wantCommitted(t, done, delay, 5*time.Second)
-			pending, want = 1, 2
+		groups := 1.0
+		if window == 0 {
+			wantCommitted(t, done)
+			groups = 2
+		} else {
+			waitTimers(t, fc, 1) // the writer's window (nothing is in the batch yet)
 		}
 		s.Submit([]device.Reading{reading("fridge1", 1, 2, 0)}, func(err error) { done <- err })
-		// Quiet ends the wait: with max_delay 8s the commit comes after 1s of quiet,
-		// not at 8s (4s is the bound, far from both).
-		bound := 5 * time.Second
-		if delay > 0 {
-			bound = delay / 2
+		if window > 0 {
+			poll.Until(t, "the writer to take the second reading", 5*time.Second, func() bool { return s.Pending() == 2 && len(s.queue) == 0 })
+			if len(done) != 0 {
+				t.Fatalf("window %s: a reading acknowledged before its window ended", window)
+			}
+			fc.Advance(window)
+			wantCommitted(t, done)
 		}
-		for range pending {
-			wantCommitted(t, done, delay, bound)
-		}
-		if commits := counterValue(t, reg, "hearth_store_commits_total"); commits != want {
-			t.Errorf("max_delay %s: %v commits for two readings, want %v", delay, commits, want)
+		wantCommitted(t, done)
+		if got := counterValue(t, reg, "hearth_store_group_commits_total"); got != groups {
+			t.Errorf("window %s: %v group commits for two readings, want %v", window, got, groups)
 		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
@@ -379,60 +381,191 @@ func TestMaxDelayLingersThenCommitsWhenQuiet(t *testing.T) {
 	}
 }
 
-// wantCommitted waits up to bound for a commit callback on done and fails on an error.
-func wantCommitted(t *testing.T, done <-chan error, delay, bound time.Duration) {
+// waitTimers waits until n timers wait on the fake clock: the writer's window, the
+// applier's checkpoint interval.
+func waitTimers(t *testing.T, fc *clockwork.FakeClock, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := fc.BlockUntilContext(ctx, n); err != nil {
+		t.Fatalf("%d timers never waited on the clock: %v", n, err)
+	}
+}
+
+// wantCommitted waits for a commit callback on done and fails on an error.
+func wantCommitted(t *testing.T, done <-chan error) {
 	t.Helper()
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(bound):
-		t.Fatalf("max_delay %s: not committed %s after the last reading", delay, bound)
+	case <-time.After(30 * time.Second): // a hang, not a measurement
+		t.Fatal("not committed")
 	}
 }
 
-// A commit writes the events only; the device and dedupe records follow at the next
-// checkpoint. A copy of the file taken between checkpoints (as a crash leaves it)
-// opens with both rebuilt from the events after the last one: counts complete, and
-// readings it already holds are still taken for retransmissions.
-func TestDerivedRecordsReplayedAfterCheckpoint(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "hearth.db")
-	s := openTest(t, path, nil)
-	ctx := context.Background()
-	a := []device.Reading{reading("fridge1", 1, 1, 1), reading("fridge1", 1, 2, 0), reading("plug1", 7, 1, 1)}
-	if err := device.Commit(ctx, s, a); err != nil { // the first commit checkpoints
+// A group whose readings fill a page of the log is committed at once, whatever the
+// window: a burst never waits (the fake clock never moves here).
+func TestFullPageCommitsAtOnce(t *testing.T) {
+	fc := clockwork.NewFakeClock()
+	s := openTest(t, filepath.Join(t.TempDir(), "hearth.db"), &Options{MaxDelay: time.Hour, Clock: fc})
+	defer s.Close()
+	burst := make([]device.Reading, 0, 80)
+	size := 0
+	for i := uint64(1); size < pageFull; i++ {
+		r := reading("fridge1", 1, i, 1)
+		burst = append(burst, r)
+		size += encodedSize(&r)
+	}
+	done := make(chan error, 1)
+	s.Submit(burst, func(err error) { done <- err })
+	wantCommitted(t, done)
+	if got := s.LastSeq(); got != uint64(len(burst)) {
+		t.Fatalf("LastSeq %d after a page of %d readings", got, len(burst))
+	}
+}
+
+// CommitPace (budget off, no window): small groups start at most every CommitPace,
+// and what arrives in between joins the next one; a group of paceBelow readings
+// or more is not paced. The clock is injected.
+func TestCommitPace(t *testing.T) {
+	for _, pace := range []time.Duration{0, 300 * time.Millisecond} {
+		reg := prometheus.NewRegistry()
+		fc := clockwork.NewFakeClock()
+		s := openTest(t, filepath.Join(t.TempDir(), "hearth.db"), &Options{FlashBudget: -1, CommitPace: pace, Registerer: reg, Clock: fc})
+		ctx := context.Background()
+		if err := device.Commit(ctx, s, []device.Reading{reading("fridge1", 1, 1, 1)}); err != nil {
+			t.Fatal(err)
+		}
+		waitTimers(t, fc, 1) // the applier's checkpoint interval, armed by the first reading
+		done := make(chan error, 2)
+		s.Submit([]device.Reading{reading("fridge1", 1, 2, 0)}, func(err error) { done <- err })
+		waits := 2
+		if pace == 0 {
+			wantCommitted(t, done) // unpaced: the second commits alone
+			waits = 1
+		} else {
+			waitTimers(t, fc, 2) // paced: the writer waits out the rest of the pace, gathering
+		}
+		s.Submit([]device.Reading{reading("fridge1", 1, 3, 1)}, func(err error) { done <- err })
+		if pace > 0 {
+			poll.Until(t, "the writer to take the third reading", 5*time.Second, func() bool { return s.Pending() == 2 && len(s.queue) == 0 })
+			fc.Advance(pace)
+		}
+		for range waits {
+			wantCommitted(t, done)
+		}
+		if got, want := counterValue(t, reg, "hearth_store_group_commits_total"), map[time.Duration]float64{0: 3, 300 * time.Millisecond: 2}[pace]; got != want {
+			t.Errorf("commit_pace %s: %v group commits for three readings, want %v", pace, got, want)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A burst right after a commit is not held for the pace (10s here; the clock
+	// never moves).
+	fc := clockwork.NewFakeClock()
+	s := openTest(t, filepath.Join(t.TempDir(), "hearth.db"), &Options{FlashBudget: -1, CommitPace: 10 * time.Second, Clock: fc})
+	defer s.Close()
+	if err := device.Commit(context.Background(), s, []device.Reading{reading("fridge1", 1, 1, 1)}); err != nil {
 		t.Fatal(err)
 	}
-	b := []device.Reading{reading("fridge1", 1, 3, 1), reading("washer1", 2, 1, 1)}
-	if err := device.Commit(ctx, s, b); err != nil { // within checkpointEvery: events only
-		t.Fatal(err)
+	burst := make([]device.Reading, paceBelow)
+	for i := range burst {
+		burst[i] = reading("fridge1", 1, uint64(i+2), 1)
 	}
-	var derived uint64
-	if err := s.db.View(func(tx *bolt.Tx) error {
-		derived = binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(keyDerivedSeq))
-		return tx.Bucket(bucketDevices).ForEach(func(k, _ []byte) error {
-			if string(k) == "washer1" {
-				t.Errorf("washer1's record was written before a checkpoint")
-			}
-			return nil
-		})
-	}); err != nil {
-		t.Fatal(err)
+	done := make(chan error, 1)
+	s.Submit(burst, func(err error) { done <- err })
+	wantCommitted(t, done)
+}
+
+// copyStore copies the store's files — the database, its write-ahead log, its keep
+// file — as a crash would leave them at this instant: everything written so far,
+// durable (the log's appends were synced; the database holds its last commit).
+func copyStore(t *testing.T, from, to string) {
+	t.Helper()
+	copyFile(t, from, to)
+	if b, err := os.ReadFile(from + keepSuffix); err == nil {
+		if err := os.WriteFile(to+keepSuffix, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if derived != 3 {
-		t.Fatalf("derived_seq %d after the first commit's checkpoint, want 3", derived)
-	}
-	// The file as a crash would leave it: every commit durable, no later checkpoint.
-	crashed := filepath.Join(dir, "crashed.db")
-	raw, err := os.ReadFile(path)
+	ents, err := os.ReadDir(from + walSuffix)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(crashed, raw, 0o600); err != nil {
+	if err := os.MkdirAll(to+walSuffix, 0o750); err != nil {
 		t.Fatal(err)
 	}
+	for _, e := range ents {
+		copyFile(t, filepath.Join(from+walSuffix, e.Name()), filepath.Join(to+walSuffix, e.Name()))
+	}
+}
+
+// copyFile copies a file.
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	raw, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// derivedOnDisk reads meta derived_seq from a copy of the store's file (what its
+// last commit left there).
+func derivedOnDisk(t *testing.T, path string) uint64 {
+	t.Helper()
+	cp := filepath.Join(t.TempDir(), "peek.db")
+	copyFile(t, path, cp)
+	db, err := bolt.Open(cp, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v uint64
+	if err := db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMeta).Get(keyDerivedSeq)
+		if len(b) != 8 {
+			return errors.New("meta derived_seq missing")
+		}
+		v = binary.BigEndian.Uint64(b)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// An acknowledged reading is in the write-ahead log; the database gets it at the
+// next checkpoint. A copy of the store taken before that (as a crash leaves it)
+// opens with the readings put back from the log: counts complete, and readings it
+// already holds still taken for retransmissions.
+func TestLogReplayedAtOpen(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hearth.db")
+	fc := clockwork.NewFakeClock()
+	s := openTest(t, path, &Options{Clock: fc})
+	ctx := context.Background()
+	a := []device.Reading{reading("fridge1", 1, 1, 1), reading("fridge1", 1, 2, 0), reading("plug1", 7, 1, 1)}
+	if err := device.Commit(ctx, s, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	b := []device.Reading{reading("fridge1", 1, 3, 1), reading("washer1", 2, 1, 1)}
+	if err := device.Commit(ctx, s, b); err != nil { // logged; the database waits for the next checkpoint
+		t.Fatal(err)
+	}
+	if got := derivedOnDisk(t, path); got != 3 {
+		t.Fatalf("derived_seq %d in the file after Sync and two more readings, want 3", got)
+	}
+	crashed := filepath.Join(dir, "crashed.db")
+	copyStore(t, path, crashed)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -452,7 +585,10 @@ func TestDerivedRecordsReplayedAfterCheckpoint(t *testing.T) {
 	if got := c.Committed("fridge1", 1); got != 3 {
 		t.Errorf("fridge1 boot 1 committed through %d after replay, want 3", got)
 	}
-	// Retransmissions of what the log holds are dropped, new readings kept.
+	if got := derivedOnDisk(t, crashed); got != 5 {
+		t.Errorf("derived_seq %d after the replay at Open, want 5 (it commits what it replayed)", got)
+	}
+	// Retransmissions of what the log held are dropped, new readings kept.
 	again := append(append([]device.Reading{}, b...), reading("washer1", 2, 2, 0))
 	if err := device.Commit(ctx, c, again); err != nil {
 		t.Fatal(err)
@@ -462,10 +598,10 @@ func TestDerivedRecordsReplayedAfterCheckpoint(t *testing.T) {
 	}
 }
 
-// Close writes a last checkpoint: the next Open has nothing to replay.
-func TestCloseCheckpoints(t *testing.T) {
+// Close commits the batch: the next Open has nothing to replay.
+func TestCloseCommits(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "hearth.db")
-	s := openTest(t, path, nil)
+	s := openTest(t, path, &Options{Clock: clockwork.NewFakeClock()})
 	for i := range 3 {
 		if err := device.Commit(context.Background(), s, []device.Reading{reading("fridge1", 1, uint64(i+1), 1)}); err != nil {
 			t.Fatal(err)
@@ -474,15 +610,15 @@ func TestCloseCheckpoints(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	if got := derivedOnDisk(t, path); got != 3 {
+		t.Errorf("derived_seq %d after Close, want 3 (the last event)", got)
+	}
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	if err := db.View(func(tx *bolt.Tx) error {
-		if got := binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(keyDerivedSeq)); got != 3 {
-			t.Errorf("derived_seq %d after Close, want 3 (the last event)", got)
-		}
 		var d DeviceInfo
 		if err := jsonUnmarshal(tx.Bucket(bucketDevices).Get([]byte("fridge1")), &d); err != nil {
 			return err
@@ -490,97 +626,175 @@ func TestCloseCheckpoints(t *testing.T) {
 		if d.Readings != 3 || d.Seq != 3 {
 			t.Errorf("fridge1's record after Close: %+v, want 3 readings through seq 3", d)
 		}
+		if n := tx.Bucket(bucketEvents).Stats().KeyN; n != 3 {
+			t.Errorf("%d events in the file after Close, want 3", n)
+		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// An idle writer checkpoints checkpointEvery after its last commit.
-func TestIdleCheckpoint(t *testing.T) {
-	defer func(d time.Duration) { checkpointEvery = d }(checkpointEvery)
-	checkpointEvery = 50 * time.Millisecond
-	s := openTest(t, filepath.Join(t.TempDir(), "hearth.db"), nil)
+// The batch is committed CheckpointEvery after its first write (the clock is
+// injected), and an idle store commits nothing: no empty transaction, however
+// long it idles, whatever Views and Updates that write nothing it runs.
+func TestCheckpointIntervalAndIdle(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	fc := clockwork.NewFakeClock()
+	path := filepath.Join(t.TempDir(), "hearth.db")
+	s := openTest(t, path, &Options{Clock: fc, CheckpointEvery: time.Minute, Registerer: reg, FlashBudget: -1})
 	defer s.Close()
-	for i := range 2 { // the first commit checkpoints; the second, at once after, does not
-		if err := device.Commit(context.Background(), s, []device.Reading{reading("fridge1", 1, uint64(i+1), 1)}); err != nil {
-			t.Fatal(err)
+	commits := func() float64 { return counterValue(t, reg, "hearth_store_commits_total") }
+	idle := func(what string) {
+		t.Helper()
+		before := commits()
+		for range 5 {
+			if err := s.View(func(tx *Tx) error { tx.Cursor("rollup"); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Update(func(tx *Tx) error { tx.Cursor("rollup"); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			fc.Advance(time.Minute)
+		}
+		if got := commits(); got != before {
+			t.Fatalf("%s: %v commits while idle, want none", what, got-before)
 		}
 	}
-	derived := func() uint64 {
-		var v uint64
-		_ = s.db.View(func(tx *bolt.Tx) error {
-			v = binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(keyDerivedSeq))
-			return nil
-		})
-		return v
+	idle("after Open")
+	if err := device.Commit(context.Background(), s, []device.Reading{reading("fridge1", 1, 1, 1)}); err != nil {
+		t.Fatal(err)
 	}
-	poll.Until(t, "an idle checkpoint to cover seq 2", 10*time.Second, func() bool { return derived() == 2 })
+	waitTimers(t, fc, 1) // the applier's checkpoint timer
+	if got := derivedOnDisk(t, path); got != 0 {
+		t.Fatalf("derived_seq %d before the checkpoint interval, want 0", got)
+	}
+	fc.Advance(time.Minute)
+	poll.Until(t, "the checkpoint to commit the reading", 10*time.Second, func() bool { return derivedOnDisk(t, path) == 1 })
+	idle("after a checkpoint")
+	if err := s.Update(func(tx *Tx) error { return tx.SetCursor("rollup", 1) }); err != nil {
+		t.Fatal(err)
+	}
+	before := commits()
+	waitTimers(t, fc, 1)
+	fc.Advance(time.Minute)
+	poll.Until(t, "the checkpoint to commit the update", 10*time.Second, func() bool { return commits() == before+1 })
 }
 
-// copyFile copies the store's file as a crash would leave it at this instant: every
-// commit so far durable, nothing later.
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	raw, err := os.ReadFile(from)
+// An Update whose fn fails leaves the batch as it found it — also what fn wrote
+// before failing — while what earlier Updates wrote in the same batch stays.
+func TestFailedUpdateLeavesTheBatch(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "hearth.db"), &Options{Clock: clockwork.NewFakeClock()})
+	defer s.Close()
+	if err := s.Update(func(tx *Tx) error {
+		if err := tx.SetCursor("rollup", 7); err != nil {
+			return err
+		}
+		return tx.Put(Rollups, []byte("kept"), []byte(`1`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	err := s.Update(func(tx *Tx) error {
+		_ = tx.SetCursor("rollup", 9)
+		_ = tx.Put(Rollups, []byte("kept"), []byte(`2`))
+		_ = tx.Put(Rollups, []byte("new"), []byte(`3`))
+		_ = tx.Delete(Rollups, []byte("kept"))
+		if _, err := tx.NextSeq(TagLog); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update = %v, want fn's error", err)
+	}
+	if err := s.View(func(tx *Tx) error {
+		if c := tx.Cursor("rollup"); c != 7 {
+			t.Errorf("cursor %d after a failed update, want 7", c)
+		}
+		if v := tx.Get(Rollups, []byte("kept")); string(v) != "1" {
+			t.Errorf("kept = %q after a failed update, want 1", v)
+		}
+		if v := tx.Get(Rollups, []byte("new")); v != nil {
+			t.Errorf("new = %q after a failed update, want none", v)
+		}
+		if seq := tx.bucket(TagLog).Sequence(); seq != 0 {
+			t.Errorf("taglog sequence %d after a failed update, want 0", seq)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.View(func(tx *Tx) error { return tx.Put(Rollups, []byte("x"), []byte(`1`)) }); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("a Put in View: %v, want ErrReadOnly", err)
+	}
+}
+
+// An Update that writes credentials (or the outbox, or audit) is committed before
+// it returns: a copy of the file taken right after has it.
+func TestDurableUpdateCommits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hearth.db")
+	s := openTest(t, path, &Options{Clock: clockwork.NewFakeClock()})
+	defer s.Close()
+	if err := device.Commit(context.Background(), s, []device.Reading{reading("fridge1", 1, 1, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(func(tx *Tx) error { return tx.Put(Credentials, []byte("device/fridge1"), []byte(`{"hash":"x"}`)) }); err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(t.TempDir(), "copy.db")
+	copyFile(t, path, cp)
+	db, err := bolt.Open(cp, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(to, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func derivedSeqOf(t *testing.T, s *Store) uint64 {
-	t.Helper()
-	var v uint64
-	if err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketMeta).Get(keyDerivedSeq)
-		if len(b) != 8 {
-			return errors.New("meta derived_seq missing")
+	defer db.Close()
+	if err := db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket([]byte(Credentials)).Get([]byte("device/fridge1")) == nil {
+			t.Error("a credential written by Update is not in the file when Update returns")
 		}
-		v = binary.BigEndian.Uint64(b)
+		if tx.Bucket(bucketEvents).Get(u64key(1)) == nil {
+			t.Error("the batch's reading was not committed with the credential")
+		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return v
 }
 
-// Age retention deletes only events a checkpoint covers (it has the writer write one
-// first). It used to delete the events after derived_seq too: after a crash before
-// the next checkpoint, Open had nothing to replay them from, so the device and dedupe
-// records forgot them (a retransmission was stored a second time, Committed went
-// back), and with the log empty the sequence started again at 1, behind the cursors
-// of the consumers (which then skipped the new readings). The sequence also restarted
-// after a clean Close with every event expired.
+// Age retention deletes only events the last commit covers: events logged and in
+// the batch stay until a checkpoint has committed them with their device and dedupe
+// records. A crash after Expire (before the next checkpoint) leaves the events,
+// records and sequence as the last commit had them; and the sequence is never
+// reused, also once every event expired.
 func TestExpireKeepsDerivedRecordsAndSequence(t *testing.T) {
-	defer func(d time.Duration) { checkpointEvery = d }(checkpointEvery)
-	checkpointEvery = time.Hour // no idle or timed checkpoint during the test
 	dir := t.TempDir()
 	path := filepath.Join(dir, "hearth.db")
 	now := time.Unix(1700000000, 0)
-	opts := &Options{MaxAge: time.Hour, Protect: []string{"rollup"}, Now: func() time.Time { return now }}
+	opts := &Options{MaxAge: time.Hour, Protect: []string{"rollup"}, Now: func() time.Time { return now }, Clock: clockwork.NewFakeClock()}
 	s := openTest(t, path, opts)
 	ctx := context.Background()
-	for q := uint64(1); q <= 3; q++ { // the first commit checkpoints; the next two do not
+	for q := uint64(1); q <= 3; q++ {
 		r := reading("fridge1", 1, q, 1)
 		r.HubTime = now.Add(-2 * time.Hour)
 		if err := device.Commit(ctx, s, []device.Reading{r}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := derivedSeqOf(t, s); got != 1 {
-		t.Fatalf("derived_seq %d before Expire, want 1 (the test needs events after it)", got)
-	}
 	if err := s.Update(func(tx *Tx) error { return tx.SetCursor("rollup", 3) }); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Expire(now); err != nil || n != 0 {
+		t.Fatalf("Expire = %d, %v before any checkpoint; want 0 (no event is committed)", n, err)
+	}
+	if err := s.Sync(); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := s.Expire(now); err != nil || n != 3 {
 		t.Fatalf("Expire = %d, %v; want all 3 events (2 h old, max age 1 h)", n, err)
 	}
 	crashed := filepath.Join(dir, "crashed.db")
-	copyFile(t, path, crashed)
+	copyStore(t, path, crashed)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -588,7 +802,7 @@ func TestExpireKeepsDerivedRecordsAndSequence(t *testing.T) {
 	for _, p := range []string{crashed, path} {
 		c := openTest(t, p, opts)
 		if got := c.LastSeq(); got != 3 {
-			t.Errorf("%s: LastSeq %d after every event expired, want 3 (sequences are never reused)", filepath.Base(p), got)
+			t.Errorf("%s: LastSeq %d, want 3 (sequences are never reused)", filepath.Base(p), got)
 		}
 		if got := c.Committed("fridge1", 1); got != 3 {
 			t.Errorf("%s: fridge1 boot 1 committed through %d, want 3", filepath.Base(p), got)
@@ -614,64 +828,5 @@ func TestExpireKeepsDerivedRecordsAndSequence(t *testing.T) {
 		if err := c.Close(); err != nil {
 			t.Fatal(err)
 		}
-	}
-}
-
-// CommitPace: small commits start at most every CommitPace, and what arrives in
-// between joins the next one; a batch of paceBelow readings or more is not paced.
-func TestCommitPace(t *testing.T) {
-	for _, pace := range []time.Duration{0, 300 * time.Millisecond} {
-		reg := prometheus.NewRegistry()
-		s := openTest(t, filepath.Join(t.TempDir(), "hearth.db"), &Options{CommitPace: pace, Registerer: reg})
-		ctx := context.Background()
-		if err := device.Commit(ctx, s, []device.Reading{reading("fridge1", 1, 1, 1)}); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 2)
-		s.Submit([]device.Reading{reading("fridge1", 1, 2, 0)}, func(err error) { done <- err })
-		// The writer has taken it: it commits it at once (no pace) or waits for the
-		// rest of the pace after the first commit began, gathering.
-		poll.Until(t, "the writer to take the second reading", 5*time.Second, func() bool { return len(s.queue) == 0 })
-		waits := 2
-		if pace == 0 {
-			// Unpaced, the second commits alone; wait for it, or a third reading
-			// sent while the writer is still draining the queue could join it.
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
-			waits = 1
-		}
-		s.Submit([]device.Reading{reading("fridge1", 1, 3, 1)}, func(err error) { done <- err })
-		for range waits {
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
-		}
-		if got, want := counterValue(t, reg, "hearth_store_commits_total"), map[time.Duration]float64{0: 3, 300 * time.Millisecond: 2}[pace]; got != want {
-			t.Errorf("commit_pace %s: %v commits for three readings, want %v", pace, got, want)
-		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// A burst right after a commit is not held for the pace (10s here).
-	s := openTest(t, filepath.Join(t.TempDir(), "hearth.db"), &Options{CommitPace: 10 * time.Second})
-	defer s.Close()
-	if err := device.Commit(context.Background(), s, []device.Reading{reading("fridge1", 1, 1, 1)}); err != nil {
-		t.Fatal(err)
-	}
-	burst := make([]device.Reading, paceBelow)
-	for i := range burst {
-		burst[i] = reading("fridge1", 1, uint64(i+2), 1)
-	}
-	done := make(chan error, 1)
-	s.Submit(burst, func(err error) { done <- err })
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("a batch of paceBelow readings waited for the 10s commit pace")
 	}
 }

@@ -54,7 +54,7 @@ func (t *Tx) EachTag(fn func(*Tag) error) error {
 
 // AppendTagChange appends c to the tag log and returns its sequence.
 func (t *Tx) AppendTagChange(c *TagChange) (uint64, error) {
-	seq, err := t.bucket(TagLog).NextSequence()
+	seq, err := t.rawNextSeq(string(TagLog))
 	if err != nil {
 		return 0, err
 	}

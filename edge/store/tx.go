@@ -9,7 +9,6 @@ import (
 	"sort"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Bucket names a bucket that derived stages own. The event log, dedupe watermarks,
@@ -29,64 +28,205 @@ const (
 
 // Tx is a transaction over the store's derived buckets and consumer cursors.
 // It is valid only inside the View or Update call that made it.
+//
+// Since the write-ahead log (checkpoint.go), Update writes into the store's batch,
+// a bbolt write transaction committed every checkpoint interval; View reads it. A
+// Tx records what its Update changed, so that an Update whose fn fails leaves the
+// batch as it found it, and copies every key and value it puts (bbolt keeps them
+// until the batch commits, long after fn returned). Every write of a Tx — and of
+// any typed record view built on it — goes through rawPut, rawDel and rawNextSeq.
 type Tx struct {
 	tx *bolt.Tx
-	// credsChanged: Put or Delete touched Credentials; Update then rewrites the
-	// keep file (keep.go) once the transaction is committed.
+	// writable: made by Update. undo is what to restore if its fn fails.
+	writable bool
+	undo     []undoEntry
+	wrote    int64 // bytes put (an estimate of what the batch will write)
+	// durable: fn wrote a bucket whose records must not wait for the next
+	// checkpoint (bucketDefs: durable); Update commits the batch before it returns.
+	durable bool
+	// credsChanged: fn wrote Credentials; the keep file (keep.go) is rewritten
+	// once the batch is committed.
 	credsChanged bool
 	// quarantined: the buckets of the records Quarantine moved out, counted once the
 	// transaction is committed.
 	quarantined []Bucket
 }
 
-// View runs fn in a read-only transaction.
+// undoEntry restores one record (old == nil: it did not exist) or a bucket's
+// sequence.
+type undoEntry struct {
+	bucket []byte
+	key    []byte
+	old    []byte
+	seq    uint64
+	isSeq  bool
+}
+
+// ErrReadOnly: a View tried to write.
+var ErrReadOnly = errors.New("store: write in a read-only transaction (View)")
+
+// View runs fn in a read-only transaction that sees everything acknowledged and
+// updated before the call, committed or still in the batch.
 func (s *Store) View(fn func(*Tx) error) error {
-	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
+	s.waitApplied(s.lastSeq.Load())
+	s.bmu.Lock()
+	defer s.bmu.Unlock()
+	if s.btx != nil {
+		return fn(&Tx{tx: s.btx})
+	}
 	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
 }
 
-// Update runs fn in a read-write transaction, committed (with fsync) when fn returns
-// nil. A failure to write or sync stops intake, as a failed commit of readings does.
+// Update runs fn in the store's batch (checkpoint.go): what it writes is seen by
+// every later View and Update at once, and committed to the database with the
+// next checkpoint — or before Update returns when fn wrote a bucket whose records
+// must not wait (credentials, the outbox, audit). When fn returns an error,
+// nothing it wrote stays. A crash before the checkpoint loses what it wrote with
+// the rest of the batch, and the stages derive it again from the log's events and
+// their cursors, committed (or lost) with what they derived.
 //
 // After a write failure Update refuses with ErrIntakeStopped: a failed fsync may have
 // left the page cache and the file disagreeing, so nothing more is written until a
 // restart re-reads the file.
 func (s *Store) Update(fn func(*Tx) error) error {
-	s.mu.RLock()
-	failed := s.failed
-	s.mu.RUnlock()
-	if failed != nil {
+	if failed := s.Failed(); failed != nil {
 		return fmt.Errorf("store: %w: %v", ErrIntakeStopped, failed)
 	}
-	var fnErr error
-	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
-	t := &Tx{}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		t.tx = tx
-		fnErr = fn(t)
-		return fnErr
-	})
-	if err == nil && s.m != nil {
+	s.waitApplied(s.lastSeq.Load())
+	s.bmu.Lock()
+	defer s.bmu.Unlock()
+	if failed := s.Failed(); failed != nil {
+		return fmt.Errorf("store: %w: %v", ErrIntakeStopped, failed)
+	}
+	tx, err := s.batch()
+	if err != nil {
+		return err
+	}
+	t := &Tx{tx: tx, writable: true, undo: []undoEntry{}}
+	if err := fn(t); err != nil {
+		if rerr := t.rollback(); rerr != nil {
+			// The batch cannot be put back as it was: nothing more is written.
+			s.stopIntake(fmt.Errorf("store: undo a failed update: %w", rerr))
+		}
+		return err
+	}
+	if len(t.undo) == 0 {
+		return nil
+	}
+	// Room for what fn wrote (checkpoint.go, Room): else ErrQuota, and nothing fn
+	// wrote stays.
+	need := updateNeed(t.wrote, len(t.undo))
+	if err := s.evict(tx, need); err != nil && !errors.Is(err, ErrQuota) {
+		if rerr := t.rollback(); rerr != nil {
+			s.stopIntake(fmt.Errorf("store: undo an update: %w", rerr))
+		}
+		return err
+	}
+	s.measureRoom()
+	if need > s.roomBytes.Load()-s.inflight.Load() {
+		if rerr := t.rollback(); rerr != nil {
+			s.stopIntake(fmt.Errorf("store: undo an update: %w", rerr))
+		}
+		return fmt.Errorf("store: %w (%d bytes)", ErrQuota, s.opts.QuotaBytes)
+	}
+	s.bDirty = true
+	s.bBytes += need
+	s.measureRoom()
+	s.credsChanged = s.credsChanged || t.credsChanged
+	if s.m != nil {
 		for _, b := range t.quarantined {
 			s.m.quarantined.WithLabelValues(string(b)).Inc()
 		}
 	}
-	if err == nil && t.credsChanged {
-		if kerr := s.syncKeep(); kerr != nil {
-			s.log.Warn("credentials committed, but their copy in the keep file was not written", "err", kerr)
+	select { // the applier arms the checkpoint timer
+	case s.updated <- struct{}{}:
+	default:
+	}
+	if t.durable {
+		if err := s.commitLocked("durable"); err != nil {
+			return err
 		}
 	}
-	if errors.Is(err, berrors.ErrMaxSizeReached) {
-		// The file is at its quota: refused, not a write failure. The writer
-		// evicts raw readings (and compacts) on its next commit.
-		return fmt.Errorf("store: %w (%d bytes): %v", ErrQuota, s.opts.QuotaBytes, err)
+	return nil
+}
+
+// rollback restores what fn changed, newest first.
+func (t *Tx) rollback() error {
+	for i := len(t.undo) - 1; i >= 0; i-- {
+		u := t.undo[i]
+		b := t.tx.Bucket(u.bucket)
+		var err error
+		switch {
+		case u.isSeq:
+			err = b.SetSequence(u.seq)
+		case u.old == nil:
+			err = b.Delete(u.key)
+		default:
+			err = b.Put(u.key, u.old)
+		}
+		if err != nil {
+			return err
+		}
 	}
-	if err != nil && fnErr == nil && !errors.Is(err, bolt.ErrDatabaseNotOpen) && s.stopIntake(err) {
-		s.log.Error("write failed: intake stopped", "err", err)
+	t.undo = nil
+	return nil
+}
+
+// rawPut sets key to val in bucket b, keeping what it replaces for rollback. It copies
+// key and val: the batch holds on to them until it commits.
+func (t *Tx) rawPut(b string, key, val []byte) error {
+	if !t.writable {
+		return ErrReadOnly
 	}
-	return err
+	bk := t.tx.Bucket([]byte(b))
+	if bk == nil {
+		return fmt.Errorf("store: no bucket %s", b)
+	}
+	t.note(b, bk, key)
+	t.wrote += int64(len(key) + len(val) + leafOverhead)
+	return bk.Put(bytes.Clone(key), bytes.Clone(val))
+}
+
+// rawDel removes key from bucket b, keeping it for rollback.
+func (t *Tx) rawDel(b string, key []byte) error {
+	if !t.writable {
+		return ErrReadOnly
+	}
+	bk := t.tx.Bucket([]byte(b))
+	if bk == nil {
+		return fmt.Errorf("store: no bucket %s", b)
+	}
+	if bk.Get(key) == nil {
+		return nil
+	}
+	t.note(b, bk, key)
+	return bk.Delete(key)
+}
+
+// note records, before a write to key of bucket b, what to restore.
+func (t *Tx) note(b string, bk *bolt.Bucket, key []byte) {
+	old := bk.Get(key)
+	if old != nil {
+		old = bytes.Clone(old)
+	}
+	t.undo = append(t.undo, undoEntry{bucket: []byte(b), key: bytes.Clone(key), old: old})
+	if d, ok := bucketDefOf(b); ok && d.durable {
+		t.durable = true
+	}
+	t.credsChanged = t.credsChanged || b == string(Credentials)
+}
+
+// rawNextSeq returns the next sequence of bucket b, keeping the old one for rollback.
+func (t *Tx) rawNextSeq(b string) (uint64, error) {
+	if !t.writable {
+		return 0, ErrReadOnly
+	}
+	bk := t.tx.Bucket([]byte(b))
+	if bk == nil {
+		return 0, fmt.Errorf("store: no bucket %s", b)
+	}
+	t.undo = append(t.undo, undoEntry{bucket: []byte(b), seq: bk.Sequence(), isSeq: true})
+	return bk.NextSequence()
 }
 
 func (t *Tx) bucket(b Bucket) *bolt.Bucket {
@@ -109,7 +249,7 @@ func (t *Tx) SetCursor(name string, seq uint64) error {
 	if name == "" {
 		return errors.New("store: a cursor needs a name")
 	}
-	return t.tx.Bucket(bucketCursors).Put([]byte(name), cursorValue(name, seq))
+	return t.rawPut(string(bucketCursors), []byte(name), cursorValue(name, seq))
 }
 
 // Cursors returns every consumer's cursor.
@@ -140,12 +280,20 @@ func (t *Tx) forEach(b Bucket, prefix []byte, fn func(k, v []byte) error) error 
 	return nil
 }
 
-// count returns the number of keys in b.
-func (t *Tx) count(b Bucket) int { return t.bucket(b).Stats().KeyN }
+// count returns the number of keys in b. (It walks them: bbolt's own count reads
+// the committed pages, not the batch.)
+func (t *Tx) count(b Bucket) int {
+	n := 0
+	c := t.bucket(b).Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	return n
+}
 
 // Audit appends an entry to the audit trail.
 func (t *Tx) Audit(event string, detail any) error {
-	seq, err := t.bucket(Audit).NextSequence()
+	seq, err := t.rawNextSeq(string(Audit))
 	if err != nil {
 		return err
 	}
@@ -212,7 +360,10 @@ func migrate(tx *bolt.Tx) error {
 			return err
 		}
 	}
-	if err := (&Tx{tx: tx}).Audit("schema_migrated", map[string]uint64{"from": cur, "to": SchemaVersion}); err != nil {
+	// Schema 4 (the write-ahead log, checkpoint.go) changes no record: it is a new
+	// version so that an older hearth, which would not read the log beside the file,
+	// refuses it (ErrSchemaTooNew) instead of losing the readings the log holds.
+	if err := writeTx(tx).Audit("schema_migrated", map[string]uint64{"from": cur, "to": SchemaVersion}); err != nil {
 		return err
 	}
 	return meta.Put(keySchema, u64key(SchemaVersion))
@@ -239,3 +390,7 @@ func rewrite(b *bolt.Bucket, fn func(k, v []byte) ([]byte, error)) error {
 // ErrStopRange, returned by the callback of a typed scan (Tx.Queued, …), ends it early
 // without an error.
 var ErrStopRange = errors.New("stop range")
+
+// writeTx is a writable Tx over tx for the store's own writes (Open, migration,
+// salvage): nothing to undo, tx is committed or rolled back whole.
+func writeTx(tx *bolt.Tx) *Tx { return &Tx{tx: tx, writable: true} }
