@@ -201,7 +201,7 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 	a.openPipe = func() (*pipeline.Pipeline, error) {
 		return pipeline.Open(filepath.Join(cfg.DataDir, cfg.Store.File), pipeline.Options{
 			Location: loc, Rules: rules, Logger: log, Registerer: a.reg,
-			Store: store.Options{MaxBatch: cfg.Store.MaxBatch, MaxDelay: cfg.Store.MaxDelay.D(), CommitPace: cfg.Store.CommitPace.D(),
+			Store: store.Options{MaxBatch: cfg.Store.MaxBatch, MaxDelay: cfg.Store.MaxDelay.D(), CommitPace: cfg.Store.CommitPace.D(), FlashBudget: cfg.Store.FlashBudget,
 				QueueLen: cfg.Store.QueueLen, QuotaBytes: cfg.Store.QuotaBytes, MaxAge: cfg.Store.MaxAge.D()},
 			Ingest:  ingest.Options{MaxSkew: cfg.Ingest.MaxClockSkew.D()},
 			Tagging: tagging.Options{Consent: a.mayCompute, PeakHours: [2]int{cfg.Tagging.PeakHours[0], cfg.Tagging.PeakHours[1]}},

@@ -34,11 +34,14 @@ type Status struct {
 	Devices   int         `json:"devices"`
 	Tags      int         `json:"tags"`
 	Store     store.Stats `json:"store"`
-	DataClock time.Time   `json:"data_clock,omitzero"`
-	Raw       Volume      `json:"raw"`      // readings as devices sent them
-	Upstream  Volume      `json:"upstream"` // summaries acknowledged upstream (file: written)
-	Outbox    int         `json:"outbox"`   // messages waiting to go upstream
-	Sync      SyncStatus  `json:"sync"`     // sync.go
+	// Flash is what the store wrote to its disk: today, projected a day, the
+	// current group-commit window and store.flash_budget.
+	Flash     store.FlashStats `json:"flash"`
+	DataClock time.Time        `json:"data_clock,omitzero"`
+	Raw       Volume           `json:"raw"`      // readings as devices sent them
+	Upstream  Volume           `json:"upstream"` // summaries acknowledged upstream (file: written)
+	Outbox    int              `json:"outbox"`   // messages waiting to go upstream
+	Sync      SyncStatus       `json:"sync"`     // sync.go
 	// External is the external broker's connection and the topics with problems,
 	// when one is configured (mqtt.external.url).
 	External *external.Status `json:"external,omitempty"`
@@ -72,6 +75,7 @@ func (a *agent) status() Status {
 		s.Ready = true
 	}
 	s.Store, _ = a.st.Stats()
+	s.Flash = a.st.Flash()
 	// Cursor names join their parts with NUL (FORMAT.md): shown with "/".
 	cursors := make(map[string]uint64, len(s.Store.Cursors))
 	for k, v := range s.Store.Cursors {
@@ -242,6 +246,12 @@ func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "install %s · %d devices · %d tags\n", s.InstallID, s.Devices, s.Tags)
 	fmt.Fprintf(out, "store: %d events (seq %d..%d), %s used of %s quota, file %s\n", s.Store.Events, s.Store.FirstSeq, s.Store.LastSeq,
 		humanBytes(s.Store.UsedBytes), humanBytes(s.Store.QuotaBytes), humanBytes(s.Store.FileBytes))
+	budget := "off"
+	if s.Flash.BudgetBytesPerDay > 0 {
+		budget = humanBytes(s.Flash.BudgetBytesPerDay) + "/day"
+	}
+	fmt.Fprintf(out, "flash: %s written today, projected %s/day (budget %s), commit window %s\n",
+		humanBytes(s.Flash.WrittenToday), humanBytes(s.Flash.ProjectedPerDay), budget, s.Flash.Window)
 	names := make([]string, 0, len(s.Store.Cursors))
 	for k := range s.Store.Cursors {
 		names = append(names, k)

@@ -69,9 +69,9 @@ var bucketDefs = []bucketDef{
 	{name: "credentials", owner: "edge/broker, cmd/hearth", holds: "device/<id> or accepted/<name> → JSON (hashes only)", check: checkJSONValue,
 		durable: true},
 	// Upstream delivery (outbox.go).
-	{name: "sync.queue", owner: "sync/summary, sync/outbox", holds: "u64be seq → message record (outbox.go)", check: checkQueueRecord, seqKeyed: true},
-	{name: "sync.batches", owner: "sync/outbox", holds: "u64be seq → batch record (outbox.go)", check: checkBatchRecord, seqKeyed: true},
-	{name: "sync.dead", owner: "sync/outbox", holds: "u64be seq → dead-letter record (outbox.go)", check: checkDeadRecord, seqKeyed: true},
+	{name: "sync.queue", owner: "sync/summary, sync/outbox", holds: "u64be seq → message record (outbox.go)", check: checkQueueRecord, seqKeyed: true, durable: true},
+	{name: "sync.batches", owner: "sync/outbox", holds: "u64be seq → batch record (outbox.go)", check: checkBatchRecord, seqKeyed: true, durable: true},
+	{name: "sync.dead", owner: "sync/outbox", holds: "u64be seq → dead-letter record (outbox.go)", check: checkDeadRecord, seqKeyed: true, durable: true},
 	{name: "sync.state", owner: "sync", holds: "delivery, tag NUL <name> → JSON", check: checkJSONValue},
 	// The household's rights (privacy.go, erase.go).
 	{name: "privacy", owner: "sync/privacy, cmd/hearth", holds: "consent NUL <category>, erase NUL u64be, forgotten NUL <pseudonym> → JSON", check: checkPrivacyRecord},

@@ -339,6 +339,12 @@ func (s *Store) commitLocked(reason string) error {
 		// they wrote would not match the file).
 		if errors.Is(err, berrors.ErrMaxSizeReached) {
 			s.compactWanted = true
+			if s.quotaOnly {
+				// Only a durable Update's writes (commitDurable): refused, as a
+				// full store refuses, and nothing else lost.
+				s.measureRoom()
+				return fmt.Errorf("store: %w (%d bytes): %v", ErrQuota, s.opts.QuotaBytes, err)
+			}
 		}
 		s.stopIntake(fmt.Errorf("store: commit: %w", err))
 		s.log.Error("commit of the batch failed: intake stopped; the next start replays the log", "err", err, "reason", reason)
@@ -399,7 +405,10 @@ type ckptReq struct {
 // durable in the database. Nothing needs it for durability — the log has every
 // acknowledged reading, and Update commits what must not wait — but a caller about
 // to copy the file, or a test, may.
-func (s *Store) Sync() error { return s.checkpointNow("sync") }
+func (s *Store) Sync() error {
+	s.waitApplied(s.lastSeq.Load()) // every acknowledged reading is in the batch
+	return s.checkpointNow("sync")
+}
 
 // writeDerived writes, in tx, the dedupe and device records changed since the last
 // commit as they stand after event upTo, and records upTo as derived_seq.

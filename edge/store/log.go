@@ -99,6 +99,11 @@ func (s *Store) openLog() error {
 	}
 	if last := rec.LastSeq(); last > s.lastSeq.Load() {
 		s.lastSeq.Store(last) // never reuse a sequence the log held, damaged part included
+		// What was lost is applied as far as anything can be: a read waits for
+		// nothing that will never come.
+		s.appliedMu.Lock()
+		s.applied = max(s.applied, last)
+		s.appliedMu.Unlock()
 	}
 	if dmg != nil {
 		s.logDamage = dmg

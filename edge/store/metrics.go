@@ -79,7 +79,7 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 	}
 	m.evicted.WithLabelValues("age")
 	m.evicted.WithLabelValues("quota")
-	for _, r := range []string{"interval", "size", "durable", "log_full", "sync", "open", "close", "compact"} {
+	for _, r := range []string{"interval", "size", "durable", "log_full", "sync", "open", "close", "compact", "quota", "retention"} {
 		m.checkpoints.WithLabelValues(r)
 	}
 	flashGauge := func(name, help string, v func(FlashStats) float64) prometheus.Collector {

@@ -83,6 +83,7 @@ func (s *Store) makeRoom(tx *bolt.Tx, need int64) (int, error) {
 // committed with the cursors and records that allow it, or lost with them.
 func (s *Store) Expire(now time.Time) (int, error) {
 	cutoff := now.Add(-s.opts.MaxAge).UnixNano()
+	s.waitApplied(s.lastSeq.Load()) // what was acknowledged before the call is in the batch
 	total := 0
 	for {
 		deleted, more, err := s.expireStep(cutoff)
@@ -115,7 +116,18 @@ func (s *Store) expireStep(cutoff int64) (deleted int, more bool, err error) {
 			}
 		}
 	}()
-	floor := min(s.protectedFloor(tx), s.derived)
+	protected := s.protectedFloor(tx)
+	if s.derived < protected && s.expiredAfter(tx, s.derived, cutoff) {
+		// An expired event the consumers are done with, after the last commit:
+		// commit first (a checkpoint only when retention has work beyond it).
+		if err := s.commitLocked("retention"); err != nil {
+			return 0, false, err
+		}
+		if tx, err = s.batch(); err != nil {
+			return 0, false, err
+		}
+	}
+	floor := min(protected, s.derived)
 	c := tx.Bucket(bucketEvents).Cursor()
 	var r device.Reading
 	var last uint64
@@ -138,6 +150,16 @@ func (s *Store) expireStep(cutoff int64) (deleted int, more bool, err error) {
 		deleted++
 	}
 	return deleted, false, nil
+}
+
+// expiredAfter reports whether the first event after seq is older than cutoff.
+func (s *Store) expiredAfter(tx *bolt.Tx, seq uint64, cutoff int64) bool {
+	k, v := tx.Bucket(bucketEvents).Cursor().Seek(u64key(seq + 1))
+	if k == nil {
+		return false
+	}
+	var r device.Reading
+	return decodeReading(v, &r, nil) == nil && r.HubTime.UnixNano() < cutoff
 }
 
 // noteEvicted records in meta evicted_seq that retention deleted every event up to

@@ -61,12 +61,13 @@ var (
 type Options struct {
 	// MaxBatch is the most readings in one group commit (default 2000).
 	MaxBatch int
-	// FlashBudget is the bytes a day the store may write to its disk (default 256
-	// MiB; a negative value turns the budget off). The writer holds to it by
-	// widening its group-commit window, up to MaxDelay (flash.go).
+	// FlashBudget is the bytes a day the store may write to its disk (0, the
+	// default, or negative: off). The writer holds to it by widening its
+	// group-commit window, up to MaxDelay (flash.go). DefaultFlashBudget is the
+	// figure issue 17 aims at, not yet the default.
 	FlashBudget int64
 	// MaxDelay is the longest a reading waits for others to share its group commit
-	// (default 1.4s; with the budget off, 0: commit as soon as the previous commit
+	// (default 1.4s with a budget; with the budget off, 0: commit as soon as the previous commit
 	// is done, readings that arrive during an fsync forming the next group). A group
 	// whose readings fill a page of the log is committed at once, whatever the window.
 	MaxDelay time.Duration
@@ -127,7 +128,8 @@ type Options struct {
 	afterCommit func()
 }
 
-// DefaultFlashBudget is store.flash_budget's default: 256 MiB a day.
+// DefaultFlashBudget, 256 MiB a day, is the store.flash_budget issue 17 aims at
+// (the key is off by default until the agent's tests pass with it on).
 const DefaultFlashBudget = 256 << 20
 
 // DefaultMaxDelay is store.max_delay's default with the flash budget on.
@@ -166,12 +168,9 @@ func (o *Options) withDefaults() Options {
 	if v.Now == nil {
 		v.Now = v.Clock.Now
 	}
-	if v.FlashBudget == 0 {
-		v.FlashBudget = DefaultFlashBudget
-	}
 	if v.FlashBudget < 0 {
 		v.FlashBudget = 0
-	} else if v.MaxDelay == 0 {
+	} else if v.FlashBudget > 0 && v.MaxDelay == 0 {
 		v.MaxDelay = DefaultMaxDelay
 	}
 	if v.CheckpointEvery <= 0 {
@@ -241,6 +240,7 @@ type Store struct {
 	eventCount    int                    // events in the database, the batch included
 	credsChanged  bool                   // the batch changed credentials: rewrite the keep file after its commit
 	compactWanted bool                   // a commit hit the file's size limit (applier)
+	quotaOnly     bool                   // the batch being committed holds only a durable Update's writes (commitDurable)
 
 	appliedMu    sync.Mutex
 	appliedCond  *sync.Cond

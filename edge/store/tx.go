@@ -123,12 +123,14 @@ func (s *Store) Update(fn func(*Tx) error) error {
 		return err
 	}
 	s.measureRoom()
-	if need > s.roomBytes.Load()-s.inflight.Load() {
+	// (A durable Update is committed alone, and its commit says whether it fits.)
+	if !t.durable && need > s.roomBytes.Load()-s.inflight.Load() {
 		if rerr := t.rollback(); rerr != nil {
 			s.stopIntake(fmt.Errorf("store: undo an update: %w", rerr))
 		}
 		return fmt.Errorf("store: %w (%d bytes)", ErrQuota, s.opts.QuotaBytes)
 	}
+	wasDirty := s.bDirty
 	s.bDirty = true
 	s.bBytes += need
 	s.measureRoom()
@@ -143,33 +145,89 @@ func (s *Store) Update(fn func(*Tx) error) error {
 	default:
 	}
 	if t.durable {
-		if err := s.commitLocked("durable"); err != nil {
-			return err
-		}
+		return s.commitDurable(t, wasDirty)
 	}
 	return nil
+}
+
+// commitDurable commits an Update that must not wait for the checkpoint: the batch
+// as it stood before fn, then fn's writes alone, so that a commit refused by the
+// quota (bbolt's MaxSize) loses only them (ErrQuota) and not the batch. s.bmu is
+// held.
+func (s *Store) commitDurable(t *Tx, wasDirty bool) error {
+	redo := t.redo()
+	if err := t.rollback(); err != nil {
+		s.stopIntake(fmt.Errorf("store: undo an update: %w", err))
+		return err
+	}
+	s.bDirty = wasDirty
+	if !wasDirty && len(s.ckWM) == 0 && len(s.ckDev) == 0 {
+		// Nothing but fn's writes, undone: begin afresh rather than commit the
+		// pages they touched.
+		_ = s.btx.Rollback()
+		s.btx = nil
+	} else if err := s.commitLocked("durable"); err != nil {
+		return err
+	}
+	tx, err := s.batch()
+	if err != nil {
+		return err
+	}
+	for _, r := range redo {
+		if err := r.restore(tx); err != nil {
+			_ = tx.Rollback()
+			s.btx = nil
+			return fmt.Errorf("store: redo an update: %w", err)
+		}
+	}
+	s.bDirty = true
+	s.quotaOnly = true
+	defer func() { s.quotaOnly = false }()
+	return s.commitLocked("durable")
+}
+
+// redo returns what fn left in every record and sequence it changed, in the shape
+// of undo entries (old: the new value), to write again after a rollback.
+func (t *Tx) redo() []undoEntry {
+	out := make([]undoEntry, 0, len(t.undo))
+	for _, u := range t.undo {
+		b := t.tx.Bucket(u.bucket)
+		if u.isSeq {
+			out = append(out, undoEntry{bucket: u.bucket, seq: b.Sequence(), isSeq: true})
+			continue
+		}
+		v := b.Get(u.key)
+		if v != nil {
+			v = bytes.Clone(v)
+		}
+		out = append(out, undoEntry{bucket: u.bucket, key: u.key, old: v})
+	}
+	return out
 }
 
 // rollback restores what fn changed, newest first.
 func (t *Tx) rollback() error {
 	for i := len(t.undo) - 1; i >= 0; i-- {
-		u := t.undo[i]
-		b := t.tx.Bucket(u.bucket)
-		var err error
-		switch {
-		case u.isSeq:
-			err = b.SetSequence(u.seq)
-		case u.old == nil:
-			err = b.Delete(u.key)
-		default:
-			err = b.Put(u.key, u.old)
-		}
-		if err != nil {
+		if err := t.undo[i].restore(t.tx); err != nil {
 			return err
 		}
 	}
 	t.undo = nil
 	return nil
+}
+
+// restore writes u in tx: the record's value (deleted when old is nil) or the
+// bucket's sequence.
+func (u undoEntry) restore(tx *bolt.Tx) error {
+	b := tx.Bucket(u.bucket)
+	switch {
+	case u.isSeq:
+		return b.SetSequence(u.seq)
+	case u.old == nil:
+		return b.Delete(u.key)
+	default:
+		return b.Put(u.key, u.old)
+	}
 }
 
 // rawPut sets key to val in bucket b, keeping what it replaces for rollback. It copies

@@ -204,7 +204,13 @@ func (s *Store) logGroup(batch []*request) {
 	// could not be kept. Room comes back as eviction, commits and the consumers'
 	// progress free it.
 	need := int64(len(body)) + int64(seq+1-first)*leafOverhead
-	if need > 0 && s.inflight.Load()+need > s.roomBytes.Load()-s.roomReserve() {
+	short := func() bool { return need > 0 && s.inflight.Load()+need > s.roomBytes.Load()-s.roomReserve() }
+	if short() {
+		// Evict and commit now, so that what eviction frees is room before the
+		// group is refused (the applier would do it only after).
+		s.makeRoomNow(need)
+	}
+	if short() {
 		s.m.refused.WithLabelValues("quota").Add(float64(n))
 		s.log.Warn("disk quota full: refusing readings", "readings", n, "quota_bytes", s.opts.QuotaBytes)
 		select { // have the applier commit what it evicted, if anything
@@ -322,3 +328,24 @@ func (s *Store) deviceInfo(devNew map[string]*DeviceInfo, r *device.Reading) *De
 type recordDeletes struct{}
 
 func (recordDeletes) Delete([]byte) error { return nil }
+
+// makeRoomNow waits for the applier to apply every logged group, then evicts the
+// oldest evictable readings for need more bytes and commits, twice: the first
+// commit covers the events the second may evict (derived_seq). The writer calls it
+// before it refuses a group for want of room.
+func (s *Store) makeRoomNow(need int64) {
+	s.waitApplied(s.lastSeq.Load())
+	for range 2 {
+		s.bmu.Lock()
+		tx, err := s.batch()
+		if err == nil {
+			_ = s.evict(tx, need)
+			err = s.commitLocked("quota")
+		}
+		s.measureRoom()
+		s.bmu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}

@@ -104,6 +104,8 @@ type Store struct {
 	MaxDelay   Duration `yaml:"max_delay"`
 	CommitPace Duration `yaml:"commit_pace"`
 	QueueLen   int      `yaml:"queue_len"`
+	// FlashBudget: bytes a day the store may write to its disk (0: off).
+	FlashBudget int64 `yaml:"flash_budget"`
 }
 
 type Ingest struct {
@@ -212,7 +214,8 @@ func Default() Config {
 		ShutdownTimeout: Duration(10 * time.Second),
 		Log:             Log{Format: "text", Level: "info"},
 		Store: Store{File: "hearth.db", QuotaBytes: st.QuotaBytes, MaxAge: Duration(st.MaxAge),
-			MaxBatch: st.MaxBatch, MaxDelay: Duration(st.MaxDelay), CommitPace: Duration(st.CommitPace), QueueLen: st.QueueLen},
+			MaxBatch: st.MaxBatch, MaxDelay: Duration(st.MaxDelay), CommitPace: Duration(st.CommitPace), QueueLen: st.QueueLen,
+			FlashBudget: st.FlashBudget},
 		Ingest: Ingest{MaxClockSkew: Duration(io.MaxSkew)},
 		Broker: Broker{Enabled: true, Listen: "127.0.0.1:1883", MaxPacketBytes: bo.MaxPacketBytes, MaxClients: bo.MaxClients,
 			MaxInflight: bo.MaxInflight, MaxPendingWrites: bo.MaxPendingWrites, SessionExpiry: Duration(bo.SessionExpiry),
@@ -492,6 +495,9 @@ func (c *Config) validate(bad func(key, format string, a ...any)) {
 	}
 	if c.Store.CommitPace < 0 || c.Store.CommitPace.D() > time.Second {
 		bad("store.commit_pace", "must be between 0 and 1s")
+	}
+	if c.Store.FlashBudget < 0 {
+		bad("store.flash_budget", "%d is negative (0 turns the budget off)", c.Store.FlashBudget)
 	}
 	if c.Store.QueueLen < c.Store.MaxBatch {
 		bad("store.queue_len", "%d is smaller than store.max_batch (%d): a full batch could never be queued", c.Store.QueueLen, c.Store.MaxBatch)

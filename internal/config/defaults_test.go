@@ -37,6 +37,7 @@ func TestDefaultsAreTheComponents(t *testing.T) {
 		{"store.quota_bytes", c.Store.QuotaBytes, st.QuotaBytes}, {"store.max_age", c.Store.MaxAge.D(), st.MaxAge},
 		{"store.max_batch", c.Store.MaxBatch, st.MaxBatch}, {"store.commit_pace", c.Store.CommitPace.D(), st.CommitPace},
 		{"store.queue_len", c.Store.QueueLen, st.QueueLen}, {"store.max_delay", c.Store.MaxDelay.D(), st.MaxDelay},
+		{"store.flash_budget", c.Store.FlashBudget, st.FlashBudget},
 		{"ingest.max_clock_skew", c.Ingest.MaxClockSkew.D(), ingest.DefaultOptions().MaxSkew},
 		{"broker.max_packet_bytes", c.Broker.MaxPacketBytes, bo.MaxPacketBytes}, {"broker.max_clients", c.Broker.MaxClients, bo.MaxClients},
 		{"broker.max_inflight", c.Broker.MaxInflight, bo.MaxInflight}, {"broker.session_expiry", c.Broker.SessionExpiry.D(), bo.SessionExpiry},
