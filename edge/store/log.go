@@ -69,7 +69,9 @@ func (s *Store) openLog() error {
 	if rec.Damage != "" {
 		dmg = &LogDamage{Damage: rec.Damage, At: rec.At.String(), After: rec.After}
 		if rec.After.Last > derived {
-			dmg.LostFirst = max(rec.After.First, derived+1)
+			// Lost: everything after what is replayed (or the database holds), the
+			// damaged record itself included, up to the last valid record after it.
+			dmg.LostFirst = derived + 1
 			if n := len(rec.Records); n > 0 {
 				dmg.LostFirst = max(dmg.LostFirst, rec.Records[n-1].Last()+1)
 			}
@@ -120,7 +122,12 @@ func (s *Store) openLog() error {
 	}
 	// One commit: the events replayed, their device and dedupe records, derived_seq,
 	// and the audit record of any damage.
-	if err := s.commitLocked("open"); err != nil {
+	// (The log's segments are released only after the damaged ones are set
+	// aside: released first, they would be recycled as spares, evidence and all.)
+	s.wal = nil
+	err = s.commitLocked("open")
+	s.wal = l
+	if err != nil {
 		return fmt.Errorf("store: commit the log's replay: %w", err)
 	}
 	if dmg != nil && dmg.MovedTo != "" {
