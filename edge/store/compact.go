@@ -101,6 +101,14 @@ func (s *Store) compact(reason string) (int64, error) {
 		return 0, s.failWith(fmt.Errorf("store: compact: reopen: %w", err))
 	}
 	s.db = db
+	// Erasure: no byte of a deleted record may stay in any file under the data
+	// directory. The new file holds none; the log's segments (and spares, recycled
+	// with old records past their header) covered by the last commit are removed.
+	if s.wal != nil {
+		if _, err := s.wal.Forget(s.derived); err != nil {
+			s.log.Warn("compact: removing the write-ahead log's released segments failed", "err", err)
+		}
+	}
 	after := fileSize(path)
 	freed := before - after
 	s.m.compactions.Inc()

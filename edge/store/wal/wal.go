@@ -395,6 +395,49 @@ func (l *Log) Release(upTo uint64) (int, error) {
 	return n, nil
 }
 
+// Forget gives up every segment whose entries are all ≤ upTo, the active one
+// included (the next Append starts a new segment), and removes them and every spare
+// instead of keeping them for reuse: no byte of a released record stays in any file
+// of the log. The store calls it when it rewrites its database for erasure
+// (compaction): a recycled segment would otherwise keep old records past its
+// header until they are overwritten. The next segment is a new, zero-filled file.
+func (l *Log) Forget(upTo uint64) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, ErrClosed
+	}
+	if l.failed != nil {
+		return 0, l.failed
+	}
+	if l.active != nil && l.active.last <= upTo {
+		l.active = nil // the next Append starts a new segment
+	}
+	n := 0
+	var errs []error
+	for len(l.live) > 0 && l.live[0] != l.active && l.live[0].last <= upTo {
+		_ = l.live[0].f.Close()
+		if err := l.fs.Remove(filepath.Join(l.dir, l.live[0].name)); err != nil {
+			errs = append(errs, err)
+		}
+		l.live = l.live[1:]
+		n++
+	}
+	for _, sp := range l.spares {
+		if err := l.fs.Remove(filepath.Join(l.dir, sp)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	l.spares = nil
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return n, fmt.Errorf("wal: forget segments: %w", err)
+	}
+	return n, nil
+}
+
 // SetAside moves every segment read at Open (none of them is appended to) into the
 // directory to, byte for byte, and gives them up: a damaged log is kept for a
 // person to examine, never deleted.
