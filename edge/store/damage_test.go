@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -280,8 +281,9 @@ func pageType(base *damageFixture, p int) string {
 func damageBase(t *testing.T) *damageFixture {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "hearth.db")
-	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	now := func() time.Time { return clock }
+	var clockNs atomic.Int64 // the store's goroutines read the clock too
+	clockNs.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	now := func() time.Time { return time.Unix(0, clockNs.Load()).UTC() }
 	s, err := store.Open(path, &store.Options{Now: now, MaxAge: 20 * 24 * time.Hour, Protect: []string{rollupstage.CursorName}})
 	if err != nil {
 		t.Fatal(err)
@@ -293,7 +295,8 @@ func damageBase(t *testing.T) *damageFixture {
 	kinds := []device.Kind{device.KindFridge, device.KindPlug, device.KindWasher, device.KindEntryDoor}
 	day := func(d int) {
 		for h := 0; h < 24; h++ {
-			clock = time.Date(2026, 1, 1+d, h, 0, 0, 0, time.UTC)
+			clockNs.Store(time.Date(2026, 1, 1+d, h, 0, 0, 0, time.UTC).UnixNano())
+			clock := now()
 			var rs []device.Reading
 			for dev := range 14 {
 				id := fmt.Sprintf("dev%02d", dev)
@@ -331,7 +334,7 @@ func damageBase(t *testing.T) *damageFixture {
 		t.Fatal(err)
 	}
 	written := dumpFile(t, copyPath)["events"]
-	if n, err := s.Expire(clock); err != nil || n == 0 {
+	if n, err := s.Expire(now()); err != nil || n == 0 {
 		t.Fatalf("Expire: %d, %v (the table needs pages freed in the middle)", n, err)
 	}
 	for d := 25; d < 30; d++ {
@@ -356,7 +359,7 @@ func damageBase(t *testing.T) *damageFixture {
 		}
 		for i := range 40 {
 			q, _ := tx.NextSeq(store.Outbox)
-			v := binary.BigEndian.AppendUint64(nil, uint64(clock.UnixNano()))
+			v := binary.BigEndian.AppendUint64(nil, uint64(now().UnixNano()))
 			if err := tx.Put(store.Outbox, store.Key(q), fmt.Appendf(v, `{"type":"device_day","n":%d,"pad":%q}`, i, strings.Repeat("p", 300))); err != nil {
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -122,7 +123,8 @@ func TestQuotaRefusesWhenFull(t *testing.T) {
 // bucket sequence and cursor.
 func TestCompactReturnsSpace(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "hearth.db")
-	s := openTest(t, path, nil)
+	// Expire (below) keeps the last 1000 readings: hub times are seq seconds apart.
+	s := openTest(t, path, &Options{MaxAge: 1000 * time.Second})
 	defer s.Close()
 	ctx := context.Background()
 	var seq uint64
@@ -150,8 +152,6 @@ func TestCompactReturnsSpace(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// Expire all but the last 1000 readings (hub times are seq seconds apart).
-	s.opts.MaxAge = 1000 * 1e9
 	if err := s.Sync(); err != nil { // retention deletes only what a commit covers
 		t.Fatal(err)
 	}
