@@ -74,9 +74,11 @@ var bucketDefs = []bucketDef{
 	{name: "sync.dead", owner: "sync/outbox", holds: "u64be seq → dead-letter record (outbox.go)", check: checkDeadRecord, seqKeyed: true, durable: true},
 	{name: "sync.state", owner: "sync", holds: "delivery, tag NUL <name> → JSON", check: checkJSONValue},
 	// The household's rights (privacy.go, erase.go).
-	{name: "privacy", owner: "sync/privacy, cmd/hearth", holds: "consent NUL <category>, erase NUL u64be, forgotten NUL <pseudonym> → JSON", check: checkPrivacyRecord},
-	{name: "privacy.audit", owner: "sync/outbox, sync/privacy, cmd/hearth", holds: "u64be seq → JSON AuditEntry (what left the home)", check: checkSeqJSON, seqKeyed: true},
-	{name: "privacy.payloads", owner: "sync/outbox", holds: "u64be seq of its audit entry → the payload as sent", check: checkPayloadRecord},
+	{name: "privacy", owner: "sync/privacy, cmd/hearth", holds: "consent NUL <category>, erase NUL u64be, forgotten NUL <pseudonym> → JSON", check: checkPrivacyRecord,
+		durable: true},
+	{name: "privacy.audit", owner: "sync/outbox, sync/privacy, cmd/hearth", holds: "u64be seq → JSON AuditEntry (what left the home)", check: checkSeqJSON, seqKeyed: true,
+		durable: true},
+	{name: "privacy.payloads", owner: "sync/outbox", holds: "u64be seq of its audit entry → the payload as sent", check: checkPayloadRecord, durable: true},
 }
 
 // bucketDefOf returns the definition of the named bucket.

@@ -88,7 +88,7 @@ func (t *Tx) EraseDevice(id string, o EraseOptions) (Erased, error) {
 		if pick == nil {
 			pick = func(_, v []byte) bool { return about(v) } // JSON records that name it (audit, tags, taglog, sync.state, privacy.audit)
 		}
-		n, err := deleteWhere(t.tx, []byte(d.name), pick)
+		n, err := deleteWhere(t, []byte(d.name), pick)
 		if err != nil {
 			return nil, fmt.Errorf("store: erase %s from %s: %w", id, d.name, err)
 		}
@@ -122,7 +122,7 @@ func (t *Tx) EraseHousehold() (Erased, error) {
 		case "meta":
 			continue
 		case "privacy":
-			n, err := deleteWhere(t.tx, bucketPrivacy, func(k, _ []byte) bool { return !bytes.HasPrefix(k, []byte(erasePrefix)) })
+			n, err := deleteWhere(t, bucketPrivacy, func(k, _ []byte) bool { return !bytes.HasPrefix(k, []byte(erasePrefix)) })
 			if err != nil {
 				return nil, err
 			}
@@ -146,7 +146,7 @@ func (t *Tx) EraseHousehold() (Erased, error) {
 			e[d.name] = n
 		}
 	}
-	if err := t.tx.Bucket(bucketMeta).Delete(keySecret); err != nil {
+	if err := t.rawDel(string(bucketMeta), keySecret); err != nil {
 		return nil, err
 	}
 	t.credsChanged = true
@@ -163,7 +163,7 @@ func (t *Tx) keepSeqPast(last uint64) error {
 		cur = binary.BigEndian.Uint64(v)
 	}
 	if last > cur {
-		return meta.Put(keyDerivedSeq, u64key(last))
+		return t.rawPut(string(bucketMeta), keyDerivedSeq, u64key(last))
 	}
 	return nil
 }
@@ -176,7 +176,7 @@ func (t *Tx) DropLegacySecret() (bool, error) {
 	if meta.Get(keySecret) == nil {
 		return false, nil
 	}
-	return true, meta.Delete(keySecret)
+	return true, t.rawDel(string(bucketMeta), keySecret)
 }
 
 // LegacySecret returns the secret an older hearth kept in the meta bucket (nil: none).

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // The household's rights (sync/privacy owns these records; FORMAT.md, "Privacy"):
@@ -88,8 +86,7 @@ type ErasureRequest struct {
 
 // RequestErasure records r (setting r.Seq).
 func (t *Tx) RequestErasure(r *ErasureRequest) error {
-	b := t.tx.Bucket(bucketPrivacy)
-	seq, err := b.NextSequence()
+	seq, err := t.rawNextSeq(string(bucketPrivacy))
 	if err != nil {
 		return err
 	}
@@ -113,7 +110,7 @@ func (t *Tx) PendingErasures() ([]ErasureRequest, error) {
 
 // ErasureDone deletes the request seq.
 func (t *Tx) ErasureDone(seq uint64) error {
-	return t.tx.Bucket(bucketPrivacy).Delete(append([]byte(erasePrefix), u64key(seq)...))
+	return t.rawDel(string(bucketPrivacy), append([]byte(erasePrefix), u64key(seq)...))
 }
 
 // AddForgotten records that the device of this pseudonym was forgotten (never its
@@ -137,7 +134,7 @@ func (t *Tx) privacyPut(k []byte, v any) error {
 	if err != nil {
 		return fmt.Errorf("store: privacy %q: %w", k, err)
 	}
-	return t.tx.Bucket(bucketPrivacy).Put(k, b)
+	return t.rawPut(string(bucketPrivacy), k, b)
 }
 
 func (t *Tx) privacyEach(prefix string, fn func(k, v []byte) error) error {
@@ -179,8 +176,7 @@ type AuditEntry struct {
 // AppendPrivacyAudit appends e (setting e.Seq and, when payload is not nil, keeping
 // it as the exact payload sent).
 func (t *Tx) AppendPrivacyAudit(e *AuditEntry, payload []byte) error {
-	b := t.tx.Bucket(bucketPrivAud)
-	seq, err := b.NextSequence()
+	seq, err := t.rawNextSeq(string(bucketPrivAud))
 	if err != nil {
 		return err
 	}
@@ -193,11 +189,11 @@ func (t *Tx) AppendPrivacyAudit(e *AuditEntry, payload []byte) error {
 	if err != nil {
 		return fmt.Errorf("store: privacy.audit: %w", err)
 	}
-	if err := b.Put(u64key(seq), v); err != nil {
+	if err := t.rawPut(string(bucketPrivAud), u64key(seq), v); err != nil {
 		return err
 	}
 	if payload != nil {
-		return t.tx.Bucket(bucketPayloads).Put(u64key(seq), payload)
+		return t.rawPut(string(bucketPayloads), u64key(seq), payload)
 	}
 	return nil
 }
@@ -261,14 +257,14 @@ func (t *Tx) ExpireAudit(now time.Time, keep, keepPayload time.Duration) (entrie
 		}
 	}
 	for _, k := range oldEntries {
-		if err := t.tx.Bucket(bucketPrivAud).Delete(k); err != nil {
+		if err := t.rawDel(string(bucketPrivAud), k); err != nil {
 			return 0, 0, err
 		}
 	}
 	pb := t.tx.Bucket(bucketPayloads)
 	for _, k := range oldPayloads {
 		if pb.Get(k) != nil {
-			if err := pb.Delete(k); err != nil {
+			if err := t.rawDel(string(bucketPayloads), k); err != nil {
 				return 0, 0, err
 			}
 			payloads++
@@ -352,7 +348,7 @@ func (t *Tx) dropMessages(drop func(*Message) bool, rename func([]Message) strin
 		return 0, err
 	}
 	for _, k := range dead {
-		if err := t.tx.Bucket(bucketDead).Delete(k); err != nil {
+		if err := t.rawDel(string(bucketDead), k); err != nil {
 			return 0, err
 		}
 	}
@@ -361,8 +357,8 @@ func (t *Tx) dropMessages(drop func(*Message) bool, rename func([]Message) strin
 
 // deleteWhere deletes every record of bucket name that pick chooses; it returns how
 // many.
-func deleteWhere(tx *bolt.Tx, name []byte, pick func(k, v []byte) bool) (int, error) {
-	b := tx.Bucket(name)
+func deleteWhere(t *Tx, name []byte, pick func(k, v []byte) bool) (int, error) {
+	b := t.tx.Bucket(name)
 	var keys [][]byte
 	if err := b.ForEach(func(k, v []byte) error {
 		if v != nil && pick(k, v) {
@@ -373,7 +369,7 @@ func deleteWhere(tx *bolt.Tx, name []byte, pick func(k, v []byte) bool) (int, er
 		return 0, err
 	}
 	for _, k := range keys {
-		if err := b.Delete(k); err != nil {
+		if err := t.rawDel(string(name), k); err != nil {
 			return 0, err
 		}
 	}
