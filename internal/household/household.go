@@ -12,6 +12,7 @@
 package household
 
 import (
+	"bytes"
 	"embed"
 	"fmt"
 	"html/template"
@@ -136,11 +137,16 @@ func Handler(data func() (Data, error)) http.Handler {
 			http.Error(w, "hearth: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
+		// Rendered whole before anything is written: a template error is a clean 500,
+		// never half a page followed by a second header.
+		var page bytes.Buffer
+		if err := tpl.Execute(&page, d); err != nil {
+			http.Error(w, "hearth: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		if err := tpl.Execute(w, d); err != nil {
-			http.Error(w, "hearth: "+err.Error(), http.StatusInternalServerError)
-		}
+		_, _ = page.WriteTo(w)
 	})
 }
 
