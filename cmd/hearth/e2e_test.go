@@ -110,6 +110,13 @@ func TestEndToEnd(t *testing.T) {
 		_ = a.st.View(func(tx *store.Tx) error { cur = tx.Cursor(rollupstage.CursorName); return nil })
 		return cur == a.st.LastSeq()
 	})
+	// The tags served must come from an evaluation that began after the rollups caught
+	// up: one already running may have read the store before the last readings (CI once
+	// saw the inventory rules still at no_data). The second evaluation from now on did.
+	evals := metricValue(t, a.reg, "hearth_tagging_evaluations_total", "")
+	waitFor(t, "two tag evaluations after the rollups caught up", 10*time.Second, func() bool {
+		return metricValue(t, a.reg, "hearth_tagging_evaluations_total", "") >= evals+2
+	})
 	waitFor(t, "tags", 10*time.Second, func() bool { return len(a.eng.Tags()) >= 3 })
 	var apiTags []tagging.Tag
 	getJSON(t, base+"/v1/tags", &apiTags)

@@ -31,7 +31,7 @@ const (
 )
 
 // metricValue is the value of a counter or gauge in reg (a counter's with label value
-// label; "" for an unlabelled gauge), 0 when absent.
+// label; "" for an unlabelled gauge or counter), 0 when absent.
 func metricValue(t testing.TB, reg prometheus.Gatherer, name, label string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -44,6 +44,9 @@ func metricValue(t testing.TB, reg prometheus.Gatherer, name, label string) floa
 		}
 		for _, m := range mf.GetMetric() {
 			if label == "" {
+				if m.GetCounter() != nil {
+					return m.GetCounter().GetValue()
+				}
 				return m.GetGauge().GetValue()
 			}
 			for _, lp := range m.GetLabel() {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/hearth-iot/hearth/internal/fileperm"
@@ -119,34 +118,10 @@ func createToken(path string) (string, error) {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	tok := hex.EncodeToString(b[:])
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*") // mode 0600
-	if err != nil {
+	// A token lost to a power cut before the directory is synced is only made again
+	// at the next start.
+	if err := fileperm.WritePrivate(path, []byte(tok+"\n")); err != nil {
 		return "", fmt.Errorf("cannot create %s: %w", path, err)
-	}
-	tmp := f.Name()
-	err = f.Chmod(0o600)
-	if err == nil {
-		_, err = f.WriteString(tok + "\n")
-	}
-	if err == nil {
-		err = f.Sync() // the content is on disk before the name points at it
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("cannot create %s: %w", path, err)
-	}
-	// Make the rename durable. Best effort: some file systems cannot sync a
-	// directory, and a token lost to a power cut is only made again at the next start.
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return tok, nil
 }

@@ -42,3 +42,31 @@ func TestOwnerOnly(t *testing.T) {
 		t.Errorf("a directory: %v, want not a regular file", err)
 	}
 }
+
+func TestWritePrivate(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "key")
+	if err := os.WriteFile(p, []byte("old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WritePrivate(p, []byte("new\n")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != "new\n" || fi.Mode().Perm() != 0o600 {
+		t.Errorf("%q mode %04o, want \"new\\n\" mode 0600", b, fi.Mode().Perm())
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".key.tmp-*")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+	if err := WritePrivate(filepath.Join(dir, "missing", "key"), []byte("x")); err == nil {
+		t.Error("a file in a missing directory was written")
+	}
+}
