@@ -82,7 +82,43 @@ func (osFS) SyncDir(dir string) error {
 }
 
 // osFile is an *os.File whose Sync is fdatasync where the platform has it
-// (sync_linux.go).
+// (sync_linux.go), and which keeps each page of a segment in a page-cache folio of
+// its own (WriteAt, dropCache).
+//
+// Why: Linux (ext4 since 6.16, XFS before) caches a file in large folios — up to
+// megabytes — when it is written or read ahead in large pieces, and it accounts a
+// folio's whole size each time a write makes a clean folio dirty. Appending a 4 KB
+// record to a zero-filled segment cached that way, then fdatasync, counted 1 MB in
+// /proc/PID/io write_bytes per append (measured on 6.18: 50 appends, 52 MB counted,
+// 0.4 MB reaching the device). The device writes only the dirty blocks, but the
+// kernel's account — what a maker measures the hub's flash wear with — and the page
+// cache's dirty-page throttling both see the folio. Page-sized writes, and dropping
+// the cache of what was written or read in bulk, keep the account at what the log
+// writes.
 type osFile struct{ *os.File }
 
 func (f osFile) Sync() error { return fdatasync(f.File) }
+
+// WriteAt writes p at off one page at a time (see osFile).
+func (f osFile) WriteAt(p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) {
+		k := min(len(p)-n, PageSize-int((off+int64(n))%PageSize))
+		w, err := f.File.WriteAt(p[n:n+k], off+int64(n))
+		n += w
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func (f osFile) dropCache() { dropCache(f.File) }
+
+// dropCached asks the kernel to drop f's clean cached pages, if f is a real file
+// (see osFile): after a segment was zero-filled or read whole.
+func dropCached(f File) {
+	if d, ok := f.(interface{ dropCache() }); ok {
+		d.dropCache()
+	}
+}

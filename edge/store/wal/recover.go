@@ -237,6 +237,7 @@ func (l *Log) readSegment(index uint64) (*segData, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("wal: read %s: %w", path, err)
 	}
+	dropCached(f) // read whole: appends to it must not dirty the folios readahead made (osFile)
 	sd.err = checkHeader(sd.data, index)
 	if sd.err != nil {
 		sd.err = fmt.Errorf("segment %s: %w", name, sd.err)

@@ -337,6 +337,7 @@ func (l *Log) zeroFilled(path string) (File, int64, error) {
 		_ = f.Close()
 		return nil, wrote, fmt.Errorf("wal: sync %s: %w", path, err)
 	}
+	dropCached(f)
 	return f, wrote, nil
 }
 
