@@ -38,7 +38,7 @@ func writeBytes(t *testing.T) int64 {
 func TestKernelAccountsWhatTheLogWrites(t *testing.T) {
 	dir := t.TempDir()
 	l, _ := openLog(t, dir, &wal.Options{SegmentSize: 1 << 20})
-	body := bytes.Repeat([]byte{'r'}, 1000) // a household group: a record of one page
+	body := bytes.Repeat([]byte{'r'}, 1000)         // a household group: a record of one page
 	if _, err := l.Append(1, 1, body); err != nil { // the first append zero-fills the segment
 		t.Fatal(err)
 	}
