@@ -152,7 +152,7 @@ func (s *Store) batchPending() bool {
 func (s *Store) batchFull() bool {
 	s.bmu.Lock()
 	defer s.bmu.Unlock()
-	return s.bEvents >= checkpointEvents || s.bBytes >= s.maxBatchBytes()
+	return s.bEvents >= checkpointEvents || s.bPut >= s.maxBatchBytes()
 }
 
 // maxBatchBytes bounds what a batch writes: checkpointBytes, and a sixteenth of the
@@ -170,7 +170,7 @@ func (s *Store) batch() (*bolt.Tx, error) {
 	}
 	s.btx = tx
 	s.bSince = s.clock.Now()
-	s.bBytes, s.bEvents = 0, 0
+	s.bBytes, s.bPut, s.bEvents = 0, 0, 0
 	return tx, nil
 }
 
@@ -235,6 +235,7 @@ func (s *Store) apply(g *group) {
 	s.bEvents += n
 	s.bDirty = true
 	s.bBytes += int64(len(g.body)) + int64(n)*leafOverhead
+	s.bPut += int64(len(g.body)) + int64(n)*leafOverhead
 }
 
 // evict makes room in the batch for need more bytes (makeRoom), counting what it

@@ -41,7 +41,7 @@ import (
 
 // flashHalfLife is how fast the measured rates forget: the projection follows a
 // change of load within minutes, and one checkpoint does not swing it.
-const flashHalfLife = 10 * time.Minute
+const flashHalfLife = 2 * time.Minute
 
 // FlashStats is the store's account of what it writes to its disk.
 type FlashStats struct {
@@ -93,7 +93,7 @@ type decayed struct{ sum, weight float64 }
 
 // flashPrior is the quiet time the rates start from: the first readings after Open
 // do not read as a high rate (and a long window) before there is any history.
-const flashPrior = time.Minute
+const flashPrior = 10 * time.Second
 
 func newFlash(budget int64, maxWindow time.Duration, now func() time.Time) *flash {
 	t := now()
@@ -194,6 +194,18 @@ func (f *flash) windowLocked() (time.Duration, bool) {
 		return d, false
 	}
 	return f.maxWindow, true
+}
+
+// interval is the recent time between readings (the inverse of their rate; an hour
+// when none came).
+func (f *flash) interval() time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.advance(f.now())
+	if l := f.readings.rate(); l > 1.0/3600 {
+		return time.Duration(float64(time.Second) / l)
+	}
+	return time.Hour
 }
 
 // stats is the account for Flash.

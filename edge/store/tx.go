@@ -133,6 +133,7 @@ func (s *Store) Update(fn func(*Tx) error) error {
 	wasDirty := s.bDirty
 	s.bDirty = true
 	s.bBytes += need
+	s.bPut += t.wrote // the room counts the pages an Update may copy; the batch's size, what it put
 	s.measureRoom()
 	s.credsChanged = s.credsChanged || t.credsChanged
 	if s.m != nil {
