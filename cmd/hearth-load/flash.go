@@ -284,17 +284,20 @@ func parseStoreConfig(s string) (storeOverrides, error) {
 }
 
 // storeYAML is the store: section of the load's hearth.yaml: max_delay from
-// -store-max-delay unless an override sets it, then the overrides.
-func storeYAML(maxDelay time.Duration, o storeOverrides) string {
+// -store-max-delay (nil when not given: hearth's default) unless an override sets
+// it, then the overrides; "" when there is nothing to set.
+func storeYAML(maxDelay *time.Duration, o storeOverrides) string {
 	var b strings.Builder
-	b.WriteString("store:\n")
-	if !o.has("max_delay") {
-		fmt.Fprintf(&b, "  max_delay: %s\n", maxDelay)
+	if maxDelay != nil && !o.has("max_delay") {
+		fmt.Fprintf(&b, "  max_delay: %s\n", *maxDelay)
 	}
 	for _, kv := range o {
 		fmt.Fprintf(&b, "  %s: %s\n", kv[0], kv[1])
 	}
-	return b.String()
+	if b.Len() == 0 {
+		return ""
+	}
+	return "store:\n" + b.String()
 }
 
 func (o storeOverrides) has(k string) bool {
@@ -346,7 +349,7 @@ func flashTable(w io.Writer, rows []flashRow) {
 // mosquitto with persistence on, then against hearth on a fresh data directory;
 // after the first config's load each broker also idles for o.idle. Then it prints
 // one Markdown table of them all.
-func runFlash(w io.Writer, hearthBin, mosqBin, dir string, o loadOpts, maxDelay time.Duration, configs []string) error {
+func runFlash(w io.Writer, hearthBin, mosqBin, dir string, o loadOpts, maxDelay *time.Duration, configs []string) error {
 	if len(configs) == 0 {
 		configs = []string{"default"}
 	}

@@ -86,7 +86,7 @@ func run() error {
 	inflight := flag.Int("inflight", 32, "QoS 1 publishes in flight per publisher")
 	profile := flag.String("profile", "", "write a CPU profile of hearth, taken over the middle of the load, to this file")
 	heap := flag.String("heapprofile", "", "write a heap profile of hearth, taken as the load ends, to this file")
-	maxDelay := flag.Duration("store-max-delay", 0, "hearth's store.max_delay: linger for more readings before a commit (fewer, larger commits: less CPU per reading, lower throughput)")
+	maxDelay := flag.Duration("store-max-delay", 0, "hearth's store.max_delay (not given: hearth's default): linger for more readings before a commit (fewer, larger commits: less CPU per reading, lower throughput)")
 	bare := flag.Bool("mochi", true, "also run the load against a bare mochi-mqtt broker (the library hearth's broker is built on, nothing stored): the floor hearth builds on")
 	serve := flag.String("serve-mochi", "", "(internal) serve a bare mochi-mqtt broker on this address until interrupted")
 	rate := flag.Float64("rate", 0, "messages per second per publisher (0: as fast as acknowledgements allow); e.g. -publishers 200 -rate 5 is the footprint load of 200 devices at 1,000 readings/s")
@@ -109,7 +109,7 @@ func run() error {
 	if *serve != "" {
 		return serveMochi(*serve, *inflight)
 	}
-	if *mode != "bench" {
+	if *mode != "bench" && *mode != "flash" {
 		if ao.attackers < 1 || ao.probes < 1 || ao.duration <= 0 || !(ao.attackRate > 0) || ao.probeEvery <= 0 {
 			return errors.New("attackers, probes, duration, attack-rate and probe-every must be positive")
 		}
@@ -126,6 +126,12 @@ func run() error {
 	if *rate < 0 || *jitter < 0 || *jitter > 1 || *idle < 0 {
 		return errors.New("rate and idle must not be negative, jitter must be within 0..1")
 	}
+	var storeMaxDelay *time.Duration // nil: hearth's default
+	flag.Visit(func(f *flag.Flag) {
+		if f.Name == "store-max-delay" {
+			storeMaxDelay = maxDelay
+		}
+	})
 	extra, err := parseStoreConfig(*storeConfig)
 	if err != nil {
 		return err
@@ -143,7 +149,7 @@ func run() error {
 	o := loadOpts{pubs: *pubs, msgs: *msgs, inflight: *inflight, pace: pacing{rate: *rate, jitter: *jitter, seed: *seed},
 		idle: *idle, statPath: blockStat(dir)}
 	if *mode == "flash" {
-		return runFlash(os.Stdout, *hearthBin, *mosqBin, dir, o, *maxDelay, flag.Args())
+		return runFlash(os.Stdout, *hearthBin, *mosqBin, dir, o, storeMaxDelay, flag.Args())
 	}
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q (store configs are for -mode flash)", flag.Args())
@@ -160,7 +166,7 @@ func run() error {
 			return fmt.Errorf("bare mochi: %w", err)
 		}
 	}
-	h, stored, err := runHearth(*hearthBin, dir, o, storeYAML(*maxDelay, extra))
+	h, stored, err := runHearth(*hearthBin, dir, o, storeYAML(storeMaxDelay, extra))
 	if err != nil {
 		return fmt.Errorf("hearth: %w", err)
 	}
@@ -267,11 +273,11 @@ var passwordRE = regexp.MustCompile(`(?m)^MQTT password: (\S+)$`)
 
 // hearthProc is a hearth agent run as a child process, on free ports of 127.0.0.1.
 type hearthProc struct {
-	cmd    *exec.Cmd
-	broker string      // MQTT listen address
-	admin  string      // admin API address
-	creds  [][2]string // device id and password of each registered device
-	exited chan struct{} // closed when the process has ended (waitErr is then set)
+	cmd     *exec.Cmd
+	broker  string        // MQTT listen address
+	admin   string        // admin API address
+	creds   [][2]string   // device id and password of each registered device
+	exited  chan struct{} // closed when the process has ended (waitErr is then set)
 	waitErr error
 }
 
