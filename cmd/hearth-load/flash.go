@@ -328,7 +328,7 @@ func flashTable(w io.Writer, rows []flashRow) {
 	for _, r := range rows {
 		p99, perCommit, perReading, cpuPer := dash, dash, dash, dash
 		if r.readings > 0 {
-			p99 = r.p99.Round(100 * time.Microsecond).String()
+			p99 = fmt.Sprintf("%.1f ms", float64(r.p99.Microseconds())/1000)
 			perReading = humanBytes(float64(r.use.writeBytes)/float64(r.readings)) + " / " + humanBytes(float64(r.use.wchar)/float64(r.readings))
 			cpuPer = fmt.Sprintf("%.2f ms", r.use.cpu.Seconds()*1000/float64(r.readings))
 		}

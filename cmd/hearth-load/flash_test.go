@@ -147,7 +147,7 @@ func TestFlashTable(t *testing.T) {
 			t.Errorf("line %d has %d |, the header %d: %s", i, strings.Count(l, "|"), cols, l)
 		}
 	}
-	if want := "| hearth, default | 7.1ms | 1.0 | 35.8 KB / 20.0 KB | 29.50 GB / 16.48 GB | 864.00 GB | 1.50% | 1.50 ms |"; lines[2] != want {
+	if want := "| hearth, default | 7.1 ms | 1.0 | 35.8 KB / 20.0 KB | 29.50 GB / 16.48 GB | 864.00 GB | 1.50% | 1.50 ms |"; lines[2] != want {
 		t.Errorf("load row\n%s\nwant\n%s", lines[2], want)
 	}
 	if want := "| hearth idle 1m0s after default | — | — | — | 1.41 GB / 720.0 MB | — | 0.50% | — |"; lines[3] != want {

@@ -9,6 +9,20 @@
 //
 //	hearth-load -hearth bin/hearth [-publishers 4] [-messages 25000] [-inflight 32]
 //
+// With -rate the load is paced like a household's devices: each publisher sends
+// -rate messages a second, starting at a random phase within one period, each send
+// moved by a uniform jitter (-jitter, a fraction of the period, seeded by -seed; pace.go).
+// A paced run, or one with -idle (a spell with no readings after the load, or instead
+// of it with -messages 0), also prints each broker's flash figures: write_bytes and
+// wchar of /proc/PID/io, the device's sectors written (device-wide), per reading and
+// per day, CPU, and hearth's readings per commit (flash.go). -store KEY=VALUE and
+// -store-config 'key: value; ...' add lines under store: in hearth's configuration.
+//
+//	hearth-load -mode flash -rate 0.3333 -inflight 1 -messages 40 [-idle 60s] default 'commit_pace: 1s' ...
+//
+// runs that load for each store config given (mosquitto with persistence on beside
+// each) and prints one Markdown table (make bench-flash).
+//
 // With -mode slowloris or -mode lockout it measures instead a device connecting
 // beside an attack on the broker (attack.go).
 //
