@@ -16,7 +16,7 @@ ARMV7_TEST_PKGS := $(ARM64_TEST_PKGS)
 FUZZTIME ?= 10s
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test test-unit test-promises test-release image deb release test-arm64 test-armv7 test-crash bench-mqtt bench-footprint bench-attacks fuzz lint cross bench eval deps clean proto proto-check
+.PHONY: all build run test test-unit test-promises test-release image deb release test-arm64 test-armv7 test-crash bench-mqtt bench-footprint bench-flash bench-attacks fuzz lint cross bench eval deps clean proto proto-check
 
 all: build
 
@@ -112,6 +112,15 @@ bench-mqtt: build deps
 ## bench-footprint: the design's footprint load, 200 devices at 1,000 readings/s in all for 30 s: CPU and RSS
 bench-footprint: build deps
 	$(GO) run ./cmd/hearth-load -hearth $(BIN)/hearth -publishers 200 -messages 150 -rate 5 -inflight 4
+
+## bench-flash: the household load (30 devices, one QoS 1 reading every 3 s each at random phases with jitter, one in
+## flight, 120 s) against hearth for each store config of FLASH_CONFIGS ("default": none; "key: value; key: value"),
+## mosquitto with persistence on beside each, and FLASH_IDLE with no readings after the first; prints one Markdown
+## table: p99 PUBACK, readings per commit, bytes written per reading and per day, CPU (docs/performance.md)
+FLASH_CONFIGS ?= "default" "commit_pace: 100ms" "commit_pace: 1s"
+FLASH_IDLE    ?= 60s
+bench-flash: build deps
+	$(GO) run ./cmd/hearth-load -mode flash -hearth $(BIN)/hearth -publishers 30 -messages 40 -rate 0.3333 -inflight 1 -idle $(FLASH_IDLE) $(FLASH_CONFIGS)
 
 ## bench-sync: bytes per appliance per day on the wire for each transport (the default household over 28 days),
 ## and the time and allocations to build, encode and compress a day's summaries for 50 devices (docs/sync.md)

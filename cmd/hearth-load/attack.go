@@ -260,5 +260,5 @@ func runAttack(mode, bin string, o attackOptions) error {
 	case "lockout":
 		return runLockout(bin, dir, o)
 	}
-	return fmt.Errorf("unknown -mode %q: bench, slowloris or lockout", mode)
+	return fmt.Errorf("unknown -mode %q: bench, flash, slowloris or lockout", mode)
 }

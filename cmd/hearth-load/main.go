@@ -9,6 +9,20 @@
 //
 //	hearth-load -hearth bin/hearth [-publishers 4] [-messages 25000] [-inflight 32]
 //
+// With -rate the load is paced like a household's devices: each publisher sends
+// -rate messages a second, starting at a random phase within one period, each send
+// moved by a uniform jitter (-jitter, a fraction of the period, seeded by -seed; pace.go).
+// A paced run, or one with -idle (a spell with no readings after the load, or instead
+// of it with -messages 0), also prints each broker's flash figures: write_bytes and
+// wchar of /proc/PID/io, the device's sectors written (device-wide), per reading and
+// per day, CPU, and hearth's readings per commit (flash.go). -store KEY=VALUE and
+// -store-config 'key: value; ...' add lines under store: in hearth's configuration.
+//
+//	hearth-load -mode flash -rate 0.3333 -inflight 1 -messages 40 [-idle 60s] default 'commit_pace: 1s' ...
+//
+// runs that load for each store config given (mosquitto with persistence on beside
+// each) and prints one Markdown table (make bench-flash).
+//
 // With -mode slowloris or -mode lockout it measures instead a device connecting
 // beside an attack on the broker (attack.go).
 //
@@ -18,6 +32,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -52,9 +67,12 @@ type result struct {
 	lat       []time.Duration
 	cpu       time.Duration // user+system of the broker process during the run
 	peakRSSkB int64
-	anonKB    int64 // RssAnon at the end: the process's own memory
-	fileKB    int64 // RssFile at the end: mapped files (bbolt's mmap of the store) and the binary
-	written   int64 // bytes the broker process caused to be written to storage during the run
+	anonKB    int64   // RssAnon at the end: the process's own memory
+	fileKB    int64   // RssFile at the end: mapped files (bbolt's mmap of the store) and the binary
+	written   int64   // bytes the broker process caused to be written to storage during the run
+	use       usage   // CPU and writes during the load (flash.go)
+	perCommit float64 // hearth: readings per group commit during the load, from /metrics; 0 when unknown
+	idle      *usage  // the -idle spell after the load, if any
 }
 
 func (r result) cpuPerMsg() float64 { return float64(r.cpu.Microseconds()) / float64(r.msgs) }
@@ -82,11 +100,18 @@ func run() error {
 	inflight := flag.Int("inflight", 32, "QoS 1 publishes in flight per publisher")
 	profile := flag.String("profile", "", "write a CPU profile of hearth, taken over the middle of the load, to this file")
 	heap := flag.String("heapprofile", "", "write a heap profile of hearth, taken as the load ends, to this file")
-	maxDelay := flag.Duration("store-max-delay", 0, "hearth's store.max_delay: linger for more readings before a commit (fewer, larger commits: less CPU per reading, lower throughput)")
+	maxDelay := flag.Duration("store-max-delay", 0, "hearth's store.max_delay (not given: hearth's default): linger for more readings before a commit (fewer, larger commits: less CPU per reading, lower throughput)")
 	bare := flag.Bool("mochi", true, "also run the load against a bare mochi-mqtt broker (the library hearth's broker is built on, nothing stored): the floor hearth builds on")
 	serve := flag.String("serve-mochi", "", "(internal) serve a bare mochi-mqtt broker on this address until interrupted")
 	rate := flag.Float64("rate", 0, "messages per second per publisher (0: as fast as acknowledgements allow); e.g. -publishers 200 -rate 5 is the footprint load of 200 devices at 1,000 readings/s")
-	mode := flag.String("mode", "bench", "bench: the ingest comparison; slowloris or lockout: a device connecting beside an attack (see attack.go)")
+	jitter := flag.Float64("jitter", 0.2, "paced load: each send moves by a uniform jitter of ± this fraction of the period (1/rate); each publisher also starts at a random phase within one period")
+	seed := flag.Uint64("seed", 1, "paced load: the seed of the phases and jitter (the same seed gives the same schedule)")
+	idle := flag.Duration("idle", 0, "after the load (or instead of it, with -messages 0) keep each broker running with no readings this long and report what it wrote meanwhile, per day")
+	var store storeOverrides
+	flag.Var(&store, "store", "KEY=VALUE: a line under store: in hearth's configuration (repeatable; e.g. -store commit_pace=100ms)")
+	storeConfig := flag.String("store-config", "", "lines under store: in hearth's configuration, as 'key: value; key: value' (with -store and -store-max-delay; a key given twice is refused)")
+	mosqPersist := flag.Bool("mosquitto-persistence", false, "run mosquitto with persistence on (its default autosave settings, the store in the run's temp dir) instead of off")
+	mode := flag.String("mode", "bench", "bench: the ingest comparison; flash: bench-flash's table, one run per store config given as arguments (flash.go); slowloris or lockout: a device connecting beside an attack (see attack.go)")
 	var ao attackOptions
 	flag.IntVar(&ao.attackers, "attackers", 64, "slowloris: half-open connections the attacker keeps open")
 	flag.StringVar(&ao.attackFrom, "attack-from", "127.0.0.2", "slowloris: the attacker's addresses (any of 127/8), comma-separated; the connections are spread over them")
@@ -98,52 +123,86 @@ func run() error {
 	if *serve != "" {
 		return serveMochi(*serve, *inflight)
 	}
-	if *mode != "bench" {
+	if *mode != "bench" && *mode != "flash" {
 		if ao.attackers < 1 || ao.probes < 1 || ao.duration <= 0 || !(ao.attackRate > 0) || ao.probeEvery <= 0 {
 			return errors.New("attackers, probes, duration, attack-rate and probe-every must be positive")
 		}
 		return runAttack(*mode, *hearthBin, ao)
 	}
-	pubRate = *rate
 	profilePath = *profile
 	heapPath = *heap
-	if *pubs < 1 || *msgs < 1 || *inflight < 1 || *inflight > 65000 {
-		return errors.New("publishers, messages and inflight must be positive (inflight ≤ 65000)")
+	if *pubs < 1 || *msgs < 0 || *inflight < 1 || *inflight > 65000 {
+		return errors.New("publishers and inflight must be positive (inflight ≤ 65000), messages not negative")
+	}
+	if *msgs == 0 && *idle <= 0 {
+		return errors.New("-messages 0 needs -idle: there is nothing else to measure")
+	}
+	if *rate < 0 || *jitter < 0 || *jitter > 1 || *idle < 0 {
+		return errors.New("rate and idle must not be negative, jitter must be within 0..1")
+	}
+	var storeMaxDelay *time.Duration // nil: hearth's default
+	flag.Visit(func(f *flag.Flag) {
+		if f.Name == "store-max-delay" {
+			storeMaxDelay = maxDelay
+		}
+	})
+	extra, err := parseStoreConfig(*storeConfig)
+	if err != nil {
+		return err
+	}
+	for _, kv := range store {
+		if err := extra.add(kv[0], kv[1]); err != nil {
+			return err
+		}
 	}
 	dir, err := os.MkdirTemp("", "hearth-load-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-
-	pace := "as fast as acknowledged"
-	if *rate > 0 {
-		pace = fmt.Sprintf("%.0f msgs/s in all", *rate*float64(*pubs))
+	o := loadOpts{pubs: *pubs, msgs: *msgs, inflight: *inflight, pace: pacing{rate: *rate, jitter: *jitter, seed: *seed},
+		idle: *idle, statPath: blockStat(dir)}
+	if *mode == "flash" {
+		return runFlash(os.Stdout, *hearthBin, *mosqBin, dir, o, storeMaxDelay, flag.Args())
 	}
-	fmt.Printf("load: %d publishers × %d messages, QoS 1, %d in flight each, %s\n", *pubs, *msgs, *inflight, pace)
-	mq, err := runMosquitto(*mosqBin, dir, *pubs, *msgs, *inflight)
+	if flag.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (store configs are for -mode flash)", flag.Args())
+	}
+
+	fmt.Printf("load: %s\n", o.describe())
+	mq, err := runMosquitto(*mosqBin, dir, *mosqPersist, o)
 	if err != nil {
 		return fmt.Errorf("mosquitto: %w", err)
 	}
 	var mochi result
 	if *bare {
-		if mochi, err = runMochi(*pubs, *msgs, *inflight); err != nil {
+		if mochi, err = runMochi(o); err != nil {
 			return fmt.Errorf("bare mochi: %w", err)
 		}
 	}
-	h, stored, err := runHearth(*hearthBin, dir, *pubs, *msgs, *inflight, *maxDelay)
+	h, stored, err := runHearth(*hearthBin, dir, o, storeYAML(storeMaxDelay, extra))
 	if err != nil {
 		return fmt.Errorf("hearth: %w", err)
 	}
-	mq.print()
-	if *bare {
-		mochi.print()
+	if *msgs > 0 {
+		mq.print()
+		if *bare {
+			mochi.print()
+		}
+		h.print()
+		fmt.Printf("ratio hearth/mosquitto throughput: %.2f (target ≥ 0.50)\n", h.rate()/mq.rate())
+		if *bare {
+			fmt.Printf("hearth over bare mochi: CPU %+.2f µs/msg, peak RSS %+.1f MB\n",
+				h.cpuPerMsg()-mochi.cpuPerMsg(), float64(h.peakRSSkB-mochi.peakRSSkB)/1024)
+		}
 	}
-	h.print()
-	fmt.Printf("ratio hearth/mosquitto throughput: %.2f (target ≥ 0.50)\n", h.rate()/mq.rate())
-	if *bare {
-		fmt.Printf("hearth over bare mochi: CPU %+.2f µs/msg, peak RSS %+.1f MB\n",
-			h.cpuPerMsg()-mochi.cpuPerMsg(), float64(h.peakRSSkB-mochi.peakRSSkB)/1024)
+	if *rate > 0 || *idle > 0 {
+		dev := deviceName(o.statPath)
+		mq.printFlash(os.Stdout, dev)
+		if *bare {
+			mochi.printFlash(os.Stdout, dev)
+		}
+		h.printFlash(os.Stdout, dev)
 	}
 	fmt.Printf("readings in hearth's store: %d of %d\n", stored, *pubs**msgs)
 	if stored != *pubs**msgs {
@@ -176,14 +235,29 @@ func waitListening(addr string, d time.Duration) error {
 	}
 }
 
-func runMosquitto(bin, dir string, pubs, msgs, inflight int) (result, error) {
+// runMosquitto runs the load against mosquitto, with persistence off or, when
+// persist, on: its default autosave settings, its store in a fresh directory of dir.
+func runMosquitto(bin, dir string, persist bool, o loadOpts) (result, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return result{}, err
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	conf := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_inflight_messages %d\n", port, inflight)), 0o600); err != nil {
+	cfg := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\nmax_inflight_messages %d\n", port, o.inflight)
+	if persist {
+		pdir, err := os.MkdirTemp(dir, "mosquitto-")
+		if err != nil {
+			return result{}, err
+		}
+		cfg += fmt.Sprintf("persistence true\npersistence_location %s/\n", pdir)
+		if os.Geteuid() == 0 {
+			cfg += "user root\n" // as root it would switch to user mosquitto, which may not enter dir
+		}
+	} else {
+		cfg += "persistence false\n"
+	}
+	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
 		return result{}, err
 	}
 	cmd := exec.Command(bin, "-c", conf)
@@ -194,21 +268,31 @@ func runMosquitto(bin, dir string, pubs, msgs, inflight int) (result, error) {
 	if err := waitListening(addr, 10*time.Second); err != nil {
 		return result{}, err
 	}
-	creds := make([][2]string, pubs)
+	creds := make([][2]string, o.pubs)
 	for i := range creds {
 		creds[i] = [2]string{fmt.Sprintf("load-%d", i), "x"}
 	}
-	return load("mosquitto", cmd.Process.Pid, addr, creds, msgs, inflight, nil)
+	name := "mosquitto"
+	if persist {
+		name = "mosquitto+p"
+	}
+	res, err := load(name, cmd.Process.Pid, addr, creds, o, nil)
+	if err != nil {
+		return res, err
+	}
+	return res, o.idleAfter(&res, cmd.Process.Pid)
 }
 
 var passwordRE = regexp.MustCompile(`(?m)^MQTT password: (\S+)$`)
 
 // hearthProc is a hearth agent run as a child process, on free ports of 127.0.0.1.
 type hearthProc struct {
-	cmd    *exec.Cmd
-	broker string      // MQTT listen address
-	admin  string      // admin API address
-	creds  [][2]string // device id and password of each registered device
+	cmd     *exec.Cmd
+	broker  string        // MQTT listen address
+	admin   string        // admin API address
+	creds   [][2]string   // device id and password of each registered device
+	exited  chan struct{} // closed when the process has ended (waitErr is then set)
+	waitErr error
 }
 
 // startHearth writes a configuration into dir — the broker's listen address plus
@@ -244,7 +328,8 @@ report:
 		id := fmt.Sprintf("load-%d", i)
 		out, err := exec.Command(bin, "device", "add", id, "--kind", "sensor", "--config", cfgPath).CombinedOutput()
 		if err != nil {
-			return nil, fmt.Errorf("device add: %v: %s", err, out)
+			// The first command to read the configuration: a key hearth refuses shows here.
+			return nil, fmt.Errorf("hearth device add with the load's configuration %s: %v: %s", cfgPath, err, bytes.TrimSpace(out))
 		}
 		m := passwordRE.FindSubmatch(out)
 		if m == nil {
@@ -253,24 +338,55 @@ report:
 		h.creds[i] = [2]string{id, string(m[1])}
 	}
 	h.cmd = exec.Command(bin, "run", "--config", cfgPath)
-	h.cmd.Stderr = os.Stderr
+	stderr := &tailWriter{max: 4 << 10}
+	h.cmd.Stderr = io.MultiWriter(os.Stderr, stderr)
 	if err := h.cmd.Start(); err != nil {
 		return nil, err
 	}
-	if err := waitListening(h.broker, 10*time.Second); err != nil {
-		h.stop()
-		return nil, err
+	h.exited = make(chan struct{})
+	go func() { h.waitErr = h.cmd.Wait(); close(h.exited) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", h.broker); err == nil {
+			c.Close()
+			return h, nil
+		}
+		select {
+		case <-h.exited:
+			return nil, fmt.Errorf("hearth run --config %s ended at startup (%v): %s", cfgPath, h.waitErr, bytes.TrimSpace(stderr.buf))
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			h.stop()
+			return nil, fmt.Errorf("hearth: %s not listening after 10s", h.broker)
+		}
 	}
-	return h, nil
 }
 
 // stop interrupts hearth and waits for it to end.
-func (h *hearthProc) stop() { _ = h.cmd.Process.Signal(os.Interrupt); _ = h.cmd.Wait() }
+func (h *hearthProc) stop() { _ = h.cmd.Process.Signal(os.Interrupt); <-h.exited }
 
-func runHearth(bin, dir string, pubs, msgs, inflight int, maxDelay time.Duration) (result, int, error) {
+// tailWriter keeps the last max bytes written to it (a child's stderr, read only
+// after the child has been waited for).
+type tailWriter struct {
+	max int
+	buf []byte
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.buf = t.buf[over:]
+	}
+	return len(p), nil
+}
+
+// runHearth runs the load against hearth, configured with storeYAML (its store:
+// section), and returns the result and the readings in its store.
+func runHearth(bin, dir string, o loadOpts, storeYAML string) (result, int, error) {
 	// publish_rate: the load is a flood by design; the default (200/s per device) would refuse it.
-	h, err := startHearth(bin, dir, pubs, "warn", fmt.Sprintf("  max_inflight: %d\n  publish_rate: 10000000\n  publish_burst: 10000000\n", max(inflight, 64)),
-		fmt.Sprintf("store:\n  max_delay: %s\n", maxDelay))
+	h, err := startHearth(bin, dir, o.pubs, "warn", fmt.Sprintf("  max_inflight: %d\n  publish_rate: 10000000\n  publish_burst: 10000000\n", max(o.inflight, 64)),
+		storeYAML)
 	if err != nil {
 		return result{}, 0, err
 	}
@@ -278,11 +394,15 @@ func runHearth(bin, dir string, pubs, msgs, inflight int, maxDelay time.Duration
 	cmd, baddr, aaddr, creds := h.cmd, h.broker, h.admin, h.creds
 	var started func()
 	if profilePath != "" {
-		started = func() { go profileHearth(aaddr, profilePath, msgs, inflight) }
+		started = func() { go profileHearth(aaddr, profilePath, o) }
 	}
-	res, err := load("hearth", cmd.Process.Pid, baddr, creds, msgs, inflight, started)
+	sum0, n0 := commitReadings(aaddr)
+	res, err := load("hearth", cmd.Process.Pid, baddr, creds, o, started)
 	if err != nil {
 		return res, 0, err
+	}
+	if sum1, n1 := commitReadings(aaddr); n1 > n0 {
+		res.perCommit = (sum1 - sum0) / (n1 - n0)
 	}
 	if heapPath != "" {
 		// The profile, and beside it the text form with the runtime's MemStats.
@@ -309,10 +429,21 @@ func runHearth(bin, dir string, pubs, msgs, inflight int, maxDelay time.Duration
 	for _, d := range devs {
 		stored += d.Readings
 	}
-	if commits := metricValue(aaddr, "hearth_store_commits_total"); commits > 0 {
+	if commits := metricValue(aaddr, "hearth_store_commits_total"); commits > 0 && o.msgs > 0 {
 		fmt.Printf("hearth store: %.0f commits, %.1f readings per commit\n", commits, float64(stored)/commits)
 	}
-	return res, stored, nil
+	return res, stored, o.idleAfter(&res, cmd.Process.Pid)
+}
+
+// commitReadings returns the sum and count of hearth's readings-per-commit histogram
+// (hearth_store_commit_readings; hearth_store_batch_size, if a later store names it so).
+func commitReadings(admin string) (sum, count float64) {
+	for _, name := range []string{"hearth_store_commit_readings", "hearth_store_batch_size"} {
+		if count = metricValue(admin, name+"_count"); count > 0 {
+			return metricValue(admin, name+"_sum"), count
+		}
+	}
+	return 0, 0
 }
 
 // metricValue reads one unlabelled sample from hearth's /metrics, or 0.
@@ -363,9 +494,45 @@ func procStatus(pid int) (time.Duration, map[string]int64, error) {
 	return cpu, m, nil
 }
 
+// loadOpts describe the load every broker gets.
+type loadOpts struct {
+	pubs, msgs, inflight int
+	pace                 pacing
+	idle                 time.Duration // -idle: a spell with no readings after the load
+	statPath             string        // the /sys stat file of the temp dir's block device, "" if none
+}
+
+func (o loadOpts) describe() string {
+	pace := "as fast as acknowledged"
+	if o.pace.rate > 0 {
+		pace = fmt.Sprintf("%.1f msgs/s in all, random phases, jitter ±%.0f%% of the period, seed %d", o.pace.rate*float64(o.pubs), o.pace.jitter*100, o.pace.seed)
+	}
+	s := fmt.Sprintf("%d publishers × %d messages, QoS 1, %d in flight each, %s", o.pubs, o.msgs, o.inflight, pace)
+	if o.idle > 0 {
+		s += fmt.Sprintf("; then %s idle", o.idle)
+	}
+	return s
+}
+
+// idleAfter runs the -idle spell, if any, on the broker pid and records it in res.
+func (o loadOpts) idleAfter(res *result, pid int) error {
+	if o.idle <= 0 {
+		return nil
+	}
+	u, err := idlePhase(pid, o.statPath, o.idle)
+	if err != nil {
+		return fmt.Errorf("idle: %w", err)
+	}
+	res.idle = &u
+	return nil
+}
+
 // load connects every publisher, then runs them all; started, if set, is called when
-// the last has connected and the messages begin.
-func load(name string, pid int, addr string, creds [][2]string, msgs, inflight int, started func()) (result, error) {
+// the last has connected and the messages begin. With no messages it does nothing.
+func load(name string, pid int, addr string, creds [][2]string, o loadOpts, started func()) (result, error) {
+	if o.msgs == 0 {
+		return result{name: name}, nil
+	}
 	conns := make([]*publisher, len(creds))
 	for i, c := range creds {
 		p, err := dial(addr, c[0], c[1])
@@ -375,11 +542,10 @@ func load(name string, pid int, addr string, creds [][2]string, msgs, inflight i
 		defer p.c.Close()
 		conns[i] = p
 	}
-	cpu0, _, err := procStats(pid)
+	s0, err := takeSnapshot(pid, o.statPath)
 	if err != nil {
 		return result{}, err
 	}
-	wb0 := writeBytes(pid)
 	start := time.Now()
 	if started != nil {
 		started()
@@ -388,57 +554,43 @@ func load(name string, pid int, addr string, creds [][2]string, msgs, inflight i
 	errs := make([]error, len(conns))
 	for i, p := range conns {
 		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = p.run(msgs, inflight) }()
+		go func() { defer wg.Done(); errs[i] = p.run(start, o.msgs, o.inflight, o.pace.schedule(i, o.msgs)) }()
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
 	if err := errors.Join(errs...); err != nil {
 		return result{}, err
 	}
-	cpu1, st, err := procStatus(pid)
+	s1, err := takeSnapshot(pid, o.statPath)
 	if err != nil {
 		return result{}, err
 	}
-	wb := writeBytes(pid) - wb0
+	_, st, err := procStatus(pid)
+	if err != nil {
+		return result{}, err
+	}
+	use := s0.to(s1)
 	var lat []time.Duration
 	for _, p := range conns {
 		lat = append(lat, p.lat...)
 	}
 	slices.Sort(lat)
-	return result{name: name, msgs: len(conns) * msgs, elapsed: elapsed, lat: lat, cpu: cpu1 - cpu0, peakRSSkB: st["VmHWM"],
-		anonKB: st["RssAnon"], fileKB: st["RssFile"], written: wb}, nil
+	return result{name: name, msgs: len(conns) * o.msgs, elapsed: elapsed, lat: lat, cpu: use.cpu, peakRSSkB: st["VmHWM"],
+		anonKB: st["RssAnon"], fileKB: st["RssFile"], written: use.writeBytes, use: use}, nil
 }
 
-// writeBytes is what pid has caused to be written to storage (write_bytes of
-// /proc/pid/io), or 0 when the kernel does not say.
-func writeBytes(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
-// pubRate is -rate: messages per second per publisher, 0 for as fast as possible;
-// profilePath is -profile.
+// profilePath is -profile, heapPath -heapprofile.
 var (
-	pubRate     float64
 	profilePath string
 	heapPath    string
 )
 
 // profileHearth fetches a CPU profile from hearth's admin API (admin.pprof) while the
 // load runs: for a paced load, over its middle third; otherwise over 5 seconds.
-func profileHearth(admin, path string, msgs, inflight int) {
+func profileHearth(admin, path string, o loadOpts) {
 	wait, secs := time.Second, 5
-	if pubRate > 0 {
-		total := float64(msgs) / pubRate
+	if o.pace.rate > 0 {
+		total := float64(o.msgs) / o.pace.rate
 		wait, secs = time.Duration(total/3*float64(time.Second)), max(1, int(total/3))
 	}
 	time.Sleep(wait)
@@ -532,8 +684,10 @@ func dial(addr, user, pw string) (*publisher, error) {
 	return p, nil
 }
 
-// run publishes msgs readings with at most inflight unacknowledged.
-func (p *publisher) run(msgs, inflight int) error {
+// run publishes msgs readings with at most inflight unacknowledged; with a schedule,
+// message i is sent at start+schedule[i] or, when the window is full then, as soon as
+// a PUBACK frees it (never before the previous message).
+func (p *publisher) run(start time.Time, msgs, inflight int, schedule []time.Duration) error {
 	topic := mqttString(nil, "hearth/v1/"+p.dev+"/readings")
 	sent := make([]atomic.Int64, 65536) // send time by packet id, Unix ns
 	window := make(chan struct{}, inflight)
@@ -558,10 +712,9 @@ func (p *publisher) run(msgs, inflight int) error {
 	}()
 	w := bufio.NewWriterSize(p.c, 32<<10)
 	var buf, payload []byte
-	start := time.Now()
 	for i := range msgs {
-		if pubRate > 0 { // paced: send message i at start + i/rate
-			if d := time.Until(start.Add(time.Duration(float64(i) / pubRate * float64(time.Second)))); d > 0 {
+		if schedule != nil {
+			if d := time.Until(start.Add(schedule[i])); d > 0 {
 				time.Sleep(d)
 			}
 		}
@@ -577,7 +730,7 @@ func (p *publisher) run(msgs, inflight int) error {
 		if _, err := w.Write(buf); err != nil {
 			return err
 		}
-		if pubRate > 0 || len(window) == cap(window) || i == msgs-1 || w.Buffered() > 16<<10 {
+		if schedule != nil || len(window) == cap(window) || i == msgs-1 || w.Buffered() > 16<<10 {
 			if err := w.Flush(); err != nil {
 				return err
 			}

@@ -47,7 +47,7 @@ func serveMochi(addr string, inflight int) error {
 
 // runMochi runs the load against a bare mochi broker in a child process (this
 // program, re-run with -serve-mochi), so that its CPU and RSS are its own.
-func runMochi(pubs, msgs, inflight int) (result, error) {
+func runMochi(o loadOpts) (result, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return result{}, err
@@ -56,7 +56,7 @@ func runMochi(pubs, msgs, inflight int) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	cmd := exec.Command(self, "-serve-mochi", addr, "-inflight", fmt.Sprint(inflight))
+	cmd := exec.Command(self, "-serve-mochi", addr, "-inflight", fmt.Sprint(o.inflight))
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return result{}, err
@@ -65,9 +65,13 @@ func runMochi(pubs, msgs, inflight int) (result, error) {
 	if err := waitListening(addr, 10*time.Second); err != nil {
 		return result{}, err
 	}
-	creds := make([][2]string, pubs)
+	creds := make([][2]string, o.pubs)
 	for i := range creds {
 		creds[i] = [2]string{fmt.Sprintf("load-%d", i), "x"}
 	}
-	return load("mochi", cmd.Process.Pid, addr, creds, msgs, inflight, nil)
+	res, err := load("mochi", cmd.Process.Pid, addr, creds, o, nil)
+	if err != nil {
+		return res, err
+	}
+	return res, o.idleAfter(&res, cmd.Process.Pid)
 }
