@@ -117,7 +117,7 @@ bench-footprint: build deps
 ## flight, 120 s) against hearth for each store config of FLASH_CONFIGS ("default": none; "key: value; key: value"),
 ## mosquitto with persistence on beside each, and FLASH_IDLE with no readings after the first; prints one Markdown
 ## table: p99 PUBACK, readings per commit, bytes written per reading and per day, CPU (docs/performance.md)
-FLASH_CONFIGS ?= "default" "commit_pace: 100ms" "commit_pace: 1s"
+FLASH_CONFIGS ?= "default" "flash_budget: 134217728" "flash_budget: 1073741824" "flash_budget: 0"
 FLASH_IDLE    ?= 60s
 bench-flash: build deps
 	$(GO) run ./cmd/hearth-load -mode flash -hearth $(BIN)/hearth -publishers 30 -messages 40 -rate 0.3333 -inflight 1 -idle $(FLASH_IDLE) $(FLASH_CONFIGS)
