@@ -151,6 +151,19 @@ func (f *flash) logged(readings int, recordBytes, other int64) {
 	f.groupB.sum += float64(recordBytes)
 }
 
+// other records bytes the log wrote outside any group (a segment made ready at Open).
+func (f *flash) other(bytes int64) {
+	if bytes <= 0 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.advance(f.now())
+	f.today += bytes
+	f.logBytes += bytes
+	f.bytesRate.sum += float64(bytes)
+}
+
 // committed records a commit of the database that wrote bytes.
 func (f *flash) committed(bytes int64) {
 	f.mu.Lock()

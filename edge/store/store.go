@@ -317,6 +317,13 @@ func Open(path string, o *Options) (*Store, error) {
 		_ = s.db.Close()
 		return nil, err
 	}
+	// A segment of zeros ready now: the first reading's acknowledgement does not wait
+	// for it (on a full disk the first Append tries again and refuses with the error).
+	wrote, err := s.wal.Prepare()
+	s.flash.other(wrote)
+	if err != nil {
+		s.log.Warn("the write-ahead log could not make its first segment ready", "err", err)
+	}
 	if err := s.syncKeepLocked(); err != nil {
 		s.log.Warn("the keep file (credentials and identity, kept beside the database) could not be written", "err", err)
 	}

@@ -164,6 +164,41 @@ func Open(dir string, o *Options) (*Log, *Recovery, error) {
 	return l, rec, nil
 }
 
+// Prepare makes a spare segment ready when the log has neither one nor an active
+// segment, so that the first Append after Open writes its record and a header, not a
+// whole segment of zeros (the store calls it at Open). It returns the bytes written.
+func (l *Log) Prepare() (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.closed:
+		return 0, ErrClosed
+	case l.failed != nil:
+		return 0, l.failed
+	case l.active != nil || len(l.spares) > 0 || len(l.live) >= l.opts.MaxSegments:
+		return 0, nil
+	}
+	index := l.next
+	tmp := filepath.Join(l.dir, fmt.Sprintf("%016x%s", index, tmpSuffix))
+	f, wrote, err := l.zeroFilled(tmp)
+	if err != nil {
+		_ = l.fs.Remove(tmp)
+		return wrote, err
+	}
+	_ = f.Close()
+	name := spareName(index)
+	if err := l.fs.Rename(tmp, filepath.Join(l.dir, name)); err != nil {
+		_ = l.fs.Remove(tmp)
+		return wrote, fmt.Errorf("wal: rename %s to %s: %w", tmp, name, err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return wrote, fmt.Errorf("wal: sync %s: %w", l.dir, err)
+	}
+	l.next++
+	l.spares = append(l.spares, name)
+	return wrote, nil
+}
+
 // Dir is the log's directory.
 func (l *Log) Dir() string { return l.dir }
 

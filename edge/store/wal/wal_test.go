@@ -369,3 +369,27 @@ func TestPowerCuts(t *testing.T) {
 		}
 	}
 }
+
+// Prepare makes the first segment ready at Open: the first Append then writes its
+// header page and record, not a segment of zeros, and a second Prepare does nothing.
+func TestPrepareReadiesTheFirstSegment(t *testing.T) {
+	const size = 64 << 10
+	l, _ := openLog(t, t.TempDir(), &wal.Options{SegmentSize: size})
+	wrote, err := l.Prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wrote != size {
+		t.Fatalf("Prepare wrote %d bytes, want a segment of zeros (%d)", wrote, size)
+	}
+	if again, err := l.Prepare(); err != nil || again != 0 {
+		t.Fatalf("a second Prepare wrote %d bytes (%v), want none: a spare is ready", again, err)
+	}
+	n, err := l.Append(1, 1, []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := wal.PageSize + wal.RecordSize(1); n != want {
+		t.Errorf("the first Append after Prepare wrote %d bytes, want %d (a header page and the record)", n, want)
+	}
+}
