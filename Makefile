@@ -13,7 +13,12 @@ ARM64_TEST_PKGS := ./device/... ./edge/store/... ./edge/rollup/... ./edge/taggin
 # The same on 32-bit ARM (GOARM=7: a Raspberry Pi 2/3 with a 32-bit OS, a Pi Zero 2):
 # 32-bit int, 64-bit atomics alignment and the smaller address space are tested there.
 ARMV7_TEST_PKGS := $(ARM64_TEST_PKGS)
-FUZZTIME ?= 10s
+# A count of executions, not a duration: with a duration, Go 1.26's fuzz coordinator
+# can report a bare "context deadline exceeded" failure at the deadline on a loaded
+# machine (golang/go#75804, fixed in Go 1.27): CI failed so on FuzzSession, and a
+# helper's run on FuzzAppendFrame, with no failing input. 20000x takes 1.5–9 s per
+# target here, and about 75 s for FuzzAppendFrame (the slowest, ~270 execs/s).
+FUZZTIME ?= 20000x
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all build run test test-unit test-promises test-release image deb release test-arm64 test-armv7 test-crash bench-mqtt bench-footprint bench-flash bench-attacks fuzz lint cross bench eval deps clean proto proto-check
@@ -66,7 +71,7 @@ test-arm64: deps
 test-armv7: deps
 	GOARCH=arm GOARM=7 CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m -exec qemu-arm-static $(ARMV7_TEST_PKGS)
 
-## fuzz: every Fuzz target of the repository (found in the *_test.go files) for FUZZTIME each
+## fuzz: every Fuzz target of the repository (found in the *_test.go files) for FUZZTIME executions each
 fuzz:
 	@set -e; for f in $$(git grep -l '^func Fuzz' -- '*_test.go'); do \
 		for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
