@@ -315,6 +315,7 @@ type flashRow struct {
 	readings  int           // readings of the load; 0 for an idle spell
 	p99       time.Duration // 0 for an idle spell
 	perCommit float64       // readings per commit; 0 when unknown
+	store     float64       // the bytes hearth's store says it wrote; negative when unknown (mosquitto, an older hearth)
 	use       usage
 }
 
@@ -322,8 +323,8 @@ type flashRow struct {
 // process's write_bytes and wchar, the device's counter per day (device-wide), and
 // the CPU spent.
 func flashTable(w io.Writer, rows []flashRow) {
-	fmt.Fprintln(w, "| run | p99 PUBACK | readings per commit | written per reading (write_bytes / wchar) | per day (write_bytes / wchar) | device per day (all processes) | CPU % of a core | CPU per reading |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| run | p99 PUBACK | readings per commit | written per reading (write_bytes / wchar) | per day (write_bytes / wchar) | store's own account per day | device per day (all processes) | CPU % of a core | CPU per reading |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	dash := "—"
 	for _, r := range rows {
 		p99, perCommit, perReading, cpuPer := dash, dash, dash, dash
@@ -335,12 +336,15 @@ func flashTable(w io.Writer, rows []flashRow) {
 		if r.perCommit > 0 {
 			perCommit = fmt.Sprintf("%.1f", r.perCommit)
 		}
-		dev := dash
+		dev, own := dash, dash
 		if r.use.devBytes >= 0 {
 			dev = humanBytes(r.use.perDay(r.use.devBytes))
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s / %s | %s | %.2f%% | %s |\n", r.run, p99, perCommit, perReading,
-			humanBytes(r.use.perDay(r.use.writeBytes)), humanBytes(r.use.perDay(r.use.wchar)), dev, r.use.cpuPercent(), cpuPer)
+		if r.store >= 0 {
+			own = humanBytes(r.use.perDay(int64(r.store)))
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s / %s | %s | %s | %.2f%% | %s |\n", r.run, p99, perCommit, perReading,
+			humanBytes(r.use.perDay(r.use.writeBytes)), humanBytes(r.use.perDay(r.use.wchar)), own, dev, r.use.cpuPercent(), cpuPer)
 	}
 }
 
@@ -382,7 +386,7 @@ func runFlash(w io.Writer, hearthBin, mosqBin, dir string, o loadOpts, maxDelay 
 		}
 		mq.print()
 		mq.printFlash(w, dev)
-		mqRows = append(mqRows, flashRow{run: "mosquitto, persistence on (beside " + c + ")", readings: mq.msgs, p99: mq.pct(0.99), use: mq.use})
+		mqRows = append(mqRows, flashRow{run: "mosquitto, persistence on (beside " + c + ")", readings: mq.msgs, p99: mq.pct(0.99), store: -1, use: mq.use})
 		hdir, err := os.MkdirTemp(dir, "hearth-")
 		if err != nil {
 			return err
@@ -396,12 +400,12 @@ func runFlash(w io.Writer, hearthBin, mosqBin, dir string, o loadOpts, maxDelay 
 		if stored != h.msgs {
 			return fmt.Errorf("hearth, store config %s: %d of %d readings in the store", c, stored, h.msgs)
 		}
-		rows = append(rows, flashRow{run: "hearth, " + c, readings: h.msgs, p99: h.pct(0.99), perCommit: h.perCommit, use: h.use})
+		rows = append(rows, flashRow{run: "hearth, " + c, readings: h.msgs, p99: h.pct(0.99), perCommit: h.perCommit, store: h.stored, use: h.use})
 		if h.idle != nil {
-			idleRows = append(idleRows, flashRow{run: fmt.Sprintf("hearth idle %s after %s", h.idle.elapsed.Round(time.Second), c), use: *h.idle})
+			idleRows = append(idleRows, flashRow{run: fmt.Sprintf("hearth idle %s after %s", h.idle.elapsed.Round(time.Second), c), store: h.idleStore, use: *h.idle})
 		}
 		if mq.idle != nil {
-			mqIdle = append(mqIdle, flashRow{run: fmt.Sprintf("mosquitto idle %s", mq.idle.elapsed.Round(time.Second)), use: *mq.idle})
+			mqIdle = append(mqIdle, flashRow{run: fmt.Sprintf("mosquitto idle %s", mq.idle.elapsed.Round(time.Second)), store: -1, use: *mq.idle})
 		}
 	}
 	fmt.Fprintf(w, "\n%s; device: %s (its counter is device-wide: every process's writes)\n\n", o.describe(), dev)

@@ -134,8 +134,8 @@ func TestFlashTable(t *testing.T) {
 	idle := usage{elapsed: 60 * time.Second, cpu: 300 * time.Millisecond, writeBytes: 1 << 20, wchar: 1 << 19, devBytes: -1}
 	var b strings.Builder
 	flashTable(&b, []flashRow{
-		{run: "hearth, default", readings: 1000, p99: 7123 * time.Microsecond, perCommit: 1.04, use: load},
-		{run: "hearth idle 1m0s after default", use: idle},
+		{run: "hearth, default", readings: 1000, p99: 7123 * time.Microsecond, perCommit: 1.04, store: 1000 * 4096, use: load},
+		{run: "hearth idle 1m0s after default", store: -1, use: idle},
 	})
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
 	if len(lines) != 4 {
@@ -147,10 +147,10 @@ func TestFlashTable(t *testing.T) {
 			t.Errorf("line %d has %d |, the header %d: %s", i, strings.Count(l, "|"), cols, l)
 		}
 	}
-	if want := "| hearth, default | 7.1 ms | 1.0 | 35.8 KB / 20.0 KB | 29.50 GB / 16.48 GB | 864.00 GB | 1.50% | 1.50 ms |"; lines[2] != want {
+	if want := "| hearth, default | 7.1 ms | 1.0 | 35.8 KB / 20.0 KB | 29.50 GB / 16.48 GB | 3.30 GB | 864.00 GB | 1.50% | 1.50 ms |"; lines[2] != want {
 		t.Errorf("load row\n%s\nwant\n%s", lines[2], want)
 	}
-	if want := "| hearth idle 1m0s after default | — | — | — | 1.41 GB / 720.0 MB | — | 0.50% | — |"; lines[3] != want {
+	if want := "| hearth idle 1m0s after default | — | — | — | 1.41 GB / 720.0 MB | — | — | 0.50% | — |"; lines[3] != want {
 		t.Errorf("idle row\n%s\nwant\n%s", lines[3], want)
 	}
 }

@@ -72,7 +72,9 @@ type result struct {
 	written   int64   // bytes the broker process caused to be written to storage during the run
 	use       usage   // CPU and writes during the load (flash.go)
 	perCommit float64 // hearth: readings per group commit during the load, from /metrics; 0 when unknown
+	stored    float64 // hearth: the bytes its store says it wrote to disk during the load (-1: unknown)
 	idle      *usage  // the -idle spell after the load, if any
+	idleStore float64 // the same during the idle spell
 }
 
 func (r result) cpuPerMsg() float64 { return float64(r.cpu.Microseconds()) / float64(r.msgs) }
@@ -397,12 +399,17 @@ func runHearth(bin, dir string, o loadOpts, storeYAML string) (result, int, erro
 		started = func() { go profileHearth(aaddr, profilePath, o) }
 	}
 	sum0, n0 := commitReadings(aaddr)
+	w0 := storeWritten(aaddr)
 	res, err := load("hearth", cmd.Process.Pid, baddr, creds, o, started)
 	if err != nil {
 		return res, 0, err
 	}
 	if sum1, n1 := commitReadings(aaddr); n1 > n0 {
 		res.perCommit = (sum1 - sum0) / (n1 - n0)
+	}
+	res.stored = -1
+	if w1 := storeWritten(aaddr); w0 >= 0 && w1 >= w0 {
+		res.stored = w1 - w0
 	}
 	if heapPath != "" {
 		// The profile, and beside it the text form with the runtime's MemStats.
@@ -432,7 +439,33 @@ func runHearth(bin, dir string, o loadOpts, storeYAML string) (result, int, erro
 	if commits := metricValue(aaddr, "hearth_store_commits_total"); commits > 0 && o.msgs > 0 {
 		fmt.Printf("hearth store: %.0f commits, %.1f readings per commit\n", commits, float64(stored)/commits)
 	}
-	return res, stored, o.idleAfter(&res, cmd.Process.Pid)
+	i0 := storeWritten(aaddr)
+	err = o.idleAfter(&res, cmd.Process.Pid)
+	res.idleStore = -1
+	if i1 := storeWritten(aaddr); i0 >= 0 && i1 >= i0 {
+		res.idleStore = i1 - i0
+	}
+	return res, stored, err
+}
+
+// storeWritten is the bytes hearth's store says it has written to its disk since it
+// opened (hearth_store_written_bytes_total: the write-ahead log and the database, as
+// the store counts them, whatever the kernel's account), -1 when hearth does not say.
+func storeWritten(admin string) float64 {
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "hearth_store_written_bytes_total "); ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
 
 // commitReadings returns the sum and count of hearth's readings-per-commit histogram

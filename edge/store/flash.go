@@ -54,7 +54,7 @@ type FlashStats struct {
 	// LogBytes and DBBytes split WrittenTotal.
 	LogBytes int64 `json:"log_bytes"`
 	DBBytes  int64 `json:"db_bytes"`
-	// ProjectedPerDay is the recent rate of writing (half-life 10 min), per day.
+	// ProjectedPerDay is the recent rate of writing (half-life 2 min), per day.
 	ProjectedPerDay int64 `json:"projected_bytes_per_day"`
 	// Window is the current group-commit window; MaxWindow its bound (store.max_delay).
 	Window    time.Duration `json:"window"`
