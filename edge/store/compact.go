@@ -108,6 +108,16 @@ func (s *Store) compact(reason string) (int64, error) {
 		if _, err := s.wal.Forget(s.derived); err != nil {
 			s.log.Warn("compact: removing the write-ahead log's released segments failed", "err", err)
 		}
+		// A new spare of zeros, so that the next reading's acknowledgement does not
+		// wait for one (the agent compacts at its first start, moving the pseudonym
+		// key out of the store: the first readings then paid for 1 MB of zeros).
+		wrote, err := s.wal.Prepare()
+		if s.flash != nil {
+			s.flash.other(wrote)
+		}
+		if err != nil {
+			s.log.Warn("compact: the write-ahead log could not make a segment ready", "err", err)
+		}
 	}
 	after := fileSize(path)
 	freed := before - after
