@@ -99,28 +99,33 @@ func (s *Store) applier() {
 		case req := <-s.ckptCh:
 			// Every group logged before the request goes in first: a writer whose
 			// log is full waits for this commit to release its segments.
-		queued:
-			for {
-				select {
-				case g, ok := <-s.applyCh:
-					if !ok {
-						break queued
-					}
-					s.apply(g)
-				default:
-					break queued
-				}
-			}
+			s.applyQueued()
 			req.done <- s.commitBatch(req.reason)
 			timer.Stop()
 			armed = false
 			arm()
 		case req := <-s.compactCh:
+			s.applyQueued() // the commit before the copy covers every group logged
 			freed, err := s.compact("requested")
 			req.done <- compactResult{freed, err}
 			arm()
 		case <-s.updated: // an Update wrote the batch: its commit is due in CheckpointEvery
 			arm()
+		}
+	}
+}
+
+// applyQueued applies every group already queued for the applier (on the applier).
+func (s *Store) applyQueued() {
+	for {
+		select {
+		case g, ok := <-s.applyCh:
+			if !ok {
+				return
+			}
+			s.apply(g)
+		default:
+			return
 		}
 	}
 }

@@ -32,7 +32,13 @@ type compactResult struct {
 
 // Compact rewrites the file without its free pages and returns the bytes it gave
 // back to the disk. Readings submitted meanwhile wait for it.
+//
+// Every reading acknowledged before the call is applied first, so that the commit
+// before the copy covers it and the log's segments holding it are removed with the
+// rest (erasure: a segment the last commit does not cover is kept whole, with every
+// older record in it).
 func (s *Store) Compact() (int64, error) {
+	s.waitApplied(s.lastSeq.Load())
 	req := compactReq{done: make(chan compactResult, 1)}
 	select {
 	case s.compactCh <- req:
