@@ -310,3 +310,64 @@ func TestTagChangeCarriesConfidence(t *testing.T) {
 		t.Error("no tag change in the outbox")
 	}
 }
+
+// A hub closes its days its own offset later than the grace (sync.day_close_spread),
+// fixed by its household pseudonym: a day is not summarised until the device's clock
+// is the grace plus the offset past its end, and a fleet's offsets are spread evenly
+// over the spread, not all at one minute of the night.
+func TestDayCloseSpread(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "h.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const grace, spread = 2 * time.Hour, 4 * time.Hour
+	b := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true}, CloseGrace: grace, CloseSpread: spread, Now: lastHeard(st)})
+	off := b.CloseOffset()
+	if off < 0 || off >= spread {
+		t.Fatalf("offset %s outside [0, %s)", off, spread)
+	}
+	if again := NewBuilder(st, &Options{CloseGrace: grace, CloseSpread: spread}).CloseOffset(); again != off {
+		t.Fatalf("the offset changed between two builders of one hub: %s, then %s", off, again)
+	}
+	day := time.Date(2026, 5, 4, 0, 0, 0, 0, time.UTC)
+	seq := uint64(0)
+	commit := func(at time.Time) int {
+		seq++
+		r := device.Reading{Device: "oven", Kind: device.KindOven, Signal: device.SignalActive, Value: 1, Boot: 1, Seq: seq, DeviceTime: at, HubTime: at}
+		if err := device.Commit(context.Background(), st, []device.Reading{r}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rollupstage.NewConsumer(st, nil).CatchUp(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Step(); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, m := range outbox(t, st) {
+			if m["type"] == "device_day" {
+				n++
+			}
+		}
+		return n
+	}
+	commit(day.Add(20 * time.Hour))
+	if n := commit(day.Add(24*time.Hour + grace + off - time.Minute)); n != 0 {
+		t.Fatalf("the day was summarised a minute before the grace plus the hub's offset (%s)", off)
+	}
+	if n := commit(day.Add(24*time.Hour + grace + off + time.Minute)); n != 1 {
+		t.Fatalf("%d summaries a minute after the grace plus the hub's offset (%s), want 1", n, off)
+	}
+	// A fleet of 1,000 hubs: each quarter-hour of the 4h holds about 1000/16.
+	var per [16]int
+	for i := range 1000 {
+		o := closeOffset(fmt.Sprintf("household-%d", i), spread)
+		per[int(o*16/spread)]++
+	}
+	for i, n := range per {
+		if n < 35 || n > 95 {
+			t.Errorf("quarter-hour %d of the spread holds %d of 1000 hubs' day close (%v)", i, n, per)
+		}
+	}
+}
