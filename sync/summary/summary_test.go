@@ -365,6 +365,7 @@ func TestDayCloseSpread(t *testing.T) {
 		o := closeOffset(fmt.Sprintf("household-%d", i), spread)
 		per[int(o*16/spread)]++
 	}
+	t.Logf("day closes per quarter-hour of %s over 1,000 hubs: %v", spread, per)
 	for i, n := range per {
 		if n < 35 || n > 95 {
 			t.Errorf("quarter-hour %d of the spread holds %d of 1000 hubs' day close (%v)", i, n, per)
