@@ -221,18 +221,12 @@ func TestNoConsentBypass(t *testing.T) {
 	}
 }
 
-// A day closes only once the device's clock is the grace past its end: a reading for
-// it that arrives a little late is in its summary.
-func TestDayCloseGrace(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "h.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	b := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true}, CloseGrace: 2 * time.Hour, Now: lastHeard(st)})
-	day := time.Date(2026, 5, 4, 0, 0, 0, 0, time.UTC)
+// ovenStepper returns a function that commits one oven reading at a time, catches
+// the rollups up and runs b's Step.
+func ovenStepper(t *testing.T, st *store.Store, b *Builder) func(at time.Time, v float64) {
 	seq := uint64(0)
-	commit := func(at time.Time, v float64) {
+	return func(at time.Time, v float64) {
+		t.Helper()
 		seq++
 		r := device.Reading{Device: "oven", Kind: device.KindOven, Signal: device.SignalActive, Value: v, Boot: 1, Seq: seq, DeviceTime: at, HubTime: at}
 		if err := device.Commit(context.Background(), st, []device.Reading{r}); err != nil {
@@ -245,6 +239,19 @@ func TestDayCloseGrace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// A day closes only once the device's clock is the grace past its end: a reading for
+// it that arrives a little late is in its summary.
+func TestDayCloseGrace(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "h.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	b := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true}, CloseGrace: 2 * time.Hour, Now: lastHeard(st)})
+	day := time.Date(2026, 5, 4, 0, 0, 0, 0, time.UTC)
+	commit := ovenStepper(t, st, b)
 	commit(day.Add(20*time.Hour), 1)
 	commit(day.Add(25*time.Hour), 0) // 01:00 the next day: within the grace
 	days := func() []map[string]any {
@@ -331,19 +338,9 @@ func TestDayCloseSpread(t *testing.T) {
 		t.Fatalf("the offset changed between two builders of one hub: %s, then %s", off, again)
 	}
 	day := time.Date(2026, 5, 4, 0, 0, 0, 0, time.UTC)
-	seq := uint64(0)
+	step := ovenStepper(t, st, b)
 	commit := func(at time.Time) int {
-		seq++
-		r := device.Reading{Device: "oven", Kind: device.KindOven, Signal: device.SignalActive, Value: 1, Boot: 1, Seq: seq, DeviceTime: at, HubTime: at}
-		if err := device.Commit(context.Background(), st, []device.Reading{r}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := rollupstage.NewConsumer(st, nil).CatchUp(); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := b.Step(); err != nil {
-			t.Fatal(err)
-		}
+		step(at, 1)
 		n := 0
 		for _, m := range outbox(t, st) {
 			if m["type"] == "device_day" {
