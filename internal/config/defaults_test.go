@@ -17,6 +17,7 @@ import (
 	"github.com/hearth-iot/hearth/edge/ingest"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/tagging"
+	"github.com/hearth-iot/hearth/internal/admin"
 	"github.com/hearth-iot/hearth/internal/supervise"
 	"github.com/hearth-iot/hearth/sync/outbox"
 	"github.com/hearth-iot/hearth/sync/privacy"
@@ -66,6 +67,7 @@ func TestDefaultsAreTheComponents(t *testing.T) {
 		{"privacy.audit_keep", c.Privacy.AuditKeep.D(), privacy.DefaultOptions().AuditKeep},
 		{"privacy.payload_keep", c.Privacy.PayloadKeep.D(), privacy.DefaultOptions().PayloadKeep},
 		{"privacy.key_file (in data_dir)", filepath.Base(c.KeyFile()), privacy.DefaultOptions().KeyFile},
+		{"admin.readings_max", c.Admin.ReadingsMax, admin.DefaultReadingsMax},
 		{"sync.mqtt.topic", c.Sync.MQTT.Topic, tm.Topic}, {"sync.mqtt.max_payload_bytes", c.Sync.MQTT.MaxPayloadBytes, tm.MaxPayload},
 		{"sync.mqtt.window", c.Sync.MQTT.Window, tm.Window}, {"sync.mqtt.ack_timeout", c.Sync.MQTT.AckTimeout.D(), tm.AckTimeout},
 		{"sync.https.max_batch_bytes", c.Sync.HTTPS.MaxBatchBytes, th.MaxBatchBytes}, {"sync.https.timeout", c.Sync.HTTPS.Timeout.D(), th.Timeout},
