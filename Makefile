@@ -135,13 +135,14 @@ bench-sync:
 	$(GO) test -run='^$$' -bench='^BenchmarkDay50Devices$$' -benchtime=20x -benchmem -count=1 ./sync/summary
 
 ## bench-fleet: FLEET_HUBS hubs' outboxes (own store, own clock) against one receiver that is down for a simulated
-## day: steady and peak requests/s, time until every hub drained, duplicates (docs/sync.md). FLEET_SPREAD is
-## sync.retry.resume_spread
+## day (FLEET_DOWN): steady and peak requests/s, time until every hub drained, duplicates (docs/sync.md).
+## FLEET_SPREAD is sync.retry.resume_spread (0: hearth's default)
 FLEET_HUBS   ?= 1000
-FLEET_SPREAD ?= 16h
+FLEET_SPREAD ?= 0
+FLEET_DOWN   ?= 24h
 bench-fleet:
 	$(GO) test -run='^$$' -bench='^BenchmarkFleet$$' -benchtime=1x -count=1 -timeout 30m -v ./sync/outbox \
-		-fleet.hubs=$(FLEET_HUBS) -fleet.spread=$(FLEET_SPREAD) | grep -v '^=== '
+		-fleet.hubs=$(FLEET_HUBS) -fleet.spread=$(FLEET_SPREAD) -fleet.outage=$(FLEET_DOWN) | grep -v '^=== '
 
 ## image: the OCI image for linux/amd64, linux/arm64 and linux/arm/v7 in one index, built without a
 ## Docker daemon: an OCI layout in dist/image and the same as dist/hearth-oci.tar (IMAGE_PUSH=REF also pushes it)

@@ -175,26 +175,43 @@ func auditText(e store.AuditEntry) string {
 		return fmt.Sprintf("sent     %d message(s), %d B via %s to %s [%s]%s", e.Messages, e.Bytes, e.Transport,
 			e.Endpoint, strings.Join(e.Categories, ","), kept)
 	case store.AuditConsent:
-		return fmt.Sprintf("consent  %v %s by %v via %v (%v queued message(s) purged)", e.Detail["category"],
-			map[bool]string{true: "granted", false: "withdrawn"}[e.Detail["granted"] == true], e.Detail["by"], e.Detail["via"], e.Detail["purged"])
+		var c consentDetail
+		detailAs(e.Detail, &c)
+		return fmt.Sprintf("consent  %s %s by %s via %s (%d queued message(s) purged)", c.Category,
+			map[bool]string{true: "granted", false: "withdrawn"}[c.Granted], c.By, c.Via, c.Purged)
 	case store.AuditErasure:
-		scan, _ := e.Detail["scan"].(map[string]any)
-		return fmt.Sprintf("erasure  %v %v by %v via %v: %v records; scan of %v files, %v bytes: %v left", e.Detail["scope"],
-			e.Detail["device_pseudonym"], e.Detail["by"], e.Detail["via"], sumErased(e.Detail["erased"]), scan["files"], scan["bytes"], scan["hits"])
+		var r erasureResult
+		detailAs(e.Detail, &r)
+		what := r.Scope // the household's erasure names no device
+		if r.Device != "" {
+			what += " " + r.Device
+		}
+		return fmt.Sprintf("erasure  %s by %s via %s: %d records; scan of %d files, %d bytes: %d left", what,
+			r.By, r.Via, r.Erased.Total(), r.Scan.Files, r.Scan.Bytes, r.Scan.Hits)
 	case store.AuditWithheld:
 		return fmt.Sprintf("withheld %d message(s) at send: consent withdrawn", e.Messages)
 	}
 	return e.Kind
 }
 
-func sumErased(v any) int {
-	m, _ := v.(map[string]any)
-	n := 0
-	for _, x := range m {
-		f, _ := x.(float64)
-		n += int(f)
+// consentDetail is a consent entry's detail (privacy.Ledger.Set writes it).
+type consentDetail struct {
+	Category string `json:"category"`
+	Granted  bool   `json:"granted"`
+	By       string `json:"by"`
+	Via      string `json:"via"`
+	Purged   int    `json:"purged"`
+}
+
+// detailAs decodes an entry's detail into v, its own type: the store gives the
+// detail back from JSON, its numbers as float64s, which %v writes in exponent form
+// from a million on ("2.15132e+06 bytes", its last digits lost). What does not
+// decode is left at its zero value.
+func detailAs(d map[string]any, v any) {
+	b, err := json.Marshal(d)
+	if err == nil {
+		_ = json.Unmarshal(b, v)
 	}
-	return n
 }
 
 // raw calls the agent and returns the body as it is.

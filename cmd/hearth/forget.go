@@ -86,16 +86,20 @@ func (a *agent) carryOutErasures(reqs []store.ErasureRequest) error {
 	}
 	return a.st.Update(func(tx *store.Tx) error {
 		for _, r := range results {
-			b, _ := json.Marshal(r)
-			var detail map[string]any
-			_ = json.Unmarshal(b, &detail)
-			if err := tx.AppendPrivacyAudit(&store.AuditEntry{At: time.Now().UTC(), Kind: store.AuditErasure,
-				Categories: []string{privacy.Erasure}, Detail: detail}, nil); err != nil {
+			if err := tx.AppendPrivacyAudit(erasureAudit(r, time.Now()), nil); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// erasureAudit is the audit entry of an erasure carried out: r as its detail.
+func erasureAudit(r erasureResult, at time.Time) *store.AuditEntry {
+	b, _ := json.Marshal(r)
+	var detail map[string]any
+	_ = json.Unmarshal(b, &detail)
+	return &store.AuditEntry{At: at.UTC(), Kind: store.AuditErasure, Categories: []string{privacy.Erasure}, Detail: detail}
 }
 
 // erase opens the store alone and carries out reqs (see the file's comment).

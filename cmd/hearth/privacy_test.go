@@ -397,6 +397,83 @@ func TestForgetDeviceLeavesNoByte(t *testing.T) {
 	}
 }
 
+// After `hearth forget --household`, a byte scan of every file under data_dir
+// finds no device's id nor the marker planted in their payloads, the store holds no
+// reading and no device, the erasure's own audit entry says its scan found nothing,
+// and the receiver got the household's erasure request. The agent's scan once
+// found 2,261 copies: the store's erasure was lost at its commit.
+func TestForgetHouseholdLeavesNoByte(t *testing.T) {
+	rcv := cdptest.New(cdptest.Options{WriteKey: "k"})
+	url := rcv.Start(t)
+	cfg := syncConfig(t, url, writeFile(t, t.TempDir(), "write.key", "k\n"))
+	cfg.Sim.Enabled = false
+	cur, gen, _ := startRestartable(t, cfg, testLogger(t))
+	a := cur()
+	addr := a.adminLn.Addr().String()
+	admin := "http://" + addr
+	conf := cliConfig(t, cfg)
+	const marker = "zqhome5"
+	devs := map[string]string{"fridge1-" + marker: "fridge", "washer2-" + marker: "washer"}
+	const per = 500
+	broker := a.brokerLn.Addr().String()
+	for name, kind := range devs {
+		var batch []string
+		for i := 0; i < per; i++ {
+			batch = append(batch, fmt.Sprintf(`{"signal":"error","value":%d,"label":"payload-%s-%d"}`, i+1, marker, i))
+		}
+		var ls []string
+		for i := 0; i < per; i += 100 {
+			ls = append(ls, "["+strings.Join(batch[i:i+100], ",")+"]")
+		}
+		pubLines(t, broker, name, addDevice(t, addr, conf, name, kind), "hearth/v1/"+name+"/readings", ls)
+	}
+	waitFor(t, "every reading acknowledged", 60*time.Second, func() bool {
+		n := 0
+		for _, d := range cur().st.Devices() {
+			n += int(d.Readings)
+		}
+		return n == 2*per
+	})
+	if pre, _, _ := scanDir(t, cfg.DataDir, []byte(marker)); pre[0] == 0 {
+		t.Fatal("the marker is in no file under data_dir before the erasure")
+	}
+	out, err := hearthCLI(t, "forget", "--household", "--yes", "--addr", addr, "--config", conf)
+	if err != nil || !strings.Contains(out, "erasure") {
+		t.Fatalf("hearth forget --household: %v\n%s", err, out)
+	}
+	if gen() != 2 {
+		t.Errorf("the agent was built %d times, want 2 (one restart in place)", gen())
+	}
+	counts, files, where := scanDir(t, cfg.DataDir, []byte(marker))
+	t.Logf("scan after forget --household: %d files, marker %d", files, counts[0])
+	if counts[0] != 0 {
+		t.Errorf("after forget --household the marker is found %d times, in %v", counts[0], where)
+	}
+	b := cur()
+	if d := b.st.Devices(); len(d) != 0 {
+		t.Errorf("devices after forget --household: %+v", d)
+	}
+	var n int
+	if _, err := b.st.ReadEvents(0, 100000, func(uint64, *device.Reading) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("the store holds %d readings after forget --household", n)
+	}
+	var l auditList
+	getJSON(t, admin+"/v1/audit?kind=erasure", &l)
+	if len(l.Entries) != 1 {
+		t.Fatalf("audit of erasures: %+v", l.Entries)
+	}
+	if d := l.Entries[0].Detail; d["scope"] != "household" || d["scan"].(map[string]any)["hits"] != float64(0) {
+		t.Errorf("the erasure's audit entry: %v, want scope household and a scan with no hit", d)
+	}
+	waitFor(t, "the household erasure upstream", 30*time.Second, func() bool { return len(rcv.Erasures()) == 1 })
+	if e := rcv.Erasures()[0]; e.Properties["scope"] != "household" {
+		t.Errorf("erasure request %+v, want scope household", e.Properties)
+	}
+}
+
 // The pseudonym key: its own file, 0600, not in the store; refused when others may
 // read it; `hearth forget --household` replaces it (the old pseudonym is in the
 // erasure request, the new one on what is sent after) and it is never logged.

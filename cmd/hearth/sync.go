@@ -89,7 +89,7 @@ func (a *agent) buildSync(loc *time.Location) error {
 	s := a.cfg.Sync
 	live := a.ledger.Live()
 	a.sum = summary.NewBuilder(a.st, &summary.Options{Location: loc, ConsentNow: live.Now, Key: a.key, Registerer: a.reg, Simulated: a.simulated,
-		CloseGrace: s.DayCloseGrace.D(), RulesVersion: rulesVersion(a.rulesDigest), TagScoreStep: s.TagScoreStep,
+		CloseGrace: s.DayCloseGrace.D(), CloseSpread: s.DayCloseSpread.D(), RulesVersion: rulesVersion(a.rulesDigest), TagScoreStep: s.TagScoreStep,
 		MaxPendingBytes: s.OutboxMaxBytes})
 	tr, err := buildTransport(a.cfg)
 	if err != nil {

@@ -110,7 +110,12 @@ func (t *Tx) EraseDevice(id string, o EraseOptions) (Erased, error) {
 // EraseHousehold deletes every record of every bucket but the store's identity
 // (meta: the install id, the schema, derived_seq; the legacy pseudonym secret is
 // deleted too) and the pending erasure requests. Bucket sequences go on where they
-// were, so no sequence is reused.
+// were, so no sequence is reused. Each record is deleted through the Tx (rawDel),
+// never by dropping its bucket: an Update that writes a durable bucket is committed
+// by undoing it and writing again what its undo log names, and a dropped bucket is
+// not in it — the household's erasure was lost whole so. It holds a copy of every
+// record deleted until the Update returns (the undo log), as EraseDevice does of a
+// device's.
 func (t *Tx) EraseHousehold() (Erased, error) {
 	e := Erased{}
 	last := uint64(0)
@@ -118,29 +123,16 @@ func (t *Tx) EraseHousehold() (Erased, error) {
 		last = binary.BigEndian.Uint64(k)
 	}
 	for _, d := range bucketDefs {
+		pick := func(_, _ []byte) bool { return true }
 		switch d.name {
 		case "meta":
 			continue
 		case "privacy":
-			n, err := deleteWhere(t, bucketPrivacy, func(k, _ []byte) bool { return !bytes.HasPrefix(k, []byte(erasePrefix)) })
-			if err != nil {
-				return nil, err
-			}
-			e[d.name] = n
-			continue
+			pick = func(k, _ []byte) bool { return !bytes.HasPrefix(k, []byte(erasePrefix)) }
 		}
-		name := []byte(d.name)
-		b := t.tx.Bucket(name)
-		n, seq := b.Stats().KeyN, b.Sequence()
-		if err := t.tx.DeleteBucket(name); err != nil {
-			return nil, fmt.Errorf("store: erase %s: %w", d.name, err)
-		}
-		nb, err := t.tx.CreateBucket(name)
+		n, err := deleteWhere(t, []byte(d.name), pick)
 		if err != nil {
 			return nil, fmt.Errorf("store: erase %s: %w", d.name, err)
-		}
-		if err := nb.SetSequence(seq); err != nil {
-			return nil, err
 		}
 		if n > 0 {
 			e[d.name] = n

@@ -96,3 +96,75 @@ func dataDirHas(t *testing.T, dir, marker string) bool {
 	}
 	return found
 }
+
+// EraseHousehold in one Update with what the agent writes beside it (the erasure
+// request queued upstream, a durable bucket: such an Update is committed alone, by
+// undoing it and writing it again): every reading and record is gone once the store
+// is compacted and reopened, and no byte of the devices' ids is left in any file.
+// Its buckets were emptied by DeleteBucket, which the undo log does not see: the
+// commit wrote back the erasure request alone, and `hearth forget --household`
+// erased nothing (the agent's scan found 2,261 copies left).
+func TestEraseHouseholdIsCommitted(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hearth.db")
+	s := openTest(t, path, nil)
+	ctx := context.Background()
+	for _, dev := range []string{"fridge-qx81", "washer-qx82"} {
+		rs := make([]device.Reading, 300)
+		for i := range rs {
+			rs[i] = reading(dev, 1, uint64(i+1), 1)
+		}
+		if err := device.Commit(ctx, s, rs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !dataDirHas(t, dir, "-qx8") {
+		t.Fatal("the devices' ids are in no file before the erasure: the test plants nothing")
+	}
+	s = openTest(t, path, nil)
+	var erased Erased
+	if err := s.Update(func(tx *Tx) error {
+		var err error
+		if erased, err = tx.EraseHousehold(); err != nil {
+			return err
+		}
+		return tx.Enqueue(&Message{Enqueued: time.Now(), Type: "erasure", ID: "req1", Category: "erasure", At: time.Now(), Body: []byte(`{"scope":"household"}`)})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if erased["events"] != 600 || erased["devices"] != 2 {
+		t.Errorf("EraseHousehold erased %v, want 600 events and 2 devices", erased)
+	}
+	if _, err := s.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, path, nil)
+	defer s.Close()
+	if got := readAll(t, s); len(got) != 0 {
+		t.Errorf("%d readings after the household's erasure, want none", len(got))
+	}
+	if d := s.Devices(); len(d) != 0 {
+		t.Errorf("devices after the household's erasure: %+v", d)
+	}
+	queued := 0
+	if err := s.View(func(tx *Tx) error {
+		return tx.Queued(0, func(m Message) error { queued++; return nil })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if queued != 1 {
+		t.Errorf("%d messages queued after the erasure, want its request alone", queued)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if dataDirHas(t, dir, "-qx8") {
+		t.Error("bytes of the erased devices remain under the data directory")
+	}
+}

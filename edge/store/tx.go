@@ -135,7 +135,9 @@ func (s *Store) Update(fn func(*Tx) error) error {
 	s.bBytes += need
 	s.bPut += t.wrote // the room counts the pages an Update may copy; the batch's size, what it put
 	s.measureRoom()
-	s.credsChanged = s.credsChanged || t.credsChanged
+	if !t.durable { // a durable Update's credentials: after the batch's own commit (commitDurable)
+		s.credsChanged = s.credsChanged || t.credsChanged
+	}
 	if s.m != nil {
 		for _, b := range t.quarantined {
 			s.m.quarantined.WithLabelValues(string(b)).Inc()
@@ -182,6 +184,9 @@ func (s *Store) commitDurable(t *Tx, wasDirty bool) error {
 		}
 	}
 	s.bDirty = true
+	// Only now: the commit of the batch before fn (above) rewrote the keep file
+	// without fn's credentials and cleared credsChanged; this commit holds them.
+	s.credsChanged = s.credsChanged || t.credsChanged
 	s.quotaOnly = true
 	defer func() { s.quotaOnly = false }()
 	return s.commitLocked("durable")

@@ -55,6 +55,7 @@ func TestDefaultsAreTheComponents(t *testing.T) {
 		{"stages.restart_min", c.Stages.RestartMin.D(), supervise.DefaultOptions().RestartMin},
 		{"sync.batch_age", c.Sync.BatchAge.D(), ob.BatchAge}, {"sync.retry.resume_spread", c.Sync.Retry.ResumeSpread.D(), ob.ResumeSpread},
 		{"sync.dead_letter_keep", c.Sync.DeadLetterKeep, ob.DeadLetterKeep}, {"sync.day_close_grace", c.Sync.DayCloseGrace.D(), sm.CloseGrace},
+		{"sync.day_close_spread", c.Sync.DayCloseSpread.D(), sm.CloseSpread},
 		{"sync.tag_score_step", c.Sync.TagScoreStep, sm.TagScoreStep},
 		{"serial[].baud", sp.Baud, so.Baud}, {"serial[].max_frame", sp.MaxFrame, so.MaxFrame}, {"serial[].time_sync", sp.TimeSync.D(), so.TimeSync},
 		{"serial[].reconnect_max", sp.ReconnectMax.D(), so.ReconnectMax},

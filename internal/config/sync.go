@@ -21,6 +21,7 @@ type Sync struct {
 	BatchBytes      int         `yaml:"batch_bytes"`
 	BatchAge        Duration    `yaml:"batch_age"`
 	DayCloseGrace   Duration    `yaml:"day_close_grace"`
+	DayCloseSpread  Duration    `yaml:"day_close_spread"`
 	TagScoreStep    float64     `yaml:"tag_score_step"`
 	OutboxMaxBytes  int         `yaml:"outbox_max_bytes"`
 	MaxBytesPerHour int64       `yaml:"max_bytes_per_hour"`
@@ -82,7 +83,7 @@ func DefaultSync() Sync {
 	mo, ho, sg := transport.DefaultMQTTOptions(), transport.DefaultHTTPSOptions(), transport.DefaultSegmentOptions()
 	return Sync{Interval: Duration(2 * time.Second), Transport: "file", Dir: "outbox",
 		BatchCount: 500, BatchBytes: 256 << 10, BatchAge: Duration(oo.BatchAge),
-		DayCloseGrace: Duration(so.CloseGrace), TagScoreStep: so.TagScoreStep, OutboxMaxBytes: 4 << 20, DeadLetterKeep: oo.DeadLetterKeep,
+		DayCloseGrace: Duration(so.CloseGrace), DayCloseSpread: Duration(so.CloseSpread), TagScoreStep: so.TagScoreStep, OutboxMaxBytes: 4 << 20, DeadLetterKeep: oo.DeadLetterKeep,
 		Retry: SyncRetry{Initial: Duration(oo.InitialBackoff), Max: Duration(oo.MaxBackoff), LongOutage: Duration(oo.LongOutage),
 			ResumeSpread: Duration(oo.ResumeSpread), AuthRetry: Duration(oo.AuthRetry), MaxRetryAfter: Duration(oo.MaxRetryAfter)},
 		Segment: SyncSegment{Timeout: Duration(sg.Timeout)},
@@ -109,6 +110,9 @@ func (c *Config) validateSync(bad func(key, format string, a ...any)) {
 	}
 	if s.DayCloseGrace <= 0 || s.DayCloseGrace.D() > 7*24*time.Hour {
 		bad("sync.day_close_grace", "must be between 0 and 7d")
+	}
+	if s.DayCloseSpread < 0 || s.DayCloseSpread.D() > 24*time.Hour {
+		bad("sync.day_close_spread", "must be between 0 (none) and 24h")
 	}
 	if s.BatchCount < 1 {
 		bad("sync.batch_count", "must be at least 1")

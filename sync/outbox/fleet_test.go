@@ -25,7 +25,7 @@ import (
 
 var (
 	fleetHubs   = flag.Int("fleet.hubs", 1000, "BenchmarkFleet: hubs")
-	fleetSpread = flag.Duration("fleet.spread", 0, "BenchmarkFleet: sync.retry.resume_spread (0: the default, 1h)")
+	fleetSpread = flag.Duration("fleet.spread", 0, "BenchmarkFleet: sync.retry.resume_spread (0: the default, 24h)")
 	fleetOutage = flag.Duration("fleet.outage", 24*time.Hour, "BenchmarkFleet: how long the receiver is down")
 )
 
@@ -254,7 +254,7 @@ func runFleet(b *testing.B, hubs int, spread, outage time.Duration) {
 
 func spreadOr(d time.Duration) time.Duration {
 	if d == 0 {
-		return time.Hour
+		return 24 * time.Hour
 	}
 	return d
 }

@@ -406,51 +406,80 @@ func TestBandwidthCap(t *testing.T) {
 	}
 }
 
-// After a long outage a hub retries once every resume window, at a phase of its own:
-// hubs of a fleet are spread evenly over the window, and each keeps its slot; before,
-// full jitter under the backoff bound; never before a Retry-After.
-func TestRetriesSpreadAfterLongOutage(t *testing.T) {
+// After a long outage a hub retries once every resume window, at a phase of its own,
+// the window following the outage: short after a short outage, spread over two to
+// four times a long one, never past ResumeSpread; a hub keeps its slot while its
+// window holds. Before the outage is long: full jitter under the backoff bound; never
+// before a Retry-After.
+func TestResumeWindowFollowsOutage(t *testing.T) {
 	tr, _ := transport.NewFile(t.TempDir())
 	st := storetest.Open(t, nil)
 	now := time.Date(2026, 5, 4, 10, 17, 3, 0, time.UTC)
-	const spread = 2 * time.Hour
-	var slots []time.Duration
-	for i := range 2000 {
+	const hubs = 2000
+	var ds []*Delivery
+	for i := range hubs {
 		d := New(st, tr, &Options{Household: fmt.Sprintf("household-%d", i), MaxBackoff: 5 * time.Minute, LongOutage: 10 * time.Minute,
-			ResumeSpread: spread})
-		w := d.retryWait(40, 0, 3*time.Hour, now)
+			ResumeSpread: 24 * time.Hour})
+		ds = append(ds, d)
+		d.Unregister()
+	}
+	waits := func(outage time.Duration) []time.Duration {
+		var w []time.Duration
+		for _, d := range ds {
+			w = append(w, d.retryWait(40, 0, outage, now))
+		}
+		return w
+	}
+	for _, outage := range []time.Duration{30 * time.Minute, 3 * time.Hour, 5 * time.Hour} {
+		ws := waits(outage)
+		// Every hub tries within one window (< 4·the outage, + 1% jitter), and the
+		// fleet is spread: windows between 2D and 4D, log-uniform, so the first 2D
+		// holds 1/(2 ln 2) ≈ 72% of first tries, evenly (0.36/D per unit of time).
+		var per [8]int
+		for i, w := range ws {
+			if w <= 0 || w > 4*outage+outage/25 {
+				t.Fatalf("outage %s: hub %d waits %s", outage, i, w)
+			}
+			if w < 2*outage {
+				per[int(w*4/outage)]++
+			}
+		}
+		for i, n := range per {
+			if want := hubs * 0.7213 / 8; float64(n) < want*0.75 || float64(n) > want*1.25 {
+				t.Errorf("outage %s: eighth %d of twice it holds %d of %d first tries, want about %.0f (%v)", outage, i, n, hubs, want, per)
+			}
+		}
+	}
+	// Past ResumeSpread every window is ResumeSpread: uniform over it, and a hub
+	// keeps its slot from one window to the next.
+	const spread = 24 * time.Hour
+	var per [8]int
+	for i, d := range ds {
+		w := d.retryWait(40, 0, 72*time.Hour, now)
 		if w <= 0 || w > spread+spread/100 {
 			t.Fatalf("hub %d waits %s", i, w)
 		}
-		// The same hub, a window later, lands in the same slot (± the 1% jitter).
-		if w2 := d.retryWait(41, 0, 5*time.Hour, now.Add(w)); w2 < spread-spread/100 || w2 > spread+spread/100 {
+		per[min(int(w*8/spread), 7)]++
+		if w2 := d.retryWait(41, 0, 72*time.Hour+w, now.Add(w)); w2 < spread-spread/100 || w2 > spread+spread/100 {
 			t.Fatalf("hub %d: next slot after %s, want one window", i, w2)
 		}
-		slots = append(slots, w)
-		d.Unregister()
-		if i == 0 {
-			var short []time.Duration
-			for range 500 {
-				short = append(short, d.retryWait(40, 0, 5*time.Minute, now))
-			}
-			sort.Slice(short, func(i, j int) bool { return short[i] < short[j] })
-			if short[len(short)-1] > 5*time.Minute || short[len(short)/2] < 2*time.Minute {
-				t.Errorf("short outage: waits up to %s, median %s; want full jitter under 5m", short[len(short)-1], short[len(short)/2])
-			}
-			if ra := d.retryWait(1, 90*time.Second, 0, now); ra < 90*time.Second {
-				t.Errorf("Retry-After 90s: waited %s", ra)
-			}
-		}
-	}
-	// Evenly over the window: each eighth of it holds about an eighth of the hubs.
-	var per [8]int
-	for _, w := range slots {
-		per[min(int(w*8/spread), 7)]++
 	}
 	for i, n := range per {
 		if n < 180 || n > 320 {
-			t.Errorf("eighth %d of the window holds %d of 2000 hubs (%v)", i, n, per)
+			t.Errorf("eighth %d of the window holds %d of %d hubs (%v)", i, n, hubs, per)
 		}
+	}
+	d := ds[0]
+	var short []time.Duration
+	for range 500 {
+		short = append(short, d.retryWait(40, 0, 5*time.Minute, now))
+	}
+	sort.Slice(short, func(i, j int) bool { return short[i] < short[j] })
+	if short[len(short)-1] > 5*time.Minute || short[len(short)/2] < 2*time.Minute {
+		t.Errorf("short outage: waits up to %s, median %s; want full jitter under 5m", short[len(short)-1], short[len(short)/2])
+	}
+	if ra := d.retryWait(1, 90*time.Second, 0, now); ra < 90*time.Second {
+		t.Errorf("Retry-After 90s: waited %s", ra)
 	}
 }
 

@@ -57,7 +57,7 @@ func household(b *testing.B, days int) (msgs []store.Message, apps, logged int) 
 	now := hh.Now()
 	roll := rollupstage.NewConsumer(st, &rollupstage.ConsumerOptions{Location: loc})
 	eng := tagging.New(st, rules, &tagging.Options{Location: loc, Consent: all})
-	bld := summary.NewBuilder(st, &summary.Options{Location: loc, Consent: privacy.Consent{Usage: true, Sensitive: true},
+	bld := summary.NewBuilder(st, &summary.Options{Location: loc, Consent: privacy.Consent{Usage: true, Tags: true, Sensitive: true},
 		Now: func() time.Time { return now }, RulesVersion: "0123456789ab"})
 	end := now.AddDate(0, 0, days).Add(3 * time.Hour)
 	var rs []device.Reading

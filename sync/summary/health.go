@@ -12,7 +12,7 @@ import (
 const HealthCursor = "sync.health"
 
 // health puts one Health message in the outbox per local day of the hub's clock: the
-// first Step of each day makes it. A hub clock before ingest's trust floor (a Pi
+// first Step of each day, from the hub's day-close offset past midnight, makes it. A hub clock before ingest's trust floor (a Pi
 // without RTC, before NTP) makes none: the date would be meaningless. It returns how
 // many messages it made (0 or 1).
 func (b *Builder) health(tx *store.Tx, allSim bool) (int, error) {
@@ -20,7 +20,7 @@ func (b *Builder) health(tx *store.Tx, allSim bool) (int, error) {
 	if !trusted(now) {
 		return 0, nil
 	}
-	date := now.In(b.loc).Format(time.DateOnly)
+	date := now.Add(-b.offset).In(b.loc).Format(time.DateOnly) // at the hub's own minute of the night
 	if dateNum(date) <= tx.Cursor(HealthCursor) {
 		return 0, nil
 	}

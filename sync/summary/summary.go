@@ -6,6 +6,8 @@
 package summary
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -71,6 +73,12 @@ type Options struct {
 	// device that has sent nothing for CloseGrace has its days closed by the hub's
 	// clock instead.
 	CloseGrace time.Duration
+	// CloseSpread spreads a fleet's nightly day close: each hub closes its days (and
+	// makes its health message) an offset later, in [0, CloseSpread), fixed by its
+	// household pseudonym (sync.day_close_spread; 0: none). Without it every hub of a
+	// time zone closes its days at the same minute of the night and sends them at
+	// once.
+	CloseSpread time.Duration
 	// RulesVersion names the tag rule set in force; every message carries it.
 	RulesVersion string
 	// TagScoreStep is how far a tag's score must move from the score last sent for a
@@ -93,6 +101,7 @@ type Builder struct {
 	pseudo    *privacy.Pseudonymizer
 	simulated func(string) bool
 	grace     time.Duration
+	offset    time.Duration // this hub's day-close offset in CloseSpread
 	household string
 	install   string
 	now       func() time.Time
@@ -111,7 +120,9 @@ type Builder struct {
 // NewBuilder returns a Builder over st.
 // DefaultOptions are the documented defaults: the one place they are written
 // (internal/config's sync.* defaults are these).
-func DefaultOptions() Options { return Options{CloseGrace: 2 * time.Hour, TagScoreStep: 0.1} }
+func DefaultOptions() Options {
+	return Options{CloseGrace: 2 * time.Hour, CloseSpread: 4 * time.Hour, TagScoreStep: 0.1}
+}
 
 func NewBuilder(st *store.Store, o *Options) *Builder {
 	var opts Options
@@ -157,6 +168,9 @@ func NewBuilder(st *store.Store, o *Options) *Builder {
 		deferred: prometheus.NewCounter(prometheus.CounterOpts{Name: "hearth_sync_deferred_total",
 			Help: "Builder steps that made nothing because the outbox was over sync.outbox_max_bytes (the days wait in the rollups)."}),
 	}
+	if opts.CloseSpread > 0 {
+		b.offset = closeOffset(b.household, opts.CloseSpread)
+	}
 	for _, t := range []string{TypeDeviceDay, TypeTag, TypeProfile, TypeHealth} {
 		b.made.WithLabelValues(t)
 		b.withheld.WithLabelValues(t)
@@ -196,10 +210,21 @@ func numDate(n uint64) string {
 // reads 1970 until NTP has run).
 func trusted(now time.Time) bool { return now.Year() >= 2020 }
 
+// closeOffset is a household's day-close offset in [0, spread): a hash of its
+// pseudonym, so uniform over a fleet and the same at every start.
+func closeOffset(household string, spread time.Duration) time.Duration {
+	h := sha256.Sum256([]byte("hearth day close\x00" + household))
+	return time.Duration(binary.BigEndian.Uint64(h[:8]) % uint64(spread))
+}
+
+// CloseOffset is this hub's day-close offset (in [0, sync.day_close_spread)): its
+// days close CloseGrace plus this past their end.
+func (b *Builder) CloseOffset() time.Duration { return b.offset }
+
 // Step summarises every local day that closed since the last step and every new tag
 // change, and a health message once per local day. A device's day closes once that
-// device's clock is CloseGrace past its end, or — for a device quiet for CloseGrace
-// — once the hub's clock is. It returns the number of messages put in the outbox.
+// device's clock is CloseGrace (plus the hub's CloseSpread offset) past its end, or —
+// for a device quiet for CloseGrace — once the hub's clock is. It returns the number of messages put in the outbox.
 func (b *Builder) Step() (int, error) {
 	n := 0
 	now := b.now()
@@ -270,7 +295,7 @@ func (b *Builder) Step() (int, error) {
 			// Closed once the device's own clock is CloseGrace past the day's end: a
 			// reading that arrives a little late (a cycle's end, a batch uploaded after
 			// a reconnect) still makes its day's summary.
-			today := devClock[dev].Add(-b.grace).In(b.loc).Format(time.DateOnly)
+			today := devClock[dev].Add(-b.grace - b.offset).In(b.loc).Format(time.DateOnly)
 			if date >= today || date <= numDate(tx.Cursor(DaysCursor+"\x00"+dev)) {
 				continue // not closed yet, or already sent
 			}

@@ -221,18 +221,12 @@ func TestNoConsentBypass(t *testing.T) {
 	}
 }
 
-// A day closes only once the device's clock is the grace past its end: a reading for
-// it that arrives a little late is in its summary.
-func TestDayCloseGrace(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "h.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	b := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true}, CloseGrace: 2 * time.Hour, Now: lastHeard(st)})
-	day := time.Date(2026, 5, 4, 0, 0, 0, 0, time.UTC)
+// ovenStepper returns a function that commits one oven reading at a time, catches
+// the rollups up and runs b's Step.
+func ovenStepper(t *testing.T, st *store.Store, b *Builder) func(at time.Time, v float64) {
 	seq := uint64(0)
-	commit := func(at time.Time, v float64) {
+	return func(at time.Time, v float64) {
+		t.Helper()
 		seq++
 		r := device.Reading{Device: "oven", Kind: device.KindOven, Signal: device.SignalActive, Value: v, Boot: 1, Seq: seq, DeviceTime: at, HubTime: at}
 		if err := device.Commit(context.Background(), st, []device.Reading{r}); err != nil {
@@ -245,6 +239,19 @@ func TestDayCloseGrace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// A day closes only once the device's clock is the grace past its end: a reading for
+// it that arrives a little late is in its summary.
+func TestDayCloseGrace(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "h.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	b := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true}, CloseGrace: 2 * time.Hour, Now: lastHeard(st)})
+	day := time.Date(2026, 5, 4, 0, 0, 0, 0, time.UTC)
+	commit := ovenStepper(t, st, b)
 	commit(day.Add(20*time.Hour), 1)
 	commit(day.Add(25*time.Hour), 0) // 01:00 the next day: within the grace
 	days := func() []map[string]any {
@@ -308,5 +315,57 @@ func TestTagChangeCarriesConfidence(t *testing.T) {
 	}
 	if !found {
 		t.Error("no tag change in the outbox")
+	}
+}
+
+// A hub closes its days its own offset later than the grace (sync.day_close_spread),
+// fixed by its household pseudonym: a day is not summarised until the device's clock
+// is the grace plus the offset past its end, and a fleet's offsets are spread evenly
+// over the spread, not all at one minute of the night.
+func TestDayCloseSpread(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "h.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const grace, spread = 2 * time.Hour, 4 * time.Hour
+	b := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true}, CloseGrace: grace, CloseSpread: spread, Now: lastHeard(st)})
+	off := b.CloseOffset()
+	if off < 0 || off >= spread {
+		t.Fatalf("offset %s outside [0, %s)", off, spread)
+	}
+	if again := NewBuilder(st, &Options{CloseGrace: grace, CloseSpread: spread}).CloseOffset(); again != off {
+		t.Fatalf("the offset changed between two builders of one hub: %s, then %s", off, again)
+	}
+	day := time.Date(2026, 5, 4, 0, 0, 0, 0, time.UTC)
+	step := ovenStepper(t, st, b)
+	commit := func(at time.Time) int {
+		step(at, 1)
+		n := 0
+		for _, m := range outbox(t, st) {
+			if m["type"] == "device_day" {
+				n++
+			}
+		}
+		return n
+	}
+	commit(day.Add(20 * time.Hour))
+	if n := commit(day.Add(24*time.Hour + grace + off - time.Minute)); n != 0 {
+		t.Fatalf("the day was summarised a minute before the grace plus the hub's offset (%s)", off)
+	}
+	if n := commit(day.Add(24*time.Hour + grace + off + time.Minute)); n != 1 {
+		t.Fatalf("%d summaries a minute after the grace plus the hub's offset (%s), want 1", n, off)
+	}
+	// A fleet of 1,000 hubs: each quarter-hour of the 4h holds about 1000/16.
+	var per [16]int
+	for i := range 1000 {
+		o := closeOffset(fmt.Sprintf("household-%d", i), spread)
+		per[int(o*16/spread)]++
+	}
+	t.Logf("day closes per quarter-hour of %s over 1,000 hubs: %v", spread, per)
+	for i, n := range per {
+		if n < 35 || n > 95 {
+			t.Errorf("quarter-hour %d of the spread holds %d of 1000 hubs' day close (%v)", i, n, per)
+		}
 	}
 }

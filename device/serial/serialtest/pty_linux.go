@@ -39,7 +39,22 @@ func OpenPTY() (*PTY, error) {
 		s.Close()
 		return nil, fmt.Errorf("serialtest: pty raw mode: %w", err)
 	}
-	return &PTY{Master: m, Path: s.Name(), slave: s}, nil
+	// The master in non-blocking mode under Go's poller, so that Close ends a Write
+	// blocked on a full buffer (a hub that stopped reading) as pulling a cable ends
+	// it: a blocking master's Write outlives Close, and a test hung for 20 minutes.
+	fd, err := unix.Dup(int(m.Fd()))
+	m.Close()
+	if err == nil {
+		err = unix.SetNonblock(fd, true)
+		if err != nil {
+			unix.Close(fd)
+		}
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("serialtest: pty master: %w", err)
+	}
+	return &PTY{Master: os.NewFile(uintptr(fd), "/dev/ptmx"), Path: s.Name(), slave: s}, nil
 }
 
 // Close closes both ends: the hub's reads of the slave then fail, as when a USB
