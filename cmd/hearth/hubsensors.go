@@ -11,8 +11,6 @@ import (
 	"slices"
 	"text/tabwriter"
 
-	"periph.io/x/conn/v3/gpio"
-
 	"github.com/hearth-iot/hearth/device"
 	"github.com/hearth-iot/hearth/device/periph"
 	"github.com/hearth-iot/hearth/edge/ingest"
@@ -38,18 +36,13 @@ func (a *agent) hubSources() ([]device.Source, error) {
 	return []device.Source{src}, nil
 }
 
-var (
-	pulls = map[string]gpio.Pull{"up": gpio.PullUp, "down": gpio.PullDown, "none": gpio.Float}
-	edges = map[string]gpio.Edge{"both": gpio.BothEdges, "rising": gpio.RisingEdge, "falling": gpio.FallingEdge}
-)
-
 // hubSensor maps a validated config entry to the Source's.
 func hubSensor(c config.HubSensor) periph.Sensor {
 	s := periph.Sensor{Name: c.Name, Device: c.Device, Kind: device.Kind(c.Kind)}
 	switch {
 	case c.GPIO != nil:
 		g := c.GPIO
-		s.GPIO = &periph.GPIO{Pin: g.Pin, Signal: device.Signal(g.Signal), Pull: pulls[g.Pull], Edge: edges[g.Edge],
+		s.GPIO = &periph.GPIO{Pin: g.Pin, Signal: device.Signal(g.Signal), Pull: config.GPIOPulls[g.Pull], Edge: config.GPIOEdges[g.Edge],
 			Debounce: g.Debounce.D(), ActiveLow: g.ActiveLow, Recheck: g.Recheck.D()}
 	case c.I2C != nil:
 		i := c.I2C

@@ -24,7 +24,7 @@
 //
 // # Adding a source
 //
-// A source needs a small harness, in its own tests (see device/serial, device/mqtt/external
+// A source needs a small harness, in its own tests (see device/serial, device/periph, device/mqtt/external
 // and edge/broker):
 //
 //	func TestSourceSuite(t *testing.T) {

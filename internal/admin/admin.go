@@ -84,9 +84,13 @@ type Sources struct {
 	// device (q checked: 1 <= q.Last <= ReadingsMax). An error wrapping ErrNotFound
 	// is a 404, ErrBadRequest a 400, any other a 500. nil: no such route.
 	Readings func(id string, q ReadingsQuery) (any, error)
-	// ReadingsMax bounds last= (default 1000).
+	// ReadingsMax bounds last= (default DefaultReadingsMax).
 	ReadingsMax int
 }
+
+// DefaultReadingsMax is Sources.ReadingsMax when it is zero: the one place it is
+// written (internal/config's admin.readings_max default is this).
+const DefaultReadingsMax = 1000
 
 // ReadingsQuery is what GET /v1/devices/{id}/readings asks for.
 type ReadingsQuery struct {
@@ -106,7 +110,7 @@ const defaultLast = 10
 func readingsHandler(s Sources) http.HandlerFunc {
 	max := s.ReadingsMax
 	if max <= 0 {
-		max = 1000
+		max = DefaultReadingsMax
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		q := ReadingsQuery{Last: defaultLast, Signal: r.URL.Query().Get("signal")}

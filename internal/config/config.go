@@ -33,6 +33,7 @@ import (
 	"github.com/hearth-iot/hearth/edge/ingest"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/tagging"
+	"github.com/hearth-iot/hearth/internal/admin"
 	"github.com/hearth-iot/hearth/internal/supervise"
 )
 
@@ -223,7 +224,7 @@ func Default() Config {
 			PublishBurst: bo.PublishBurst, LockoutFailures: bo.LockoutFailures, LockoutWindow: Duration(bo.LockoutWindow),
 			MaxConnectingPerSource: bo.MaxConnectingPerSource, MaxTopicLevels: bo.MaxTopicLevels, MaxTopicBytes: bo.MaxTopicBytes,
 			MaxTopicAliases: bo.MaxTopicAliases, MaxSubscriptions: bo.MaxSubscriptions},
-		Admin:   Admin{Listen: "127.0.0.1:9880", ReadingsMax: 1000, ReadingsScan: 1000000},
+		Admin:   Admin{Listen: "127.0.0.1:9880", ReadingsMax: admin.DefaultReadingsMax, ReadingsScan: 1000000},
 		Rollup:  Rollup{Interval: Duration(2 * time.Second)},
 		Tagging: Tagging{Interval: Duration(5 * time.Second), PeakHours: []int{to.PeakHours[0], to.PeakHours[1]}},
 		Sync:    DefaultSync(),

@@ -10,15 +10,19 @@ import (
 	"github.com/hearth-iot/hearth/device/mqtt/homie"
 	"github.com/hearth-iot/hearth/device/mqtt/tasmota"
 	"github.com/hearth-iot/hearth/device/mqtt/zigbee2mqtt"
+	"github.com/hearth-iot/hearth/device/periph/hx711"
+	"github.com/hearth-iot/hearth/device/periph/reed"
 	"github.com/hearth-iot/hearth/device/serial"
 	"github.com/hearth-iot/hearth/edge/broker"
 	"github.com/hearth-iot/hearth/edge/ingest"
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/tagging"
+	"github.com/hearth-iot/hearth/internal/admin"
 	"github.com/hearth-iot/hearth/internal/supervise"
 	"github.com/hearth-iot/hearth/sync/outbox"
 	"github.com/hearth-iot/hearth/sync/privacy"
 	"github.com/hearth-iot/hearth/sync/summary"
+	"github.com/hearth-iot/hearth/sync/transport"
 )
 
 // The configuration's defaults are the components' own (one source: a component's
@@ -33,6 +37,8 @@ func TestDefaultsAreTheComponents(t *testing.T) {
 	st, bo, so := store.DefaultOptions(), broker.DefaultOptions(), serial.DefaultOptions()
 	ob, sm, sp := outbox.DefaultOptions(), summary.DefaultOptions(), DefaultSerialPort()
 	ex, ho, ha := external.DefaultOptions(), homie.DefaultOptions(), hadiscovery.DefaultLearnerOptions()
+	tm, th, ts := transport.DefaultMQTTOptions(), transport.DefaultHTTPSOptions(), transport.DefaultSegmentOptions()
+	rd, hx, hg, hh := reed.DefaultOpts(), hx711.DefaultOpts(), DefaultHubGPIO(), DefaultHubHX711()
 	for _, p := range []pair{
 		{"store.quota_bytes", c.Store.QuotaBytes, st.QuotaBytes}, {"store.max_age", c.Store.MaxAge.D(), st.MaxAge},
 		{"store.max_batch", c.Store.MaxBatch, st.MaxBatch}, {"store.commit_pace", c.Store.CommitPace.D(), st.CommitPace},
@@ -62,6 +68,15 @@ func TestDefaultsAreTheComponents(t *testing.T) {
 		{"privacy.audit_keep", c.Privacy.AuditKeep.D(), privacy.DefaultOptions().AuditKeep},
 		{"privacy.payload_keep", c.Privacy.PayloadKeep.D(), privacy.DefaultOptions().PayloadKeep},
 		{"privacy.key_file (in data_dir)", filepath.Base(c.KeyFile()), privacy.DefaultOptions().KeyFile},
+		{"admin.readings_max", c.Admin.ReadingsMax, admin.DefaultReadingsMax},
+		{"sync.mqtt.topic", c.Sync.MQTT.Topic, tm.Topic}, {"sync.mqtt.max_payload_bytes", c.Sync.MQTT.MaxPayloadBytes, tm.MaxPayload},
+		{"sync.mqtt.window", c.Sync.MQTT.Window, tm.Window}, {"sync.mqtt.ack_timeout", c.Sync.MQTT.AckTimeout.D(), tm.AckTimeout},
+		{"sync.https.max_batch_bytes", c.Sync.HTTPS.MaxBatchBytes, th.MaxBatchBytes}, {"sync.https.timeout", c.Sync.HTTPS.Timeout.D(), th.Timeout},
+		{"sync.segment.timeout", c.Sync.Segment.Timeout.D(), ts.Timeout},
+		{"hub_sensors[].gpio.pull", GPIOPulls[hg.Pull], rd.Pull}, {"hub_sensors[].gpio.edge", GPIOEdges[hg.Edge], rd.Edge},
+		{"hub_sensors[].gpio.debounce", hg.Debounce.D(), rd.Debounce}, {"hub_sensors[].gpio.recheck", hg.Recheck.D(), rd.Recheck},
+		{"hub_sensors[].hx711.gain", hh.Gain, hx.Gain}, {"hub_sensors[].hx711.ready_timeout", hh.ReadyTimeout.D(), hx.ReadyTimeout},
+		{"hub_sensors[].hx711.clock_high_limit", hh.ClockHighLimit.D(), hx.ClockHighLimit},
 	} {
 		if p.cfg != p.comp {
 			t.Errorf("%s: the configuration's default %v, the component's %v", p.key, p.cfg, p.comp)

@@ -8,7 +8,11 @@ import (
 	"strings"
 	"time"
 
+	"periph.io/x/conn/v3/gpio"
+
 	"github.com/hearth-iot/hearth/device"
+	"github.com/hearth-iot/hearth/device/periph/hx711"
+	"github.com/hearth-iot/hearth/device/periph/reed"
 )
 
 // HubSensor is one sensor wired to the hub's own pins, read by device/periph. Every
@@ -76,10 +80,29 @@ type HubHX711 struct {
 	MaxItems       int      `yaml:"max_items"`
 }
 
-// DefaultHubGPIO: a reed switch to ground with the pin's pull-up, both edges, 50ms
-// debounce.
+// GPIOPulls and GPIOEdges are the values of hub_sensors[].gpio.pull and .edge, as
+// periph knows them.
+var (
+	GPIOPulls = map[string]gpio.Pull{"up": gpio.PullUp, "down": gpio.PullDown, "none": gpio.Float}
+	GPIOEdges = map[string]gpio.Edge{"both": gpio.BothEdges, "rising": gpio.RisingEdge, "falling": gpio.FallingEdge}
+)
+
+// nameOf returns the key of names whose value is v ("" if none).
+func nameOf[V comparable](names map[string]V, v V) string {
+	for k, x := range names {
+		if x == v {
+			return k
+		}
+	}
+	return ""
+}
+
+// DefaultHubGPIO: a door's reed switch, with the driver's own defaults (reed.DefaultOpts:
+// the pin's pull-up, both edges, 50ms debounce, a recheck every second).
 func DefaultHubGPIO() HubGPIO {
-	return HubGPIO{Signal: "door", Pull: "up", Edge: "both", Debounce: Duration(50 * time.Millisecond), Recheck: Duration(time.Second)}
+	d := reed.DefaultOpts()
+	return HubGPIO{Signal: "door", Pull: nameOf(GPIOPulls, d.Pull), Edge: nameOf(GPIOEdges, d.Edge),
+		Debounce: Duration(d.Debounce), Recheck: Duration(d.Recheck)}
 }
 
 // DefaultHubI2C: bus 1 (the Raspberry Pi's header pins 3 and 5), every 30s.
@@ -91,10 +114,12 @@ func DefaultHubI2C() HubI2C {
 // steady freezer, so no stuck detection.
 func DefaultHubOneWire() HubOneWire { return HubOneWire{Period: Duration(time.Minute)} }
 
-// DefaultHubHX711: channel A ×128, a median of 7 every 2s.
+// DefaultHubHX711: a median of 7 every 2s, with the driver's own gain (channel A ×128),
+// ready timeout and clock-high limit (hx711.DefaultOpts).
 func DefaultHubHX711() HubHX711 {
-	return HubHX711{Gain: 128, Scale: 1, Period: Duration(2 * time.Second), Samples: 7, OutlierGrams: 50, Retries: 5,
-		ReadyTimeout: Duration(time.Second), ClockHighLimit: Duration(50 * time.Microsecond), DeadbandGrams: 5,
+	d := hx711.DefaultOpts()
+	return HubHX711{Gain: d.Gain, Scale: 1, Period: Duration(2 * time.Second), Samples: 7, OutlierGrams: 50, Retries: 5,
+		ReadyTimeout: Duration(d.ReadyTimeout), ClockHighLimit: Duration(d.ClockHighLimit), DeadbandGrams: 5,
 		Heartbeat: Duration(15 * time.Minute), StuckAfter: 10, Settle: Duration(3 * time.Second), MinChangeGrams: 20, MaxItems: 20}
 }
 

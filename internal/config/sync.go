@@ -7,6 +7,7 @@ import (
 
 	"github.com/hearth-iot/hearth/sync/outbox"
 	"github.com/hearth-iot/hearth/sync/summary"
+	"github.com/hearth-iot/hearth/sync/transport"
 )
 
 // Sync configures what goes upstream and how (sync/summary, sync/outbox,
@@ -77,16 +78,18 @@ type SyncMQTT struct {
 
 // DefaultSync is the sync section's defaults: the local file sink.
 func DefaultSync() Sync {
-	oo, so := outbox.DefaultOptions(), summary.DefaultOptions() // delivery's and the builder's own
+	// Delivery's, the summary builder's and the transports' own defaults.
+	oo, so := outbox.DefaultOptions(), summary.DefaultOptions()
+	mo, ho, sg := transport.DefaultMQTTOptions(), transport.DefaultHTTPSOptions(), transport.DefaultSegmentOptions()
 	return Sync{Interval: Duration(2 * time.Second), Transport: "file", Dir: "outbox",
 		BatchCount: 500, BatchBytes: 256 << 10, BatchAge: Duration(oo.BatchAge),
 		DayCloseGrace: Duration(so.CloseGrace), DayCloseSpread: Duration(so.CloseSpread), TagScoreStep: so.TagScoreStep, OutboxMaxBytes: 4 << 20, DeadLetterKeep: oo.DeadLetterKeep,
 		Retry: SyncRetry{Initial: Duration(oo.InitialBackoff), Max: Duration(oo.MaxBackoff), LongOutage: Duration(oo.LongOutage),
 			ResumeSpread: Duration(oo.ResumeSpread), AuthRetry: Duration(oo.AuthRetry), MaxRetryAfter: Duration(oo.MaxRetryAfter)},
-		Segment: SyncSegment{Timeout: Duration(30 * time.Second)},
-		HTTPS:   SyncHTTPS{MaxBatchBytes: 512 << 10, Timeout: Duration(30 * time.Second)},
-		MQTT: SyncMQTT{Topic: "hearth/{household}/summaries", MaxPayloadBytes: 128 << 10, Window: 8,
-			AckTimeout: Duration(30 * time.Second)},
+		Segment: SyncSegment{Timeout: Duration(sg.Timeout)},
+		HTTPS:   SyncHTTPS{MaxBatchBytes: ho.MaxBatchBytes, Timeout: Duration(ho.Timeout)},
+		MQTT: SyncMQTT{Topic: mo.Topic, MaxPayloadBytes: mo.MaxPayload, Window: mo.Window,
+			AckTimeout: Duration(mo.AckTimeout)},
 	}
 }
 

@@ -44,25 +44,34 @@ type MQTT struct {
 	client paho.Client
 }
 
+// DefaultMQTTOptions are the documented defaults of an MQTT uplink: the one place
+// they are written (a zero field of MQTTOptions takes its value here;
+// internal/config's sync.mqtt.* defaults are these).
+func DefaultMQTTOptions() MQTTOptions {
+	return MQTTOptions{Topic: "hearth/{household}/summaries", MaxPayload: AWSIoTMaxPayload, Window: 8,
+		ConnectTimeout: 30 * time.Second, AckTimeout: 30 * time.Second}
+}
+
 // NewMQTT returns an MQTT uplink; it connects at the first Send.
 func NewMQTT(o MQTTOptions) (*MQTT, error) {
 	if o.Broker == "" {
 		return nil, fmt.Errorf("transport: mqtt: no broker")
 	}
+	d := DefaultMQTTOptions()
 	if o.Topic == "" {
-		o.Topic = "hearth/{household}/summaries"
+		o.Topic = d.Topic
 	}
 	if o.MaxPayload <= 0 {
-		o.MaxPayload = AWSIoTMaxPayload
+		o.MaxPayload = d.MaxPayload
 	}
 	if o.Window <= 0 {
-		o.Window = 8
+		o.Window = d.Window
 	}
 	if o.ConnectTimeout <= 0 {
-		o.ConnectTimeout = 30 * time.Second
+		o.ConnectTimeout = d.ConnectTimeout
 	}
 	if o.AckTimeout <= 0 {
-		o.AckTimeout = 30 * time.Second
+		o.AckTimeout = d.AckTimeout
 	}
 	if _, err := o.TLS.Config(); err != nil {
 		return nil, fmt.Errorf("transport: mqtt: %w", err)

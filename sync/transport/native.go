@@ -161,16 +161,24 @@ type HTTPS struct {
 	codec *protoCodec
 }
 
+// DefaultHTTPSOptions are the documented defaults of the HTTPS transport: the one
+// place they are written (a zero field of HTTPSOptions takes its value here;
+// internal/config's sync.https.* defaults are these).
+func DefaultHTTPSOptions() HTTPSOptions {
+	return HTTPSOptions{MaxBatchBytes: 512 << 10, Timeout: 30 * time.Second}
+}
+
 // NewHTTPS returns an HTTPS transport.
 func NewHTTPS(o HTTPSOptions) (*HTTPS, error) {
 	if o.URL == "" {
 		return nil, fmt.Errorf("transport: https: no url")
 	}
+	d := DefaultHTTPSOptions()
 	if o.MaxBatchBytes <= 0 {
-		o.MaxBatchBytes = 512 << 10
+		o.MaxBatchBytes = d.MaxBatchBytes
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = 30 * time.Second
+		o.Timeout = d.Timeout
 	}
 	if o.Now == nil {
 		o.Now = time.Now

@@ -50,6 +50,11 @@ type Segment struct {
 	o SegmentOptions
 }
 
+// DefaultSegmentOptions are the documented defaults of the Segment transport: the
+// one place they are written (a zero field of SegmentOptions takes its value here;
+// internal/config's sync.segment.* defaults are these).
+func DefaultSegmentOptions() SegmentOptions { return SegmentOptions{Timeout: 30 * time.Second} }
+
 // NewSegment returns a Segment transport.
 func NewSegment(o SegmentOptions) (*Segment, error) {
 	if o.Endpoint == "" {
@@ -60,7 +65,7 @@ func NewSegment(o SegmentOptions) (*Segment, error) {
 		o.Client = &http.Client{}
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = 30 * time.Second
+		o.Timeout = DefaultSegmentOptions().Timeout
 	}
 	if o.Now == nil {
 		o.Now = time.Now

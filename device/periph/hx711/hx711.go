@@ -91,6 +91,13 @@ type Dev struct {
 	skip bool
 }
 
+// DefaultOpts are the documented defaults of a Dev: the one place they are written
+// (a zero field of Opts takes its value here; internal/config's
+// hub_sensors[].hx711 defaults are these).
+func DefaultOpts() Opts {
+	return Opts{Gain: 128, ClockHighLimit: 50 * time.Microsecond, ReadyTimeout: time.Second, Poll: time.Millisecond}
+}
+
 // New sets the clock low (waking the chip if it was powered down) and the data pin
 // as an input with a pull-up, so that a broken data line reads "not ready" instead
 // of random bits.
@@ -99,9 +106,13 @@ func New(clk gpio.PinOut, dout gpio.PinIn, o *Opts) (*Dev, error) {
 	if o != nil {
 		d.o = *o
 	}
+	def := DefaultOpts()
+	if d.o.Gain == 0 {
+		d.o.Gain = def.Gain
+	}
 	switch d.o.Gain {
-	case 0, 128:
-		d.o.Gain, d.extra = 128, 1
+	case 128:
+		d.extra = 1
 	case 32:
 		d.extra = 2
 	case 64:
@@ -110,13 +121,13 @@ func New(clk gpio.PinOut, dout gpio.PinIn, o *Opts) (*Dev, error) {
 		return nil, fmt.Errorf("hx711: gain %d is not 128, 64 or 32", d.o.Gain)
 	}
 	if d.o.ClockHighLimit <= 0 {
-		d.o.ClockHighLimit = 50 * time.Microsecond
+		d.o.ClockHighLimit = def.ClockHighLimit
 	}
 	if d.o.ReadyTimeout <= 0 {
-		d.o.ReadyTimeout = time.Second
+		d.o.ReadyTimeout = def.ReadyTimeout
 	}
 	if d.o.Poll <= 0 {
-		d.o.Poll = time.Millisecond
+		d.o.Poll = def.Poll
 	}
 	if d.o.Now == nil {
 		d.o.Now = time.Now

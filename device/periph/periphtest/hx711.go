@@ -57,6 +57,7 @@ type HX711 struct {
 	readyAt   time.Time
 	bit       bool // DOUT while shifting
 	delivered []Delivered
+	pending   *int32 // a Load during a word: applied when the word ends
 }
 
 // Delivered records one word the chip shifted out.
@@ -88,10 +89,30 @@ func (h *HX711) init() {
 }
 
 // Load makes every later conversion return v (weight put on or taken off the cell).
+// A word being shifted out is a conversion already made: it keeps its value, and v
+// starts with the next one.
 func (h *HX711) Load(v int32) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.pulse > 0 {
+		h.pending = &v
+		return
+	}
+	h.load(v)
+}
+
+func (h *HX711) load(v int32) {
 	h.Samples = append(h.Samples[:min(h.next, len(h.Samples))], v)
+}
+
+// wordEnded moves to the next conversion, applying a Load made during the word.
+func (h *HX711) wordEnded() {
+	h.next++
+	h.pulse = 0
+	if h.pending != nil {
+		h.load(*h.pending)
+		h.pending = nil
+	}
 }
 
 // Last returns the last word shifted out and how many there were.
@@ -149,16 +170,14 @@ func (h *HX711) clock(l gpio.Level) {
 			// has nothing ready (DOUT high), so the rest of its word reads as ones.
 			if h.pulse > 0 {
 				h.delivered = append(h.delivered, Delivered{Sample: h.sample(), Corrupt: true})
-				h.next++
+				h.wordEnded()
 			}
-			h.pulse = 0
 			h.readyAt = now.Add(h.settle())
 			return
 		}
 		if h.pulse >= 25 {
 			h.delivered = append(h.delivered, Delivered{Sample: h.sample()})
-			h.next++
-			h.pulse = 0
+			h.wordEnded()
 			h.readyAt = now.Add(h.conversion())
 		}
 	}

@@ -58,6 +58,13 @@ type Switch struct {
 	active bool // the state last returned
 }
 
+// DefaultOpts are the documented defaults of a Switch: the one place they are
+// written (a zero field of Opts takes its value here; internal/config's
+// hub_sensors[].gpio defaults are these).
+func DefaultOpts() Opts {
+	return Opts{Pull: gpio.PullUp, Edge: gpio.BothEdges, Debounce: 50 * time.Millisecond, Recheck: time.Second, MaxBounces: 64}
+}
+
 // New configures pin as an input with the pull and edge detection of o and reads
 // its state.
 func New(pin gpio.PinIn, o *Opts) (*Switch, error) {
@@ -65,20 +72,21 @@ func New(pin gpio.PinIn, o *Opts) (*Switch, error) {
 	if o != nil {
 		s.o = *o
 	}
+	d := DefaultOpts()
 	if s.o.Pull == gpio.PullNoChange {
-		s.o.Pull = gpio.PullUp
+		s.o.Pull = d.Pull
 	}
 	if s.o.Edge == gpio.NoEdge {
-		s.o.Edge = gpio.BothEdges
+		s.o.Edge = d.Edge
 	}
 	if s.o.Debounce <= 0 {
-		s.o.Debounce = 50 * time.Millisecond
+		s.o.Debounce = d.Debounce
 	}
 	if s.o.Recheck <= 0 {
-		s.o.Recheck = time.Second
+		s.o.Recheck = d.Recheck
 	}
 	if s.o.MaxBounces <= 0 {
-		s.o.MaxBounces = 64
+		s.o.MaxBounces = d.MaxBounces
 	}
 	if s.o.Count == nil {
 		s.o.Count = func(string) {}
