@@ -273,10 +273,16 @@ func TestDerivedConfigs(t *testing.T) {
 	}
 }
 
+// podmanRoot is the test's own container storage (its --root and --runroot): a
+// machine's shared storage, made by a plain `podman` command with another driver,
+// refused the test's vfs ("database storage graph driver \"\" does not match").
+var podmanRoot string
+
 // podman runs containers as root with vfs storage, cgroupfs and runc, which work in
-// the sandboxes CI runs in.
+// the sandboxes CI runs in, in the test's own storage (podmanRoot).
 func podman(args ...string) *exec.Cmd {
-	return exec.Command("podman", append([]string{"--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--runtime", "runc"}, args...)...)
+	return exec.Command("podman", append([]string{"--root", filepath.Join(podmanRoot, "root"), "--runroot", filepath.Join(podmanRoot, "run"),
+		"--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--runtime", "runc"}, args...)...)
 }
 
 // TestContainerSmoke: the amd64 image runs read-only, without a network, with a tmpfs
@@ -295,6 +301,8 @@ func TestContainerSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	podmanRoot = filepath.Join(dir, "podman")
+	t.Cleanup(func() { _ = podman("system", "reset", "--force").Run() }) // unmounts what it mounted before TempDir's removal
 	archive := filepath.Join(dir, "hearth-oci.tar")
 	if err := writeLayout(idx, filepath.Join(dir, "image"), archive, s.Version); err != nil {
 		t.Fatal(err)
