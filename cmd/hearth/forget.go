@@ -125,7 +125,7 @@ func (a *agent) erase(path string, reqs []store.ErasureRequest) ([]erasureResult
 			}
 		}
 	}
-	err = st.Update(func(tx *store.Tx) error {
+	err = st.Erase(func(tx *store.Tx) error {
 		for _, r := range reqs {
 			res := erasureResult{Scope: r.Scope, Household: household, By: r.By, Via: r.Via}
 			var err error

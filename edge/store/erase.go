@@ -42,6 +42,7 @@ func nulParts(k []byte) [][]byte { return bytes.Split(k, []byte{0}) }
 // batched and dead-lettered messages and kept payloads about it, and the audit and
 // other JSON records that name it. Readings of other devices are untouched. The
 // event sequence is never reused (derived_seq is kept at or past the last event).
+// Run it in Store.Erase, not Update.
 func (t *Tx) EraseDevice(id string, o EraseOptions) (Erased, error) {
 	if id == "" {
 		return nil, fmt.Errorf("store: erase: no device id")
@@ -115,7 +116,7 @@ func (t *Tx) EraseDevice(id string, o EraseOptions) (Erased, error) {
 // by undoing it and writing again what its undo log names, and a dropped bucket is
 // not in it — the household's erasure was lost whole so. It holds a copy of every
 // record deleted until the Update returns (the undo log), as EraseDevice does of a
-// device's.
+// device's. Run it in Store.Erase, not Update.
 func (t *Tx) EraseHousehold() (Erased, error) {
 	e := Erased{}
 	last := uint64(0)

@@ -88,7 +88,18 @@ func (s *Store) View(fn func(*Tx) error) error {
 // After a write failure Update refuses with ErrIntakeStopped: a failed fsync may have
 // left the page cache and the file disagreeing, so nothing more is written until a
 // restart re-reads the file.
-func (s *Store) Update(fn func(*Tx) error) error {
+func (s *Store) Update(fn func(*Tx) error) error { return s.update(fn, false) }
+
+// Erase is Update for an erasure (Tx.EraseDevice, Tx.EraseHousehold): it commits
+// the batch first, under the same lock, so that fn runs on an empty batch. A
+// durable Update is committed by undoing fn, committing the batch as it stood
+// before fn, and writing fn's records again; an erasure's undo puts back every
+// record it deleted, so with other writes pending that first commit would rewrite
+// nearly every page of the file — past the quota on a store over half full, which
+// stops intake with the erasure lost.
+func (s *Store) Erase(fn func(*Tx) error) error { return s.update(fn, true) }
+
+func (s *Store) update(fn func(*Tx) error, commitFirst bool) error {
 	if failed := s.Failed(); failed != nil {
 		return fmt.Errorf("store: %w: %v", ErrIntakeStopped, failed)
 	}
@@ -97,6 +108,11 @@ func (s *Store) Update(fn func(*Tx) error) error {
 	defer s.bmu.Unlock()
 	if failed := s.Failed(); failed != nil {
 		return fmt.Errorf("store: %w: %v", ErrIntakeStopped, failed)
+	}
+	if commitFirst {
+		if err := s.commitLocked("erase"); err != nil {
+			return err
+		}
 	}
 	tx, err := s.batch()
 	if err != nil {

@@ -92,7 +92,7 @@ type Health struct {
 	Type      string       `json:"type"` // "health"
 	ID        string       `json:"id"`
 	Household string       `json:"household"`
-	Date      string       `json:"date"` // local date the message was made
+	Date      string       `json:"date"` // the hub's local day it reports on: At less its sync.day_close_spread offset, so the day before when made just after midnight
 	At        time.Time    `json:"at"`   // hub time it was made (UTC)
 	Store     store.Health `json:"store"`
 	Rules     string       `json:"rules_version,omitempty"`
