@@ -14,6 +14,7 @@ import (
 	"github.com/hearth-iot/hearth/device/periph/periphtest"
 	"github.com/hearth-iot/hearth/edge/ingest"
 	"github.com/hearth-iot/hearth/edge/store"
+	"github.com/hearth-iot/hearth/internal/metricset"
 	"github.com/hearth-iot/hearth/internal/poll"
 )
 
@@ -42,7 +43,11 @@ func TestSourceSuite(t *testing.T) {
 				t.Fatal(err)
 			}
 			return devicetest.Instance{Source: c.src, Device: c, Rejected: func() float64 {
-				return gatherCounter(t, reg, "hearth_hub_sensor_readings_total", "rejected")
+				v, err := metricset.Value(reg, "hearth_hub_sensor_readings_total", "result", "rejected")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return v
 			}}
 		},
 	})
@@ -117,24 +122,3 @@ func (c *cell) First(v float64) devicetest.Outcome {
 
 // Sync implements devicetest.Device: there is no round trip to the cell.
 func (c *cell) Sync(testing.TB) {}
-
-// gatherCounter returns a counter's value with the given label value.
-func gatherCounter(t testing.TB, reg *prometheus.Registry, name, label string) float64 {
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.Metric {
-			for _, l := range m.Label {
-				if l.GetValue() == label {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
-}
