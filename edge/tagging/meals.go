@@ -27,28 +27,42 @@ import (
 //     EpisodeGap apart. Two residents busy in the kitchen together, or one after the
 //     other, make one episode: one meal.
 //  3. Evidence: an episode's strength adds what each kind of signal says about food
-//     being prepared (mealWeights): each fridge or freezer use (at most two), a
-//     cupboard or dishwasher door, a cooking appliance (stove, oven, microwave,
-//     kettle, toaster), and the episode lasting MealSpan or more. A lunch or dinner
-//     episode is meal-like at MealStrength: the fridge and the cooker; the fridge, a
-//     cupboard and some minutes; the fridge twice over some minutes. Putting the
-//     shopping away, a drink or a glass never is. A breakfast is quick: it needs
-//     BreakfastStrength (the fridge and the kettle, or a cupboard); in a home with the
-//     fridge alone, FridgeOnlyBreakfastStrength (the morning's first fridge use).
+//     being prepared (mealWeights): each fridge or freezer use (at most two), each
+//     distinct cupboard, drawer or dishwasher door (at most two: a meal is gathered
+//     from several places, a glass from one), a cooking appliance (stove, oven,
+//     microwave, kettle, toaster), and the episode lasting MealSpan or more. A lunch
+//     or dinner episode is meal-like at MealStrength: the fridge and the cooker; the
+//     fridge, a cupboard and some minutes; two cupboards and some minutes; the fridge
+//     twice over some minutes. Putting the shopping away, a drink or a glass never
+//     is. A breakfast is quick: it needs BreakfastStrength (the fridge and the
+//     kettle, or a cupboard). In a home with the fridge alone the evidence a
+//     cupboard or cooker would add cannot be seen, and the threshold is lower by it:
+//     FridgeOnlyBreakfastStrength (the morning's first fridge use) and
+//     FridgeOnlyDinnerStrength (two fridge uses in one episode); lunch keeps
+//     MealStrength (two quick afternoon openings are as often a snack). An episode
+//     that starts within ArrivalGap after an entry door opened and lasts less than
+//     MealSpan is coming home and putting things away: never meal-like.
 //  4. The household's meal times: each meal has a broad band in which its centre
-//     may lie (mealBands). In meal order, its centre is the minute (10-minute steps)
-//     for which the most dates have a meal-like episode starting within CentreRadius
-//     of it, at least MinSeparation after the previous meal's centre. Weekend days
-//     get their own centres when at least 3 weekend dates have a meal-like episode
-//     near the band and their centre is SplitShift or more from the weekdays'.
+//     may lie (mealBands). In meal order, its centre is the middle of the run of
+//     minutes (10-minute steps) for which the most dates have a meal-like episode
+//     starting within CentreRadius of it, at least MinSeparation after the previous
+//     meal's centre, counting only episodes after the one the previous meal claimed
+//     on that date (its first meal-like episode within Tolerance of its centre): a
+//     late breakfast is not learned as an early lunch. Weekend days get their own
+//     centres when at least 3 weekend dates have a meal-like episode near the band
+//     and their centre is SplitShift or more from the weekdays'.
 //  5. Windows: a meal's window runs from its centre to halfway to the neighbouring
 //     meals' centres, and never further than Tolerance from it: one episode is never
 //     two meals, and a window is as wide as the household's own timetable allows.
+//     The day's first meal has no earlier meal and its last no later one: their
+//     outer sides reach at least the band's edge (05:00 for breakfast, 23:00 for
+//     dinner), so a 22:15 dinner in a household that mostly eats at 19:00 counts.
 //  6. A date had the meal when a meal-like episode starts in its window.
 //
 // The constants were chosen on the simulator (seeds 1-20) and on one real home, ARAS
-// house A; docs/tags.md lists which was chosen on what, and the errors measured on
-// the homes held out.
+// house A; the second round (issue 15: the changes in steps 3-5 named above) was
+// chosen after looking at all three development homes. docs/tags.md lists which was
+// chosen on what, and the errors measured.
 //
 // The denominator of a meal's share (MealFinding.Observed) is the dates on which the home
 // was occupied and observed: some switch-on of a kitchen appliance, an entry door
@@ -69,7 +83,9 @@ const (
 	MealStrength                = 3.0
 	BreakfastStrength           = 2.0
 	FridgeOnlyBreakfastStrength = 1.0
+	FridgeOnlyDinnerStrength    = 2.0
 	MinConfidentDays            = 14
+	ArrivalGap                  = 5 // minutes
 )
 
 // Meal names.
@@ -80,21 +96,23 @@ const (
 )
 
 // mealBands are the meals in the order of the day, each with the band [from, to)
-// (minutes of the day) in which its centre may lie.
+// (minutes of the day) in which its centre may lie, and the strength at which an
+// episode is meal-like, with the home's sensors and with the fridge alone.
 var mealBands = []struct {
-	name     string
-	from, to int
-	strength float64 // an episode at least this strong is meal-like
+	name           string
+	from, to       int
+	strength       float64
+	fridgeStrength float64
 }{
-	{Breakfast, 5 * 60, 12 * 60, BreakfastStrength},
-	{Lunch, 11*60 + 30, 16*60 + 30, MealStrength},
-	{Dinner, 17 * 60, 23 * 60, MealStrength},
+	{Breakfast, 5 * 60, 12 * 60, BreakfastStrength, FridgeOnlyBreakfastStrength},
+	{Lunch, 11*60 + 30, 16*60 + 30, MealStrength, MealStrength},
+	{Dinner, 17 * 60, 23 * 60, MealStrength, FridgeOnlyDinnerStrength},
 }
 
 // mealWeights is the strength each kind of evidence adds to an episode.
 var mealWeights = struct {
-	fridge, fridgeMax, cupboard, cooking, span float64
-}{fridge: 1, fridgeMax: 2, cupboard: 1, cooking: 1.5, span: 1}
+	fridge, fridgeMax, cupboard, cupboardMax, cooking, span float64
+}{fridge: 1, fridgeMax: 2, cupboard: 1, cupboardMax: 2, cooking: 1.5, span: 1}
 
 // Sensor modes: what kind of kitchen evidence a home can give, strongest first, with
 // the confidence each lends a meal tag.
@@ -139,16 +157,15 @@ type kitchenEvent struct {
 type episode struct {
 	start, end int
 	fridge     int
-	cupboard   int
 	cooking    int
 	kinds      []device.Kind
+	cupboards  []string // the distinct cupboard and dishwasher devices used
+	arrival    bool     // an entry door opened shortly before it began
 }
 
 func (e *episode) strength() float64 {
 	w := mealWeights.fridge * math.Min(float64(e.fridge), mealWeights.fridgeMax)
-	if e.cupboard > 0 {
-		w += mealWeights.cupboard
-	}
+	w += mealWeights.cupboard * math.Min(float64(len(e.cupboards)), mealWeights.cupboardMax)
 	if e.cooking > 0 {
 		w += mealWeights.cooking
 	}
@@ -158,12 +175,14 @@ func (e *episode) strength() float64 {
 	return w
 }
 
-// mealLike reports whether an episode is strong enough for a meal (see mealBands).
-func mealLike(e *episode, strength float64, fridgeOnly bool) bool {
-	if fridgeOnly && strength == BreakfastStrength {
-		strength = FridgeOnlyBreakfastStrength
+// mealLike reports whether an episode is at least as strong as need (a band's
+// strength for the home's sensor mode). A short episode just after an entry door
+// opened is coming home and putting things away, however strong.
+func mealLike(e *episode, need float64) bool {
+	if e.arrival && e.end-e.start < MealSpan {
+		return false
 	}
-	return e.strength() >= strength
+	return e.strength() >= need
 }
 
 // MealReport is what the meal detector found in one window of rollup days.
@@ -209,6 +228,7 @@ func DetectMeals(days []*store.Day, now time.Time, loc *time.Location) *MealRepo
 	byDate := map[string][]kitchenEvent{}
 	weekend := map[string]bool{}
 	have := map[device.Kind]bool{}
+	doors := map[string][]int{}
 	today := now.In(loc).Format(time.DateOnly)
 	for _, d := range days {
 		if d.Date > today || (d.Signal != device.SignalDoor && d.Signal != device.SignalActive) {
@@ -220,6 +240,11 @@ func DetectMeals(days []*store.Day, now time.Time, loc *time.Location) *MealRepo
 		}
 		if d.Kind.Kitchen() || d.Kind == device.KindEntryDoor || d.Kind == device.KindMotion {
 			rep.Occupied[d.Date] = true
+		}
+		if d.Kind == device.KindEntryDoor {
+			for _, m := range d.Starts {
+				doors[d.Date] = append(doors[d.Date], int(m))
+			}
 		}
 		if _, ok := classOf(d.Kind); !ok {
 			continue
@@ -248,20 +273,38 @@ func DetectMeals(days []*store.Day, now time.Time, loc *time.Location) *MealRepo
 	eps := make(map[string][]episode, len(byDate))
 	for date, evs := range byDate {
 		eps[date] = episodesOf(evs)
+		for i := range eps[date] {
+			e := &eps[date][i]
+			for _, m := range doors[date] {
+				if m <= e.start && e.start-m <= ArrivalGap {
+					e.arrival = true
+				}
+			}
+		}
 	}
 	nowMin := now.In(loc).Hour()*60 + now.In(loc).Minute()
 	prevCentre := [2]int{-1, -1} // weekday, weekend
 	var centres [][2]int
+	claimed := map[string]int{} // date → start of the latest episode an earlier meal claimed
 	for _, b := range mealBands {
-		c := learnCentres(eps, weekend, b.from, b.to, b.strength, fridgeOnly, prevCentre)
+		need := b.strength
+		if fridgeOnly {
+			need = b.fridgeStrength
+		}
+		c := learnCentres(eps, weekend, b.from, b.to, need, prevCentre, claimed)
 		centres = append(centres, c)
 		for t := range 2 {
 			if c[t] >= 0 {
 				prevCentre[t] = c[t]
 			}
 		}
+		claimEpisodes(eps, weekend, c, need, claimed)
 	}
 	for i, b := range mealBands {
+		need := b.strength
+		if fridgeOnly {
+			need = b.fridgeStrength
+		}
 		f := &MealFinding{Meal: b.name, Dates: map[string]int{}, Used: map[device.Kind]int{}}
 		for t := range 2 {
 			f.Windows[t] = windowOf(centres, i, t)
@@ -274,7 +317,7 @@ func DetectMeals(days []*store.Day, now time.Time, loc *time.Location) *MealRepo
 			win := f.Windows[t]
 			for j := range es {
 				e := &es[j]
-				if e.start >= win[0] && e.start < win[1] && mealLike(e, b.strength, fridgeOnly) {
+				if e.start >= win[0] && e.start < win[1] && mealLike(e, need) {
 					f.Dates[date] = e.start
 					for _, k := range e.kinds {
 						f.Used[k]++
@@ -340,7 +383,9 @@ func episodesOf(evs []kitchenEvent) []episode {
 		case classFridge:
 			cur.fridge++
 		case classCupboard:
-			cur.cupboard++
+			if !slices.Contains(cur.cupboards, e.dev) {
+				cur.cupboards = append(cur.cupboards, e.dev)
+			}
 		case classCooking:
 			cur.cooking++
 		}
@@ -354,12 +399,15 @@ func episodesOf(evs []kitchenEvent) []episode {
 // learnCentres finds a meal's centre in [from, to) for weekdays and weekend days
 // (index 0, 1; -1 when no meal-like episode starts in the band), each at least
 // MinSeparation after prev (the previous meal's centres).
-func learnCentres(eps map[string][]episode, weekend map[string]bool, from, to int, strength float64, fridgeOnly bool, prev [2]int) [2]int {
+func learnCentres(eps map[string][]episode, weekend map[string]bool, from, to int, need float64, prev [2]int, claimed map[string]int) [2]int {
 	var all, we, wd [][]int
 	for date, es := range eps {
 		var starts []int
 		for i := range es {
-			if es[i].start >= from-Tolerance && es[i].start < to+Tolerance && mealLike(&es[i], strength, fridgeOnly) {
+			if c, ok := claimed[date]; ok && es[i].start <= c {
+				continue // an earlier meal's episode, or before it
+			}
+			if es[i].start >= from-Tolerance && es[i].start < to+Tolerance && mealLike(&es[i], need) {
 				starts = append(starts, es[i].start)
 			}
 		}
@@ -388,14 +436,15 @@ func learnCentres(eps map[string][]episode, weekend map[string]bool, from, to in
 }
 
 // bestCentre is the minute in [from, to), at least MinSeparation after prev (when
-// prev >= 0), near which (within Tolerance) the most dates have a meal-like episode
-// (the earliest such minute on a tie); -1 when none has.
+// prev >= 0), near which (within CentreRadius) the most dates have a meal-like
+// episode: the middle of the first run of such minutes (a household whose meals
+// wander over an hour is centred on that hour's middle, not its start); -1 when none
+// has.
 func bestCentre(dates [][]int, from, to, prev int) int {
 	if prev >= 0 {
 		from = max(from, prev+MinSeparation)
 	}
-	best, bestN := -1, 0
-	for c := from; c < to; c += 10 {
+	near := func(c int) int {
 		n := 0
 		for _, starts := range dates {
 			for _, s := range starts {
@@ -405,11 +454,47 @@ func bestCentre(dates [][]int, from, to, prev int) int {
 				}
 			}
 		}
-		if n > bestN {
+		return n
+	}
+	best, bestN := -1, 0
+	for c := from; c < to; c += 10 {
+		if n := near(c); n > bestN {
 			best, bestN = c, n
 		}
 	}
+	if best >= 0 {
+		end := best
+		for c := best + 10; c < to && near(c) == bestN; c += 10 {
+			end = c
+		}
+		best += (end - best) / 20 * 10
+	}
 	return best
+}
+
+// claimEpisodes records, for each date, the start of the first meal-like episode
+// within Tolerance of the meal's centre (c, by day type): the meal's own episode. A
+// later meal's centre is learned only from episodes after it, so a late breakfast is
+// not taken for an early lunch.
+func claimEpisodes(eps map[string][]episode, weekend map[string]bool, c [2]int, need float64, claimed map[string]int) {
+	for date, es := range eps {
+		t := 0
+		if weekend[date] {
+			t = 1
+		}
+		if c[t] < 0 {
+			continue
+		}
+		for i := range es {
+			e := &es[i]
+			if e.start >= c[t]-Tolerance && e.start <= c[t]+Tolerance && mealLike(e, need) {
+				if p, ok := claimed[date]; !ok || e.start > p {
+					claimed[date] = e.start
+				}
+				break
+			}
+		}
+	}
 }
 
 // windowOf is meal i's window for day type t: from its centre to halfway to the
@@ -431,6 +516,12 @@ func windowOf(centres [][2]int, i, t int) [2]int {
 			hi = min(hi, (c+n+1)/2)
 			break
 		}
+	}
+	if i == 0 {
+		lo = min(lo, mealBands[0].from)
+	}
+	if i == len(centres)-1 {
+		hi = max(hi, mealBands[i].to)
 	}
 	return [2]int{max(lo, 0), min(hi, 24*60)}
 }

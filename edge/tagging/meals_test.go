@@ -230,7 +230,14 @@ func TestSensorModes(t *testing.T) {
 // have each meal match the simulator's truth: date-level precision and recall.
 // Measured when chosen (20 seeds): appliances: breakfast P 0.941 R 0.961, lunch P
 // 0.508 R 0.593, dinner P 0.943 R 0.947; fridge only: breakfast P 0.876 R 0.992,
-// lunch P 0.460 R 0.420, dinner P 0.952 R 0.886.
+// lunch P 0.460 R 0.420, dinner P 0.952 R 0.886. After the changes of issue 15's
+// second round (plateau centres, claimed episodes, open outer windows, distinct
+// cupboards, arrivals, fridge-only dinner at 2): appliances: breakfast P 0.939 R
+// 0.964, lunch P 0.498 R 0.599, dinner P 0.940 R 0.950; fridge only: breakfast P
+// 0.874 R 1.000, lunch P 0.439 R 0.426, dinner P 0.896 R 0.977. The fridge-only
+// dinner trades precision for recall (FP 153 → 391, FN 394 → 79): its share moved
+// from 7 % under the truth to 9 % over it here, and from 0.24-0.31 under it to within
+// 0.15 in the real homes.
 func TestMealDatesOnSimulatedHomes(t *testing.T) {
 	loc, err := time.LoadLocation("Europe/Amsterdam")
 	if err != nil {
@@ -243,7 +250,7 @@ func TestMealDatesOnSimulatedHomes(t *testing.T) {
 	type pr struct{ p, r float64 }
 	want := map[string]map[string]pr{
 		"appliances": {Breakfast: {0.92, 0.94}, Lunch: {0.45, 0.52}, Dinner: {0.92, 0.92}},
-		"fridge":     {Breakfast: {0.85, 0.97}, Lunch: {0.40, 0.36}, Dinner: {0.92, 0.86}},
+		"fridge":     {Breakfast: {0.85, 0.97}, Lunch: {0.40, 0.36}, Dinner: {0.88, 0.95}},
 	}
 	for set, kinds := range map[string][]device.Kind{"appliances": nil, "fridge": {device.KindFridge}} {
 		counts := map[string]*[3]int{}
@@ -290,5 +297,182 @@ func TestMealDatesOnSimulatedHomes(t *testing.T) {
 				t.Errorf("%s: want precision >= %.2f and recall >= %.2f", msg, w.p, w.r)
 			}
 		}
+	}
+}
+
+// A meal's centre is the middle of the run of minutes that the most dates' meals are
+// near, not its earliest minute: dinners at 19:00 and 20:00 on alternate dates are
+// near every minute from 19:00 to 20:00, and centred at 19:30, between them (issue
+// 15: ARAS house B's dinner centre fell at the early end of such a run).
+func TestMealCentreIsTheMiddleOfItsPlateau(t *testing.T) {
+	var dates [][]int
+	for i := range 10 {
+		dates = append(dates, []int{19*60 + i%2*60})
+	}
+	if c := bestCentre(dates, 17*60, 23*60, -1); c != 19*60+30 {
+		t.Errorf("centre %02d:%02d, want 19:30", c/60, c%60)
+	}
+	// A single best minute stays where it is.
+	if c := bestCentre([][]int{{18*60 + 30}, {18*60 + 30}, {21 * 60}}, 17*60, 23*60, -1); c < 17*60+30 || c > 19*60+30 {
+		t.Errorf("centre %02d:%02d, want within an hour of 18:30", c/60, c%60)
+	}
+}
+
+// The day's last meal has no later meal to share its window with: a 22:15 dinner in
+// a household that mostly eats at 19:00 is dinner (its window runs to the band's end,
+// 23:00), and so is a 05:30 breakfast in one that mostly eats at 08:30.
+func TestLateDinnerAndEarlyBreakfastCount(t *testing.T) {
+	b := dayBuilder{}
+	for i := range 28 {
+		bh, bm, dh, dm := 8, 30, 19, 0
+		if i%4 == 3 {
+			bh, bm, dh, dm = 5, 30, 22, 15
+		}
+		b.on(at(i, bh, bm), device.KindFridge, device.SignalDoor)
+		b.on(at(i, bh, bm+2), device.KindKettle, device.SignalActive)
+		b.on(at(i, dh, dm), device.KindFridge, device.SignalDoor)
+		b.on(at(i, dh, dm+5), device.KindStove, device.SignalActive)
+		b.on(at(i, dh, dm+20), device.KindFridge, device.SignalDoor)
+	}
+	rep := DetectMeals(b.days(), at(28, 0, 0), time.UTC)
+	for _, meal := range []string{Breakfast, Dinner} {
+		if f := rep.Meals[meal]; len(f.Dates) != 28 {
+			t.Errorf("%s on %d of 28 dates (windows %v)", meal, len(f.Dates), f.Windows)
+		}
+	}
+}
+
+// A meal is gathered from several places: a drawer and a cupboard opened over a
+// quarter of an hour, without the fridge, is a dinner in a home whose kitchen
+// sensors are cupboards; one cupboard opened again and again is not (a glass of
+// water, the biscuits).
+func TestDinnerFromSeveralCupboards(t *testing.T) {
+	b := dayBuilder{}
+	want := map[string]bool{}
+	for i := range 28 {
+		b.on(at(i, 8, 0), device.KindFridge, device.SignalDoor)
+		b.onDev(at(i, 8, 2), "cupboard", device.KindKitchenCabinet, device.SignalDoor)
+		if i%2 == 0 { // dinner: the drawer, the cupboard, the drawer again
+			b.onDev(at(i, 19, 50), "drawer", device.KindKitchenCabinet, device.SignalDoor)
+			b.onDev(at(i, 20, 0), "cupboard", device.KindKitchenCabinet, device.SignalDoor)
+			b.onDev(at(i, 20, 10), "drawer", device.KindKitchenCabinet, device.SignalDoor)
+			want[date(i)] = true
+		} else { // the same cupboard four times over a quarter of an hour
+			for m := 0; m <= 15; m += 5 {
+				b.onDev(at(i, 20, m), "cupboard", device.KindKitchenCabinet, device.SignalDoor)
+			}
+		}
+	}
+	got := DetectMeals(b.days(), at(28, 0, 0), time.UTC).Meals[Dinner].Dates
+	for d := range want {
+		if _, ok := got[d]; !ok {
+			t.Errorf("%s: the cupboards-only dinner was not found", d)
+		}
+	}
+	for d := range got {
+		if !want[d] {
+			t.Errorf("%s: one cupboard opened again and again was counted as dinner", d)
+		}
+	}
+}
+
+// Coming home and putting things away (the front door, then the fridge, a cupboard
+// and the microwave within three minutes) is not a meal; cooking for a quarter of an
+// hour straight after coming in is.
+func TestComingHomeIsNotAMeal(t *testing.T) {
+	b := dayBuilder{}
+	want := map[string]bool{}
+	for i := range 28 {
+		b.on(at(i, 8, 0), device.KindFridge, device.SignalDoor)
+		b.on(at(i, 8, 2), device.KindMicrowave, device.SignalActive)
+		switch i % 3 {
+		case 0: // dinner, the front door long before
+			b.on(at(i, 17, 0), device.KindEntryDoor, device.SignalDoor)
+			b.on(at(i, 19, 0), device.KindFridge, device.SignalDoor)
+			b.on(at(i, 19, 1), device.KindKitchenCabinet, device.SignalDoor)
+			b.on(at(i, 19, 3), device.KindMicrowave, device.SignalActive)
+			want[date(i)] = true
+		case 1: // home at 19:00, the shopping away by 19:03
+			b.on(at(i, 19, 0), device.KindEntryDoor, device.SignalDoor)
+			b.on(at(i, 19, 1), device.KindFridge, device.SignalDoor)
+			b.on(at(i, 19, 2), device.KindKitchenCabinet, device.SignalDoor)
+			b.on(at(i, 19, 3), device.KindMicrowave, device.SignalActive)
+		case 2: // home at 19:00 and cooking until 19:20
+			b.on(at(i, 19, 0), device.KindEntryDoor, device.SignalDoor)
+			b.on(at(i, 19, 2), device.KindFridge, device.SignalDoor)
+			b.on(at(i, 19, 4), device.KindMicrowave, device.SignalActive)
+			b.on(at(i, 19, 20), device.KindKitchenCabinet, device.SignalDoor)
+			want[date(i)] = true
+		}
+	}
+	got := DetectMeals(b.days(), at(28, 0, 0), time.UTC).Meals[Dinner].Dates
+	for d := range want {
+		if _, ok := got[d]; !ok {
+			t.Errorf("%s: dinner not found", d)
+		}
+	}
+	for d, s := range got {
+		if !want[d] {
+			t.Errorf("%s: coming home at 19:00 (episode at %02d:%02d) was counted as dinner", d, s/60, s%60)
+		}
+	}
+}
+
+// With the fridge alone, the cupboard or cooker a dinner would add cannot be seen:
+// two fridge uses in one episode are a dinner (as one morning use is a breakfast);
+// one use is not, and lunch keeps its threshold (two uses in the afternoon are as
+// often a snack: the simulator's fridge-only lunch precision fell with it).
+func TestFridgeOnlyDinner(t *testing.T) {
+	b := dayBuilder{}
+	fridge := func(tm time.Time) { b.on(tm, device.KindFridge, device.SignalDoor) }
+	for i := range 28 {
+		fridge(at(i, 8, 0))
+		fridge(at(i, 13, 0))
+		fridge(at(i, 13, 4))
+		if i%2 == 0 {
+			fridge(at(i, 19, 0))
+			fridge(at(i, 19, 4))
+		} else {
+			fridge(at(i, 19, 30))
+		}
+	}
+	rep := DetectMeals(b.days(), at(28, 0, 0), time.UTC)
+	if rep.Mode != "fridge" {
+		t.Fatalf("mode %q, want fridge", rep.Mode)
+	}
+	if n := len(rep.Meals[Dinner].Dates); n != 14 {
+		t.Errorf("fridge-only dinner on %d dates, want the 14 with two openings", n)
+	}
+	if n := len(rep.Meals[Lunch].Dates); n != 0 {
+		t.Errorf("fridge-only lunch on %d dates, want 0 (two quick openings are not lunch)", n)
+	}
+}
+
+// One episode is one meal, and a later meal's times are learned from what follows
+// the earlier meal: a household whose breakfasts wander from 08:00 to 11:00 and who
+// lunch at 14:30 on a few dates has its lunch centred near 14:30, and none of its
+// breakfasts is taken for lunch (without the claim, the four 11:00 breakfasts made a
+// lunch centre at 12:00: ARAS house B's late breakfasts were its lunches).
+func TestLateBreakfastIsNotLunch(t *testing.T) {
+	b := dayBuilder{}
+	lunches := 0
+	for i := range 28 {
+		m := 8*60 + i%7*30 // 08:00 … 11:00
+		b.on(at(i, 0, m), device.KindFridge, device.SignalDoor)
+		b.on(at(i, 0, m+2), device.KindKitchenCabinet, device.SignalDoor)
+		b.on(at(i, 0, m+12), device.KindFridge, device.SignalDoor)
+		if i%10 == 0 { // lunch on 3 dates: fewer than the 11:00 breakfasts
+			b.on(at(i, 14, 30), device.KindFridge, device.SignalDoor)
+			b.on(at(i, 14, 32), device.KindKitchenCabinet, device.SignalDoor)
+			b.on(at(i, 14, 45), device.KindFridge, device.SignalDoor)
+			lunches++
+		}
+	}
+	rep := DetectMeals(b.days(), at(28, 0, 0), time.UTC)
+	if f := rep.Meals[Breakfast]; len(f.Dates) != 28 {
+		t.Errorf("breakfast on %d of 28 dates (windows: breakfast %v, lunch %v)", len(f.Dates), f.Windows, rep.Meals[Lunch].Windows)
+	}
+	if f := rep.Meals[Lunch]; len(f.Dates) != lunches {
+		t.Errorf("lunch on %d dates, want %d (windows: breakfast %v, lunch %v)", len(f.Dates), lunches, rep.Meals[Breakfast].Windows, f.Windows)
 	}
 }

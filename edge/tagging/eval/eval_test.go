@@ -104,11 +104,11 @@ func TestRealHomes(t *testing.T) {
 			if r.Variant == FridgeOnly && m.Confidence > 0.6 {
 				t.Errorf("%s: %s confidence %.2f with the fridge alone, want at most 0.6", name, m.Meal, m.Confidence)
 			}
-			// The scores stay as close to the labels as they were measured (issue 15:
-			// the two homes the method meets its goal on within 0.10; every home and
-			// variant within 0.35, ARAS B's late, rare dinners being the worst at 0.313).
-			limit := 0.35
-			if r.Variant == AllSensors && (r.Home.Name == "kasteren-houseA" || r.Home.Name == "aras-houseA") {
+			// The scores stay as close to the labels as they were measured (issue 15,
+			// second round: with every sensor within 0.10, the worst 0.083; with the
+			// fridge alone within the goal's 0.15, the worst 0.144).
+			limit := 0.15
+			if r.Variant == AllSensors {
 				limit = 0.10
 			}
 			if e := m.Error(); e > limit || -e > limit {
