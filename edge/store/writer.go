@@ -308,7 +308,7 @@ func (s *Store) logGroup(batch []*request) {
 				end, last = records[i+1].at, records[i+1].first-1
 			}
 			wrote, err := s.appendLog(lr.first, int(last-lr.first+1), body[lr.at:end])
-			size := wal.RecordSize(end - lr.at)
+			size := s.wal.RecordSize(end - lr.at)
 			recBytes += min(wrote, size)
 			other += max(wrote-size, 0)
 			if err != nil {
