@@ -4,13 +4,16 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/hearth-iot/hearth/edge/store/wal"
 )
 
 // The flash budget.
 //
-// Every group commit costs the hub's flash at least a page (the log writes whole
-// pages: wal.PageSize), whatever it holds; the database's commits behind the log
-// cost what they change. So at household rates — readings arriving alone, at random
+// Every group commit costs the hub's flash at least a block of the log, whatever
+// it holds: a 512-byte sector where the file system offers direct I/O, else a 4 KB
+// page (wal.Options.BlockSize); the database's commits behind the log cost what
+// they change. So at household rates — readings arriving alone, at random
 // phases — the bytes written per day are set by how many groups the writer makes,
 // not by how many readings there are. The writer holds the bytes it projects per
 // day within Options.FlashBudget by widening its group-commit window: the longest
@@ -19,18 +22,20 @@ import (
 // commit forms the next group), so a backlog replays at full speed.
 //
 // The window is chosen from what the store measures: the rate readings arrive at
-// (λ, per second), the bytes each group writes to the log (b, at least a page), and
+// (λ, per second), the bytes each group writes to the log (b, at least a block), and
 // the bytes per second the database's commits write (d). A window W makes about
 // λ/(1+λW) groups per second (each group takes the reading that opens it and those
 // arriving within W), so the log writes λb/(1+λW) bytes a second; the budget B
-// (bytes a day) allows B/86400 − d of them, hence
+// (bytes a day), less headroom (flashAim), allows 0.9·B/86400 − d of them, hence
 //
-//	W = 1/G − 1/λ,  G = (B/86400 − d) / b   (groups a second the budget allows)
+//	W = 1/G − 1/λ,  G = (0.9·B/86400 − d) / b   (groups a second the budget allows)
 //
 // clamped to [0, MaxDelay]. A lone reading now and then gets W = 0 (it is
-// committed at once: the budget has room for it); ten a second get about 1.8 s at
-// 256 MiB a day. When even MaxDelay cannot hold the budget, the writer uses
-// MaxDelay, and the projection (Flash) shows the budget exceeded.
+// committed at once: the budget has room for it); ten a second get a few hundred
+// milliseconds at 256 MiB a day with sector blocks (groups of a few readings cost a
+// sector or two), about 1.4 s with page blocks. When even MaxDelay cannot hold the
+// budget, the writer uses MaxDelay, and the projection (Flash) shows the budget
+// exceeded.
 //
 // What is counted is what the store writes (the log's pages and headers, the zero
 // fill of new segments, the database's pages: bbolt's allocated pages and meta page
@@ -38,6 +43,12 @@ import (
 // every 5 s that a file changed: mount the data partition with lazytime to spare
 // it) nor what the flash's controller does underneath. docs/performance.md compares
 // it with the kernel's and the device's counters.
+
+// flashAim is the share of the budget the window is chosen to use: the rest is
+// headroom for what the projection cannot see in time — the database's first
+// checkpoint after a quiet start (its rate is 0 until then), a burst of devices
+// coming back, the file system's own writes.
+const flashAim = 0.9
 
 // flashHalfLife is how fast the measured rates forget: the projection follows a
 // change of load within minutes, and one checkpoint does not swing it.
@@ -193,8 +204,8 @@ func (f *flash) windowLocked() (time.Duration, bool) {
 	if lambda <= 0 {
 		return 0, false
 	}
-	perGroup := max(f.groupB.sum/max(f.groups.sum, 1e-9), 4096)
-	allow := float64(f.budget)/86400 - f.dbRate.rate()
+	perGroup := max(f.groupB.sum/max(f.groups.sum, 1e-9), wal.MinBlockSize)
+	allow := flashAim*float64(f.budget)/86400 - f.dbRate.rate()
 	if allow <= 0 {
 		return f.maxWindow, true
 	}
