@@ -89,7 +89,9 @@ func TestFlashWindowFollowsGroupCost(t *testing.T) {
 		g := (flashAim*budget/86400 - d) / b
 		return time.Duration((1/g - 0.1) * float64(time.Second))
 	}
-	near := func(got, want time.Duration) bool { return got > want-20*time.Millisecond && got < want+20*time.Millisecond }
+	near := func(got, want time.Duration) bool {
+		return got > want-20*time.Millisecond && got < want+20*time.Millisecond
+	}
 	sector, page := window(1024, 0), window(4096, 0)
 	if !near(sector, want(1024, 0)) || !near(page, want(4096, 0)) {
 		t.Errorf("windows %s (groups of 1 KB) and %s (4 KB), want about %s and %s", sector, page, want(1024, 0), want(4096, 0))
