@@ -14,9 +14,9 @@ import (
 // write-ahead log and acknowledges it once the log's fdatasync returned.
 //
 // A group opens with the first request the writer takes and closes when one of:
-//   - its readings fill a page of the log (wal.PageSize): a page costs the same
-//     whatever it holds, so waiting longer saves nothing — a burst is committed at
-//     full speed, and what arrives during one commit forms the next group;
+//   - its readings fill a page of the log (wal.PageSize): waiting longer would
+//     save at most a block's padding and a record header, so a burst is committed
+//     at full speed, and what arrives during one commit forms the next group;
 //   - MaxBatch readings;
 //   - the window has passed since it opened (flash.go: chosen to hold FlashBudget;
 //     0 with the budget off, when the group is what was queued, paced by
