@@ -3,9 +3,12 @@ package wal_test
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/hearth-iot/hearth/edge/store/wal"
 )
@@ -73,4 +76,37 @@ func TestKernelAccountsWhatTheLogWrites(t *testing.T) {
 		t.Errorf("blocks of %d bytes: the kernel accounted %d bytes for %d appends, as many as %d pages", block, accounted, appends, appends)
 	}
 	t.Logf("blocks of %d bytes: the log wrote %d bytes; the kernel accounted %d", block, wrote, accounted)
+}
+
+// The log's block size is the file system's direct I/O unit where it offers one of
+// at most a page, else a page: on the test's temporary directory (ext4 on the dev
+// machine: 512) and on /dev/shm (tmpfs: no direct I/O unit, so pages).
+func TestBlockSizeFollowsTheFileSystem(t *testing.T) {
+	dirs := []string{t.TempDir()}
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		if d, err := os.MkdirTemp("/dev/shm", "wal-test-"); err == nil {
+			t.Cleanup(func() { _ = os.RemoveAll(d) })
+			dirs = append(dirs, d)
+		}
+	}
+	for _, dir := range dirs {
+		probe := filepath.Join(dir, "probe")
+		if err := os.WriteFile(probe, make([]byte, wal.PageSize), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		want := int64(wal.PageSize)
+		var st unix.Statx_t
+		if unix.Statx(unix.AT_FDCWD, probe, 0, unix.STATX_DIOALIGN, &st) == nil && st.Mask&unix.STATX_DIOALIGN != 0 &&
+			st.Dio_offset_align > 0 && st.Dio_offset_align <= wal.PageSize && st.Dio_mem_align > 0 {
+			want = max(int64(st.Dio_offset_align), wal.MinBlockSize)
+		}
+		l, _ := openLog(t, filepath.Join(dir, "log"), &wal.Options{SegmentSize: 64 << 10})
+		if _, err := l.Append(1, 1, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if got := l.BlockSize(); got != want {
+			t.Errorf("%s: block size %d, want %d", dir, got, want)
+		}
+		t.Logf("%s: blocks of %d bytes", dir, l.BlockSize())
+	}
 }
