@@ -23,7 +23,9 @@ import (
 //
 // The window is chosen from what the store measures: the rate readings arrive at
 // (λ, per second), the bytes each group writes to the log (b, at least a block), and
-// the bytes per second the database's commits write (d). A window W makes about
+// the bytes per second the database's commits write (d: their recent rate, or the
+// readings' rate times what the last large checkpoint wrote per reading, whichever
+// is more). A window W makes about
 // λ/(1+λW) groups per second (each group takes the reading that opens it and those
 // arriving within W), so the log writes λb/(1+λW) bytes a second; the budget B
 // (bytes a day), less headroom (flashAim), allows B/(2·86400) − d of them, hence
@@ -89,17 +91,18 @@ type flash struct {
 	maxWindow time.Duration
 	now       func() time.Time
 
-	start     time.Time
-	day       time.Time // local midnight of the current day
-	today     int64
-	logBytes  int64
-	dbBytes   int64
-	last      time.Time // when the decayed sums were last brought up to date
-	bytesRate decayed   // all bytes written
-	dbRate    decayed   // the database's
-	readings  decayed   // readings logged
-	groups    decayed   // groups logged
-	groupB    decayed   // their bytes
+	start      time.Time
+	day        time.Time // local midnight of the current day
+	today      int64
+	logBytes   int64
+	dbBytes    int64
+	last       time.Time // when the decayed sums were last brought up to date
+	perReading float64   // the database's bytes per reading at the last checkpoint of many
+	bytesRate  decayed   // all bytes written
+	dbRate     decayed   // the database's
+	readings   decayed   // readings logged
+	groups     decayed   // groups logged
+	groupB     decayed   // their bytes
 }
 
 // decayed is a sum whose past halves every flashHalfLife, with the time it covers,
@@ -112,7 +115,8 @@ const flashPrior = 10 * time.Second
 
 func newFlash(budget int64, maxWindow time.Duration, now func() time.Time) *flash {
 	t := now()
-	f := &flash{budget: budget, maxWindow: maxWindow, now: now, start: t, last: t, day: midnight(t)}
+	f := &flash{budget: budget, maxWindow: maxWindow, now: now, start: t, last: t, day: midnight(t),
+		perReading: dbPerReadingPrior}
 	for _, d := range []*decayed{&f.bytesRate, &f.dbRate, &f.readings, &f.groups, &f.groupB} {
 		d.weight = flashPrior.Seconds()
 	}
@@ -179,10 +183,25 @@ func (f *flash) other(bytes int64) {
 	f.bytesRate.sum += float64(bytes)
 }
 
-// committed records a commit of the database that wrote bytes.
-func (f *flash) committed(bytes int64) {
+// dbPerReadingPrior is what the database is taken to write per reading before a
+// checkpoint has measured it (flash.perReading): an event in the events bucket with
+// its key and bbolt's element header, pages packed full, and a share of the
+// rollups' records (122 B measured at ten readings a second, docs/performance.md).
+const dbPerReadingPrior = 128
+
+// minMeasuredEvents is the fewest events a checkpoint must hold for its bytes per
+// event to replace the estimate: a checkpoint of a few events is mostly the rollups'
+// records, whatever the rate.
+const minMeasuredEvents = 100
+
+// committed records a commit of the database that wrote bytes, holding events
+// readings (0 for a commit of other records).
+func (f *flash) committed(bytes int64, events int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if events >= minMeasuredEvents {
+		f.perReading = float64(bytes) / float64(events)
+	}
 	f.advance(f.now())
 	f.today += bytes
 	f.dbBytes += bytes
@@ -209,7 +228,11 @@ func (f *flash) windowLocked() (time.Duration, bool) {
 		return 0, false
 	}
 	perGroup := max(f.groupB.sum/max(f.groups.sum, 1e-9), wal.MinBlockSize)
-	allow := flashAim*float64(f.budget)/86400 - f.dbRate.rate()
+	// The database's share: its recent rate, or what the readings now arriving will
+	// cost at the next checkpoint, whichever is more (between checkpoints, and before
+	// the first, the rate alone reads as 0).
+	db := max(f.dbRate.rate(), f.perReading*lambda)
+	allow := flashAim*float64(f.budget)/86400 - db
 	if allow <= 0 {
 		return f.maxWindow, true
 	}
