@@ -86,3 +86,7 @@ func (d *directFile) ReadAt(p []byte, off int64) (int, error) {
 
 func (d *directFile) Sync() error  { return fdatasync(d.f) }
 func (d *directFile) Close() error { return d.f.Close() }
+
+// isDirect marks a file written with direct I/O (Log.startSegment falls back to the
+// page cache when its first write is refused).
+func (*directFile) isDirect() {}

@@ -373,7 +373,7 @@ func (l *Log) startSegment() (int64, error) {
 	hdr := make([]byte, PageSize)
 	encodeHeader(hdr, index, l.opts.SegmentSize, block)
 	_, err = f.WriteAt(hdr, 0)
-	if _, direct := f.(*directFile); direct && errors.Is(err, syscall.EINVAL) {
+	if _, direct := f.(interface{ isDirect() }); direct && errors.Is(err, syscall.EINVAL) {
 		// The file system took O_DIRECT at open but refuses the write (some network
 		// and FUSE file systems): write this segment through the page cache.
 		l.opts.Logger.Warn("write-ahead log: direct I/O refused, writing through the page cache",
