@@ -360,7 +360,7 @@ func (s *Store) commitLocked(reason string) error {
 	// Every page a commit writes is newly allocated (bbolt copies on write), plus
 	// the meta page.
 	written := after.GetPageAlloc() - before.GetPageAlloc() + int64(s.db.Info().PageSize)
-	s.flash.committed(written)
+	s.flash.committed(written, events)
 	s.m.commits.Inc()
 	s.m.checkpoints.WithLabelValues(reason).Inc()
 	s.m.checkpointEvents.Observe(float64(events))

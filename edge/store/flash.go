@@ -4,13 +4,16 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/hearth-iot/hearth/edge/store/wal"
 )
 
 // The flash budget.
 //
-// Every group commit costs the hub's flash at least a page (the log writes whole
-// pages: wal.PageSize), whatever it holds; the database's commits behind the log
-// cost what they change. So at household rates — readings arriving alone, at random
+// Every group commit costs the hub's flash at least a block of the log, whatever
+// it holds: a 512-byte sector where the file system offers direct I/O, else a 4 KB
+// page (wal.Options.BlockSize); the database's commits behind the log cost what
+// they change. So at household rates — readings arriving alone, at random
 // phases — the bytes written per day are set by how many groups the writer makes,
 // not by how many readings there are. The writer holds the bytes it projects per
 // day within Options.FlashBudget by widening its group-commit window: the longest
@@ -19,18 +22,21 @@ import (
 // commit forms the next group), so a backlog replays at full speed.
 //
 // The window is chosen from what the store measures: the rate readings arrive at
-// (λ, per second), the bytes each group writes to the log (b, at least a page), and
-// the bytes per second the database's commits write (d). A window W makes about
+// (λ, per second), the bytes each group writes to the log (b, at least a block), and
+// the bytes per second the database's commits write (d: their recent rate, or the
+// readings' rate times what the last large checkpoint wrote per reading, whichever
+// is more). A window W makes about
 // λ/(1+λW) groups per second (each group takes the reading that opens it and those
 // arriving within W), so the log writes λb/(1+λW) bytes a second; the budget B
-// (bytes a day) allows B/86400 − d of them, hence
+// (bytes a day), less headroom (flashAim), allows B/(2·86400) − d of them, hence
 //
-//	W = 1/G − 1/λ,  G = (B/86400 − d) / b   (groups a second the budget allows)
+//	W = 1/G − 1/λ,  G = (B/(2·86400) − d) / b   (groups a second the budget allows)
 //
 // clamped to [0, MaxDelay]. A lone reading now and then gets W = 0 (it is
-// committed at once: the budget has room for it); ten a second get about 1.8 s at
-// 256 MiB a day. When even MaxDelay cannot hold the budget, the writer uses
-// MaxDelay, and the projection (Flash) shows the budget exceeded.
+// committed at once: the budget has room for it); five a second get about 0.3 s at
+// 256 MiB a day with sector blocks (groups of a few readings cost a sector or two),
+// ten a second the longest window. When even MaxDelay cannot hold the budget, the
+// writer uses MaxDelay, and the projection (Flash) shows the budget exceeded.
 //
 // What is counted is what the store writes (the log's pages and headers, the zero
 // fill of new segments, the database's pages: bbolt's allocated pages and meta page
@@ -38,6 +44,17 @@ import (
 // every 5 s that a file changed: mount the data partition with lazytime to spare
 // it) nor what the flash's controller does underneath. docs/performance.md compares
 // it with the kernel's and the device's counters.
+
+// flashAim is the share of the budget the window is chosen to use. The rest is
+// headroom for what the projection cannot see in time: the database's first
+// checkpoint after a quiet start (its rate is 0 until then), a backlog replayed after
+// days offline, the file system's own writes. It also keeps commits few: each costs
+// a write, an fdatasync and a wake-up of every waiting sender (about 0.6 ms of CPU
+// in one run on the dev machine), so spending the whole budget on shorter waits would cost
+// the hub CPU for acknowledgements nobody is waiting on (bench-flash at 10 readings
+// a second: aiming at 90% gave 2.1 readings a commit, p99 0.54 s and 1.10% of a core;
+// at half, 12 a commit, p99 1.3 s and 0.84%).
+const flashAim = 0.5
 
 // flashHalfLife is how fast the measured rates forget: the projection follows a
 // change of load within minutes, and one checkpoint does not swing it.
@@ -74,17 +91,18 @@ type flash struct {
 	maxWindow time.Duration
 	now       func() time.Time
 
-	start     time.Time
-	day       time.Time // local midnight of the current day
-	today     int64
-	logBytes  int64
-	dbBytes   int64
-	last      time.Time // when the decayed sums were last brought up to date
-	bytesRate decayed   // all bytes written
-	dbRate    decayed   // the database's
-	readings  decayed   // readings logged
-	groups    decayed   // groups logged
-	groupB    decayed   // their bytes
+	start      time.Time
+	day        time.Time // local midnight of the current day
+	today      int64
+	logBytes   int64
+	dbBytes    int64
+	last       time.Time // when the decayed sums were last brought up to date
+	perReading float64   // the database's bytes per reading at the last checkpoint of many
+	bytesRate  decayed   // all bytes written
+	dbRate     decayed   // the database's
+	readings   decayed   // readings logged
+	groups     decayed   // groups logged
+	groupB     decayed   // their bytes
 }
 
 // decayed is a sum whose past halves every flashHalfLife, with the time it covers,
@@ -97,7 +115,8 @@ const flashPrior = 10 * time.Second
 
 func newFlash(budget int64, maxWindow time.Duration, now func() time.Time) *flash {
 	t := now()
-	f := &flash{budget: budget, maxWindow: maxWindow, now: now, start: t, last: t, day: midnight(t)}
+	f := &flash{budget: budget, maxWindow: maxWindow, now: now, start: t, last: t, day: midnight(t),
+		perReading: dbPerReadingPrior}
 	for _, d := range []*decayed{&f.bytesRate, &f.dbRate, &f.readings, &f.groups, &f.groupB} {
 		d.weight = flashPrior.Seconds()
 	}
@@ -164,10 +183,25 @@ func (f *flash) other(bytes int64) {
 	f.bytesRate.sum += float64(bytes)
 }
 
-// committed records a commit of the database that wrote bytes.
-func (f *flash) committed(bytes int64) {
+// dbPerReadingPrior is what the database is taken to write per reading before a
+// checkpoint has measured it (flash.perReading): an event in the events bucket with
+// its key and bbolt's element header, pages packed full, and a share of the
+// rollups' records (122 B measured at ten readings a second, docs/performance.md).
+const dbPerReadingPrior = 128
+
+// minMeasuredEvents is the fewest events a checkpoint must hold for its bytes per
+// event to replace the estimate: a checkpoint of a few events is mostly the rollups'
+// records, whatever the rate.
+const minMeasuredEvents = 100
+
+// committed records a commit of the database that wrote bytes, holding events
+// readings (0 for a commit of other records).
+func (f *flash) committed(bytes int64, events int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if events >= minMeasuredEvents {
+		f.perReading = float64(bytes) / float64(events)
+	}
 	f.advance(f.now())
 	f.today += bytes
 	f.dbBytes += bytes
@@ -193,8 +227,12 @@ func (f *flash) windowLocked() (time.Duration, bool) {
 	if lambda <= 0 {
 		return 0, false
 	}
-	perGroup := max(f.groupB.sum/max(f.groups.sum, 1e-9), 4096)
-	allow := float64(f.budget)/86400 - f.dbRate.rate()
+	perGroup := max(f.groupB.sum/max(f.groups.sum, 1e-9), wal.MinBlockSize)
+	// The database's share: its recent rate, or what the readings now arriving will
+	// cost at the next checkpoint, whichever is more (between checkpoints, and before
+	// the first, the rate alone reads as 0).
+	db := max(f.dbRate.rate(), f.perReading*lambda)
+	allow := flashAim*float64(f.budget)/86400 - db
 	if allow <= 0 {
 		return f.maxWindow, true
 	}

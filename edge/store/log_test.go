@@ -52,9 +52,12 @@ func logCrashCopy(t *testing.T, n int) (string, string) {
 	return crashed, filepath.Join(crashed+walSuffix, filepath.Base(segs[len(segs)-1]))
 }
 
-// recordAt is the offset of the k-th record (from 0) of a segment written one small
-// group at a time: each record is one page, after the segment's header page.
-func recordAt(k int) int64 { return int64(k+1) * wal.PageSize }
+// recordAt is the offset of the k-th record (from 0) of segment seg written one small
+// group at a time: each record is one block (the header says its size), after the
+// segment's header page.
+func recordAt(seg []byte, k int) int64 {
+	return wal.PageSize + int64(k)*int64(binary.BigEndian.Uint32(seg[12:]))
+}
 
 func readingsOf(t *testing.T, s *Store) map[uint64]bool {
 	t.Helper()
@@ -78,13 +81,13 @@ func TestLogTornLastRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	torn := bytes.Clone(b[recordAt(n-1) : recordAt(n-1)+2*waltest.Sector])
+	torn := bytes.Clone(b[recordAt(b, n-1) : recordAt(b, n-1)+2*waltest.Sector])
 	binary.BigEndian.PutUint64(torn[16:], n+1)
 	f, err := os.OpenFile(seg, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteAt(torn, recordAt(n)); err != nil {
+	if _, err := f.WriteAt(torn, recordAt(b, n)); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
@@ -128,7 +131,7 @@ func TestLogCorruptSegment(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := append([]byte(nil), orig...)
-	b[recordAt(2)+wal.RecordHeaderSize+3] ^= 0x40 // a bit of the third record's body
+	b[recordAt(b, 2)+wal.RecordHeaderSize+3] ^= 0x40 // a bit of the third record's body
 	if err := os.WriteFile(seg, b, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 
 // The first reading after Open, and after a compaction (which removes the log's
 // segments and spares: erasure), is logged into a segment made ready beforehand: its
-// commit writes a header page and its record, not a segment of zeros.
+// commit writes a header page and its record (a block), not a segment of zeros.
 func TestFirstReadingDoesNotWaitForZeros(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "hearth.db"), nil)
 	defer s.Close()
@@ -22,13 +22,13 @@ func TestFirstReadingDoesNotWaitForZeros(t *testing.T) {
 		wantCommitted(t, done)
 		return s.Flash().LogBytes - before
 	}
-	if got, want := commitOne(1), int64(2*wal.PageSize); got != want {
+	if got, want := commitOne(1), wal.PageSize+s.wal.BlockSize(); got != want {
 		t.Errorf("the first reading after Open wrote %d bytes to the log, want %d (a header page and the record)", got, want)
 	}
 	if _, err := s.Compact(); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := commitOne(2), int64(2*wal.PageSize); got != want {
+	if got, want := commitOne(2), wal.PageSize+s.wal.BlockSize(); got != want {
 		t.Errorf("the first reading after a compaction wrote %d bytes to the log, want %d (a header page and the record)", got, want)
 	}
 }

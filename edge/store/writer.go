@@ -14,9 +14,9 @@ import (
 // write-ahead log and acknowledges it once the log's fdatasync returned.
 //
 // A group opens with the first request the writer takes and closes when one of:
-//   - its readings fill a page of the log (wal.PageSize): a page costs the same
-//     whatever it holds, so waiting longer saves nothing — a burst is committed at
-//     full speed, and what arrives during one commit forms the next group;
+//   - its readings fill a page of the log (wal.PageSize): waiting longer would
+//     save at most a block's padding and a record header, so a burst is committed
+//     at full speed, and what arrives during one commit forms the next group;
 //   - MaxBatch readings;
 //   - the window has passed since it opened (flash.go: chosen to hold FlashBudget;
 //     0 with the budget off, when the group is what was queued, paced by
@@ -308,7 +308,7 @@ func (s *Store) logGroup(batch []*request) {
 				end, last = records[i+1].at, records[i+1].first-1
 			}
 			wrote, err := s.appendLog(lr.first, int(last-lr.first+1), body[lr.at:end])
-			size := wal.RecordSize(end - lr.at)
+			size := s.wal.RecordSize(end - lr.at)
 			recBytes += min(wrote, size)
 			other += max(wrote-size, 0)
 			if err != nil {

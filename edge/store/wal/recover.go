@@ -94,6 +94,7 @@ type segData struct {
 	name  string
 	f     File
 	data  []byte
+	block int64 // its records' unit, from its header
 	err   error // the header is unreadable
 }
 
@@ -112,14 +113,14 @@ func (l *Log) recover(indices []uint64) (*Recovery, error) {
 			return nil, err
 		}
 		segs = append(segs, sd)
-		l.live = append(l.live, &segment{index: i, name: sd.name, f: sd.f})
+		l.live = append(l.live, &segment{index: i, name: sd.name, f: sd.f, block: sd.block})
 	}
 	var (
 		expect  uint64 // the sequence the next record must start at (0: any)
 		damaged bool
 	)
 	// stop records the damage and counts every valid record after it: the rest of
-	// segment k from offset off on (page by page), and every later segment.
+	// segment k from offset off on (block by block), and every later segment.
 	stop := func(k int, off int64, what string) {
 		damaged = true
 		rec.Damage = what
@@ -127,9 +128,9 @@ func (l *Log) recover(indices []uint64) (*Recovery, error) {
 		for j := k; j < len(segs); j++ {
 			from := int64(PageSize)
 			if j == k {
-				from = off + PageSize
+				from = off + segs[j].block
 			}
-			for _, r := range scanPages(segs[j], from) {
+			for _, r := range scanBlocks(segs[j], from) {
 				rec.After.add(r)
 			}
 		}
@@ -165,7 +166,7 @@ func (l *Log) recover(indices []uint64) (*Recovery, error) {
 				continue
 			case recEnd:
 				// The segment's records end here; none of this generation may follow.
-				if after := scanPages(sd, off+PageSize); len(after) > 0 {
+				if after := scanBlocks(sd, off+sd.block); len(after) > 0 {
 					stop(k, off, fmt.Sprintf("the header of the record at %s is damaged (valid records follow it)", Position{sd.index, off}))
 					continue
 				}
@@ -194,9 +195,9 @@ func (l *Log) recover(indices []uint64) (*Recovery, error) {
 	return rec, nil
 }
 
-// cutAt zeroes the page at off of segment sd, where a torn record starts, and syncs.
+// cutAt zeroes the block at off of segment sd, where a torn record starts, and syncs.
 func cutAt(sd *segData, off int64) error {
-	if _, err := sd.f.WriteAt(make([]byte, PageSize), off); err != nil {
+	if _, err := sd.f.WriteAt(make([]byte, sd.block), off); err != nil {
 		return fmt.Errorf("wal: cut the torn tail of %s: %w", sd.name, err)
 	}
 	if err := sd.f.Sync(); err != nil {
@@ -206,13 +207,13 @@ func cutAt(sd *segData, off int64) error {
 }
 
 // laterValid reports whether a valid record follows offset off of segment k: in
-// the rest of it (page by page) or in a later segment.
+// the rest of it (block by block) or in a later segment.
 func laterValid(segs []*segData, k int, off int64) bool {
-	if len(scanPages(segs[k], off+PageSize)) > 0 {
+	if len(scanBlocks(segs[k], off+segs[k].block)) > 0 {
 		return true
 	}
 	for _, s := range segs[k+1:] {
-		if s.err == nil && len(scanPages(s, PageSize)) > 0 {
+		if s.err == nil && len(scanBlocks(s, PageSize)) > 0 {
 			return true
 		}
 	}
@@ -238,34 +239,36 @@ func (l *Log) readSegment(index uint64) (*segData, error) {
 		return nil, fmt.Errorf("wal: read %s: %w", path, err)
 	}
 	dropCached(f) // read whole: appends to it must not dirty the folios readahead made (osFile)
-	sd.err = checkHeader(sd.data, index)
+	sd.block, sd.err = checkHeader(sd.data, index)
 	if sd.err != nil {
 		sd.err = fmt.Errorf("segment %s: %w", name, sd.err)
 	}
 	return sd, nil
 }
 
-// checkHeader checks a segment's header page against the index in its name.
-func checkHeader(b []byte, index uint64) error {
+// checkHeader checks a segment's header page against the index in its name and
+// returns the segment's block size.
+func checkHeader(b []byte, index uint64) (int64, error) {
 	if len(b) < PageSize {
-		return fmt.Errorf("%d bytes, shorter than its header page", len(b))
+		return PageSize, fmt.Errorf("%d bytes, shorter than its header page", len(b))
 	}
 	if !bytes.Equal(b[:8], []byte(segMagic)) {
-		return fmt.Errorf("no segment header (magic %q)", b[:8])
+		return PageSize, fmt.Errorf("no segment header (magic %q)", b[:8])
 	}
 	if crc32.Checksum(b[:32], castagnoli) != binary.BigEndian.Uint32(b[32:]) {
-		return fmt.Errorf("header checksum mismatch")
+		return PageSize, fmt.Errorf("header checksum mismatch")
 	}
 	if v := binary.BigEndian.Uint32(b[8:]); v != formatVersion {
-		return fmt.Errorf("format %d, this hearth reads %d", v, formatVersion)
+		return PageSize, fmt.Errorf("format %d, this hearth reads %d", v, formatVersion)
 	}
-	if p := binary.BigEndian.Uint32(b[12:]); p != PageSize {
-		return fmt.Errorf("page size %d, want %d", p, PageSize)
+	block := binary.BigEndian.Uint32(b[12:])
+	if !validBlock(int(block)) {
+		return PageSize, fmt.Errorf("block size %d, not a power of two from %d to %d", block, MinBlockSize, PageSize)
 	}
 	if i := binary.BigEndian.Uint64(b[16:]); i != index {
-		return fmt.Errorf("header says segment %d", i)
+		return PageSize, fmt.Errorf("header says segment %d", i)
 	}
-	return nil
+	return int64(block), nil
 }
 
 type recStatus int
@@ -299,13 +302,13 @@ func decodeAt(sd *segData, off int64) (Record, int64, recStatus) {
 	if h[28] != recEntries || r.N <= 0 || r.First == 0 {
 		return Record{}, 0, recBad
 	}
-	return r, RecordSize(int(n)), recOK
+	return r, RecordSize(int(n), sd.block), recOK
 }
 
-// scanPages returns the valid records of segment sd found at page boundaries from
+// scanBlocks returns the valid records of segment sd found at block boundaries from
 // offset from on (a record whose header was damaged hides where the next one
-// starts, but each starts at a page boundary).
-func scanPages(sd *segData, from int64) []Record {
+// starts, but each starts at a block boundary).
+func scanBlocks(sd *segData, from int64) []Record {
 	if sd.err != nil {
 		return nil
 	}
@@ -317,7 +320,7 @@ func scanPages(sd *segData, from int64) []Record {
 			off += size
 			continue
 		}
-		off += PageSize
+		off += sd.block
 	}
 	return out
 }

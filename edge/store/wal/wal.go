@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,12 +14,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 )
 
-// PageSize is the unit of the log's writes: every record starts at a page boundary
-// of its segment and is padded to the next one, so a write never touches a page
-// that holds an earlier, acknowledged record.
+// PageSize is the size of a segment's header, and the unit of the log's records
+// where the file system offers no direct I/O in smaller blocks (Options.BlockSize).
 const PageSize = 4096
+
+// MinBlockSize is the smallest unit of records: a disk sector.
+const MinBlockSize = 512
 
 // RecordHeaderSize is the size of a record's header (FORMAT.md, "The write-ahead log").
 const RecordHeaderSize = 32
@@ -59,6 +63,14 @@ type Options struct {
 	// a reused segment's blocks are already written, so writing into it changes no
 	// file metadata (the file system journals nothing at its fdatasync).
 	Spares int
+	// BlockSize is the unit of records (a power of two from MinBlockSize to
+	// PageSize): every record starts at a block boundary and is padded to the next
+	// one, so a write never touches a block that holds an earlier, acknowledged
+	// record. 0 (default): the file system's direct I/O unit where it offers direct
+	// I/O (O_DIRECT, Linux: 512 bytes on most devices), so that a group commit of a
+	// few readings writes a sector, not a page; else PageSize, through the page
+	// cache. A segment's header records its block size.
+	BlockSize int
 	// Logger receives the log's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -81,11 +93,17 @@ func (o *Options) withDefaults() Options {
 	if v.Spares <= 0 {
 		v.Spares = 2
 	}
+	if v.BlockSize != 0 && !validBlock(v.BlockSize) {
+		v.BlockSize = PageSize
+	}
 	if v.Logger == nil {
 		v.Logger = slog.New(slog.DiscardHandler)
 	}
 	return v
 }
+
+// validBlock reports whether b can be a segment's block size.
+func validBlock(b int) bool { return b >= MinBlockSize && b <= PageSize && b&(b-1) == 0 }
 
 // Log is the write-ahead log: a directory of preallocated segment files, each a
 // header page and then records, each record a group of entries with consecutive
@@ -112,6 +130,7 @@ type segment struct {
 	index       uint64
 	name        string
 	f           File
+	block       int64  // its records' unit (its header says)
 	first, last uint64 // sequences of its first and last entry (0, 0: no record yet)
 }
 
@@ -223,9 +242,33 @@ func (l *Log) Live() int {
 	return len(l.live)
 }
 
-// RecordSize is what a record of a body of n bytes takes in a segment (and writes):
-// its header and body, padded to whole pages.
-func RecordSize(n int) int64 { return int64(RecordHeaderSize+n+PageSize-1) / PageSize * PageSize }
+// RecordSize is what a record of a body of n bytes takes in a segment of the given
+// block size (and writes): its header and body, padded to whole blocks.
+func RecordSize(n int, block int64) int64 {
+	return (int64(RecordHeaderSize+n) + block - 1) / block * block
+}
+
+// BlockSize is the block size of the segment the log appends to (the one the next
+// Append goes to when it starts a new segment may differ only if direct I/O fails
+// there), or Options.BlockSize (0: not known until the first Append).
+func (l *Log) BlockSize() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.active != nil {
+		return l.active.block
+	}
+	return int64(l.opts.BlockSize)
+}
+
+// RecordSize is what a record of a body of n bytes takes in the active segment.
+func (l *Log) RecordSize(n int) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.active == nil {
+		return RecordSize(n, PageSize)
+	}
+	return RecordSize(n, l.active.block)
+}
 
 // Append writes one record — n entries, the first with sequence first, the rest
 // following it — and makes it durable (fdatasync) before it returns. It returns
@@ -245,15 +288,15 @@ func (l *Log) Append(first uint64, n int, body []byte) (int64, error) {
 	case n <= 0 || first == 0:
 		return 0, fmt.Errorf("wal: a record of %d entries from sequence %d", n, first)
 	}
-	size := RecordSize(len(body))
 	var wrote int64
-	if l.active == nil || l.off+size > l.opts.SegmentSize {
+	if l.active == nil || l.off+RecordSize(len(body), l.active.block) > l.opts.SegmentSize {
 		w, err := l.startSegment()
 		wrote += w
 		if err != nil {
 			return wrote, err
 		}
 	}
+	size := RecordSize(len(body), l.active.block)
 	l.buf = slices.Grow(l.buf[:0], int(size))[:size]
 	encodeRecord(l.buf, l.active.index, first, n, body)
 	if _, err := l.active.f.WriteAt(l.buf, l.off); err != nil {
@@ -272,7 +315,7 @@ func (l *Log) Append(first uint64, n int, body []byte) (int64, error) {
 	return wrote, nil
 }
 
-// encodeRecord writes a record into b, which is RecordSize(len(body)) long.
+// encodeRecord writes a record into b, which is RecordSize(len(body), block) long.
 func encodeRecord(b []byte, seg, first uint64, n int, body []byte) {
 	binary.BigEndian.PutUint32(b[4:], uint32(len(body)))
 	binary.BigEndian.PutUint64(b[8:], seg)
@@ -322,10 +365,28 @@ func (l *Log) startSegment() (int64, error) {
 		}
 	}
 	index := l.next
-	hdr := make([]byte, PageSize)
-	encodeHeader(hdr, index, l.opts.SegmentSize)
 	name := segName(index)
-	if _, err := f.WriteAt(hdr, 0); err != nil {
+	f, block, err := l.forAppend(f, src)
+	if err != nil {
+		return wrote, l.fail(err)
+	}
+	hdr := make([]byte, PageSize)
+	encodeHeader(hdr, index, l.opts.SegmentSize, block)
+	_, err = f.WriteAt(hdr, 0)
+	if _, direct := f.(interface{ isDirect() }); direct && errors.Is(err, syscall.EINVAL) {
+		// The file system took O_DIRECT at open but refuses the write (some network
+		// and FUSE file systems): write this segment through the page cache.
+		l.opts.Logger.Warn("write-ahead log: direct I/O refused, writing through the page cache",
+			"component", "wal", "segment", name, "err", err)
+		_ = f.Close()
+		if f, err = l.fs.OpenFile(src, os.O_RDWR, 0); err != nil {
+			return wrote, l.fail(fmt.Errorf("wal: open %s: %w", src, err))
+		}
+		block = int64(cmp.Or(l.opts.BlockSize, PageSize))
+		encodeHeader(hdr, index, l.opts.SegmentSize, block)
+		_, err = f.WriteAt(hdr, 0)
+	}
+	if err != nil {
 		_ = f.Close()
 		return wrote, l.fail(fmt.Errorf("wal: write the header of %s: %w", name, err))
 	}
@@ -344,10 +405,37 @@ func (l *Log) startSegment() (int64, error) {
 		return wrote, l.fail(fmt.Errorf("wal: sync %s: %w", l.dir, err))
 	}
 	l.next++
-	l.active = &segment{index: index, name: name, f: f}
+	l.active = &segment{index: index, name: name, f: f, block: block}
 	l.live = append(l.live, l.active)
 	l.off = PageSize
 	return wrote, nil
+}
+
+// forAppend returns the file to append records to in the segment file f (opened
+// through the page cache, at path) and its block size: the same file, or the file
+// reopened for direct I/O where the file system offers it (Options.BlockSize). f is
+// closed when it is replaced.
+func (l *Log) forAppend(f File, path string) (File, int64, error) {
+	want := l.opts.BlockSize
+	d, ok := l.fs.(interface {
+		openDirect(string) (File, int, error)
+	})
+	if !ok {
+		return f, int64(cmp.Or(want, PageSize)), nil
+	}
+	df, unit, err := d.openDirect(path)
+	if err != nil {
+		_ = f.Close()
+		return nil, 0, fmt.Errorf("wal: open %s for direct I/O: %w", path, err)
+	}
+	if df == nil || (want != 0 && want%unit != 0) {
+		if df != nil {
+			_ = df.Close()
+		}
+		return f, int64(cmp.Or(want, PageSize)), nil
+	}
+	_ = f.Close()
+	return df, int64(cmp.Or(want, unit)), nil
 }
 
 // zeroFilled creates a segment file at path with every block written (zeros) and
@@ -377,11 +465,11 @@ func (l *Log) zeroFilled(path string) (File, int64, error) {
 }
 
 // encodeHeader writes a segment's header page.
-func encodeHeader(b []byte, index uint64, size int64) {
+func encodeHeader(b []byte, index uint64, size, block int64) {
 	clear(b)
 	copy(b, segMagic)
 	binary.BigEndian.PutUint32(b[8:], formatVersion)
-	binary.BigEndian.PutUint32(b[12:], PageSize)
+	binary.BigEndian.PutUint32(b[12:], uint32(block))
 	binary.BigEndian.PutUint64(b[16:], index)
 	binary.BigEndian.PutUint64(b[24:], uint64(size))
 	binary.BigEndian.PutUint32(b[32:], crc32.Checksum(b[:32], castagnoli))

@@ -72,8 +72,8 @@ func TestAppendAndReopen(t *testing.T) {
 	if len(rec.Records) != 0 || rec.Damage != "" || rec.Torn != nil {
 		t.Fatalf("a new log: %+v", rec)
 	}
-	// Records of 3 entries and ~6 KB: two pages each, several segments of 16 pages.
-	next := appendN(t, l, 1, 20, 3, 6000)
+	// Records of 3 entries and ~8 KB: several segments of 16 pages.
+	next := appendN(t, l, 1, 20, 3, 8000)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -90,32 +90,36 @@ func TestAppendAndReopen(t *testing.T) {
 	}
 }
 
-// Every record starts at a page boundary: a record appended after another never
-// rewrites the page that holds it (a torn write could otherwise destroy it).
-func TestRecordsArePageAligned(t *testing.T) {
-	fsys := waltest.NewPowerFS(1)
-	l, _ := openLog(t, "/log", &wal.Options{FS: fsys, SegmentSize: 64 << 10})
-	var wrote []int64
-	for i := range uint64(3) {
-		n, err := l.Append(1+i, 1, body(1+i, 1, 10))
+// Every record starts at a block boundary: a record appended after another never
+// rewrites the block that holds it (a torn write could otherwise destroy it).
+func TestRecordsAreBlockAligned(t *testing.T) {
+	for _, block := range []int{wal.PageSize, wal.MinBlockSize} {
+		fsys := waltest.NewPowerFS(1)
+		l, _ := openLog(t, "/log", &wal.Options{FS: fsys, SegmentSize: 64 << 10, BlockSize: block})
+		var wrote []int64
+		for i := range uint64(3) {
+			n, err := l.Append(1+i, 1, body(1+i, 1, 10))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wrote = append(wrote, n)
+		}
+		// The first append also made the segment: its zero fill and header page.
+		b64 := int64(block)
+		if wrote[0] != 64<<10+wal.PageSize+b64 || wrote[1] != b64 || wrote[2] != b64 {
+			t.Fatalf("blocks of %d: bytes written per append %v, want [%d %d %d]", block, wrote, 64<<10+wal.PageSize+b64, b64, b64)
+		}
+		b, err := fsys.ReadFile("/log/0000000000000001.log")
 		if err != nil {
 			t.Fatal(err)
 		}
-		wrote = append(wrote, n)
-	}
-	// The first append also made the segment: its zero fill and header page.
-	if wrote[0] != 64<<10+2*wal.PageSize || wrote[1] != wal.PageSize || wrote[2] != wal.PageSize {
-		t.Fatalf("bytes written per append %v, want [%d %d %d]", wrote, 64<<10+2*wal.PageSize, wal.PageSize, wal.PageSize)
-	}
-	b, err := fsys.ReadFile("/log/0000000000000001.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 3 {
-		off := (1 + i) * wal.PageSize
-		if !bytes.Contains(b[off:off+wal.PageSize], body(uint64(1+i), 1, 0)) {
-			t.Fatalf("record %d is not at offset %d", i+1, off)
+		for i := range 3 {
+			off := wal.PageSize + i*block
+			if !bytes.Contains(b[off:off+block], body(uint64(1+i), 1, 0)) {
+				t.Fatalf("blocks of %d: record %d is not at offset %d", block, i+1, off)
+			}
 		}
+		_ = l.Close()
 	}
 }
 
@@ -129,7 +133,7 @@ func locate(t *testing.T, dir string, seq uint64) (string, int64) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for off := int64(wal.PageSize); off+wal.RecordHeaderSize <= int64(len(b)); off += wal.PageSize {
+		for off := int64(wal.PageSize); off+wal.RecordHeaderSize <= int64(len(b)); off += wal.MinBlockSize {
 			if bytes.HasPrefix(b[off+wal.RecordHeaderSize:], body(seq, 1, 0)) {
 				return path, off
 			}
@@ -157,9 +161,25 @@ func flip(t *testing.T, path string, at int64) {
 }
 
 // The recovery rules, one damage at a time, on a log of 40 records of one entry
-// (sequences 1..40) over three segments of 15 records.
+// (sequences 1..40) over three segments of per records: records of a page (15 per
+// segment of 16 pages) and records of 7 sectors (17 per segment), which start at
+// sector boundaries within pages.
 func TestRecoveryRules(t *testing.T) {
-	opts := &wal.Options{SegmentSize: 16 * wal.PageSize} // 15 records of a page per segment
+	for _, layout := range []struct {
+		block    int
+		pad, per int
+	}{{wal.PageSize, 100, 15}, {wal.MinBlockSize, 3500, 17}} {
+		t.Run(fmt.Sprintf("block %d", layout.block), func(t *testing.T) {
+			opts := &wal.Options{SegmentSize: 16 * wal.PageSize, BlockSize: layout.block}
+			if got := (16*wal.PageSize - wal.PageSize) / int(wal.RecordSize(len(body(10, 1, layout.pad)), int64(layout.block))); got != layout.per {
+				t.Fatalf("%d records per segment, the cases want %d", got, layout.per)
+			}
+			recoveryRules(t, opts, layout.pad, uint64(layout.per))
+		})
+	}
+}
+
+func recoveryRules(t *testing.T, opts *wal.Options, pad int, per uint64) {
 	cases := []struct {
 		name   string
 		damage func(t *testing.T, dir string)
@@ -189,15 +209,15 @@ func TestRecoveryRules(t *testing.T) {
 			flip(t, path, off+8+7) // the record looks like one left from the file's earlier use
 		}, last: 4, damaged: "header of the record", afterFirst: 6, afterRecord: 35},
 		{name: "checksum failure in the last record of a full segment", damage: func(t *testing.T, dir string) {
-			path, off := locate(t, dir, 15)
+			path, off := locate(t, dir, per)
 			flip(t, path, off+wal.RecordHeaderSize)
-		}, last: 14, damaged: "fails its checksum", afterFirst: 16, afterRecord: 25},
+		}, last: per - 1, damaged: "fails its checksum", afterFirst: per + 1, afterRecord: 40 - int(per)},
 		{name: "missing segment", damage: func(t *testing.T, dir string) {
 			path, _ := locate(t, dir, 20)
 			if err := os.Remove(path); err != nil {
 				t.Fatal(err)
 			}
-		}, last: 15, damaged: "missing", afterFirst: 31, afterRecord: 10},
+		}, last: per, damaged: "missing", afterFirst: 2*per + 1, afterRecord: 40 - 2*int(per)},
 		{name: "missing first segment", damage: func(t *testing.T, dir string) {
 			path, _ := locate(t, dir, 1)
 			if err := os.Remove(path); err != nil {
@@ -207,7 +227,7 @@ func TestRecoveryRules(t *testing.T) {
 		{name: "segment header", damage: func(t *testing.T, dir string) {
 			path, _ := locate(t, dir, 20)
 			flip(t, path, 17)
-		}, last: 15, damaged: "header", afterFirst: 31, afterRecord: 10},
+		}, last: per, damaged: "header", afterFirst: 2*per + 1, afterRecord: 40 - 2*int(per)},
 		{name: "truncated segment", damage: func(t *testing.T, dir string) {
 			path, off := locate(t, dir, 35)
 			if err := os.Truncate(path, off+100); err != nil {
@@ -219,7 +239,7 @@ func TestRecoveryRules(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			l, _ := openLog(t, dir, opts)
-			appendN(t, l, 1, 40, 1, 100)
+			appendN(t, l, 1, 40, 1, pad)
 			if err := l.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -324,7 +344,8 @@ func TestPowerCuts(t *testing.T) {
 	for seed := range uint64(cuts) {
 		fsys := waltest.NewPowerFS(seed)
 		rng := rand.New(rand.NewPCG(seed, 7))
-		opts := &wal.Options{FS: fsys, SegmentSize: 16 * wal.PageSize, MaxSegments: 3, Spares: 1}
+		opts := &wal.Options{FS: fsys, SegmentSize: 16 * wal.PageSize, MaxSegments: 3, Spares: 1,
+			BlockSize: []int{wal.PageSize, wal.MinBlockSize}[seed%2]}
 		var acked uint64    // every sequence up to it was acknowledged
 		var released uint64 // and every one up to this released (applied elsewhere)
 		next := uint64(1)
@@ -389,7 +410,33 @@ func TestPrepareReadiesTheFirstSegment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := wal.PageSize + wal.RecordSize(1); n != want {
+	if want := wal.PageSize + l.RecordSize(1); n != want {
 		t.Errorf("the first Append after Prepare wrote %d bytes, want %d (a header page and the record)", n, want)
+	}
+}
+
+// A log written in pages (by a hearth before sector blocks, or a file system without
+// direct I/O) is read, and appended to in the default blocks, in one order.
+func TestSegmentsOfEitherBlockSize(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := openLog(t, dir, &wal.Options{SegmentSize: 16 * wal.PageSize, BlockSize: wal.PageSize})
+	next := appendN(t, l, 1, 20, 1, 100) // 15 a segment: two segments of page records
+	_ = l.Close()
+	l, rec := openLog(t, dir, &wal.Options{SegmentSize: 16 * wal.PageSize, BlockSize: wal.MinBlockSize})
+	if _, last, _ := seqs(rec.Records); last != next-1 {
+		t.Fatalf("page records read back to %d, want %d", last, next-1)
+	}
+	next = appendN(t, l, next, 20, 1, 100)
+	if b := l.BlockSize(); b != wal.MinBlockSize {
+		t.Fatalf("the new segment's block size %d, want %d", b, wal.MinBlockSize)
+	}
+	_ = l.Close()
+	_, rec = openLog(t, dir, nil)
+	first, last, n := seqs(rec.Records)
+	if first != 1 || last != next-1 || n != 40 || rec.Damage != "" || rec.Torn != nil {
+		t.Fatalf("pages then sectors: %d..%d (%d), damage %q, torn %v; want 1..40", first, last, n, rec.Damage, rec.Torn)
+	}
+	for _, r := range rec.Records {
+		checkBody(t, r)
 	}
 }
