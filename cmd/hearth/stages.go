@@ -41,7 +41,9 @@ func (a *agent) startStages() {
 	a.stages.admin.Go("admin", a.serveAdmin)
 	p := a.stages.pipeline
 	p.Every("rollup", a.cfg.Rollup.Interval.D(), func(context.Context) error { _, err := a.roll.CatchUp(); return err })
-	p.Every("tagging", a.cfg.Tagging.Interval.D(), func(context.Context) error { _, err := a.eng.Evaluate(time.Time{}); return err })
+	// Tags are evaluated when the store, the rules or consent changed since the last
+	// evaluation (tagging.Engine.Refresh): the same tags as evaluating every interval.
+	p.Every("tagging", a.cfg.Tagging.Interval.D(), func(context.Context) error { _, err := a.eng.Refresh(); return err })
 	p.Every("summary", a.cfg.Sync.Interval.D(), a.summaryStep) // sync.go
 	p.Go("delivery", func(ctx context.Context, r *supervise.Reporter) error {
 		return a.dl.RunReporting(ctx, func(err error) {
