@@ -55,7 +55,8 @@ func (a *agent) startStages() {
 		})
 	})
 	p.Every("retention", time.Minute, func(context.Context) error { return a.st.Maintain(time.Now()) })
-	p.Every("release-pages", 250*time.Millisecond, func(context.Context) error { return a.st.ReleaseMapped() })
+	// Looks every 250ms, releases once the resident set has grown (release.go).
+	p.Every("release-pages", 250*time.Millisecond, newPageReleaser(a.st.ReleaseMapped).step)
 	p.Every("audit-retention", time.Minute, a.expireAudit) // privacy.go
 	p.Every("rules", time.Second, a.rulesStep())
 
