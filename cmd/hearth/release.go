@@ -5,6 +5,9 @@ import (
 	"context"
 	"os"
 	"strconv"
+	"time"
+
+	"github.com/hearth-iot/hearth/internal/supervise"
 )
 
 // The release-pages stage. The store's mapped pages are dropped from the resident
@@ -16,21 +19,51 @@ import (
 // load: 80 of 460 ms) for pages that were back within milliseconds. So the stage looks every 250 ms at the process's file-backed
 // resident set (/proc/self/statm, one read) and releases only once it has grown by
 // releaseGrowth since the last release: RSS stays within that of where a release
-// leaves it, as before within what 250 ms of reading touched.
+// leaves it, as before within what 250 ms of reading touched. And it looks only
+// after the store was touched (store.Touched: a transaction, the applier, a
+// commit) since its last look: an idle hub is not woken four times a second.
 
 // releaseGrowth is the growth of the shared resident set that triggers a release.
 const releaseGrowth = 1 << 20
 
-// pageReleaser is the release-pages stage's step.
+// releaseTick is the time from the store being touched to the next look.
+const releaseTick = 250 * time.Millisecond
+
+// pageReleaser is the release-pages stage.
 type pageReleaser struct {
-	release func() error         // store.ReleaseMapped
-	shared  func() (int64, bool) // shared resident bytes of the process; false: unknown (release every step)
-	base    int64                // shared resident bytes after the last release (the lowest since)
-	done    bool                 // a release has been made
+	after   func(time.Duration) <-chan time.Time // time.After (tests: a hand-driven clock)
+	release func() error                         // store.ReleaseMapped
+	shared  func() (int64, bool)                 // shared resident bytes of the process; false: unknown (release every step)
+	base    int64                                // shared resident bytes after the last release (the lowest since)
+	done    bool                                 // a release has been made
 }
 
 func newPageReleaser(release func() error) *pageReleaser {
-	return &pageReleaser{release: release, shared: statmShared()}
+	return &pageReleaser{release: release, shared: statmShared(), after: time.After}
+}
+
+// run is the release-pages stage: once touched says the store was used since the
+// last look, it waits releaseTick and looks (step); while nothing touches the store,
+// it sleeps.
+func (r *pageReleaser) run(ctx context.Context, touched <-chan struct{}, rep *supervise.Reporter) error {
+	rep.OK()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-touched:
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.after(releaseTick):
+		}
+		if err := r.step(ctx); err != nil {
+			rep.Fail(err)
+		} else {
+			rep.OK()
+		}
+	}
 }
 
 func (r *pageReleaser) step(context.Context) error {

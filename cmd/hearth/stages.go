@@ -55,8 +55,10 @@ func (a *agent) startStages() {
 		})
 	})
 	p.Every("retention", time.Minute, func(context.Context) error { return a.st.Maintain(time.Now()) })
-	// Looks every 250ms, releases once the resident set has grown (release.go).
-	p.Every("release-pages", 250*time.Millisecond, newPageReleaser(a.st.ReleaseMapped).step)
+	// Looks 250ms after the store was used, releases once the resident set has grown
+	// (release.go).
+	rel := newPageReleaser(a.st.ReleaseMapped)
+	p.Go("release-pages", func(ctx context.Context, r *supervise.Reporter) error { return rel.run(ctx, a.st.Touched(), r) })
 	p.Every("audit-retention", time.Minute, a.expireAudit) // privacy.go
 	p.Every("rules", time.Second, a.rulesStep())
 

@@ -80,3 +80,31 @@ func TestReleaseMappedOnlyAfterAccess(t *testing.T) {
 		t.Fatalf("ReleaseMapped after a reading was applied: %d releases, want %d", got, n+1)
 	}
 }
+
+// Touched is signalled once the batch's lock was taken since the last receive, and
+// not otherwise.
+func TestTouched(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "hearth.db"), nil)
+	defer s.Close()
+	touched := func() bool {
+		select {
+		case <-s.Touched():
+			return true
+		default:
+			return false
+		}
+	}
+	touched() // whatever Open did
+	if touched() {
+		t.Fatal("Touched signalled twice with nothing in between")
+	}
+	if err := s.View(func(*Tx) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !touched() {
+		t.Fatal("Touched not signalled after a View")
+	}
+	if touched() {
+		t.Fatal("Touched signalled again with nothing in between")
+	}
+}

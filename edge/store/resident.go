@@ -38,16 +38,26 @@ func (s *Store) ReleaseMapped() error {
 	return nil
 }
 
+// Touched is signalled when bmu is taken — a transaction, the applier, a commit —
+// after the last receive: a caller that releases pages periodically (the agent's
+// release-pages stage) can wait on it instead of waking an idle process.
+func (s *Store) Touched() <-chan struct{} { return s.bmu.touched }
+
 // countedMutex is a mutex that counts how often it was locked (n, read and written
-// only under it).
+// only under it) and signals touched (when made, buffered 1) each time.
 type countedMutex struct {
 	sync.Mutex
-	n uint64
+	n       uint64
+	touched chan struct{}
 }
 
 func (m *countedMutex) Lock() {
 	m.Mutex.Lock()
 	m.n++
+	select {
+	case m.touched <- struct{}{}:
+	default:
+	}
 }
 
 // releaseIn releases the mapping as tx sees it; tx (a read transaction) keeps bbolt

@@ -429,7 +429,8 @@ func openStore(path string, opts Options, rec *recovery) (s *Store, err error) {
 		queue: make(chan *request, 1024), stop: make(chan struct{}), done: make(chan struct{}),
 		applyCh: make(chan *group, 256), applierDone: make(chan struct{}),
 		devices: map[string]*DeviceInfo{}, wm: map[bootKey]*watermark{}, bootsOf: map[string]map[uint64]bool{},
-		ckWM: map[bootKey]*watermark{}, ckDev: map[string]*DeviceInfo{}, metaDamage: fc.otherMeta}
+		ckWM: map[bootKey]*watermark{}, ckDev: map[string]*DeviceInfo{}, metaDamage: fc.otherMeta,
+		bmu: countedMutex{touched: make(chan struct{}, 1)}}
 	s.appliedCond = sync.NewCond(&s.appliedMu)
 	if rec != nil {
 		s.Recovered, s.salvage = rec.movedTo, rec.report
