@@ -60,7 +60,14 @@ func (a *agent) startStages() {
 	rel := newPageReleaser(a.st.ReleaseMapped)
 	p.Go("release-pages", func(ctx context.Context, r *supervise.Reporter) error { return rel.run(ctx, a.st.Touched(), r) })
 	p.Every("audit-retention", time.Minute, a.expireAudit) // privacy.go
-	p.Every("rules", time.Second, a.rulesStep())
+	if a.cfg.Tagging.RulesFile != "" {
+		p.Every("rules", time.Second, a.rulesStep())
+	} else {
+		// The built-in rules: nothing to poll or reload. rulesStep still takes SIGHUP
+		// (which would otherwise end the process); the stage only waits.
+		a.rulesStep()
+		p.Go("rules", func(ctx context.Context, r *supervise.Reporter) error { r.OK(); <-ctx.Done(); return nil })
+	}
 
 	s := a.stages.sources
 	if a.br != nil {
