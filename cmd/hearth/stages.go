@@ -41,7 +41,9 @@ func (a *agent) startStages() {
 	a.stages.admin.Go("admin", a.serveAdmin)
 	p := a.stages.pipeline
 	p.Every("rollup", a.cfg.Rollup.Interval.D(), func(context.Context) error { _, err := a.roll.CatchUp(); return err })
-	p.Every("tagging", a.cfg.Tagging.Interval.D(), func(context.Context) error { _, err := a.eng.Evaluate(time.Time{}); return err })
+	// Tags are evaluated when the store, the rules or consent changed since the last
+	// evaluation (tagging.Engine.Refresh): the same tags as evaluating every interval.
+	p.Every("tagging", a.cfg.Tagging.Interval.D(), func(context.Context) error { _, err := a.eng.Refresh(); return err })
 	p.Every("summary", a.cfg.Sync.Interval.D(), a.summaryStep) // sync.go
 	p.Go("delivery", func(ctx context.Context, r *supervise.Reporter) error {
 		return a.dl.RunReporting(ctx, func(err error) {
@@ -53,9 +55,19 @@ func (a *agent) startStages() {
 		})
 	})
 	p.Every("retention", time.Minute, func(context.Context) error { return a.st.Maintain(time.Now()) })
-	p.Every("release-pages", 250*time.Millisecond, func(context.Context) error { return a.st.ReleaseMapped() })
+	// Looks 250ms after the store was used, releases once the resident set has grown
+	// (release.go).
+	rel := newPageReleaser(a.st.ReleaseMapped)
+	p.Go("release-pages", func(ctx context.Context, r *supervise.Reporter) error { return rel.run(ctx, a.st.Touched(), r) })
 	p.Every("audit-retention", time.Minute, a.expireAudit) // privacy.go
-	p.Every("rules", time.Second, a.rulesStep())
+	if a.cfg.Tagging.RulesFile != "" {
+		p.Every("rules", time.Second, a.rulesStep())
+	} else {
+		// The built-in rules: nothing to poll or reload. rulesStep still takes SIGHUP
+		// (which would otherwise end the process); the stage only waits.
+		a.rulesStep()
+		p.Go("rules", func(ctx context.Context, r *supervise.Reporter) error { r.OK(); <-ctx.Done(); return nil })
+	}
 
 	s := a.stages.sources
 	if a.br != nil {

@@ -187,14 +187,24 @@ func New(o Options) (*Broker, error) {
 	caps.TopicAliasMaximum = uint16(min(o.MaxTopicAliases, 65535))
 	caps.RetainAvailable = 0
 	caps.MaximumMessageExpiryInterval = int64(o.SessionExpiry / time.Second)
+	// $SYS topics: mochi refreshes its ~20 retained $SYS messages every
+	// SysTopicResendInterval seconds (default 1), each refresh a runtime.ReadMemStats
+	// (it stops the world) and 20 retained copies, a wake-up every second for an idle
+	// hub. No client can read them (OnACLCheck refuses every $ filter) and hearth's own
+	// figures are in /metrics, so the refresh is put off for as long as a ticker can
+	// wait (sysTopicInterval).
 	b.srv = mqtt.New(&mqtt.Options{Capabilities: caps, Logger: o.Logger.With("component", "broker.mochi"),
-		ClientNetWriteBufferSize: 2048, ClientNetReadBufferSize: 2048})
+		ClientNetWriteBufferSize: 2048, ClientNetReadBufferSize: 2048, SysTopicResendInterval: sysTopicInterval})
 	b.m = newMetrics(o.Registerer, b)
 	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	return b, nil
 }
+
+// sysTopicInterval is mochi's SysTopicResendInterval, in seconds: the longest a
+// time.Duration holds (292 years), i.e. never.
+const sysTopicInterval = math.MaxInt64 / int64(time.Second)
 
 // orDefault sets *p to def when it is zero or negative: the Options' zero values.
 func orDefault[T int | float64 | time.Duration](p *T, def T) {

@@ -804,3 +804,17 @@ func TestPubacksInOrderOfPublishes(t *testing.T) {
 		})
 	}
 }
+
+// mochi's $SYS refresh (a runtime.ReadMemStats and 20 retained messages every
+// SysTopicResendInterval seconds, 1 by default) is work for nobody: no client may
+// subscribe below $SYS. The broker puts it off for good, and the refusal stands.
+func TestSysTopicsNeverRefreshed(t *testing.T) {
+	r := newRig(t, Options{}, nil)
+	if got, min := r.b.srv.Options.SysTopicResendInterval, int64(100*365*24*3600); got < min {
+		t.Fatalf("mochi's $SYS topics are refreshed every %ds, want never (at least %ds)", got, min)
+	}
+	c := dialRaw(t, r.addr, "fridge1", r.pw["fridge1"], false)
+	if code := c.subscribeCode(1, "$SYS/#"); code < 0x80 {
+		t.Fatalf("SUBSCRIBE $SYS/# granted (%#x): its topics would have a reader", code)
+	}
+}

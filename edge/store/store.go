@@ -227,8 +227,15 @@ type Store struct {
 	bootsOf   map[string]map[uint64]bool // the boots in wm of each device (writer only)
 	commitN   uint64                     // groups so far, for pruning old boots
 
+	// changes counts the writes to the batch: applied events, Updates that wrote
+	// something, deletions by retention and eviction (Changes).
+	changes atomic.Uint64
+
 	// The batch (checkpoint.go), guarded by bmu, which every transaction holds.
-	bmu           sync.Mutex
+	bmu           countedMutex
+	releasedAt    uint64   // bmu.n when ReleaseMapped last released the mapping
+	released      bool     // it has
+	releases      int      // madvise calls of ReleaseMapped (tests)
 	btx           *bolt.Tx // the pending write transaction, or nil
 	bDirty        bool     // btx holds writes
 	bSince        time.Time
@@ -422,7 +429,8 @@ func openStore(path string, opts Options, rec *recovery) (s *Store, err error) {
 		queue: make(chan *request, 1024), stop: make(chan struct{}), done: make(chan struct{}),
 		applyCh: make(chan *group, 256), applierDone: make(chan struct{}),
 		devices: map[string]*DeviceInfo{}, wm: map[bootKey]*watermark{}, bootsOf: map[string]map[uint64]bool{},
-		ckWM: map[bootKey]*watermark{}, ckDev: map[string]*DeviceInfo{}, metaDamage: fc.otherMeta}
+		ckWM: map[bootKey]*watermark{}, ckDev: map[string]*DeviceInfo{}, metaDamage: fc.otherMeta,
+		bmu: countedMutex{touched: make(chan struct{}, 1)}}
 	s.appliedCond = sync.NewCond(&s.appliedMu)
 	if rec != nil {
 		s.Recovered, s.salvage = rec.movedTo, rec.report
@@ -627,6 +635,13 @@ func (s *Store) Path() string { return s.path }
 
 // LastSeq is the sequence of the newest committed event (0 when the log is empty).
 func (s *Store) LastSeq() uint64 { return s.lastSeq.Load() }
+
+// Changes is a count that grows whenever what the store holds may have changed: each
+// group of events applied, each Update that wrote a record, each deletion by
+// retention or eviction. A stage whose result is a function of the store's records
+// (tag evaluation) need not run again while Changes stays the same; the count says
+// nothing about what changed.
+func (s *Store) Changes() uint64 { return s.changes.Load() }
 
 // Pending is the number of readings submitted but not yet committed.
 func (s *Store) Pending() int64 { return s.pending.Load() }

@@ -148,6 +148,7 @@ func (s *Store) update(fn func(*Tx) error, commitFirst bool) error {
 	}
 	wasDirty := s.bDirty
 	s.bDirty = true
+	s.changes.Add(1)
 	s.bBytes += need
 	s.bPut += t.wrote // the room counts the pages an Update may copy; the batch's size, what it put
 	s.measureRoom()

@@ -1,6 +1,8 @@
 package tagging
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,8 +65,9 @@ type Engine struct {
 	mu   sync.Mutex
 	tags []Tag
 
-	evalMu sync.Mutex // one evaluation at a time: it owns cache
+	evalMu sync.Mutex // one evaluation at a time: it owns cache and last
 	cache  store.DayCache
+	last   inputs // what the last evaluation by Refresh read (Refresh)
 
 	evals   prometheus.Counter
 	errs    prometheus.Counter
@@ -131,13 +134,52 @@ func (e *Engine) Tags() []Tag {
 // its own days, not the wall clock's.
 func DataClock(tx *store.Tx) (time.Time, error) { return tx.DataClock() }
 
+// inputs are what an evaluation as of the data clock depends on besides the
+// engine's fixed options: the store's records (its Changes count, which the data
+// clock, rollups and stored tags are part of), the rules, and the consent to
+// sensitive categories. ok: an evaluation with them succeeded.
+type inputs struct {
+	changes   uint64
+	rules     *RuleSet
+	sensitive bool
+	ok        bool
+}
+
+// Refresh is Evaluate as of the data clock, skipped when nothing it reads has
+// changed since the last Refresh that evaluated: an evaluation is a function of the
+// store's records, the rules and consent (the data clock is a record, the wall
+// clock is not read), and evaluating a second time with the same ones gives the
+// same tags and writes nothing (save), so the tags as read are the same as if it
+// had run. The evaluation after one that wrote tags runs once more (its own write
+// changed the store) and finds nothing to write. It reports whether it evaluated.
+func (e *Engine) Refresh() (bool, error) {
+	e.evalMu.Lock()
+	defer e.evalMu.Unlock()
+	// Read before evaluating: a change while it runs makes the next Refresh run.
+	in := inputs{changes: e.st.Changes(), rules: e.rules.Load(), sensitive: e.consent(ConsentSensitive), ok: true}
+	if in == e.last {
+		return false, nil
+	}
+	if _, err := e.evaluate(time.Time{}); err != nil {
+		e.last = inputs{}
+		return true, err
+	}
+	e.last = in
+	return true, nil
+}
+
 // Evaluate scores every rule as of now (zero: the data clock), persists the tags and
 // logs their changes. A rule whose evaluation fails is marked stale with the error;
 // the others are unaffected.
 func (e *Engine) Evaluate(now time.Time) ([]Tag, error) {
-	start := time.Now()
 	e.evalMu.Lock()
 	defer e.evalMu.Unlock()
+	return e.evaluate(now)
+}
+
+// evaluate is Evaluate, with evalMu held.
+func (e *Engine) evaluate(now time.Time) ([]Tag, error) {
+	start := time.Now()
 	rs := e.rules.Load()
 	// Read what the rules need in a read transaction, evaluate outside any
 	// transaction, and only then write the results: a slow rule must never hold the
@@ -250,6 +292,18 @@ func (e *Engine) Evaluate(now time.Time) ([]Tag, error) {
 	return out, nil
 }
 
+// sameRecord reports whether t and prev are stored as the same record (their JSON,
+// as the store keeps tags): prev was decoded from one, and times and numbers
+// survive the round trip unchanged.
+func sameRecord(t, prev *Tag) bool {
+	a, err := json.Marshal(t)
+	if err != nil {
+		return false
+	}
+	b, err := json.Marshal(prev)
+	return err == nil && bytes.Equal(a, b)
+}
+
 func dateOf(t time.Time) string { return t.Format(time.DateOnly) }
 
 func (e *Engine) evalRule(r *Rule, w *window, prev Tag, hadPrev bool, now time.Time) Tag {
@@ -345,6 +399,9 @@ func runFloat(p *vm.Program, env map[string]any) (float64, error) {
 }
 
 func (e *Engine) save(tx *store.Tx, t, prev Tag, hadPrev bool) error {
+	if hadPrev && sameRecord(&t, &prev) {
+		return nil // stored as it is: writing it again changes nothing but the file
+	}
 	if err := tx.PutTag(&t); err != nil {
 		return err
 	}

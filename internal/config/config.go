@@ -167,7 +167,7 @@ type Rollup struct {
 
 type Tagging struct {
 	RulesFile string   `yaml:"rules_file"`
-	Interval  Duration `yaml:"interval"`
+	Interval  Duration `yaml:"interval"`   // a pass evaluates only when the store, rules or consent changed (tagging.Engine.Refresh)
 	PeakHours []int    `yaml:"peak_hours"` // [from, to) local hours of energy.peak_hour_use
 }
 

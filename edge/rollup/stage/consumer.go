@@ -53,6 +53,13 @@ type Consumer struct {
 
 	clocked bool // the store's data clocks are known to be there (seedClocks)
 
+	// endSeq is the store's LastSeq as of the last step that found no event after
+	// its cursor (ended: there was one): while LastSeq stays there, no event has
+	// been logged since and a step has nothing to read.
+	endSeq uint64
+	ended  bool
+	reads  int // steps that read the store (tests)
+
 	// failStep, in tests, fails a step after its aggregator has changed the records.
 	failStep func() error
 }
@@ -103,6 +110,13 @@ func (c *Consumer) Unregister() { c.set.Unregister() }
 
 // Step rolls up at most one batch of new events; it returns how many it processed.
 func (c *Consumer) Step() (int, error) {
+	// LastSeq before reading: every event up to it is readable by the View below.
+	end := c.st.LastSeq()
+	if c.ended && c.clocked && end == c.endSeq {
+		return 0, nil // nothing logged since the log was read to its end
+	}
+	c.ended = false
+	c.reads++
 	var cur uint64
 	if err := c.st.View(func(tx *store.Tx) error { cur = tx.Cursor(CursorName); return nil }); err != nil {
 		return 0, err
@@ -123,6 +137,9 @@ func (c *Consumer) Step() (int, error) {
 	if err != nil || len(rs) == 0 {
 		if err == nil && last > cur { // nothing readable between cursor and last
 			err = c.st.Update(func(tx *store.Tx) error { return tx.SetCursor(CursorName, last) })
+		}
+		if err == nil {
+			c.ended, c.endSeq = true, end
 		}
 		return 0, err
 	}

@@ -158,3 +158,35 @@ func TestUnreadableDayQuarantined(t *testing.T) {
 		t.Errorf("quarantined rollups: %v, %v", v, err)
 	}
 }
+
+// A step after the consumer has read the log to its end reads nothing until a new
+// event is logged (LastSeq moves); then it reads and rolls it up.
+func TestStepReadsOnlyWhenTheLogGrew(t *testing.T) {
+	rs := consumerReadings()
+	st := openFilled(t, rs[:30])
+	c := NewConsumer(st, nil)
+	n, err := c.CatchUp()
+	if err != nil || n != 30 {
+		t.Fatalf("CatchUp: %d, %v; want 30 events", n, err)
+	}
+	reads := c.reads
+	for range 3 {
+		if n, err := c.Step(); n != 0 || err != nil {
+			t.Fatalf("a step with nothing new: %d, %v", n, err)
+		}
+	}
+	if c.reads != reads {
+		t.Fatalf("steps with nothing logged since the end read the store %d times", c.reads-reads)
+	}
+	if err := device.Commit(context.Background(), st, rs[30:31]); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.CatchUp(); n != 1 || err != nil {
+		t.Fatalf("CatchUp after one more reading: %d, %v; want 1 event", n, err)
+	}
+	var cur uint64
+	_ = st.View(func(tx *store.Tx) error { cur = tx.Cursor(CursorName); return nil })
+	if cur != st.LastSeq() {
+		t.Fatalf("cursor %d after catching up, want LastSeq %d", cur, st.LastSeq())
+	}
+}
