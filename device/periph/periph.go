@@ -38,6 +38,20 @@ type Sensor struct {
 	HX711   *HX711
 }
 
+// period is how often a polled sensor is read (I2C, 1-Wire, HX711); a GPIO contact
+// is not polled.
+func (c *Sensor) period() (time.Duration, bool) {
+	switch {
+	case c.I2C != nil:
+		return c.I2C.Period, true
+	case c.OneWire != nil:
+		return c.OneWire.Period, true
+	case c.HX711 != nil:
+		return c.HX711.Period, true
+	}
+	return 0, false
+}
+
 // GPIO is a contact on one pin: a reed switch on a door, a button.
 type GPIO struct {
 	Pin    string        // as periph names it: GPIO17
@@ -197,6 +211,9 @@ func New(o *Options) (*Source, error) {
 		}
 		if err := c.Kind.Check(); err != nil {
 			return nil, fmt.Errorf("hub sensor %q: %w", c.Name, err)
+		}
+		if p, polled := c.period(); polled && p <= 0 {
+			return nil, fmt.Errorf("hub sensor %q: %s polling period %s: must be positive", c.Name, c.Bus(), p)
 		}
 		if seqs[c.Device] == nil {
 			seqs[c.Device] = new(atomic.Uint64)

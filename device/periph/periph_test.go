@@ -500,7 +500,11 @@ func TestNewChecks(t *testing.T) {
 		{[]periph.Sensor{{Name: "x", Device: "d", Kind: device.KindFridge}}, "no bus"},
 		{[]periph.Sensor{doorSensor(), doorSensor()}, "name used twice"},
 		{[]periph.Sensor{{Name: "x", Device: "bad id", Kind: device.KindFridge, GPIO: &periph.GPIO{}}}, "device"},
-		{[]periph.Sensor{{Name: "shelf", Device: "d", Kind: device.KindFridge, HX711: &periph.HX711{Door: "nope"}}}, `door "nope" is not a gpio sensor`},
+		{[]periph.Sensor{{Name: "shelf", Device: "d", Kind: device.KindFridge, HX711: &periph.HX711{Door: "nope", Period: time.Second}}}, `door "nope" is not a gpio sensor`},
+		// A polling period of 0 would panic in the sensor's goroutine (time.NewTicker).
+		{[]periph.Sensor{{Name: "air", Device: "d", Kind: device.KindFridge, I2C: &periph.I2C{Bus: "1", Addr: 0x44, Driver: periph.DriverSHT3x}}}, `hub sensor "air": i2c polling period 0s: must be positive`},
+		{[]periph.Sensor{{Name: "probe", Device: "d", Kind: device.KindFridge, OneWire: &periph.OneWire{Path: "/sys/bus/w1/devices/28-1", Period: -time.Second}}}, "polling period -1s: must be positive"},
+		{[]periph.Sensor{{Name: "shelf", Device: "d", Kind: device.KindFridge, HX711: &periph.HX711{}}}, "polling period 0s: must be positive"},
 	} {
 		if _, err := periph.New(&periph.Options{Sensors: c.s}); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.s, err, c.want)
