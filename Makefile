@@ -94,7 +94,7 @@ cross:
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/hearth-linux-amd64 ./cmd/hearth
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/hearth-linux-arm64 ./cmd/hearth
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/hearth-linux-armv7 ./cmd/hearth
-	@ls -l $(DIST)/hearth-linux-amd64 $(DIST)/hearth-linux-arm64 $(DIST)/hearth-linux-armv7 | awk '{printf "%-28s %6.2f MB\n", $$9, $$5/1048576}'
+	@ls -l $(DIST)/hearth-linux-amd64 $(DIST)/hearth-linux-arm64 $(DIST)/hearth-linux-armv7 | awk '{printf "%-28s %6.2f MB\n", $$9, $$5/1000000}'
 
 ## eval: tagging precision/recall over 56 simulated homes (unseen seeds), and the meal scores of every real home
 ## with a manifest in testdata/homes (data read in place from ../shared/data) against its labels
