@@ -238,8 +238,7 @@ func (s *Store) apply(g *group) {
 	}
 	s.eventCount += n
 	s.bEvents += n
-	s.bDirty = true
-	s.changes.Add(1)
+	s.markDirty()
 	s.bBytes += int64(len(g.body)) + int64(n)*leafOverhead
 	s.bPut += int64(len(g.body)) + int64(n)*leafOverhead
 }

@@ -187,7 +187,7 @@ func (s *Store) replayLog(recs []wal.Record) (int, error) {
 		}
 	}
 	if n > 0 {
-		s.bDirty = true
+		s.markDirty()
 		s.bEvents += n
 		s.commitN++
 		s.lastSeq.Store(max(s.lastSeq.Load(), s.applied))
@@ -202,7 +202,7 @@ func (s *Store) auditLocked(event string, detail any) error {
 	if err != nil {
 		return err
 	}
-	s.bDirty = true
+	s.markDirty()
 	return writeTx(tx).Audit(event, detail)
 }
 

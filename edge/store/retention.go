@@ -64,8 +64,7 @@ func (s *Store) makeRoom(tx *bolt.Tx, need int64) (int, error) {
 		deleted++
 	}
 	if deleted > 0 {
-		s.bDirty = true
-		s.changes.Add(1)
+		s.markDirty()
 		if err := noteEvicted(tx, last); err != nil {
 			return deleted, err
 		}
@@ -109,8 +108,7 @@ func (s *Store) expireStep(cutoff int64) (deleted int, more bool, err error) {
 	}
 	defer func() {
 		if deleted > 0 {
-			s.bDirty = true
-			s.changes.Add(1)
+			s.markDirty()
 			s.eventCount -= deleted
 			select { // the applier arms the checkpoint timer
 			case s.updated <- struct{}{}:

@@ -227,8 +227,7 @@ type Store struct {
 	bootsOf   map[string]map[uint64]bool // the boots in wm of each device (writer only)
 	commitN   uint64                     // groups so far, for pruning old boots
 
-	// changes counts the writes to the batch: applied events, Updates that wrote
-	// something, deletions by retention and eviction (Changes).
+	// changes counts the writes to the batch (markDirty, Changes).
 	changes atomic.Uint64
 
 	// The batch (checkpoint.go), guarded by bmu, which every transaction holds.
@@ -637,11 +636,19 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) LastSeq() uint64 { return s.lastSeq.Load() }
 
 // Changes is a count that grows whenever what the store holds may have changed: each
-// group of events applied, each Update that wrote a record, each deletion by
-// retention or eviction. A stage whose result is a function of the store's records
+// write to the batch (markDirty) — a group of events applied or replayed, an Update
+// that wrote a record, a deletion by retention or eviction, an audit record. A stage whose result is a function of the store's records
 // (tag evaluation) need not run again while Changes stays the same; the count says
 // nothing about what changed.
 func (s *Store) Changes() uint64 { return s.changes.Load() }
+
+// markDirty notes a write to the batch: it must be committed (bDirty), and what the
+// store holds may have changed (Changes). s.bmu is held (or the store is not running
+// yet).
+func (s *Store) markDirty() {
+	s.bDirty = true
+	s.changes.Add(1)
+}
 
 // Pending is the number of readings submitted but not yet committed.
 func (s *Store) Pending() int64 { return s.pending.Load() }

@@ -147,8 +147,7 @@ func (s *Store) update(fn func(*Tx) error, commitFirst bool) error {
 		return fmt.Errorf("store: %w (%d bytes)", ErrQuota, s.opts.QuotaBytes)
 	}
 	wasDirty := s.bDirty
-	s.bDirty = true
-	s.changes.Add(1)
+	s.markDirty()
 	s.bBytes += need
 	s.bPut += t.wrote // the room counts the pages an Update may copy; the batch's size, what it put
 	s.measureRoom()
@@ -200,7 +199,7 @@ func (s *Store) commitDurable(t *Tx, wasDirty bool) error {
 			return fmt.Errorf("store: redo an update: %w", err)
 		}
 	}
-	s.bDirty = true
+	s.markDirty()
 	// Only now: the commit of the batch before fn (above) rewrote the keep file
 	// without fn's credentials and cleared credsChanged; this commit holds them.
 	s.credsChanged = s.credsChanged || t.credsChanged
