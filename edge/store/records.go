@@ -55,6 +55,12 @@ func (t *Tx) put(b Bucket, key, val []byte) error {
 			return fmt.Errorf("store: %s %q: %w", b, key, err)
 		}
 	}
+	return t.putUnchecked(b, key, val)
+}
+
+// putUnchecked is put without the bucket's check, for bytes that pass it by
+// construction.
+func (t *Tx) putUnchecked(b Bucket, key, val []byte) error {
 	t.bucket(b)
 	return t.rawPut(string(b), key, val)
 }

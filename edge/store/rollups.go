@@ -56,8 +56,7 @@ func (t *Tx) PutDay(d *Day) error {
 	// The rollups bucket's check (checkJSONValue: JSON in valid UTF-8) is what
 	// json.Marshal writes by construction: not run again on each Day (15 a second
 	// at 30 devices, a json.Valid each).
-	t.bucket(Rollups)
-	return t.rawPut(string(Rollups), dayKey(d.Key()), v)
+	return t.putUnchecked(Rollups, dayKey(d.Key()), v)
 }
 
 // Days calls fn for every Day dated from from to to (YYYY-MM-DD, inclusive), in
