@@ -382,7 +382,7 @@ func (l *Log) startSegment() (int64, error) {
 		if f, err = l.fs.OpenFile(src, os.O_RDWR, 0); err != nil {
 			return wrote, l.fail(fmt.Errorf("wal: open %s: %w", src, err))
 		}
-		block = int64(cmp.Or(l.opts.BlockSize, PageSize))
+		block = l.pagedBlock()
 		encodeHeader(hdr, index, l.opts.SegmentSize, block)
 		_, err = f.WriteAt(hdr, 0)
 	}
@@ -421,7 +421,7 @@ func (l *Log) forAppend(f File, path string) (File, int64, error) {
 		openDirect(string) (File, int, error)
 	})
 	if !ok {
-		return f, int64(cmp.Or(want, PageSize)), nil
+		return f, l.pagedBlock(), nil
 	}
 	df, unit, err := d.openDirect(path)
 	if err != nil {
@@ -432,11 +432,15 @@ func (l *Log) forAppend(f File, path string) (File, int64, error) {
 		if df != nil {
 			_ = df.Close()
 		}
-		return f, int64(cmp.Or(want, PageSize)), nil
+		return f, l.pagedBlock(), nil
 	}
 	_ = f.Close()
 	return df, int64(cmp.Or(want, unit)), nil
 }
+
+// pagedBlock is the block size of a segment written through the page cache:
+// Options.BlockSize, or a page.
+func (l *Log) pagedBlock() int64 { return int64(cmp.Or(l.opts.BlockSize, PageSize)) }
 
 // zeroFilled creates a segment file at path with every block written (zeros) and
 // synced: later writes into it change no file metadata.
