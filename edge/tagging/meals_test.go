@@ -81,17 +81,7 @@ func TestDinnerIsNotASnackOrDrink(t *testing.T) {
 		}
 	}
 	rep := DetectMeals(b.days(), at(28, 0, 0), time.UTC)
-	got := rep.Meals[Dinner].Dates
-	for d := range want {
-		if _, ok := got[d]; !ok {
-			t.Errorf("%s: dinner not found", d)
-		}
-	}
-	for d, s := range got {
-		if !want[d] {
-			t.Errorf("%s: the burst at %02d:%02d was counted as dinner", d, s/60, s%60)
-		}
-	}
+	checkDates(t, rep.Meals[Dinner].Dates, want, "dinner not found", "the burst was counted as dinner")
 	if rep.Mode != "cooking" {
 		t.Errorf("mode %q, want cooking (an oven)", rep.Mode)
 	}
@@ -363,17 +353,8 @@ func TestDinnerFromSeveralCupboards(t *testing.T) {
 			}
 		}
 	}
-	got := DetectMeals(b.days(), at(28, 0, 0), time.UTC).Meals[Dinner].Dates
-	for d := range want {
-		if _, ok := got[d]; !ok {
-			t.Errorf("%s: the cupboards-only dinner was not found", d)
-		}
-	}
-	for d := range got {
-		if !want[d] {
-			t.Errorf("%s: one cupboard opened again and again was counted as dinner", d)
-		}
-	}
+	checkDates(t, DetectMeals(b.days(), at(28, 0, 0), time.UTC).Meals[Dinner].Dates, want,
+		"the cupboards-only dinner was not found", "one cupboard opened again and again was counted as dinner")
 }
 
 // Coming home and putting things away (the front door, then the fridge, a cupboard
@@ -405,15 +386,23 @@ func TestComingHomeIsNotAMeal(t *testing.T) {
 			want[date(i)] = true
 		}
 	}
-	got := DetectMeals(b.days(), at(28, 0, 0), time.UTC).Meals[Dinner].Dates
+	checkDates(t, DetectMeals(b.days(), at(28, 0, 0), time.UTC).Meals[Dinner].Dates, want,
+		"dinner not found", "coming home at 19:00 was counted as dinner")
+}
+
+// checkDates compares the dates a meal was found on (got: date → the minute its
+// episode started) with the dates wanted: a wanted date not found is reported with
+// missed, a date found but not wanted with extra and its episode's time.
+func checkDates(t *testing.T, got map[string]int, want map[string]bool, missed, extra string) {
+	t.Helper()
 	for d := range want {
 		if _, ok := got[d]; !ok {
-			t.Errorf("%s: dinner not found", d)
+			t.Errorf("%s: %s", d, missed)
 		}
 	}
 	for d, s := range got {
 		if !want[d] {
-			t.Errorf("%s: coming home at 19:00 (episode at %02d:%02d) was counted as dinner", d, s/60, s%60)
+			t.Errorf("%s: %s (episode at %02d:%02d)", d, extra, s/60, s%60)
 		}
 	}
 }

@@ -241,34 +241,46 @@ func ovenStepper(t *testing.T, st *store.Store, b *Builder) func(at time.Time, v
 	}
 }
 
-// A day closes only once the device's clock is the grace past its end: a reading for
-// it that arrives a little late is in its summary.
-func TestDayCloseGrace(t *testing.T) {
+// graceRig is a store and a Builder with a 2-hour close grace, an oven that reported
+// at 20:00 on day and at 01:00 the next day (within the grace), and the stepper
+// that commits its readings and runs a pass. The store closes with the test.
+func graceRig(t *testing.T) (*store.Store, *Builder, func(time.Time, float64), time.Time) {
+	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "h.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	b := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true}, CloseGrace: 2 * time.Hour, Now: lastHeard(st)})
 	day := time.Date(2026, 5, 4, 0, 0, 0, 0, time.UTC)
 	commit := ovenStepper(t, st, b)
 	commit(day.Add(20*time.Hour), 1)
 	commit(day.Add(25*time.Hour), 0) // 01:00 the next day: within the grace
-	days := func() []map[string]any {
-		var out []map[string]any
-		for _, m := range outbox(t, st) {
-			if m["type"] == "device_day" {
-				out = append(out, m)
-			}
+	return st, b, commit, day
+}
+
+// deviceDays is the device_day summaries in st's outbox, in order.
+func deviceDays(t *testing.T, st *store.Store) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, m := range outbox(t, st) {
+		if m["type"] == "device_day" {
+			out = append(out, m)
 		}
-		return out
 	}
-	if n := len(days()); n != 0 {
+	return out
+}
+
+// A day closes only once the device's clock is the grace past its end: a reading for
+// it that arrives a little late is in its summary.
+func TestDayCloseGrace(t *testing.T) {
+	st, _, commit, day := graceRig(t)
+	if n := len(deviceDays(t, st)); n != 0 {
 		t.Fatalf("the day was summarised %d time(s) inside the grace", n)
 	}
 	commit(day.Add(23*time.Hour), 1) // late, for the first day
 	commit(day.Add(27*time.Hour), 0) // 03:00: past the grace
-	msgs := days()
+	msgs := deviceDays(t, st)
 	if len(msgs) != 1 || msgs[0]["date"] != "2026-05-04" {
 		t.Fatalf("outbox: %v", msgs)
 	}
@@ -341,13 +353,7 @@ func TestDayCloseSpread(t *testing.T) {
 	step := ovenStepper(t, st, b)
 	commit := func(at time.Time) int {
 		step(at, 1)
-		n := 0
-		for _, m := range outbox(t, st) {
-			if m["type"] == "device_day" {
-				n++
-			}
-		}
-		return n
+		return len(deviceDays(t, st))
 	}
 	commit(day.Add(20 * time.Hour))
 	if n := commit(day.Add(24*time.Hour + grace + off - time.Minute)); n != 0 {
@@ -374,16 +380,7 @@ func TestDayCloseSpread(t *testing.T) {
 // open ones after it: decoding every device's open days each pass was most of its
 // work (15 days a second at 30 devices and a pass every 2s).
 func TestOpenDaysAreNotRead(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "h.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	b := NewBuilder(st, &Options{Consent: privacy.Consent{Usage: true}, CloseGrace: 2 * time.Hour, Now: lastHeard(st)})
-	day := time.Date(2026, 5, 4, 0, 0, 0, 0, time.UTC)
-	commit := ovenStepper(t, st, b)
-	commit(day.Add(20*time.Hour), 1)
-	commit(day.Add(25*time.Hour), 0) // 01:00 the next day: within the grace
+	st, b, commit, day := graceRig(t)
 	b.daysRead = 0
 	commit(day.Add(25*time.Hour+30*time.Minute), 1) // 01:30: the grace is not over yet
 	if b.daysRead != 0 {
@@ -394,10 +391,8 @@ func TestOpenDaysAreNotRead(t *testing.T) {
 		t.Fatalf("the pass that closed one day read %d days, want that one (not the open one)", b.daysRead)
 	}
 	var dates []any
-	for _, m := range outbox(t, st) {
-		if m["type"] == "device_day" {
-			dates = append(dates, m["date"])
-		}
+	for _, m := range deviceDays(t, st) {
+		dates = append(dates, m["date"])
 	}
 	if len(dates) != 1 || dates[0] != "2026-05-04" {
 		t.Fatalf("device days in the outbox: %v, want 2026-05-04", dates)
