@@ -16,8 +16,9 @@ import (
 // a TLB shoot-down on every CPU running the process — and the pages in use are
 // faulted in again right after: at a household's ten readings a second, releasing
 // every 250 ms was a sixth of the agent's CPU (a 80 s profile of bench-flash's
-// load: 80 of 460 ms) for pages that were back within milliseconds. So the stage looks every 250 ms at the process's file-backed
-// resident set (/proc/self/statm, one read) and releases only once it has grown by
+// load: 80 of 460 ms) for pages that were back within milliseconds. So the stage
+// looks every 250 ms at the process's file-backed resident set (/proc/self/statm,
+// one read) and releases only once it has grown by
 // releaseGrowth since the last release: RSS stays within that of where a release
 // leaves it, as before within what 250 ms of reading touched. And it looks only
 // after the store was touched (store.Touched: a transaction, the applier, a

@@ -34,8 +34,9 @@ import (
 //     or dinner episode is meal-like at MealStrength: the fridge and the cooker; the
 //     fridge, a cupboard and some minutes; two cupboards and some minutes; the fridge
 //     twice over some minutes. Putting the shopping away, a drink or a glass is not
-//     (with the fridge alone the shopping cannot be told from a quick dinner). A breakfast is quick: it needs BreakfastStrength (the fridge and the
-//     kettle, or a cupboard). In a home with the fridge alone the evidence a
+//     (with the fridge alone the shopping cannot be told from a quick dinner). A
+//     breakfast is quick: it needs BreakfastStrength (the fridge and the kettle, or a
+//     cupboard). In a home with the fridge alone the evidence a
 //     cupboard or cooker would add cannot be seen, and the threshold is lower by it:
 //     FridgeOnlyBreakfastStrength (the morning's first fridge use) and
 //     FridgeOnlyDinnerStrength (two fridge uses in one episode); lunch keeps
