@@ -353,7 +353,9 @@ func flashTable(w io.Writer, rows []flashRow) {
 // mosquitto with persistence on, then against hearth on a fresh data directory;
 // after the first config's load each broker also idles for o.idle. Then it prints
 // one Markdown table of them all.
-func runFlash(w io.Writer, hearthBin, mosqBin, dir string, o loadOpts, maxDelay *time.Duration, configs []string) error {
+// With bare set it also runs the load once on a bare mochi-mqtt broker (nothing
+// stored): the CPU floor of the library hearth's broker is built on, at this load.
+func runFlash(w io.Writer, hearthBin, mosqBin, dir string, o loadOpts, maxDelay *time.Duration, bare bool, configs []string) error {
 	if len(configs) == 0 {
 		configs = []string{"default"}
 	}
@@ -380,13 +382,16 @@ func runFlash(w io.Writer, hearthBin, mosqBin, dir string, o loadOpts, maxDelay 
 			oc.idle = 0
 		}
 		fmt.Fprintf(w, "[%d/%d] %s\n", i+1, len(configs), c)
-		mq, err := runMosquitto(mosqBin, dir, true, oc)
-		if err != nil {
-			return fmt.Errorf("mosquitto beside %s: %w", c, err)
+		var mq result
+		if mosqBin != "" {
+			var err error
+			if mq, err = runMosquitto(mosqBin, dir, true, oc); err != nil {
+				return fmt.Errorf("mosquitto beside %s: %w", c, err)
+			}
+			mq.print()
+			mq.printFlash(w, dev)
+			mqRows = append(mqRows, flashRow{run: "mosquitto, persistence on (beside " + c + ")", readings: mq.msgs, p99: mq.pct(0.99), store: -1, use: mq.use})
 		}
-		mq.print()
-		mq.printFlash(w, dev)
-		mqRows = append(mqRows, flashRow{run: "mosquitto, persistence on (beside " + c + ")", readings: mq.msgs, p99: mq.pct(0.99), store: -1, use: mq.use})
 		hdir, err := os.MkdirTemp(dir, "hearth-")
 		if err != nil {
 			return err
@@ -408,7 +413,21 @@ func runFlash(w io.Writer, hearthBin, mosqBin, dir string, o loadOpts, maxDelay 
 			mqIdle = append(mqIdle, flashRow{run: fmt.Sprintf("mosquitto idle %s", mq.idle.elapsed.Round(time.Second)), store: -1, use: *mq.idle})
 		}
 	}
+	var mochiRows []flashRow
+	if bare {
+		fmt.Fprintln(w, "[bare mochi-mqtt]")
+		mo, err := runMochi(o)
+		if err != nil {
+			return fmt.Errorf("bare mochi: %w", err)
+		}
+		mo.print()
+		mo.printFlash(w, dev)
+		mochiRows = append(mochiRows, flashRow{run: "bare mochi-mqtt, nothing stored", readings: mo.msgs, p99: mo.pct(0.99), store: -1, use: mo.use})
+		if mo.idle != nil {
+			mochiRows = append(mochiRows, flashRow{run: fmt.Sprintf("bare mochi-mqtt idle %s", mo.idle.elapsed.Round(time.Second)), store: -1, use: *mo.idle})
+		}
+	}
 	fmt.Fprintf(w, "\n%s; device: %s (its counter is device-wide: every process's writes)\n\n", o.describe(), dev)
-	flashTable(w, slices.Concat(rows, idleRows, mqRows, mqIdle))
+	flashTable(w, slices.Concat(rows, idleRows, mqRows, mqIdle, mochiRows))
 	return nil
 }

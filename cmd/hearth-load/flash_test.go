@@ -123,7 +123,7 @@ func TestStoreConfigRefused(t *testing.T) {
 // A bad config is refused before any run starts (the binaries do not exist here).
 func TestRunFlashRefusesBadConfigFirst(t *testing.T) {
 	o := loadOpts{pubs: 1, msgs: 1, inflight: 1, pace: household}
-	err := runFlash(io.Discard, "/nonexistent/hearth", "/nonexistent/mosquitto", t.TempDir(), o, nil, []string{"default", "commit_pace 1s"})
+	err := runFlash(io.Discard, "/nonexistent/hearth", "/nonexistent/mosquitto", t.TempDir(), o, nil, false, []string{"default", "commit_pace 1s"})
 	if err == nil || !strings.Contains(err.Error(), "commit_pace 1s") {
 		t.Fatalf("runFlash = %v, want the bad config named", err)
 	}

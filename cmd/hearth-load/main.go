@@ -96,7 +96,7 @@ func (r result) print() {
 
 func run() error {
 	hearthBin := flag.String("hearth", "bin/hearth", "the hearth binary")
-	mosqBin := flag.String("mosquitto", "/usr/sbin/mosquitto", "the mosquitto binary")
+	mosqBin := flag.String("mosquitto", "/usr/sbin/mosquitto", "the mosquitto binary (-mode flash: empty runs no mosquitto beside hearth)")
 	pubs := flag.Int("publishers", 4, "publishers (one device each)")
 	msgs := flag.Int("messages", 25000, "messages per publisher")
 	inflight := flag.Int("inflight", 32, "QoS 1 publishes in flight per publisher")
@@ -165,7 +165,7 @@ func run() error {
 	o := loadOpts{pubs: *pubs, msgs: *msgs, inflight: *inflight, pace: pacing{rate: *rate, jitter: *jitter, seed: *seed},
 		idle: *idle, statPath: blockStat(dir)}
 	if *mode == "flash" {
-		return runFlash(os.Stdout, *hearthBin, *mosqBin, dir, o, storeMaxDelay, flag.Args())
+		return runFlash(os.Stdout, *hearthBin, *mosqBin, dir, o, storeMaxDelay, *bare, flag.Args())
 	}
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q (store configs are for -mode flash)", flag.Args())

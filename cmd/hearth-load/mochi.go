@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 
 	"os"
 	"os/exec"
@@ -28,8 +29,10 @@ func serveMochi(addr string, inflight int) error {
 	caps.MaximumClientWritesPending = 64
 	caps.MaximumQos = 1
 	caps.RetainAvailable = 0
+	// The $SYS refresh is off, as in edge/broker (a wake-up and a stop of the world
+	// every second, which no client of hearth can read).
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		ClientNetWriteBufferSize: 2048, ClientNetReadBufferSize: 2048})
+		ClientNetWriteBufferSize: 2048, ClientNetReadBufferSize: 2048, SysTopicResendInterval: math.MaxInt64 / int64(time.Second)})
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		return err
 	}
