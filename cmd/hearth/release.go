@@ -17,35 +17,48 @@ import (
 // faulted in again right after: at a household's ten readings a second, releasing
 // every 250 ms was a sixth of the agent's CPU (a 80 s profile of bench-flash's
 // load: 80 of 460 ms) for pages that were back within milliseconds. So the stage
-// looks every 250 ms at the process's file-backed resident set (/proc/self/statm,
-// one read) and releases only once it has grown by
-// releaseGrowth since the last release: RSS stays within that of where a release
-// leaves it, as before within what 250 ms of reading touched. And it looks only
-// after the store was touched (store.Touched: a transaction, the applier, a
-// commit) since its last look: an idle hub is not woken four times a second.
+// looks at the process's file-backed resident set (/proc/self/statm, one read) and
+// releases only once it has grown by releaseGrowth since the last release: RSS stays
+// within that of where a release leaves it.
+//
+// It looks only after the store was touched (store.Touched: a transaction, the
+// applier, a commit), and then at once, in the wake-up that touched the store: at
+// a household's load a wake-up of its own costs more than the look (the Go runtime's
+// scheduler and sysmon wake with it; two of them after each commit were a fifth of
+// the process's context switches). Looks are at least releaseGap apart: a touch
+// sooner is looked at on the first touch releaseGap after the last look, or after
+// releaseLate if none comes — so an idle hub is never woken, a busy one only by the
+// store, and the last touch before a quiet spell is looked at within releaseLate.
 
 // releaseGrowth is the growth of the shared resident set that triggers a release.
 const releaseGrowth = 1 << 20
 
-// releaseTick is the time from the store being touched to the next look.
-const releaseTick = 250 * time.Millisecond
+// releaseGap is the least time between two looks.
+const releaseGap = 250 * time.Millisecond
+
+// releaseLate is the longest a touch waits to be looked at when no other touch
+// follows it: long enough that at a household's load the next commit (every second
+// or so) comes first.
+const releaseLate = 5 * time.Second
 
 // pageReleaser is the release-pages stage.
 type pageReleaser struct {
+	now     func() time.Time                     // time.Now (tests: a hand-driven clock)
 	after   func(time.Duration) <-chan time.Time // time.After (tests: a hand-driven clock)
 	release func() error                         // store.ReleaseMapped
 	shared  func() (int64, bool)                 // shared resident bytes of the process; false: unknown (release every step)
 	base    int64                                // shared resident bytes after the last release (the lowest since)
 	done    bool                                 // a release has been made
+	looked  time.Time                            // the last look
 }
 
 func newPageReleaser(release func() error) *pageReleaser {
-	return &pageReleaser{release: release, shared: statmShared(), after: time.After}
+	return &pageReleaser{release: release, shared: statmShared(), now: time.Now, after: time.After}
 }
 
-// run is the release-pages stage: once touched says the store was used since the
-// last look, it waits releaseTick and looks (step); while nothing touches the store,
-// it sleeps.
+// run is the release-pages stage: it looks (step) on a touch at least releaseGap
+// after its last look; a touch sooner is looked at on the first touch after that,
+// or releaseLate after it came. While nothing touches the store, it sleeps.
 func (r *pageReleaser) run(ctx context.Context, touched <-chan struct{}, rep *supervise.Reporter) error {
 	rep.OK()
 	for {
@@ -54,11 +67,23 @@ func (r *pageReleaser) run(ctx context.Context, touched <-chan struct{}, rep *su
 			return nil
 		case <-touched:
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-r.after(releaseTick):
+		if due := r.looked.Add(releaseGap); r.now().Before(due) {
+			late := r.after(releaseLate)
+		wait:
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-late:
+					break wait
+				case <-touched:
+					if !r.now().Before(due) {
+						break wait
+					}
+				}
+			}
 		}
+		r.looked = r.now()
 		if err := r.step(ctx); err != nil {
 			rep.Fail(err)
 		} else {

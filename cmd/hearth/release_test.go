@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,19 +44,23 @@ func TestPageReleaserOnlyOnGrowth(t *testing.T) {
 	step(5, "size unknown, again")
 }
 
-// The stage looks only after the store was touched since its last look: each touch
-// is one wait of releaseTick and one look; with no touch it does not wake.
-func TestPageReleaserSleepsUntilTouched(t *testing.T) {
-	touched := make(chan struct{}, 1)
-	waits := make(chan chan time.Time, 10)
+// The stage looks in the wake-up that touched the store, never on a timer of its own
+// while touches come at least releaseGap apart; a touch sooner is looked at on the
+// first touch releaseGap after the last look, or after releaseLate when none comes.
+func TestPageReleaserLooksWhenTouched(t *testing.T) {
+	touched := make(chan struct{}) // unbuffered: a send returns once the stage has it
+	var clock atomic.Int64         // the hand-driven time, in ms
+	clocked := make(chan struct{}, 100)
+	afters := make(chan chan time.Time, 10)
 	looked := make(chan struct{}, 10)
 	r := &pageReleaser{release: func() error { looked <- struct{}{}; return nil }, shared: func() (int64, bool) { return 0, false },
+		now: func() time.Time { clocked <- struct{}{}; return time.UnixMilli(clock.Load()) },
 		after: func(d time.Duration) <-chan time.Time {
-			if d != releaseTick {
-				t.Errorf("waits %s, want %s", d, releaseTick)
+			if d != releaseLate {
+				t.Errorf("waits %s, want %s", d, releaseLate)
 			}
 			c := make(chan time.Time, 1)
-			waits <- c
+			afters <- c
 			return c
 		}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -62,17 +68,54 @@ func TestPageReleaserSleepsUntilTouched(t *testing.T) {
 	g.Go("release-pages", func(ctx context.Context, rep *supervise.Reporter) error { return r.run(ctx, touched, rep) })
 	defer g.Stop()
 	defer cancel()
-	for i := range 3 {
-		touched <- struct{}{}
-		w := <-waits // it waits releaseTick after the touch ...
-		if len(looked) != 0 {
-			t.Fatalf("touch %d: looked before the wait was over", i)
+	drain := func() {
+		for len(clocked) > 0 {
+			<-clocked
 		}
-		w <- time.Now()
-		<-looked // ... then looks
 	}
-	// Every wait came from a touch: three touches, three waits, three looks.
-	if len(waits) != 0 || len(looked) != 0 {
-		t.Fatalf("%d more waits and %d more looks than touches", len(waits), len(looked))
+	touch := func(ms int64) { clock.Store(ms); touched <- struct{}{} }
+	look := func(why string) {
+		t.Helper()
+		<-looked
+		drain() // every clock reading of this touch came before the look
+		if len(afters) != 0 {
+			t.Fatalf("%s: looked, and waited on a timer too", why)
+		}
+	}
+	notYet := func(why string) {
+		t.Helper()
+		<-clocked // the stage read the clock for this touch ...
+		if len(looked) != 0 {
+			t.Fatalf("%s: looked %d times, want none", why, len(looked))
+		}
+	}
+
+	// Touches releaseGap apart or more: each is looked at at once, and no timer waits.
+	for i, ms := range []int64{1000, 1250, 2000, 9000} {
+		touch(ms)
+		look(fmt.Sprintf("touch %d at %d ms", i, ms))
+	}
+	// A touch 100 ms after the last look waits, on a timer of releaseLate ...
+	touch(9100)
+	late := <-afters
+	notYet("a touch 100 ms after the last look")
+	drain()
+	// ... a touch 200 ms after it still waits, and no second timer is made ...
+	touch(9200)
+	notYet("a touch 200 ms after the last look")
+	// ... and the first touch releaseGap after the last look is looked at: the timer is
+	// not waited out.
+	touch(9250)
+	look("the first touch releaseGap after the last look")
+
+	// With no touch after it, a touch sooner than releaseGap is looked at when the
+	// timer ends.
+	touch(9300)
+	late = <-afters
+	notYet("a touch 50 ms after the last look")
+	late <- time.Now()
+	look("the timer of releaseLate after an early touch")
+	if len(afters) != 0 || len(looked) != 0 {
+		t.Fatalf("%d more timers and %d more looks than expected", len(afters), len(looked))
 	}
 }

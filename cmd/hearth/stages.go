@@ -55,8 +55,8 @@ func (a *agent) startStages() {
 		})
 	})
 	p.Every("retention", time.Minute, func(context.Context) error { return a.st.Maintain(time.Now()) })
-	// Looks 250ms after the store was used, releases once the resident set has grown
-	// (release.go).
+	// Looks when the store was used (at most every 250ms, in the same wake-up),
+	// releases once the resident set has grown (release.go).
 	rel := newPageReleaser(a.st.ReleaseMapped)
 	p.Go("release-pages", func(ctx context.Context, r *supervise.Reporter) error { return rel.run(ctx, a.st.Touched(), r) })
 	p.Every("audit-retention", time.Minute, a.expireAudit) // privacy.go
