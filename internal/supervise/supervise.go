@@ -210,9 +210,16 @@ func (g *Group) call(fn func(context.Context, *Reporter) error, r *Reporter) (er
 // Every calls step as the stage name every interval until the group stops. A step's
 // error is recorded (Fail) and the next step runs at the next interval; a nil error
 // is a success (OK). A panicking step is recorded as failed and the stage restarted.
+//
+// Steps fall on a grid shared by every stage in the process (nextStep): stages whose
+// intervals divide one another (2s, 5s, 10s, 1m) step in the same wake-up. At a hub's
+// rates a wake-up costs more than most steps — the Go runtime's scheduler and sysmon
+// wake with it — so the agent's periodic stages, on tickers started a few
+// microseconds apart, were woken separately for nothing. A step that overruns a grid
+// instant is followed at once by the next step, as with a ticker.
 func (g *Group) Every(name string, interval time.Duration, step func(ctx context.Context) error) {
 	g.Go(name, func(ctx context.Context, r *Reporter) error {
-		t := time.NewTicker(interval)
+		t := time.NewTimer(nextStep(time.Now(), interval))
 		defer t.Stop()
 		for {
 			select {
@@ -220,6 +227,7 @@ func (g *Group) Every(name string, interval time.Duration, step func(ctx context
 				return nil
 			case <-t.C:
 			}
+			t.Reset(nextStep(time.Now(), interval))
 			if err := step(ctx); err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -230,6 +238,16 @@ func (g *Group) Every(name string, interval time.Duration, step func(ctx context
 			r.OK()
 		}
 	})
+}
+
+// nextStep is the time from now to the next multiple of interval since the Unix
+// epoch (by the wall clock): in (0, interval], the same instant for every stage
+// whose interval divides another's.
+func nextStep(now time.Time, interval time.Duration) time.Duration {
+	if interval <= 0 {
+		panic("supervise: non-positive interval for Every") // as time.NewTicker: the stage fails and is restarted
+	}
+	return now.Truncate(interval).Add(interval).Sub(now)
 }
 
 // Stop cancels every stage and waits for them to return.

@@ -118,3 +118,36 @@ func TestStageNamesAreUnique(t *testing.T) {
 	}()
 	g.Go("a", func(ctx context.Context, _ *Reporter) error { return nil })
 }
+
+// Every stage steps on one grid: the next multiple of its interval since the epoch,
+// so that stages whose intervals divide one another step at the same instant (one
+// wake-up of the process, not one each).
+func TestStepsFallOnOneGrid(t *testing.T) {
+	base := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		now      time.Duration // after base
+		interval time.Duration
+		want     time.Duration // after base
+	}{
+		{0, 2 * time.Second, 2 * time.Second},                                 // on the grid: the next instant, never now
+		{1, 2 * time.Second, 2 * time.Second},                                 // just after
+		{1999 * time.Millisecond, 2 * time.Second, 2 * time.Second},           // just before
+		{2 * time.Second, 2 * time.Second, 4 * time.Second},                   // on the next
+		{3 * time.Second, 5 * time.Second, 5 * time.Second},                   // another interval
+		{7 * time.Second, 5 * time.Second, 10 * time.Second},                  //
+		{7 * time.Second, 10 * time.Second, 10 * time.Second},                 // the 2s, 5s and 10s stages meet at 10s
+		{9*time.Second + 1, 2 * time.Second, 10 * time.Second},                //
+		{59 * time.Second, time.Minute, time.Minute},                          // a minute stage meets them at the minute
+		{59*time.Second + 500*time.Millisecond, 2 * time.Second, time.Minute}, //
+	} {
+		now := base.Add(c.now)
+		if got := now.Add(nextStep(now, c.interval)); !got.Equal(base.Add(c.want)) {
+			t.Errorf("nextStep(base+%s, %s): step at base+%s, want base+%s", c.now, c.interval, got.Sub(base), c.want)
+		}
+	}
+	// Two stages started apart wait for the same instant.
+	a, b := base.Add(300*time.Millisecond), base.Add(1700*time.Millisecond)
+	if !a.Add(nextStep(a, 2*time.Second)).Equal(b.Add(nextStep(b, 2*time.Second))) {
+		t.Error("two 2s stages started 1.4s apart step at different instants")
+	}
+}
