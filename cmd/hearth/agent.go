@@ -33,6 +33,7 @@ import (
 	"github.com/hearth-iot/hearth/edge/tagging"
 	"github.com/hearth-iot/hearth/internal/admin"
 	"github.com/hearth-iot/hearth/internal/config"
+	"github.com/hearth-iot/hearth/internal/procs"
 	"github.com/hearth-iot/hearth/internal/supervise"
 	"github.com/hearth-iot/hearth/sync/outbox"
 	"github.com/hearth-iot/hearth/sync/privacy"
@@ -105,6 +106,7 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 
 // agent is the whole graph of one running hearth.
 type agent struct {
+	gov     *procs.Governor // GOMAXPROCS from the rate of readings (nil: left to the runtime)
 	cfg     config.Config
 	log     *slog.Logger
 	out     io.Writer
@@ -198,11 +200,15 @@ func newAgent(cfg config.Config, log *slog.Logger, out io.Writer) (_ *agent, err
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	loc := cfg.Location()
 	consent := initialConsent(cfg)
+	// One CPU at household rates, every CPU in a burst (cpu.burst_rate), following the
+	// rate the store commits.
+	a.gov = procs.New(procs.Options{BurstRate: cfg.CPU.BurstRate, Hold: procs.DefaultOptions().Hold})
+	undo = append(undo, a.gov.Close)
 	a.openPipe = func() (*pipeline.Pipeline, error) {
 		return pipeline.Open(filepath.Join(cfg.DataDir, cfg.Store.File), pipeline.Options{
 			Location: loc, Rules: rules, Logger: log, Registerer: a.reg,
 			Store: store.Options{MaxBatch: cfg.Store.MaxBatch, MaxDelay: cfg.Store.MaxDelay.D(), CommitPace: cfg.Store.CommitPace.D(), FlashBudget: cfg.Store.FlashBudget,
-				QueueLen: cfg.Store.QueueLen, QuotaBytes: cfg.Store.QuotaBytes, MaxAge: cfg.Store.MaxAge.D()},
+				QueueLen: cfg.Store.QueueLen, QuotaBytes: cfg.Store.QuotaBytes, MaxAge: cfg.Store.MaxAge.D(), OnCommit: a.gov.Observe},
 			Ingest:  ingest.Options{MaxSkew: cfg.Ingest.MaxClockSkew.D()},
 			Tagging: tagging.Options{Consent: a.mayCompute, PeakHours: [2]int{cfg.Tagging.PeakHours[0], cfg.Tagging.PeakHours[1]}},
 		})
@@ -471,6 +477,7 @@ func (a *agent) shutdown() error {
 	if err := a.st.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("store: %w", err))
 	}
+	a.gov.Close()
 	a.log.Info("stopped", "uptime", time.Since(a.started).Round(time.Second))
 	return errors.Join(errs...)
 }

@@ -33,6 +33,9 @@ var waitFor = poll.Until
 
 func testConfig(t testing.TB) config.Config {
 	cfg := config.Default()
+	// The test process's GOMAXPROCS is left alone: agents run side by side here, and
+	// internal/procs is tested on its own.
+	cfg.CPU.BurstRate = 0
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
 	cfg.Timezone = "UTC"
 	cfg.Broker.Listen = "127.0.0.1:0"

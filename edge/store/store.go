@@ -61,6 +61,10 @@ var (
 type Options struct {
 	// MaxBatch is the most readings in one group commit (default 2000).
 	MaxBatch int
+	// OnCommit, if set, is called by the writer after each group commit with the
+	// time and the readings the group held (the agent's procs.Governor follows the
+	// rate with it). It must return quickly: the next group waits for it.
+	OnCommit func(now time.Time, readings int)
 	// FlashBudget is the bytes a day the store may write to its disk (0, the
 	// default, or negative: off). The writer holds to it by widening its
 	// group-commit window, up to MaxDelay (flash.go). DefaultOptions holds

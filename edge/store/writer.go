@@ -101,6 +101,9 @@ func (s *Store) writer() {
 		}
 		lastStart = s.clock.Now()
 		s.logGroup(batch)
+		if s.opts.OnCommit != nil {
+			s.opts.OnCommit(s.clock.Now(), n)
+		}
 	}
 }
 

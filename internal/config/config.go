@@ -34,6 +34,7 @@ import (
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/tagging"
 	"github.com/hearth-iot/hearth/internal/admin"
+	"github.com/hearth-iot/hearth/internal/procs"
 	"github.com/hearth-iot/hearth/internal/supervise"
 )
 
@@ -87,6 +88,7 @@ type Config struct {
 	Sim             Sim          `yaml:"sim"`
 	Report          Report       `yaml:"report"`
 	Stages          Stages       `yaml:"stages"`
+	CPU             CPU          `yaml:"cpu"`
 	Serial          []SerialPort `yaml:"serial"`
 	MQTT            MQTT         `yaml:"mqtt"`
 	HubSensors      []HubSensor  `yaml:"hub_sensors"`
@@ -194,6 +196,11 @@ type Report struct {
 	Interval Duration `yaml:"interval"`
 }
 
+// CPU is how many CPUs run the agent's Go code at once (internal/procs).
+type CPU struct {
+	BurstRate int `yaml:"burst_rate"`
+}
+
 // Stages tunes the supervision of the agent's stages (internal/supervise).
 type Stages struct {
 	RestartMin   Duration `yaml:"restart_min"`
@@ -233,6 +240,7 @@ func Default() Config {
 			Kinds: []string{}},
 		Report: Report{Interval: Duration(10 * time.Second)},
 		Stages: Stages{RestartMin: Duration(sv.RestartMin), RestartMax: Duration(sv.RestartMax), UnreadyAfter: 3},
+		CPU:    CPU{BurstRate: procs.DefaultOptions().BurstRate},
 		Serial: []SerialPort{},
 		MQTT:   DefaultMQTT(),
 
@@ -549,6 +557,9 @@ func (c *Config) validate(bad func(key, format string, a ...any)) {
 	}
 	if c.Stages.RestartMax < c.Stages.RestartMin || c.Stages.RestartMax > Duration(24*time.Hour) {
 		bad("stages.restart_max", "must be between stages.restart_min and 24h")
+	}
+	if c.CPU.BurstRate < 0 {
+		bad("cpu.burst_rate", "must not be negative (0 turns the choice off: every CPU throughout)")
 	}
 	if c.Stages.UnreadyAfter < 1 {
 		bad("stages.unready_after", "must be at least 1")

@@ -18,6 +18,7 @@ import (
 	"github.com/hearth-iot/hearth/edge/store"
 	"github.com/hearth-iot/hearth/edge/tagging"
 	"github.com/hearth-iot/hearth/internal/admin"
+	"github.com/hearth-iot/hearth/internal/procs"
 	"github.com/hearth-iot/hearth/internal/supervise"
 	"github.com/hearth-iot/hearth/sync/outbox"
 	"github.com/hearth-iot/hearth/sync/privacy"
@@ -53,6 +54,7 @@ func TestDefaultsAreTheComponents(t *testing.T) {
 		{"broker.max_topic_bytes", c.Broker.MaxTopicBytes, bo.MaxTopicBytes}, {"broker.max_subscriptions", c.Broker.MaxSubscriptions, bo.MaxSubscriptions},
 		{"tagging.peak_hours", [2]int{c.Tagging.PeakHours[0], c.Tagging.PeakHours[1]}, tagging.DefaultOptions().PeakHours},
 		{"stages.restart_min", c.Stages.RestartMin.D(), supervise.DefaultOptions().RestartMin},
+		{"cpu.burst_rate", c.CPU.BurstRate, procs.DefaultOptions().BurstRate},
 		{"sync.batch_age", c.Sync.BatchAge.D(), ob.BatchAge}, {"sync.retry.resume_spread", c.Sync.Retry.ResumeSpread.D(), ob.ResumeSpread},
 		{"sync.dead_letter_keep", c.Sync.DeadLetterKeep, ob.DeadLetterKeep}, {"sync.day_close_grace", c.Sync.DayCloseGrace.D(), sm.CloseGrace},
 		{"sync.day_close_spread", c.Sync.DayCloseSpread.D(), sm.CloseSpread},
