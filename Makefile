@@ -120,7 +120,8 @@ bench-footprint: build deps
 
 ## bench-flash: the household load (30 devices, one QoS 1 reading every 3 s each at random phases with jitter, one in
 ## flight, 120 s) against hearth for each store config of FLASH_CONFIGS ("default": none; "key: value; key: value"),
-## mosquitto with persistence on beside each, and FLASH_IDLE with no readings after the first; prints one Markdown
+## mosquitto with persistence on beside each, FLASH_IDLE with no readings after the first, and a bare mochi-mqtt broker
+## (nothing stored: the CPU floor of the library hearth's broker is built on) once at the end; prints one Markdown
 ## table: p99 PUBACK, readings per commit, bytes written per reading and per day, CPU (docs/performance.md)
 FLASH_CONFIGS ?= "default" "flash_budget: 134217728" "flash_budget: 1073741824" "flash_budget: 0"
 FLASH_IDLE    ?= 60s
